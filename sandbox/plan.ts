@@ -1,0 +1,52 @@
+/**
+ * The platform-neutral sandbox plan. One plan object is built per run; the
+ * Linux builder (`buildBwrapArgs(plan)`) and the macOS renderer
+ * (`renderSeatbeltProfile(plan)`) are both pure functions of it, so the two
+ * platforms cannot drift apart.
+ *
+ * @module
+ */
+
+/** How the sandboxed command reaches the network. */
+export type NetworkPlan =
+  | {
+    /** No network at all: an empty network namespace (Linux) or no outbound rule (macOS). */
+    readonly kind: "none";
+  }
+  | {
+    /** Only the proxy. */
+    readonly kind: "proxy";
+    /** Port of the HTTP proxy on the sandbox's loopback (127.0.0.1). */
+    readonly httpPort: number;
+    /** Port of the SOCKS5 proxy on the sandbox's loopback (127.0.0.1). */
+    readonly socksPort: number;
+    /** Linux: the launcher's unix socket that the bridge relays to (absolute). */
+    readonly proxySocket: string | null;
+  };
+
+/** Which unix sockets the command may connect to. */
+export type UnixSocketPlan =
+  | { readonly kind: "allowlist"; readonly paths: readonly string[] }
+  | { readonly kind: "all" };
+
+/** Everything the platform backends need to start one sandboxed command. */
+export interface SandboxPlan {
+  /** The command and its arguments; `argv[0]` is a name or path. */
+  readonly argv: readonly string[];
+  /** Working directory, absolute; writable inside the sandbox. */
+  readonly cwd: string;
+  /** The complete environment of the command (nothing else is inherited). */
+  readonly env: Readonly<Record<string, string>>;
+  /** Network access. */
+  readonly network: NetworkPlan;
+  /** Unix socket access. */
+  readonly unixSockets: UnixSocketPlan;
+  /** Writable paths besides `cwd` (absolute). */
+  readonly writable: readonly string[];
+  /** Paths hidden from the command (absolute). */
+  readonly denyRead: readonly string[];
+  /** Read-only bind mounts added on top of the root (absolute host path -> sandbox path), e.g. shims. */
+  readonly extraBinds: readonly { readonly source: string; readonly target: string }[];
+  /** The private temp dir of this run on the host (absolute). */
+  readonly runDir: string;
+}
