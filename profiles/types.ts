@@ -124,4 +124,9 @@ export interface EffectiveConfig {
   readonly execpolicy: ExecPolicyConfig | null;
   /** Config files read, in the order they were merged. */
   readonly files: readonly string[];
+  /** Where each scalar setting came from, by path (`network.mode` -> `flag:--mode`); unset paths are defaults. */
+  readonly sources: Readonly<Record<string, RuleSource>>;
+  /** Things the merge ignored on purpose (a user allow dropped by `managed_allowed_domains_only`, a looser
+   * value than a managed one), one sentence each, for `sandbox profile show` and stderr. */
+  readonly notices: readonly string[];
 }
