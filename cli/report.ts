@@ -1,0 +1,393 @@
+/**
+ * The end of a run: what the proxy blocked, said where people look.
+ *
+ * - stderr: one summary of the blocked hosts (host, port, reason, count),
+ *   nothing at all when nothing was blocked;
+ * - GitHub Actions (`GITHUB_ACTIONS=true`): a `::warning` annotation per
+ *   blocked host and a markdown table appended to `$GITHUB_STEP_SUMMARY`;
+ * - `--json`: one final JSON line on stdout (command, decision, exit code,
+ *   duration, blocked and allowed hosts with counts);
+ * - `--fail-on-block`: a zero exit becomes {@linkcode FAIL_ON_BLOCK_EXIT_CODE}
+ *   when anything was blocked.
+ *
+ * `cli/run.ts` calls {@linkcode reportRun} with the result of `runSandboxed()`.
+ *
+ * @module
+ */
+import { DENY_REASONS } from "../proxy/reasons.ts";
+
+/**
+ * Exit code of a run whose command exited 0 but during which the proxy
+ * blocked at least one connection, under `--fail-on-block`. Not 1 (the
+ * usual code of a failing command), not 2 (usage and config errors), not
+ * 126/127/128+N (launcher failures and signals), so a CI log reader can tell
+ * "the command passed, the policy did not" from "the command failed".
+ */
+export const FAIL_ON_BLOCK_EXIT_CODE = 3;
+
+/** The fields of a proxy decision (`DecisionEvent`) the report uses. */
+export interface ReportDecision {
+  /** The host as the client asked for it (normalized by the proxy). */
+  readonly host: string;
+  /** The destination port. */
+  readonly port: number;
+  /** `http`, `https-connect` or `socks5`. */
+  readonly protocol: string;
+  /** What the proxy decided. */
+  readonly decision: "allow" | "deny";
+  /** `allowed` or a deny reason of proxy/reasons.ts. */
+  readonly reason: string;
+}
+
+/** The fields of `RunResult` (sandbox/run.ts) the report uses. */
+export interface ReportableRun {
+  /** The command's exit code (128+N when killed by signal N). */
+  readonly exitCode: number;
+  /** The signal that ended the command, if any. */
+  readonly signal: string | null;
+  /** Wall time of the run in milliseconds. */
+  readonly durationMs: number;
+  /** Every decision the proxy made during the run, in order. */
+  readonly decisions: readonly ReportDecision[];
+  /** The execpolicy verdict; its `decision` is reported. */
+  readonly verdict?: { readonly decision: string } | null;
+}
+
+/** One blocked host, grouped by host and reason. */
+export interface BlockedHost {
+  /** The host. */
+  readonly host: string;
+  /** The deny reason. */
+  readonly reason: string;
+  /** Ports asked for, sorted. */
+  readonly ports: readonly number[];
+  /** How many connections or requests were refused. */
+  readonly count: number;
+}
+
+/** One allowed host. */
+export interface AllowedHost {
+  /** The host. */
+  readonly host: string;
+  /** Ports used, sorted. */
+  readonly ports: readonly number[];
+  /** Protocols used, sorted. */
+  readonly protocols: readonly string[];
+  /** How many connections or requests were allowed. */
+  readonly count: number;
+}
+
+/** Decisions grouped per host: what {@linkcode summarizeDecisions} returns. */
+export interface DecisionSummary {
+  /** Blocked hosts, sorted by host then reason. */
+  readonly blocked: readonly BlockedHost[];
+  /** Allowed hosts, sorted by host. */
+  readonly allowed: readonly AllowedHost[];
+}
+
+/**
+ * Groups decisions per host (and per reason for blocks). Pure.
+ *
+ * @example
+ * ```ts
+ * const { blocked } = summarizeDecisions([
+ *   { host: "b.test", port: 80, protocol: "http", decision: "deny", reason: "not_allowed" },
+ * ]);
+ * // blocked = [{ host: "b.test", reason: "not_allowed", ports: [80], count: 1 }]
+ * ```
+ */
+export function summarizeDecisions(decisions: readonly ReportDecision[]): DecisionSummary {
+  const blocked = new Map<
+    string,
+    { host: string; reason: string; ports: Set<number>; count: number }
+  >();
+  const allowed = new Map<
+    string,
+    { host: string; ports: Set<number>; protocols: Set<string>; count: number }
+  >();
+  for (const event of decisions) {
+    if (event.decision === "deny") {
+      const key = `${event.host}\u0000${event.reason}`;
+      const entry = blocked.get(key) ??
+        { host: event.host, reason: event.reason, ports: new Set<number>(), count: 0 };
+      entry.ports.add(event.port);
+      entry.count++;
+      blocked.set(key, entry);
+    } else {
+      const entry = allowed.get(event.host) ??
+        { host: event.host, ports: new Set<number>(), protocols: new Set<string>(), count: 0 };
+      entry.ports.add(event.port);
+      entry.protocols.add(event.protocol);
+      entry.count++;
+      allowed.set(event.host, entry);
+    }
+  }
+  const byNumber = (a: number, b: number) => a - b;
+  return {
+    blocked: [...blocked.values()]
+      .map((b) => ({
+        host: b.host,
+        reason: b.reason,
+        ports: [...b.ports].sort(byNumber),
+        count: b.count,
+      }))
+      .sort((a, b) => compareText(a.host, b.host) || compareText(a.reason, b.reason)),
+    allowed: [...allowed.values()]
+      .map((a) => ({
+        host: a.host,
+        ports: [...a.ports].sort(byNumber),
+        protocols: [...a.protocols].sort(),
+        count: a.count,
+      }))
+      .sort((a, b) => compareText(a.host, b.host)),
+  };
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The human sentence of a deny reason (falls back to the reason itself). */
+export function reasonMessage(reason: string): string {
+  return (DENY_REASONS as Record<string, { message: string } | undefined>)[reason]?.message ??
+    reason;
+}
+
+function describeCount(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+/** Options for {@linkcode renderBlockedSummary}. */
+export interface RenderBlockedSummaryOptions {
+  /** Prefix of the first line; `sandbox` unless set. */
+  readonly prefix?: string;
+}
+
+/**
+ * The stderr summary of blocked hosts, or `""` when nothing was blocked.
+ *
+ * @example
+ * ```ts
+ * renderBlockedSummary(summarizeDecisions(decisions).blocked);
+ * // sandbox: blocked 2 connections to 1 host:
+ * //   b.test:80  not_allowed: Domain not in allowlist  (2 times)
+ * // sandbox: to allow a host, add --allow HOST or "HOST" = "allow" under [permissions.NAME.network.domains]
+ * ```
+ */
+export function renderBlockedSummary(
+  blocked: readonly BlockedHost[],
+  options: RenderBlockedSummaryOptions = {},
+): string {
+  if (blocked.length === 0) return "";
+  const prefix = options.prefix ?? "sandbox";
+  const total = blocked.reduce((sum, b) => sum + b.count, 0);
+  const hosts = new Set(blocked.map((b) => b.host)).size;
+  const rows = blocked.map((b) => [
+    `${displayHost(b.host)}:${b.ports.join(",")}`,
+    `${b.reason}: ${reasonMessage(b.reason)}`,
+    b.count === 1 ? "(once)" : `(${b.count} times)`,
+  ]);
+  const width0 = Math.max(...rows.map((r) => r[0].length));
+  const width1 = Math.max(...rows.map((r) => r[1].length));
+  const lines = rows.map((r) => `  ${r[0].padEnd(width0)}  ${r[1].padEnd(width1)}  ${r[2]}`);
+  const hint = blocked.some((b) => b.reason === "not_allowed")
+    ? `\n${prefix}: to allow a host, add --allow HOST or "HOST" = "allow" under [permissions.NAME.network.domains]`
+    : "";
+  return `${prefix}: blocked ${describeCount(total, "connection")} to ${
+    describeCount(hosts, "host")
+  }:\n${lines.join("\n")}${hint}\n`;
+}
+
+function displayHost(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+/** Escapes the message part of a GitHub workflow command. */
+export function escapeWorkflowData(text: string): string {
+  return text.replaceAll("%", "%25").replaceAll("\r", "%0D").replaceAll("\n", "%0A");
+}
+
+/** Escapes a property value (`title=…`) of a GitHub workflow command. */
+export function escapeWorkflowProperty(text: string): string {
+  return escapeWorkflowData(text).replaceAll(":", "%3A").replaceAll(",", "%2C");
+}
+
+/**
+ * One `::warning` workflow command per blocked host and reason.
+ *
+ * @example
+ * ```ts
+ * renderGithubAnnotations(summary.blocked);
+ * // ::warning title=sandbox blocked b.test::Blocked b.test port 80 (not_allowed: Domain not in allowlist), 2 times
+ * ```
+ */
+export function renderGithubAnnotations(blocked: readonly BlockedHost[]): string {
+  return blocked.map((b) =>
+    `::warning title=${escapeWorkflowProperty(`sandbox blocked ${b.host}`)}::${
+      escapeWorkflowData(
+        `Blocked ${b.host} port ${b.ports.join(",")} (${b.reason}: ${reasonMessage(b.reason)}), ${
+          b.count === 1 ? "once" : `${b.count} times`
+        }`,
+      )
+    }\n`
+  ).join("");
+}
+
+function markdownCell(text: string): string {
+  return text.replaceAll("\\", "\\\\").replaceAll("|", "\\|").replaceAll("`", "'").replace(
+    /[\r\n]+/g,
+    " ",
+  );
+}
+
+/** Options for {@linkcode renderStepSummary}. */
+export interface RenderStepSummaryOptions {
+  /** The command that ran. */
+  readonly command: readonly string[];
+  /** The final exit code (after `--fail-on-block`). */
+  readonly exitCode: number;
+  /** Wall time of the run in milliseconds. */
+  readonly durationMs: number;
+}
+
+/**
+ * The markdown appended to `$GITHUB_STEP_SUMMARY`: a heading, one line of
+ * totals and a table of blocked hosts (host, ports, reason, count).
+ */
+export function renderStepSummary(
+  summary: DecisionSummary,
+  options: RenderStepSummaryOptions,
+): string {
+  const allowedCount = summary.allowed.reduce((sum, a) => sum + a.count, 0);
+  const blockedCount = summary.blocked.reduce((sum, b) => sum + b.count, 0);
+  const head = `### sandbox: \`${markdownCell(options.command.join(" "))}\`\n\n` +
+    `Exit code ${options.exitCode}, ${(options.durationMs / 1000).toFixed(1)} s; ` +
+    `${describeCount(allowedCount, "connection")} allowed to ${
+      describeCount(summary.allowed.length, "host")
+    }, ${describeCount(blockedCount, "connection")} blocked.\n\n`;
+  if (summary.blocked.length === 0) return `${head}No connections were blocked.\n\n`;
+  const rows = summary.blocked.map((b) =>
+    `| \`${markdownCell(b.host)}\` | ${b.ports.join(", ")} | ${b.reason}: ${
+      markdownCell(reasonMessage(b.reason))
+    } | ${b.count} |`
+  );
+  return `${head}| Blocked host | Port | Reason | Count |\n| --- | --- | --- | ---: |\n${
+    rows.join("\n")
+  }\n\n`;
+}
+
+/** The `--json` final run report. */
+export interface RunReport {
+  /** The command that ran. */
+  readonly command: readonly string[];
+  /** The execpolicy decision (`allow`, `allow-network`, `deny`), or null when unknown. */
+  readonly decision: string | null;
+  /** The final exit code of `sandbox` (after `--fail-on-block`). */
+  readonly exitCode: number;
+  /** The command's own exit code. */
+  readonly commandExitCode: number;
+  /** The signal that ended the command, or null. */
+  readonly signal: string | null;
+  /** Wall time in milliseconds. */
+  readonly durationMs: number;
+  /** Whether `--fail-on-block` changed the exit code. */
+  readonly failedOnBlock: boolean;
+  /** Blocked hosts with counts. */
+  readonly blocked: readonly BlockedHost[];
+  /** Allowed hosts with counts. */
+  readonly allowed: readonly AllowedHost[];
+}
+
+/** Options for {@linkcode reportRun}. */
+export interface ReportRunOptions {
+  /** The command that ran (CMD and its arguments). */
+  readonly command: readonly string[];
+  /** `--json`: print the {@linkcode RunReport} as the last line of stdout. */
+  readonly json?: boolean;
+  /** `--fail-on-block`: any block turns a zero exit into {@linkcode FAIL_ON_BLOCK_EXIT_CODE}. */
+  readonly failOnBlock?: boolean;
+  /** Environment to read `GITHUB_ACTIONS` and `GITHUB_STEP_SUMMARY` from; `Deno.env` unless set. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Receives stdout text; writes to `Deno.stdout` unless set. */
+  readonly stdout?: (text: string) => void;
+  /** Receives stderr text; writes to `Deno.stderr` unless set. */
+  readonly stderr?: (text: string) => void;
+  /** Prefix of stderr lines; `sandbox` unless set (learn uses `sandbox learn`). */
+  readonly prefix?: string;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Reports a finished run and returns the exit code `sandbox` should exit
+ * with: the command's own code, or {@linkcode FAIL_ON_BLOCK_EXIT_CODE} when
+ * `failOnBlock` is set, the command exited 0 and something was blocked.
+ * A step summary that cannot be written is said on stderr and does not
+ * change the exit code.
+ *
+ * @example
+ * ```ts
+ * const result = await runSandboxed(config, argv, runOptions);
+ * return await reportRun(result, { command: argv, json: values.json, failOnBlock: values["fail-on-block"] });
+ * ```
+ */
+export async function reportRun(result: ReportableRun, options: ReportRunOptions): Promise<number> {
+  const env = options.env ?? Deno.env.toObject();
+  const stdout = options.stdout ?? ((text: string) => void writeAll(Deno.stdout, text));
+  const stderr = options.stderr ?? ((text: string) => void writeAll(Deno.stderr, text));
+  const prefix = options.prefix ?? "sandbox";
+  const summary = summarizeDecisions(result.decisions);
+  const failedOnBlock = options.failOnBlock === true && result.exitCode === 0 &&
+    summary.blocked.length > 0;
+  const exitCode = failedOnBlock ? FAIL_ON_BLOCK_EXIT_CODE : result.exitCode;
+
+  stderr(renderBlockedSummary(summary.blocked, { prefix }));
+  if (failedOnBlock) {
+    stderr(
+      `${prefix}: exit code ${FAIL_ON_BLOCK_EXIT_CODE} instead of 0: --fail-on-block is set and the proxy blocked ${
+        describeCount(summary.blocked.reduce((sum, b) => sum + b.count, 0), "connection")
+      }\n`,
+    );
+  }
+  if (env.GITHUB_ACTIONS === "true") {
+    stdout(renderGithubAnnotations(summary.blocked));
+    const file = env.GITHUB_STEP_SUMMARY;
+    if (file !== undefined && file !== "") {
+      try {
+        await Deno.writeTextFile(
+          file,
+          renderStepSummary(summary, {
+            command: options.command,
+            exitCode,
+            durationMs: result.durationMs,
+          }),
+          { append: true },
+        );
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        stderr(`${prefix}: Cannot append to GITHUB_STEP_SUMMARY "${file}": ${message}\n`);
+      }
+    }
+  }
+  if (options.json === true) {
+    const report: RunReport = {
+      command: options.command,
+      decision: result.verdict?.decision ?? null,
+      exitCode,
+      commandExitCode: result.exitCode,
+      signal: result.signal,
+      durationMs: Math.round(result.durationMs),
+      failedOnBlock,
+      blocked: summary.blocked,
+      allowed: summary.allowed,
+    };
+    stdout(JSON.stringify(report) + "\n");
+  }
+  return exitCode;
+}
+
+function writeAll(file: { writeSync(p: Uint8Array): number }, text: string): void {
+  const bytes = encoder.encode(text);
+  let written = 0;
+  while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
+}

@@ -1,0 +1,225 @@
+import assert from "node:assert/strict";
+import {
+  FAIL_ON_BLOCK_EXIT_CODE,
+  renderBlockedSummary,
+  renderGithubAnnotations,
+  type ReportDecision,
+  reportRun,
+  type RunReport,
+  summarizeDecisions,
+} from "../cli/report.ts";
+
+function event(
+  host: string,
+  port: number,
+  decision: "allow" | "deny",
+  reason = decision === "allow" ? "allowed" : "not_allowed",
+  protocol = "http",
+): ReportDecision {
+  return { host, port, protocol, decision, reason };
+}
+
+const MIXED: ReportDecision[] = [
+  event("b.test", 80, "deny"),
+  event("a.test", 443, "allow", "allowed", "https-connect"),
+  event("b.test", 8080, "deny"),
+  event("a.test", 80, "allow"),
+  event("10.0.0.1", 443, "deny", "not_allowed_local"),
+  event("a.test", 443, "allow", "allowed", "https-connect"),
+];
+
+function capture() {
+  const out = { stdout: "", stderr: "" };
+  return {
+    out,
+    stdout: (text: string) => void (out.stdout += text),
+    stderr: (text: string) => void (out.stderr += text),
+  };
+}
+
+Deno.test("summarizeDecisions() groups blocks by host and reason and allows by host, sorted", () => {
+  const summary = summarizeDecisions(MIXED);
+  assert.deepEqual(summary.blocked, [
+    { host: "10.0.0.1", reason: "not_allowed_local", ports: [443], count: 1 },
+    { host: "b.test", reason: "not_allowed", ports: [80, 8080], count: 2 },
+  ]);
+  assert.deepEqual(summary.allowed, [
+    { host: "a.test", ports: [80, 443], protocols: ["http", "https-connect"], count: 3 },
+  ]);
+});
+
+Deno.test("renderBlockedSummary() names each blocked host, reason and count; empty when nothing blocked", () => {
+  assert.equal(
+    renderBlockedSummary(summarizeDecisions([event("a.test", 80, "allow")]).blocked),
+    "",
+  );
+  const text = renderBlockedSummary(summarizeDecisions(MIXED).blocked);
+  assert.match(text, /^sandbox: blocked 3 connections to 2 hosts:\n/);
+  assert.match(text, /^ {2}b\.test:80,8080 +not_allowed: Domain not in allowlist +\(2 times\)$/m);
+  assert.match(
+    text,
+    /^ {2}10\.0\.0\.1:443 +not_allowed_local: Sandbox policy blocks .* \(once\)$/m,
+  );
+  assert.match(text, /--allow HOST/);
+});
+
+Deno.test("renderGithubAnnotations() escapes workflow-command metacharacters", () => {
+  const text = renderGithubAnnotations([
+    { host: "x%y,z:1", reason: "not_allowed", ports: [80], count: 1 },
+  ]);
+  assert.equal(
+    text,
+    "::warning title=sandbox blocked x%25y%2Cz%3A1::Blocked x%25y,z:1 port 80 (not_allowed: Domain not in allowlist), once\n",
+  );
+});
+
+Deno.test("reportRun() is silent and keeps the exit code when nothing was blocked", async () => {
+  const io = capture();
+  const code = await reportRun(
+    { exitCode: 7, signal: null, durationMs: 12, decisions: [event("a.test", 80, "allow")] },
+    { command: ["true"], failOnBlock: true, env: {}, stdout: io.stdout, stderr: io.stderr },
+  );
+  assert.equal(code, 7);
+  assert.equal(io.out.stderr, "");
+  assert.equal(io.out.stdout, "");
+});
+
+Deno.test("reportRun() --fail-on-block turns a zero exit into 3 and says why; a non-zero exit stays", async () => {
+  const io = capture();
+  const result = { exitCode: 0, signal: null, durationMs: 5, decisions: MIXED };
+  const code = await reportRun(result, {
+    command: ["curl", "b.test"],
+    failOnBlock: true,
+    env: {},
+    stdout: io.stdout,
+    stderr: io.stderr,
+  });
+  assert.equal(code, FAIL_ON_BLOCK_EXIT_CODE);
+  assert.equal(FAIL_ON_BLOCK_EXIT_CODE, 3);
+  assert.match(io.out.stderr, /exit code 3 instead of 0: --fail-on-block is set/);
+  const without = await reportRun(result, { command: ["curl"], env: {}, stderr: () => {} });
+  assert.equal(without, 0);
+  const failing = await reportRun({ ...result, exitCode: 9 }, {
+    command: ["curl"],
+    failOnBlock: true,
+    env: {},
+    stderr: () => {},
+  });
+  assert.equal(failing, 9);
+});
+
+Deno.test("reportRun() under GitHub Actions writes annotations and appends a step summary table", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/summary.md`;
+    await Deno.writeTextFile(file, "earlier step\n");
+    const io = capture();
+    const code = await reportRun(
+      { exitCode: 0, signal: null, durationMs: 1500, decisions: MIXED },
+      {
+        command: ["npm", "ci"],
+        env: { GITHUB_ACTIONS: "true", GITHUB_STEP_SUMMARY: file },
+        stdout: io.stdout,
+        stderr: io.stderr,
+      },
+    );
+    assert.equal(code, 0);
+    const annotations = io.out.stdout.trim().split("\n");
+    assert.deepEqual(annotations, [
+      "::warning title=sandbox blocked 10.0.0.1::Blocked 10.0.0.1 port 443 (not_allowed_local: Sandbox policy blocks local/private network addresses), once",
+      "::warning title=sandbox blocked b.test::Blocked b.test port 80,8080 (not_allowed: Domain not in allowlist), 2 times",
+    ]);
+    const summary = await Deno.readTextFile(file);
+    assert.ok(summary.startsWith("earlier step\n### sandbox: `npm ci`\n"), summary);
+    assert.match(
+      summary,
+      /Exit code 0, 1\.5 s; 3 connections allowed to 1 host, 3 connections blocked\./,
+    );
+    assert.match(summary, /\| Blocked host \| Port \| Reason \| Count \|/);
+    assert.match(
+      summary,
+      /^\| `b\.test` \| 80, 8080 \| not_allowed: Domain not in allowlist \| 2 \|$/m,
+    );
+    assert.match(summary, /^\| `10\.0\.0\.1` \| 443 \| not_allowed_local: .* \| 1 \|$/m);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reportRun() writes nothing for GitHub unless GITHUB_ACTIONS is exactly true", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/summary.md`;
+    const io = capture();
+    await reportRun(
+      { exitCode: 0, signal: null, durationMs: 1, decisions: MIXED },
+      {
+        command: ["x"],
+        env: { GITHUB_ACTIONS: "1", GITHUB_STEP_SUMMARY: file },
+        stdout: io.stdout,
+        stderr: io.stderr,
+      },
+    );
+    assert.equal(io.out.stdout, "");
+    await assert.rejects(Deno.stat(file), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reportRun() --json prints one final report line with hosts and counts", async () => {
+  const io = capture();
+  const code = await reportRun(
+    {
+      exitCode: 0,
+      signal: null,
+      durationMs: 42.4,
+      decisions: MIXED,
+      verdict: { decision: "allow-network" },
+    },
+    {
+      command: ["curl", "-s", "a.test"],
+      json: true,
+      failOnBlock: true,
+      env: {},
+      stdout: io.stdout,
+      stderr: io.stderr,
+    },
+  );
+  assert.equal(code, 3);
+  const lines = io.out.stdout.trim().split("\n");
+  assert.equal(lines.length, 1);
+  const report = JSON.parse(lines[0]) as RunReport;
+  assert.deepEqual(report, {
+    command: ["curl", "-s", "a.test"],
+    decision: "allow-network",
+    exitCode: 3,
+    commandExitCode: 0,
+    signal: null,
+    durationMs: 42,
+    failedOnBlock: true,
+    blocked: [
+      { host: "10.0.0.1", reason: "not_allowed_local", ports: [443], count: 1 },
+      { host: "b.test", reason: "not_allowed", ports: [80, 8080], count: 2 },
+    ],
+    allowed: [{ host: "a.test", ports: [80, 443], protocols: ["http", "https-connect"], count: 3 }],
+  });
+});
+
+Deno.test("reportRun() says on stderr when the step summary cannot be written, keeping the code", async () => {
+  const io = capture();
+  const code = await reportRun(
+    { exitCode: 0, signal: null, durationMs: 1, decisions: MIXED },
+    {
+      command: ["x"],
+      env: { GITHUB_ACTIONS: "true", GITHUB_STEP_SUMMARY: "/nonexistent-dir/for/summary.md" },
+      stdout: io.stdout,
+      stderr: io.stderr,
+    },
+  );
+  assert.equal(code, 0);
+  assert.match(
+    io.out.stderr,
+    /Cannot append to GITHUB_STEP_SUMMARY "\/nonexistent-dir\/for\/summary\.md"/,
+  );
+});
