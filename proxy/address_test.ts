@@ -1,0 +1,153 @@
+import assert from "node:assert/strict";
+import {
+  classifyAddress,
+  isNonPublicAddress,
+  NON_PUBLIC_RANGES,
+  parseIpLiteral,
+} from "./address.ts";
+
+Deno.test("parseIpLiteral() reads every inet_aton spelling of an IPv4 address", () => {
+  const cases: [string, string][] = [
+    ["1.2.3.4", "1.2.3.4"],
+    ["16909060", "1.2.3.4"],
+    ["0x01020304", "1.2.3.4"],
+    ["0X1.0x2.3.4", "1.2.3.4"],
+    ["1.0x20304", "1.2.3.4"],
+    ["1.2.0x304", "1.2.3.4"],
+    ["01.02.03.04", "1.2.3.4"],
+    ["0", "0.0.0.0"],
+    ["4294967295", "255.255.255.255"],
+    ["0xffffffff", "255.255.255.255"],
+    ["037777777777", "255.255.255.255"],
+    ["0000000000000000177.1", "127.0.0.1"],
+    ["000000000000000127.1", "87.0.0.1"],
+  ];
+  for (const [input, canonical] of cases) {
+    const parsed = parseIpLiteral(input);
+    assert.equal(parsed?.canonical, canonical, input);
+    assert.equal(parsed?.family, 4, input);
+  }
+});
+
+Deno.test("parseIpLiteral() rejects what inet_aton rejects", () => {
+  for (
+    const input of [
+      "1.2.3.4.5",
+      "0x1g",
+      "08.1",
+      "09",
+      "256.1.1.1",
+      "1.256.1.1",
+      "1.2.65536",
+      "1.16777216",
+      "4294967296",
+      "0x100000000",
+      "1..2",
+      ".1",
+      "1.",
+      "0x",
+      "-1",
+      "+1",
+      "1 .2",
+      "1e3",
+      "example.com",
+    ]
+  ) {
+    assert.equal(parseIpLiteral(input), null, input);
+  }
+});
+
+Deno.test("parseIpLiteral() reads IPv6 with compression, embedded IPv4, brackets and zones", () => {
+  const cases: [string, string][] = [
+    ["::1", "::1"],
+    ["[::1]", "::1"],
+    ["0:0:0:0:0:0:0:1", "::1"],
+    ["2001:DB8:0:0:1:0:0:1", "2001:db8::1:0:0:1"],
+    ["2001:db8::", "2001:db8::"],
+    ["::ffff:7f00:1", "::ffff:127.0.0.1"],
+    ["::127.0.0.1", "::7f00:1"],
+    ["fe80::1%lo0", "fe80::1%lo0"],
+    ["1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8"],
+    ["1:0:2:0:0:3:0:0", "1:0:2::3:0:0"],
+  ];
+  for (const [input, canonical] of cases) {
+    assert.equal(parseIpLiteral(input)?.canonical, canonical, input);
+  }
+  for (
+    const input of [
+      ":::1",
+      "1::2::3",
+      "1:2:3:4:5:6:7:8:9",
+      "1:2:3:4:5:6:7",
+      "12345::",
+      "::1%",
+      "::1%a b",
+      "::1.2.3",
+      "::01.2.3.4",
+      "g::1",
+      "[::1",
+    ]
+  ) {
+    assert.equal(parseIpLiteral(input), null, input);
+  }
+});
+
+Deno.test("classifyAddress() judges embedded IPv4 in NAT64, 6to4, mapped, compatible and SIIT forms", () => {
+  for (
+    const host of [
+      "64:ff9b::7f00:1",
+      "64:ff9b::10.0.0.1",
+      "2002:7f00:1::",
+      "2002:c0a8:101::1",
+      "::ffff:0:10.0.0.1",
+      "::ffff:192.168.1.1",
+      "::10.0.0.1",
+    ]
+  ) {
+    const result = classifyAddress(parseIpLiteral(host)!);
+    assert.equal(result.public, false, host);
+    assert.notEqual(result.public === false && result.embedded, null, host);
+  }
+  for (const host of ["64:ff9b::8.8.8.8", "2002:808:808::1", "::ffff:0:8.8.8.8", "::8.8.8.8"]) {
+    assert.equal(classifyAddress(parseIpLiteral(host)!).public, true, host);
+  }
+});
+
+Deno.test("classifyAddress() blocks Teredo, NAT64 local-use, discard and unallocated IPv6 space", () => {
+  for (
+    const host of [
+      "2001::1",
+      "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+      "64:ff9b:1::8.8.8.8",
+      "100::1",
+      "3fff::1",
+      "4000::1",
+      "e000::1",
+      "fec0::1",
+      "ff02::1",
+      "1::",
+    ]
+  ) {
+    assert.equal(isNonPublicAddress(host), true, host);
+  }
+  for (const host of ["2606:4700::1111", "2a00:1450:4001::1", "3ffe::1"]) {
+    assert.equal(isNonPublicAddress(host), false, host);
+  }
+});
+
+Deno.test("isNonPublicAddress() fails closed on text that is not an address", () => {
+  assert.equal(isNonPublicAddress("example.com"), true);
+  assert.equal(isNonPublicAddress(""), true);
+});
+
+Deno.test("NON_PUBLIC_RANGES: the first and last address of every range is non-public", () => {
+  for (const { cidr } of NON_PUBLIC_RANGES) {
+    const [base, prefixText] = cidr.split("/");
+    const ip = parseIpLiteral(base)!;
+    const prefix = Number(prefixText);
+    const last = ip.bytes.slice();
+    for (let bit = prefix; bit < last.length * 8; bit++) last[bit >> 3] |= 0x80 >> (bit & 7);
+    assert.equal(classifyAddress(ip).public, false, cidr);
+    assert.equal(classifyAddress({ ...ip, bytes: last }).public, false, `${cidr} last`);
+  }
+});

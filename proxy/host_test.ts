@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import { normalizeHost, splitHostPort } from "./host.ts";
+
+Deno.test("splitHostPort() splits names, bracketed and bare IPv6", () => {
+  assert.deepEqual(splitHostPort("example.com:443"), { host: "example.com", port: 443 });
+  assert.deepEqual(splitHostPort("example.com"), { host: "example.com", port: null });
+  assert.deepEqual(splitHostPort("[::1]:443"), { host: "::1", port: 443 });
+  assert.deepEqual(splitHostPort("[fe80::1%lo0]"), { host: "fe80::1%lo0", port: null });
+  assert.deepEqual(splitHostPort("2001:db8::1"), { host: "2001:db8::1", port: null });
+  assert.deepEqual(splitHostPort(" 10.0.0.1:80 "), { host: "10.0.0.1", port: 80 });
+});
+
+Deno.test("splitHostPort() keeps a malformed port in the host instead of guessing", () => {
+  for (
+    const input of [
+      "example.com:",
+      "example.com:0",
+      "example.com:65536",
+      "example.com:8o",
+      "[::1]x",
+    ]
+  ) {
+    assert.equal(splitHostPort(input).port, null, input);
+    assert.equal(splitHostPort(input).host, input, input);
+  }
+  assert.deepEqual(splitHostPort("example.com:65535"), { host: "example.com", port: 65535 });
+});
+
+Deno.test("normalizeHost() trims, drops brackets and port, lower-cases ASCII, strips dots", () => {
+  assert.equal(normalizeHost(" ExAmPlE.CoM "), "example.com");
+  assert.equal(normalizeHost("EXAMPLE.com..:8080"), "example.com");
+  assert.equal(normalizeHost("[::FFFF:127.0.0.1]:443"), "::ffff:127.0.0.1");
+  assert.equal(normalizeHost("Ünïcode.Example"), "Ünïcode.example");
+  assert.equal(normalizeHost(""), "");
+});
+
+Deno.test("normalizeHost() is idempotent on awkward inputs", () => {
+  const inputs = [
+    "a:1.",
+    "[::1].",
+    "[[::1]]",
+    "a.b.:1.",
+    " x :2",
+    "[::1]:443.",
+    ":",
+    "[",
+    "]:1",
+    "...:3",
+  ];
+  for (const input of inputs) {
+    const once = normalizeHost(input);
+    assert.equal(normalizeHost(once), once, JSON.stringify(input));
+  }
+});

@@ -1,0 +1,34 @@
+/**
+ * The egress side of sandbox: the network policy engine (host
+ * normalization, IP address classification, the domain pattern grammar,
+ * name resolution, host and method decisions) and, beside it, the proxy.
+ *
+ * @example
+ * ```ts
+ * import { compileNetworkPolicy, createResolver, decideHost } from "./mod.ts";
+ * const policy = compileNetworkPolicy(config.network);
+ * const decision = await decideHost(policy, "api.example.com", { resolver: createResolver() });
+ * ```
+ *
+ * @module
+ */
+export { normalizeHost, splitHostPort } from "./host.ts";
+export type { HostPort } from "./host.ts";
+export {
+  classifyAddress,
+  isNonPublicAddress,
+  NON_PUBLIC_RANGES,
+  parseIpLiteral,
+} from "./address.ts";
+export type { AddressClass, AddressRange, IpAddress } from "./address.ts";
+export {
+  compileDomainPattern,
+  matchesDomainPattern,
+  PatternError,
+  validateDomainPattern,
+} from "./pattern.ts";
+export type { DomainPattern, MatchOptions, NameScope, PatternErrorCode } from "./pattern.ts";
+export { createResolver, parseResolveFlags, ResolveError } from "./resolver.ts";
+export type { CreateResolverOptions, Resolver } from "./resolver.ts";
+export { DENY_REASON_NAMES, DENY_REASONS } from "./reasons.ts";
+export type { DenyReason, DenyReasonInfo } from "./reasons.ts";

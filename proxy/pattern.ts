@@ -1,0 +1,276 @@
+/**
+ * The domain pattern grammar of allow and deny rules, and matching a
+ * normalized host against a compiled pattern.
+ *
+ * | pattern | matches |
+ * |---|---|
+ * | `example.com` | exactly `example.com` |
+ * | `*.example.com` | strict subdomains at any depth (`a.example.com`, `a.b.example.com`), not `example.com` |
+ * | `**.example.com` | `example.com` and every subdomain |
+ * | `region*.example.com` | `*` inside a label matches within that label only (`region1.example.com`) |
+ * | `*` | every host, IP literals included; allow rules only |
+ * | `10.0.0.1`, `::1`, `[::1]` | that address, in any spelling (`0xa.1` is `10.0.0.1`) |
+ *
+ * Patterns are case-insensitive and trailing dots are ignored, like hosts.
+ * Pure functions, no I/O.
+ *
+ * @module
+ */
+import { type IpAddress, parseIpLiteral } from "./address.ts";
+
+/** The codes a {@linkcode PatternError} can carry. */
+export type PatternErrorCode = "pattern";
+
+/** A domain pattern that does not follow the grammar. */
+export class PatternError extends Error {
+  /** Always `"pattern"`. */
+  readonly code: PatternErrorCode = "pattern";
+  /** The pattern as written. */
+  readonly pattern: string;
+  constructor(pattern: string, message: string, options?: { cause?: unknown }) {
+    super(message, { cause: options?.cause });
+    this.name = "PatternError";
+    this.pattern = pattern;
+  }
+}
+
+/** Which hosts a name pattern covers, relative to its labels. */
+export type NameScope = "exact" | "subdomains" | "apex_and_subdomains";
+
+/** What every compiled pattern carries. */
+interface PatternBase {
+  /** The pattern as written. */
+  readonly text: string;
+  /** The normalized form (lower case, no trailing dots, no brackets). */
+  readonly normalized: string;
+  /** The rule kind it was compiled for. */
+  readonly action: "allow" | "deny";
+  /** True when the pattern has no wildcard: it names exactly one host. */
+  readonly exact: boolean;
+}
+
+/** A compiled domain pattern; match it with {@linkcode matchesDomainPattern}. */
+export type DomainPattern =
+  | (PatternBase & { readonly kind: "any" })
+  | (PatternBase & { readonly kind: "address"; readonly address: IpAddress })
+  | (PatternBase & {
+    readonly kind: "name";
+    readonly scope: NameScope;
+    /** The labels after any leading `*.` or `**.`; may contain `*` globs. */
+    readonly labels: readonly string[];
+  });
+
+const LABEL = /^[a-z0-9_*-]+$/;
+
+function lowerAscii(text: string): string {
+  return text.replace(/[A-Z]+/g, (run) => run.toLowerCase());
+}
+
+/** Compiles or explains why not; the one implementation behind both exports. */
+function compile(pattern: string, action: "allow" | "deny"): DomainPattern | string {
+  if (action !== "allow" && action !== "deny") return `unknown action "${action}"`;
+  const trimmed = pattern.trim();
+  if (trimmed === "") return "a pattern cannot be empty";
+  if (/\s/.test(trimmed)) return "a pattern cannot contain whitespace";
+  const text = lowerAscii(trimmed).replace(/\.+$/, "");
+  if (text === "") return "a pattern cannot be only dots";
+
+  if (text === "*") {
+    if (action === "deny") return "a global wildcard is not allowed in a deny rule";
+    return { text: pattern, normalized: "*", action, exact: false, kind: "any" };
+  }
+
+  if (text.includes("[") || text.includes("]")) {
+    const inner = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : null;
+    if (inner !== null && inner.includes("*")) {
+      return action === "deny"
+        ? "a global wildcard is not allowed in a deny rule"
+        : 'brackets hold an IPv6 address, not a wildcard: use "*" to allow every host';
+    }
+    if (inner === null || inner.includes("[") || inner.includes("]")) {
+      if (/^\*\*?\.\[\*\]$/.test(text)) {
+        return action === "deny"
+          ? "a global wildcard is not allowed in a deny rule"
+          : 'brackets hold an IPv6 address, not a wildcard: use "*" to allow every host';
+      }
+      return 'brackets are only allowed around a whole IPv6 address, e.g. "[::1]"';
+    }
+    const address = parseIpLiteral(inner);
+    if (address === null || address.family !== 6) {
+      return `"${inner}" is not an IPv6 address: brackets are only allowed around one, e.g. "[::1]"`;
+    }
+    return {
+      text: pattern,
+      normalized: address.canonical,
+      action,
+      exact: true,
+      kind: "address",
+      address,
+    };
+  }
+
+  if (text.includes(":") || text.includes("%")) {
+    const address = parseIpLiteral(text);
+    if (address === null || address.family !== 6) {
+      return 'a pattern is a domain name, an IP address or "*": ":" and "%" only appear in IPv6 addresses (a port is not part of a pattern)';
+    }
+    return {
+      text: pattern,
+      normalized: address.canonical,
+      action,
+      exact: true,
+      kind: "address",
+      address,
+    };
+  }
+
+  let scope: NameScope = "exact";
+  let rest = text;
+  if (text.startsWith("**.")) {
+    scope = "apex_and_subdomains";
+    rest = text.slice(3);
+  } else if (text.startsWith("*.")) {
+    scope = "subdomains";
+    rest = text.slice(2);
+  }
+  const labels = rest.split(".");
+  for (const label of labels) {
+    if (label === "") return "a pattern cannot contain an empty label (two dots in a row)";
+    if (label.length > 63) return `the label "${label}" is longer than 63 characters`;
+    if (label.includes("**")) {
+      return '"**" is only allowed as the first label ("**.example.com")';
+    }
+    if (!LABEL.test(label)) {
+      return /[^\p{ASCII}]/u.test(label)
+        ? `the label "${label}" is not ASCII: write the IDNA form ("xn--…")`
+        : `the label "${label}" may only contain letters, digits, "-", "_" and "*"`;
+    }
+  }
+  const last = labels[labels.length - 1];
+  if (last.includes("*")) {
+    return "the last label (the top-level domain) cannot contain a wildcard";
+  }
+  const wildcard = scope !== "exact" || rest.includes("*");
+  if (/^[0-9]/.test(last)) {
+    // Looks like an IPv4 address: it must be exactly one, in dotted decimal.
+    if (wildcard) {
+      return "wildcards do not apply to IP addresses: write one exact address per rule";
+    }
+    const address = parseIpLiteral(rest);
+    if (address === null) {
+      return `"${rest}" is neither an IPv4 address nor a domain name (a top-level domain never starts with a digit)`;
+    }
+    if (address.canonical !== rest) {
+      return `the IPv4 address "${rest}" is not in dotted-decimal form: write "${address.canonical}"`;
+    }
+    return {
+      text: pattern,
+      normalized: address.canonical,
+      action,
+      exact: true,
+      kind: "address",
+      address,
+    };
+  }
+  if (rest.length > 253) return "a domain name is at most 253 characters long";
+  return { text: pattern, normalized: text, action, exact: !wildcard, kind: "name", scope, labels };
+}
+
+/**
+ * Checks a pattern against the grammar. Returns why it is not a valid
+ * `action` rule (a lower-case phrase to put after `Invalid pattern "X": `),
+ * or null when it is fine.
+ *
+ * @example
+ * ```ts
+ * validateDomainPattern("*", "deny"); // "a global wildcard is not allowed in a deny rule"
+ * validateDomainPattern("**.example.com", "deny"); // null
+ * ```
+ */
+export function validateDomainPattern(pattern: string, action: "allow" | "deny"): string | null {
+  const result = compile(pattern, action);
+  return typeof result === "string" ? result : null;
+}
+
+/**
+ * Compiles a pattern for matching. Throws {@linkcode PatternError} when it
+ * does not follow the grammar (see {@linkcode validateDomainPattern}).
+ *
+ * @example
+ * ```ts
+ * const p = compileDomainPattern("*.example.com", "allow");
+ * matchesDomainPattern(p, "api.example.com"); // true
+ * matchesDomainPattern(p, "example.com"); // false
+ * ```
+ */
+export function compileDomainPattern(pattern: string, action: "allow" | "deny"): DomainPattern {
+  const result = compile(pattern, action);
+  if (typeof result === "string") {
+    throw new PatternError(pattern, `Invalid pattern "${pattern}": ${result}`);
+  }
+  return result;
+}
+
+/** `*` matches any run of characters within one label. */
+function globMatch(glob: string, text: string): boolean {
+  if (!glob.includes("*")) return glob === text;
+  const pieces = glob.split("*");
+  const first = pieces[0];
+  const last = pieces[pieces.length - 1];
+  if (text.length < first.length + last.length) return false;
+  if (!text.startsWith(first) || !text.endsWith(last)) return false;
+  let position = first.length;
+  const end = text.length - last.length;
+  for (const piece of pieces.slice(1, -1)) {
+    const found = text.indexOf(piece, position);
+    if (found === -1 || found + piece.length > end) return false;
+    position = found + piece.length;
+  }
+  return true;
+}
+
+/** Options for {@linkcode matchesDomainPattern}. */
+export interface MatchOptions {
+  /**
+   * The host parsed as an IP literal, when the caller already did it
+   * (`null`: not one). Saves a parse per rule.
+   */
+  readonly address?: IpAddress | null;
+}
+
+/**
+ * Whether a normalized host (see `normalizeHost`) matches a compiled
+ * pattern. An IP-literal host matches only `*` and address patterns, by
+ * address (every spelling of `127.0.0.1` matches `127.0.0.1`; a pattern
+ * with a zone id matches only that zone); a name matches only name patterns.
+ *
+ * @example
+ * ```ts
+ * matchesDomainPattern(compileDomainPattern("**.example.com", "deny"), "example.com"); // true
+ * ```
+ */
+export function matchesDomainPattern(
+  pattern: DomainPattern,
+  host: string,
+  options: MatchOptions = {},
+): boolean {
+  if (pattern.kind === "any") return host !== "";
+  const address = options.address !== undefined ? options.address : parseIpLiteral(host);
+  if (pattern.kind === "address") {
+    if (address === null || address.family !== pattern.address.family) return false;
+    if (pattern.address.zone !== null && pattern.address.zone !== address.zone) return false;
+    return pattern.address.bytes.every((byte, i) => byte === address.bytes[i]);
+  }
+  if (address !== null) return false;
+  const hostLabels = host.split(".");
+  const wanted = pattern.labels;
+  const extra = hostLabels.length - wanted.length;
+  if (pattern.scope === "exact" && extra !== 0) return false;
+  if (pattern.scope === "subdomains" && extra < 1) return false;
+  if (pattern.scope === "apex_and_subdomains" && extra < 0) return false;
+  if (hostLabels.slice(0, extra).some((label) => label === "")) return false;
+  for (let i = 0; i < wanted.length; i++) {
+    if (!globMatch(wanted[i], hostLabels[extra + i])) return false;
+  }
+  return true;
+}

@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import {
+  compileDomainPattern,
+  matchesDomainPattern,
+  PatternError,
+  validateDomainPattern,
+} from "./pattern.ts";
+
+function matches(pattern: string, host: string): boolean {
+  return matchesDomainPattern(compileDomainPattern(pattern, "allow"), host);
+}
+
+Deno.test("compileDomainPattern() scopes: exact, strict subdomains, apex and subdomains", () => {
+  assert.equal(matches("example.com", "example.com"), true);
+  assert.equal(matches("example.com", "a.example.com"), false);
+  assert.equal(matches("*.example.com", "a.b.example.com"), true);
+  assert.equal(matches("*.example.com", "example.com"), false);
+  assert.equal(matches("*.example.com", "badexample.com"), false);
+  assert.equal(matches("**.example.com", "example.com"), true);
+  assert.equal(matches("**.example.com", "x.y.example.com"), true);
+  assert.equal(matches("**.example.com", "x.notexample.com"), false);
+});
+
+Deno.test("compileDomainPattern() mid-label globs stay inside their label", () => {
+  assert.equal(matches("region*.v2.example.com", "region.v2.example.com"), true);
+  assert.equal(matches("region*.v2.example.com", "region-eu-1.v2.example.com"), true);
+  assert.equal(matches("region*.v2.example.com", "region1.x.v2.example.com"), false);
+  assert.equal(matches("a*b*c.example.com", "abc.example.com"), true);
+  assert.equal(matches("a*b*c.example.com", "a-b-b-c.example.com"), true);
+  assert.equal(matches("a*b*c.example.com", "acb.example.com"), false);
+  assert.equal(matches("api.*.example.com", "api.eu.example.com"), true);
+  assert.equal(matches("api.*.example.com", "api.a.b.example.com"), false);
+  assert.equal(matches("*.cdn*.example.com", "x.cdn2.example.com"), true);
+  assert.equal(matches("*.cdn*.example.com", "cdn2.example.com"), false);
+});
+
+Deno.test("compileDomainPattern() matches IP-literal hosts only by address", () => {
+  assert.equal(matches("127.0.0.1", "0x7f.1"), true);
+  assert.equal(matches("127.0.0.1", "127.0.0.2"), false);
+  assert.equal(matches("[::1]", "0:0:0:0:0:0:0:1"), true);
+  assert.equal(matches("::ffff:127.0.0.1", "127.0.0.1"), false);
+  assert.equal(matches("fe80::1%eth0", "fe80::1%eth0"), true);
+  assert.equal(matches("fe80::1%eth0", "fe80::1%lo0"), false);
+  assert.equal(matches("fe80::1", "fe80::1%lo0"), true);
+  assert.equal(matches("*.example.com", "127.0.0.1"), false);
+  assert.equal(matches("*", "127.0.0.1"), true);
+  assert.equal(matches("*", ""), false);
+});
+
+Deno.test("compileDomainPattern() is case-insensitive and ignores trailing dots", () => {
+  const p = compileDomainPattern("*.Example.COM.", "deny");
+  assert.equal(p.kind, "name");
+  assert.equal(p.normalized, "*.example.com");
+  assert.equal(p.text, "*.Example.COM.");
+  assert.equal(p.exact, false);
+  assert.equal(compileDomainPattern("Example.COM", "deny").exact, true);
+});
+
+Deno.test("validateDomainPattern() explains every rejected pattern", () => {
+  const cases: [string, "allow" | "deny", RegExp][] = [
+    ["", "allow", /empty/],
+    ["a b.com", "allow", /whitespace/],
+    ["*", "deny", /global wildcard/],
+    ["[*]", "allow", /brackets hold an IPv6 address/],
+    ["[127.0.0.1]", "allow", /not an IPv6 address/],
+    ["[::1", "allow", /brackets/],
+    ["a..b.com", "allow", /empty label/],
+    ["example.*", "allow", /top-level domain/],
+    ["*.*", "allow", /top-level domain/],
+    ["**", "allow", /top-level domain|"\*\*"/],
+    ["a.**.com", "allow", /"\*\*"/],
+    ["**example.com", "allow", /"\*\*"/],
+    ["10.0.0.*", "allow", /top-level domain/],
+    ["*.10.0.0.1", "allow", /wildcards do not apply to IP addresses/],
+    ["1.2.3.4.5", "allow", /neither an IPv4 address nor a domain name/],
+    ["0x7f.1", "deny", /write "127.0.0.1"/],
+    ["example.com:443", "allow", /port is not part of a pattern/],
+    ["exa$mple.com", "allow", /may only contain/],
+    ["bücher.de", "allow", /IDNA/],
+    [`${"a".repeat(64)}.com`, "allow", /63 characters/],
+  ];
+  for (const [pattern, action, wanted] of cases) {
+    const message = validateDomainPattern(pattern, action);
+    assert.match(message ?? "(accepted)", wanted, pattern);
+    assert.throws(() => compileDomainPattern(pattern, action), PatternError);
+  }
+  for (
+    const ok of [
+      "example.com",
+      "*.example.com",
+      "**.example.com",
+      "region*.example.com",
+      "[::1]",
+      "10.0.0.1",
+      "_dmarc.example.com",
+      "xn--bcher-kva.de",
+      "localhost",
+    ]
+  ) {
+    assert.equal(validateDomainPattern(ok, "deny"), null, ok);
+  }
+});
+
+Deno.test("compileDomainPattern() puts the pattern in its PatternError message", () => {
+  assert.throws(() => compileDomainPattern("*", "deny"), {
+    name: "PatternError",
+    message: 'Invalid pattern "*": a global wildcard is not allowed in a deny rule',
+  });
+});
