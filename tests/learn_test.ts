@@ -1,0 +1,201 @@
+import assert from "node:assert/strict";
+import { parse } from "smol-toml";
+import { ConfigError } from "../cli/errors.ts";
+import {
+  mergeLearnedHosts,
+  renderLearnedProfile,
+  scanToml,
+  tomlString,
+} from "../cli/learn_profile.ts";
+import type { AllowedHost } from "../cli/report.ts";
+
+/** smol-toml returns null-prototype tables; compare as plain data. */
+// deno-lint-ignore no-explicit-any
+function plain(value: unknown): any {
+  return JSON.parse(JSON.stringify(value));
+}
+
+const TIME = "2025-01-02T03:04:05.006Z";
+const A: AllowedHost = { host: "a.test", ports: [80], protocols: ["http"], count: 2 };
+const B: AllowedHost = {
+  host: "b.test",
+  ports: [443, 8443],
+  protocols: ["https-connect", "socks5"],
+  count: 1,
+};
+
+// ---- pure parts: rendering and merging profile text ----
+
+Deno.test("renderLearnedProfile() writes a sorted allowlist with counts that parses as a profile", () => {
+  const text = renderLearnedProfile([B, A], { command: ["sh", "-c", "curl a.test"], time: TIME });
+  const value = plain(parse(text));
+  assert.equal(value.default_permissions, "learned");
+  assert.deepEqual(value.permissions.learned.network, {
+    enabled: true,
+    domains: { "a.test": "allow", "b.test": "allow" },
+  });
+  const lines = text.split("\n");
+  const a = lines.findIndex((l) => l.startsWith('"a.test"'));
+  const b = lines.findIndex((l) => l.startsWith('"b.test"'));
+  assert.ok(a !== -1 && a < b, "a.test is listed before b.test");
+  assert.equal(lines[a], '"a.test" = "allow" # 2 connections; port 80; http');
+  assert.equal(
+    lines[b],
+    '"b.test" = "allow" # 1 connection; ports 443, 8443; https-connect, socks5',
+  );
+  assert.match(
+    text,
+    /^# Written by `sandbox learn` at 2025-01-02T03:04:05\.006Z for: sh -c 'curl a\.test'$/m,
+  );
+  assert.match(text, /exactly the 2 hosts the command used \(3 connections in all\)/);
+});
+
+Deno.test("renderLearnedProfile() with no hosts writes an empty allowlist, still valid", () => {
+  const text = renderLearnedProfile([], { command: ["true"], profile: "ci job", time: TIME });
+  const value = plain(parse(text));
+  assert.equal(value.default_permissions, "ci job");
+  assert.deepEqual(value.permissions["ci job"].network.domains, {});
+  assert.match(text, /\[permissions\."ci job"\.network\.domains\]/);
+});
+
+Deno.test("tomlString() escapes quotes, backslashes and control characters", () => {
+  const tricky = 'a"b\\c\nd\u0001';
+  assert.equal(parse(`k = ${tomlString(tricky)}`).k, tricky);
+});
+
+Deno.test("scanToml() ignores brackets inside strings and multi-line arrays", () => {
+  const text = [
+    'x = """',
+    "[not.a.header]",
+    '"""',
+    "y = [",
+    "  [1, 2],",
+    "]",
+    "z = '[also.not]' # [nor.this]",
+    "[ \"real\" . 'one' ]",
+    "[[arr]]",
+  ].join("\n");
+  parse(text); // the fixture itself is valid TOML
+  const scan = scanToml(text);
+  assert.deepEqual(scan.headers.map((h) => [h.keys, h.array]), [
+    [["real", "one"], false],
+    [["arr"], true],
+  ]);
+});
+
+const EXISTING = `# Project sandbox profile: keep this comment
+default_permissions = "ci"
+
+[permissions.ci.network]
+enabled = true
+mode = "limited" # a comment about mode
+
+[permissions.ci.network.domains]
+# registries we trust
+"a.test" = "allow"
+"evil.test" = "deny" # never
+
+# The next table's own comment
+[permissions.other.network]
+enabled = false
+`;
+
+Deno.test("mergeLearnedHosts() adds after the last entry of the domains table, keeping every comment and key", () => {
+  const c: AllowedHost = { host: "c.test", ports: [80], protocols: ["http"], count: 3 };
+  const evil: AllowedHost = { host: "EVIL.test", ports: [80], protocols: ["http"], count: 1 };
+  const result = mergeLearnedHosts(EXISTING, [c, A, B, evil], {
+    file: "ci.toml",
+    command: ["make"],
+    time: TIME,
+  });
+  assert.equal(result.profile, "ci");
+  assert.deepEqual(result.added, ["b.test", "c.test"]);
+  assert.deepEqual(result.alreadyAllowed, ["a.test"]);
+  assert.deepEqual(result.keptDenied, ["EVIL.test"]);
+  const expected = EXISTING.replace(
+    '"evil.test" = "deny" # never\n',
+    '"evil.test" = "deny" # never\n' +
+      "# Added by `sandbox learn` at 2025-01-02T03:04:05.006Z for: make\n" +
+      '"b.test" = "allow" # 1 connection; ports 443, 8443; https-connect, socks5\n' +
+      '"c.test" = "allow" # 3 connections; port 80; http\n',
+  );
+  assert.equal(result.text, expected);
+});
+
+Deno.test("mergeLearnedHosts() changes nothing when every host is already there", () => {
+  const result = mergeLearnedHosts(EXISTING, [A], { file: "ci.toml", command: ["make"] });
+  assert.equal(result.text, EXISTING);
+  assert.deepEqual(result.added, []);
+});
+
+Deno.test("mergeLearnedHosts() appends a domains table (and network table) when the profile has none", () => {
+  const text =
+    '# mine\ndefault_permissions = "dev"\n\n[permissions.dev.filesystem]\nwritable = ["/tmp/x"]\n';
+  const result = mergeLearnedHosts(text, [A], { file: "dev.toml", command: ["x"], time: TIME });
+  assert.ok(
+    result.text.startsWith(text + "\n[permissions.dev.network]\nenabled = true\n\n"),
+    result.text,
+  );
+  const value = plain(parse(result.text));
+  assert.deepEqual(value.permissions.dev, {
+    filesystem: { writable: ["/tmp/x"] },
+    network: { enabled: true, domains: { "a.test": "allow" } },
+  });
+});
+
+Deno.test("mergeLearnedHosts() on a file without profiles adds a learned profile and selects it", () => {
+  const text =
+    '# just a comment\n\n# about the managed part\n[execpolicy]\n"git push *" = "deny"\n';
+  const result = mergeLearnedHosts(text, [A], { file: "p.toml", command: ["x"], time: TIME });
+  assert.equal(result.profile, "learned");
+  assert.ok(
+    result.text.startsWith(
+      '# just a comment\n\ndefault_permissions = "learned"\n\n# about the managed part\n[execpolicy]\n',
+    ),
+    result.text,
+  );
+  const value = plain(parse(result.text));
+  assert.equal(value.default_permissions, "learned");
+  assert.deepEqual(value.permissions.learned.network.domains, { "a.test": "allow" });
+  assert.deepEqual(value.execpolicy, { "git push *": "deny" });
+});
+
+Deno.test("mergeLearnedHosts() keeps CRLF line endings and a last line without a line break", () => {
+  const text = 'default_permissions = "p"\r\n[permissions.p.network.domains]\r\n"a.test" = "allow"';
+  const result = mergeLearnedHosts(text, [B], { file: "p.toml", command: ["x"], time: TIME });
+  assert.ok(!/[^\r]\n/.test(result.text), "every line break is CRLF");
+  assert.deepEqual(plain(parse(result.text)).permissions.p.network.domains, {
+    "a.test": "allow",
+    "b.test": "allow",
+  });
+});
+
+Deno.test("mergeLearnedHosts() refuses what it cannot edit in place, naming file and key", () => {
+  const inline =
+    'default_permissions = "p"\n[permissions.p.network]\ndomains = { "a.test" = "allow" }\n';
+  assert.throws(
+    () => mergeLearnedHosts(inline, [B], { file: "i.toml", command: ["x"] }),
+    (error: unknown) =>
+      error instanceof ConfigError &&
+      /i\.toml: key permissions\.p\.network\.domains: Cannot add to domains written inline/.test(
+        error.message,
+      ),
+  );
+  const two = "[permissions.a.network]\nenabled = true\n[permissions.b.network]\nenabled = true\n";
+  assert.throws(
+    () => mergeLearnedHosts(two, [B], { file: "two.toml", command: ["x"] }),
+    (error: unknown) => error instanceof ConfigError && /pass --profile NAME/.test(error.message),
+  );
+  assert.throws(
+    () => mergeLearnedHosts("a = \n", [B], { file: "bad.toml", command: ["x"] }),
+    (error: unknown) =>
+      error instanceof ConfigError && error.problems[0].line === 1 &&
+      /Invalid TOML/.test(error.message),
+  );
+  const inlineNetwork =
+    'default_permissions = "p"\n[permissions.p]\nnetwork = { enabled = true }\n';
+  assert.throws(
+    () => mergeLearnedHosts(inlineNetwork, [B], { file: "n.toml", command: ["x"] }),
+    (error: unknown) => error instanceof ConfigError,
+  );
+});
