@@ -30,5 +30,13 @@ export {
 export type { DomainPattern, MatchOptions, NameScope, PatternErrorCode } from "./pattern.ts";
 export { createResolver, parseResolveFlags, ResolveError } from "./resolver.ts";
 export type { CreateResolverOptions, Resolver } from "./resolver.ts";
+export { compileNetworkPolicy, decideHost, decideMethod } from "./policy.ts";
+export type {
+  CompiledRule,
+  DecideHostOptions,
+  HostDecision,
+  MethodDecision,
+  NetworkPolicy,
+} from "./policy.ts";
 export { DENY_REASON_NAMES, DENY_REASONS } from "./reasons.ts";
 export type { DenyReason, DenyReasonInfo } from "./reasons.ts";

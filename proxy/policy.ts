@@ -1,0 +1,310 @@
+/**
+ * The network policy engine: compiles the domain rules of an
+ * {@linkcode NetworkConfig} once, then decides hosts and methods. Decisions
+ * are data. The only I/O is the injected {@linkcode Resolver}, called at
+ * most once per decision and only for a name an allow rule matched.
+ *
+ * Decision order for a host (first that applies wins; a profile with network
+ * off refuses everything with `other`):
+ * 1. empty or invalid host -> deny `not_allowed`;
+ * 2. a deny rule matches -> deny `denied`;
+ * 3. `localhost`, `*.localhost` or a non-public IP literal -> deny
+ *    `not_allowed_local`, unless `allowLocalBinding` or an exact allow rule
+ *    names this very host;
+ * 4. no allow rule matches -> deny `not_allowed` (no DNS lookup);
+ * 5. an IP literal -> allow, connecting to that address;
+ * 6. resolve the name once; no answer -> deny `other` (detail says why);
+ * 7. any resolved address non-public -> deny `not_allowed_local`, unless
+ *    `allowLocalBinding` or an exact allow rule names this host;
+ * 8. allow, carrying the checked addresses.
+ *
+ * @module
+ */
+import type { NetworkConfig, NetworkMode } from "../profiles/types.ts";
+import { ConfigError, type ConfigProblem } from "../cli/errors.ts";
+import { classifyAddress, type IpAddress, parseIpLiteral } from "./address.ts";
+import { normalizeHost } from "./host.ts";
+import { compileDomainPattern, type DomainPattern, matchesDomainPattern } from "./pattern.ts";
+import type { DenyReason } from "./reasons.ts";
+import type { Resolver } from "./resolver.ts";
+
+/** A compiled domain rule: its pattern and where it came from. */
+export interface CompiledRule {
+  /** The compiled pattern (`pattern.text` is the rule as written). */
+  readonly pattern: DomainPattern;
+  /** Where the rule came from (`flag:--allow`, `user:/path`, …). */
+  readonly source: string;
+}
+
+/** The compiled network policy; build it with {@linkcode compileNetworkPolicy}. */
+export interface NetworkPolicy {
+  /** Allow rules in merge order. */
+  readonly allow: readonly CompiledRule[];
+  /** Deny rules in merge order. */
+  readonly deny: readonly CompiledRule[];
+  /** False when the profile turns network off: every host is refused. */
+  readonly enabled: boolean;
+  /** Loopback and private addresses are reachable through any allow rule. */
+  readonly allowLocalBinding: boolean;
+  /** Method policy. */
+  readonly mode: NetworkMode;
+}
+
+/** A host decision: allow with the addresses to connect to, or deny with why. */
+export type HostDecision =
+  | {
+    readonly decision: "allow";
+    readonly reason: "allowed";
+    /** The normalized host. */
+    readonly host: string;
+    /** The allow rule that let it through, as written. */
+    readonly rule: string | null;
+    /** Where that rule came from. */
+    readonly source: string | null;
+    /** Exactly the checked addresses to connect to; never resolve again. */
+    readonly addresses: string[];
+  }
+  | {
+    readonly decision: "deny";
+    readonly reason: DenyReason;
+    /** The normalized host. */
+    readonly host: string;
+    /** The rule that decided (the deny rule, or the allow rule that could not unlock), or null. */
+    readonly rule: string | null;
+    /** Where that rule came from. */
+    readonly source: string | null;
+    /** The precise cause, for people. */
+    readonly detail: string;
+  };
+
+/** Options for {@linkcode decideHost}. */
+export interface DecideHostOptions {
+  /** Resolves an allowed name; called at most once per decision. */
+  readonly resolver: Resolver;
+}
+
+/** A method decision. */
+export type MethodDecision =
+  | { readonly decision: "allow" }
+  | { readonly decision: "deny"; readonly reason: "method_not_allowed" };
+
+/**
+ * Compiles the domain rules of a network config. Throws
+ * {@linkcode ConfigError} listing every rule that does not follow the
+ * pattern grammar (file = the rule's source, key path = its pattern).
+ *
+ * @example
+ * ```ts
+ * const policy = compileNetworkPolicy(config.network);
+ * policy.allow.map((r) => r.pattern.text); // ["**.example.com"]
+ * ```
+ */
+export function compileNetworkPolicy(network: NetworkConfig): NetworkPolicy {
+  const allow: CompiledRule[] = [];
+  const deny: CompiledRule[] = [];
+  const problems: ConfigProblem[] = [];
+  for (const rule of network.domains) {
+    try {
+      const pattern = compileDomainPattern(rule.pattern, rule.action);
+      (rule.action === "deny" ? deny : allow).push({ pattern, source: rule.source });
+    } catch (error) {
+      problems.push({
+        file: rule.source,
+        keyPath: `network.domains.${JSON.stringify(rule.pattern)}`,
+        message: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    allow,
+    deny,
+    enabled: network.enabled,
+    allowLocalBinding: network.allowLocalBinding,
+    mode: network.mode,
+  };
+}
+
+const NAME = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
+
+/** Why a normalized, non-literal host is not a name we will look up, or null. */
+function invalidName(host: string): string | null {
+  if (host.length > 253) return "host name is longer than 253 characters";
+  if (!NAME.test(host)) {
+    return /[^\p{ASCII}]/u.test(host)
+      ? 'host name is not ASCII (clients send the IDNA form, "xn--…")'
+      : "host is neither a valid host name nor an IP address";
+  }
+  if (host.split(".").some((label) => label.length > 63)) {
+    return "host name has a label longer than 63 characters";
+  }
+  // A name whose last label starts with a digit is meant as an IPv4
+  // address (no top-level domain starts with a digit). One we cannot parse
+  // might be read differently by another parser, so it is refused rather
+  // than sent to DNS as a name.
+  if (/^[0-9]/.test(host.slice(host.lastIndexOf(".") + 1))) {
+    return "host looks like an IPv4 address but is not a valid one";
+  }
+  return null;
+}
+
+function isLocalName(host: string): boolean {
+  return host === "localhost" || host.endsWith(".localhost");
+}
+
+function describeAddress(ip: IpAddress): string | null {
+  const cls = classifyAddress(ip);
+  if (cls.public) return null;
+  const via = cls.embedded === null ? "" : ` (embeds ${cls.embedded})`;
+  return `${ip.canonical}${via} is in ${cls.range.cidr} (${cls.range.label})`;
+}
+
+/** The allow rule that names exactly this host (no wildcard), if any. */
+function exactAllow(
+  policy: NetworkPolicy,
+  host: string,
+  address: IpAddress | null,
+): CompiledRule | undefined {
+  return policy.allow.find((rule) =>
+    rule.pattern.exact && matchesDomainPattern(rule.pattern, host, { address })
+  );
+}
+
+async function decide(
+  policy: NetworkPolicy,
+  input: string,
+  resolver: Resolver,
+): Promise<HostDecision> {
+  const host = normalizeHost(input);
+  const deny = (
+    reason: DenyReason,
+    detail: string,
+    rule: CompiledRule | null = null,
+  ): HostDecision => ({
+    decision: "deny",
+    reason,
+    host,
+    rule: rule?.pattern.text ?? null,
+    source: rule?.source ?? null,
+    detail,
+  });
+  const allow = (rule: CompiledRule, addresses: string[]): HostDecision => ({
+    decision: "allow",
+    reason: "allowed",
+    host,
+    rule: rule.pattern.text,
+    source: rule.source,
+    addresses,
+  });
+
+  if (!policy.enabled) return deny("other", "network is disabled by the profile");
+  if (host === "") return deny("not_allowed", "host is empty");
+  const address = parseIpLiteral(host);
+  if (address === null) {
+    const why = invalidName(host);
+    if (why !== null) return deny("not_allowed", why);
+  }
+
+  const denied = policy.deny.find((rule) => matchesDomainPattern(rule.pattern, host, { address }));
+  if (denied !== undefined) {
+    return deny("denied", `deny rule "${denied.pattern.text}" matches`, denied);
+  }
+
+  const exact = exactAllow(policy, host, address);
+  const unlocked = policy.allowLocalBinding || exact !== undefined;
+  if (!unlocked) {
+    if (isLocalName(host)) {
+      return deny("not_allowed_local", `"${host}" is a loopback name`);
+    }
+    const local = address === null ? null : describeAddress(address);
+    if (local !== null) return deny("not_allowed_local", `address ${local}`);
+  }
+
+  const matched = exact ??
+    policy.allow.find((rule) => matchesDomainPattern(rule.pattern, host, { address }));
+  if (matched === undefined) return deny("not_allowed", "no allow rule matches");
+
+  if (address !== null) return allow(matched, [address.canonical]);
+
+  let resolved: string[];
+  try {
+    resolved = await resolver(host);
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    return deny("other", `name did not resolve: ${why}`, matched);
+  }
+  if (resolved.length === 0) return deny("other", "name did not resolve: no addresses", matched);
+  const addresses: string[] = [];
+  for (const text of resolved) {
+    const ip = parseIpLiteral(text);
+    if (ip === null) {
+      return deny("other", `resolver answered "${text}", which is not an IP address`, matched);
+    }
+    if (!unlocked) {
+      const local = describeAddress(ip);
+      if (local !== null) {
+        const why = matched.pattern.exact
+          ? ""
+          : `; the wildcard rule "${matched.pattern.text}" cannot unlock it`;
+        return deny("not_allowed_local", `"${host}" resolves to ${local}${why}`, matched);
+      }
+    }
+    if (!addresses.includes(ip.canonical)) addresses.push(ip.canonical);
+  }
+  return allow(matched, addresses);
+}
+
+/**
+ * Decides whether the proxy may connect to `host` (`HOST[:PORT]` is
+ * accepted; the port takes no part). Never throws: anything that goes wrong
+ * while deciding is a deny (fail closed).
+ *
+ * @example
+ * ```ts
+ * const policy = compileNetworkPolicy(config.network);
+ * const d = await decideHost(policy, "api.example.com:443", { resolver: createResolver() });
+ * if (d.decision === "allow") connectTo(d.addresses[0]);
+ * ```
+ */
+export async function decideHost(
+  policy: NetworkPolicy,
+  host: string,
+  options: DecideHostOptions,
+): Promise<HostDecision> {
+  try {
+    return await decide(policy, host, options.resolver);
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    let name: string;
+    try {
+      name = normalizeHost(host);
+    } catch {
+      name = String(host);
+    }
+    return {
+      decision: "deny",
+      reason: "other",
+      host: name,
+      rule: null,
+      source: null,
+      detail: `policy check failed: ${why}`,
+    };
+  }
+}
+
+const LIMITED_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * Decides an HTTP method: `full` lets every method through; `limited` only
+ * GET, HEAD and OPTIONS (case-sensitive, as HTTP methods are).
+ *
+ * @example
+ * ```ts
+ * decideMethod("limited", "POST"); // { decision: "deny", reason: "method_not_allowed" }
+ * ```
+ */
+export function decideMethod(mode: NetworkMode, method: string): MethodDecision {
+  if (mode === "full") return { decision: "allow" };
+  if (LIMITED_METHODS.has(method)) return { decision: "allow" };
+  return { decision: "deny", reason: "method_not_allowed" };
+}

@@ -1,0 +1,241 @@
+import assert from "node:assert/strict";
+import { ConfigError } from "../cli/errors.ts";
+import type { DomainRule, NetworkConfig } from "../profiles/types.ts";
+import { compileNetworkPolicy, decideHost, decideMethod, type NetworkPolicy } from "./policy.ts";
+import { DENY_REASON_NAMES } from "./reasons.ts";
+import type { Resolver } from "./resolver.ts";
+
+function network(
+  rules: Partial<NetworkConfig> & { allow?: string[]; deny?: string[] },
+): NetworkConfig {
+  const domains: DomainRule[] = [
+    ...(rules.allow ?? []).map((pattern) => ({
+      pattern,
+      action: "allow" as const,
+      source: "test",
+    })),
+    ...(rules.deny ?? []).map((pattern) => ({ pattern, action: "deny" as const, source: "test" })),
+  ];
+  return {
+    enabled: rules.enabled ?? true,
+    mode: "full",
+    allowLocalBinding: rules.allowLocalBinding ?? false,
+    mitm: false,
+    mitmCa: null,
+    dangerouslyAllowAllUnixSockets: false,
+    dangerouslyAllowNonLoopbackProxy: false,
+    proxyUrl: null,
+    socksUrl: null,
+    enableSocks5: true,
+    domains,
+    unixSockets: [],
+    managedAllowedDomainsOnly: false,
+    ask: false,
+  };
+}
+
+function policy(rules: Parameters<typeof network>[0]): NetworkPolicy {
+  return compileNetworkPolicy(network(rules));
+}
+
+/** A resolver that answers from a table and records every name it was asked. */
+function countingResolver(table: Record<string, string[]>): Resolver & { calls: string[] } {
+  const calls: string[] = [];
+  const resolve = (host: string) => {
+    calls.push(host);
+    const answer = table[host];
+    return answer === undefined
+      ? Promise.reject(new Error(`Cannot resolve "${host}": ENOTFOUND`))
+      : Promise.resolve([...answer]);
+  };
+  return Object.assign(resolve, { calls });
+}
+
+Deno.test("decideHost() makes zero lookups for refused hosts and exactly one for an allowed name", async () => {
+  const p = policy({ allow: ["**.example.com", "10.0.0.1", "*"], deny: ["bad.example.com"] });
+  const strict = policy({ allow: ["**.example.com"], deny: ["bad.example.com"] });
+  const resolver = countingResolver({ "api.example.com": ["93.184.215.14"] });
+  const refused: [NetworkPolicy, string][] = [
+    [strict, "bad.example.com"],
+    [strict, "other.test"],
+    [strict, "does-not-resolve.invalid"],
+    [strict, "127.0.0.1"],
+    [strict, "localhost"],
+    [strict, ""],
+    [strict, "1.2.3.4.5"],
+    [strict, "0x1g"],
+    [p, "bad.example.com"],
+    [p, "10.0.0.2"],
+    [p, "::ffff:127.0.0.1"],
+  ];
+  for (const [pol, host] of refused) {
+    const d = await decideHost(pol, host, { resolver });
+    assert.equal(d.decision, "deny", host);
+  }
+  // Allowed IP literals need no lookup either.
+  assert.equal((await decideHost(p, "8.8.8.8", { resolver })).decision, "allow");
+  assert.equal((await decideHost(p, "10.0.0.1", { resolver })).decision, "allow");
+  assert.deepEqual(resolver.calls, []);
+
+  const d = await decideHost(strict, "API.Example.com.:443", { resolver });
+  assert.deepEqual(resolver.calls, ["api.example.com"]);
+  assert.deepEqual(d, {
+    decision: "allow",
+    reason: "allowed",
+    host: "api.example.com",
+    rule: "**.example.com",
+    source: "test",
+    addresses: ["93.184.215.14"],
+  });
+});
+
+Deno.test("decideHost() checks every resolved address and carries them all", async () => {
+  const p = policy({ allow: ["*.test", "exact.test"] });
+  const resolver = countingResolver({
+    "mixed.test": ["8.8.8.8", "::ffff:10.0.0.5"],
+    "exact.test": ["8.8.4.4", "127.0.0.1", "8.8.4.4"],
+    "two.test": ["8.8.8.8", "2606:4700:0:0:0:0:0:1111"],
+    "bad.test": ["not-an-address"],
+  });
+  const mixed = await decideHost(p, "mixed.test", { resolver });
+  assert.equal(mixed.reason, "not_allowed_local");
+  assert.equal(mixed.rule, "*.test");
+  assert.match(mixed.decision === "deny" ? mixed.detail : "", /10\.0\.0\.0\/8.*cannot unlock/);
+  const exact = await decideHost(p, "exact.test", { resolver });
+  assert.deepEqual(exact.decision === "allow" && exact.addresses, ["8.8.4.4", "127.0.0.1"]);
+  assert.equal(exact.rule, "exact.test");
+  const two = await decideHost(p, "two.test", { resolver });
+  assert.deepEqual(two.decision === "allow" && two.addresses, ["8.8.8.8", "2606:4700::1111"]);
+  const bad = await decideHost(p, "bad.test", { resolver });
+  assert.equal(bad.reason, "other");
+});
+
+Deno.test("decideHost() refuses an allowed name that does not resolve with reason other", async () => {
+  const p = policy({ allow: ["**.example.com"] });
+  const d = await decideHost(p, "gone.example.com", { resolver: countingResolver({}) });
+  assert.equal(d.decision, "deny");
+  assert.equal(d.reason, "other");
+  assert.equal(d.rule, "**.example.com");
+  assert.match(d.decision === "deny" ? d.detail : "", /^name did not resolve: .*ENOTFOUND/);
+  const empty = await decideHost(p, "empty.example.com", { resolver: () => Promise.resolve([]) });
+  assert.equal(empty.reason, "other");
+});
+
+Deno.test("decideHost() fails closed when the resolver throws synchronously", async () => {
+  const p = policy({ allow: ["*"] });
+  const resolver: Resolver = () => {
+    throw new TypeError("boom");
+  };
+  const d = await decideHost(p, "x.example.com", { resolver });
+  assert.equal(d.decision, "deny");
+  assert.equal(d.reason, "other");
+});
+
+Deno.test("decideHost() refuses invalid and numeric-looking hosts without matching '*'", async () => {
+  const p = policy({ allow: ["*"] });
+  const resolver = countingResolver({});
+  for (
+    const host of [
+      "1.2.3.4.5",
+      "0x1g",
+      "127.0.0.1x",
+      "08.1",
+      "a..b",
+      "a b",
+      "exa$mple.com",
+      "bücher.de",
+      "*",
+      "[::1",
+      "a:b:c",
+      `${"a".repeat(64)}.com`,
+    ]
+  ) {
+    const d = await decideHost(p, host, { resolver });
+    assert.equal(d.decision, "deny", host);
+    assert.equal(d.reason, "not_allowed", host);
+  }
+  assert.deepEqual(resolver.calls, []);
+});
+
+Deno.test("decideHost() lets allowLocalBinding reach loopback through a wildcard rule", async () => {
+  const p = policy({ allow: ["*"], allowLocalBinding: true, deny: ["10.0.0.9"] });
+  const resolver = countingResolver({ "dev.test": ["127.0.0.1"] });
+  assert.equal((await decideHost(p, "127.0.0.1", { resolver })).decision, "allow");
+  assert.equal((await decideHost(p, "dev.test", { resolver })).decision, "allow");
+  assert.equal((await decideHost(p, "012.0.0.011", { resolver })).reason, "denied");
+});
+
+Deno.test("decideHost() matches an exact IP allow by address, not by spelling", async () => {
+  const p = policy({ allow: ["127.0.0.1"] });
+  const resolver = countingResolver({ "localhost": ["127.0.0.1"] });
+  const d = await decideHost(p, "0x7f.1", { resolver });
+  assert.deepEqual(d.decision === "allow" && d.addresses, ["127.0.0.1"]);
+  assert.equal((await decideHost(p, "localhost", { resolver })).reason, "not_allowed_local");
+  assert.equal((await decideHost(p, "::ffff:127.0.0.1", { resolver })).reason, "not_allowed_local");
+});
+
+Deno.test("decideHost() refuses everything when network is off", async () => {
+  const p = policy({ allow: ["*"], enabled: false });
+  const d = await decideHost(p, "example.com", {
+    resolver: countingResolver({ "example.com": ["8.8.8.8"] }),
+  });
+  assert.equal(d.reason, "other");
+});
+
+Deno.test("decideHost() reasons always come from the reason table", async () => {
+  const p = policy({ allow: ["*.example.com"], deny: ["x.example.com"] });
+  const resolver = countingResolver({
+    "a.example.com": ["8.8.8.8"],
+    "b.example.com": ["10.0.0.1"],
+  });
+  for (
+    const host of [
+      "",
+      "x.example.com",
+      "a.example.com",
+      "b.example.com",
+      "c.example.com",
+      "127.0.0.1",
+      "other.test",
+    ]
+  ) {
+    const d = await decideHost(p, host, { resolver });
+    assert.ok(d.reason === "allowed" || DENY_REASON_NAMES.includes(d.reason), d.reason);
+  }
+});
+
+Deno.test("compileNetworkPolicy() lists every bad rule with its source and key path", () => {
+  const config = network({});
+  const bad: NetworkConfig = {
+    ...config,
+    domains: [
+      { pattern: "*", action: "deny", source: "user:/tmp/c.toml" },
+      { pattern: "ok.example", action: "allow", source: "flag:--allow" },
+      { pattern: "foo[bar", action: "allow", source: "flag:--allow" },
+    ],
+  };
+  assert.throws(() => compileNetworkPolicy(bad), (error: unknown) => {
+    assert.ok(error instanceof ConfigError);
+    assert.deepEqual(error.problems.map((p) => [p.file, p.keyPath]), [
+      ["user:/tmp/c.toml", 'network.domains."*"'],
+      ["flag:--allow", 'network.domains."foo[bar"'],
+    ]);
+    assert.match(error.problems[0].message, /global wildcard is not allowed in a deny rule/);
+    return true;
+  });
+});
+
+Deno.test("decideMethod() lets every method through in full mode and only GET, HEAD, OPTIONS in limited", () => {
+  for (const method of ["GET", "POST", "CONNECT", "DELETE"]) {
+    assert.deepEqual(decideMethod("full", method), { decision: "allow" });
+  }
+  for (const method of ["GET", "HEAD", "OPTIONS"]) {
+    assert.deepEqual(decideMethod("limited", method), { decision: "allow" });
+  }
+  for (const method of ["POST", "PUT", "PATCH", "DELETE", "CONNECT", "TRACE", "get", ""]) {
+    assert.deepEqual(decideMethod("limited", method), {
+      decision: "deny",
+      reason: "method_not_allowed",
+    });
+  }
+});
