@@ -49,4 +49,24 @@ export interface SandboxPlan {
   readonly extraBinds: readonly { readonly source: string; readonly target: string }[];
   /** The private temp dir of this run on the host (absolute). */
   readonly runDir: string;
+  /**
+   * Linux-only details derived from facts about the host (which directories
+   * exist, which unix sockets are bound). Absent in plans built by hand,
+   * e.g. for the macOS renderer's tests; `buildBwrapArgs` then uses defaults.
+   */
+  readonly linux?: LinuxPlanDetails;
+}
+
+/** Host-derived details of the Linux file view; see {@linkcode SandboxPlan.linux}. */
+export interface LinuxPlanDetails {
+  /** Create a user namespace (always true when unprivileged; the launcher also does so as root). */
+  readonly unshareUser: boolean;
+  /** Directories replaced by an empty, writable tmpfs before the writable binds (`/tmp`, `/run`, `/dev/shm`, `$XDG_RUNTIME_DIR`). */
+  readonly emptyDirs: readonly string[];
+  /** Directories hidden behind an empty tmpfs after the writable binds (`denyRead` dirs, the run dir when outside `emptyDirs`). */
+  readonly hiddenDirs: readonly string[];
+  /** Files (sockets and `denyRead` files) hidden behind a read-only `/dev/null`. */
+  readonly maskedFiles: readonly string[];
+  /** Allowlisted unix sockets bound back into the view: host path (canonical) -> sandbox path. */
+  readonly socketBinds: readonly { readonly source: string; readonly target: string }[];
 }

@@ -1,0 +1,225 @@
+/**
+ * `buildSandboxPlan()`: turns the effective config, the command and a few
+ * facts about the host into the platform-neutral {@linkcode SandboxPlan}.
+ * The facts are gathered first by {@linkcode collectHostFacts} (the only
+ * I/O here), so the builder itself is pure and tested on exact values.
+ *
+ * @module
+ */
+import type { EffectiveConfig } from "../profiles/types.ts";
+import { buildChildEnv, type ProxyPorts } from "./env.ts";
+import type { LinuxPlanDetails, SandboxPlan } from "./plan.ts";
+import { isUnder, listHostSocketPaths, resolveSocketPath } from "./unix_sockets.ts";
+
+/** What a path is on the host, for the paths the plan needs to know about. */
+export type PathKind = "dir" | "file" | "symlink" | "missing";
+
+/** Facts about the host the plan depends on. */
+export interface HostFacts {
+  /** The launcher's uid (0 = root). */
+  readonly uid: number;
+  /** Bound pathname sockets that are socket files in the launcher's view. */
+  readonly socketPaths: readonly string[];
+  /** Kind of each candidate runtime dir, `denyRead` path and the run dir (`lstat`, symlinks not followed). */
+  readonly pathKinds: ReadonlyMap<string, PathKind>;
+  /** Allowlisted socket path -> canonical path, for those that exist and are sockets now. */
+  readonly allowedSockets: ReadonlyMap<string, string>;
+}
+
+/** Options for {@linkcode collectHostFacts}. */
+export interface CollectHostFactsOptions {
+  /** The launcher's environment (for `XDG_RUNTIME_DIR`). */
+  readonly env: Readonly<Record<string, string>>;
+  /** The run's private dir. */
+  readonly runDir: string;
+  /** Where to read the socket table (default `/proc/net/unix`). */
+  readonly procNetUnix?: string;
+}
+
+/** Directories that hold sockets on a typical host and get an empty tmpfs in the sandbox. */
+export const RUNTIME_DIRS: readonly string[] = Object.freeze(["/tmp", "/run", "/var/run"]);
+
+/**
+ * Reads what {@linkcode buildSandboxPlan} needs to know about the host:
+ * which runtime dirs exist, which sockets are bound, which allowlisted
+ * sockets resolve to what.
+ *
+ * @example
+ * ```ts
+ * const host = await collectHostFacts(config, { env: Deno.env.toObject(), runDir });
+ * ```
+ */
+export async function collectHostFacts(
+  config: EffectiveConfig,
+  options: CollectHostFactsOptions,
+): Promise<HostFacts> {
+  const candidates = new Set<string>([...RUNTIME_DIRS, options.runDir]);
+  const xdg = options.env.XDG_RUNTIME_DIR;
+  if (xdg !== undefined && xdg.startsWith("/")) candidates.add(xdg);
+  for (const path of config.filesystem.denyRead) candidates.add(path);
+  const kinds = new Map<string, PathKind>();
+  await Promise.all([...candidates].map(async (path) => kinds.set(path, await pathKind(path))));
+  const allowed = new Map<string, string>();
+  await Promise.all(
+    allowedSocketRules(config).map(async (path) => {
+      const resolved = await resolveSocketPath(path);
+      if (resolved.kind === "socket") allowed.set(path, resolved.canonical);
+    }),
+  );
+  return {
+    uid: Deno.uid() ?? 0,
+    socketPaths: await listHostSocketPaths({ procNetUnix: options.procNetUnix }),
+    pathKinds: kinds,
+    allowedSockets: allowed,
+  };
+}
+
+/** The allowlisted socket paths after merging the config's rules in order. */
+export function allowedSocketRules(config: EffectiveConfig): string[] {
+  const allowed = new Set<string>();
+  for (const rule of config.network.unixSockets) {
+    if (rule.action === "allow") allowed.add(rule.path);
+    else allowed.delete(rule.path);
+  }
+  return [...allowed];
+}
+
+/** Network of the plan: null for none, or the bridge ports and the proxy's unix socket. */
+export interface PlanNetwork extends ProxyPorts {
+  /** The proxy's unix socket on the host. */
+  readonly proxySocket: string;
+}
+
+/** Options for {@linkcode buildSandboxPlan}. */
+export interface BuildSandboxPlanOptions {
+  /** Working directory, absolute. */
+  readonly cwd: string;
+  /** The launcher's environment, before filtering. */
+  readonly env: Readonly<Record<string, string>>;
+  /** The run's private dir on the host. */
+  readonly runDir: string;
+  /** The bridge ports and proxy socket, or null when the command gets no network. */
+  readonly network: PlanNetwork | null;
+  /** Facts from {@linkcode collectHostFacts}. */
+  readonly host: HostFacts;
+  /** Read-only binds added on top (execpolicy shims). */
+  readonly extraBinds?: readonly { readonly source: string; readonly target: string }[];
+  /** Variables added to the command's environment last (MITM trust, caller extras). */
+  readonly extraEnv?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Builds the plan for one run. Pure: everything it needs comes in through
+ * its arguments.
+ *
+ * @example
+ * ```ts
+ * const host = await collectHostFacts(config, { env, runDir });
+ * const plan = buildSandboxPlan(config, ["npm", "ci"], { cwd, env, runDir, network: null, host });
+ * const argv = ["bwrap", ...buildBwrapArgs(plan)];
+ * ```
+ */
+export function buildSandboxPlan(
+  config: EffectiveConfig,
+  argv: readonly string[],
+  options: BuildSandboxPlanOptions,
+): SandboxPlan {
+  const { host, cwd, runDir } = options;
+  const isDir = (path: string) => host.pathKinds.get(path) === "dir";
+  const allUnix = config.network.dangerouslyAllowAllUnixSockets;
+
+  const emptyDirs: string[] = [];
+  for (const dir of RUNTIME_DIRS) if (isDir(dir)) emptyDirs.push(dir);
+  emptyDirs.push("/dev/shm");
+  const xdg = options.env.XDG_RUNTIME_DIR;
+  if (xdg !== undefined && isDir(xdg) && !emptyDirs.some((dir) => isUnder(xdg, dir))) {
+    emptyDirs.push(xdg);
+  }
+
+  const hiddenDirs: string[] = [];
+  const maskedFiles: string[] = [];
+  for (const path of config.filesystem.denyRead) {
+    const kind = host.pathKinds.get(path);
+    if (kind === "dir") hiddenDirs.push(path);
+    else if (kind === "file" || kind === "symlink") maskedFiles.push(path);
+  }
+  if (!emptyDirs.some((dir) => isUnder(runDir, dir)) || isUnder(runDir, cwd)) {
+    hiddenDirs.push(runDir);
+  }
+
+  const writable = [...config.filesystem.writable];
+  const freshDirs = ["/dev", "/proc"];
+  const visible = (path: string) =>
+    !freshDirs.some((dir) => isUnder(path, dir)) &&
+    !hiddenDirs.some((dir) => isUnder(path, dir)) &&
+    ([cwd, ...writable].some((dir) => isUnder(path, dir)) ||
+      !emptyDirs.some((dir) => isUnder(path, dir)));
+
+  const socketBinds: { source: string; target: string }[] = [];
+  if (allUnix) {
+    // Every socket stays reachable: those hidden by the emptied dirs come back by bind.
+    for (const path of host.socketPaths) {
+      if (isUnder(path, runDir) || visible(path)) continue;
+      if (freshDirs.some((dir) => isUnder(path, dir))) continue;
+      socketBinds.push({ source: path, target: path });
+    }
+  } else {
+    const allowedTargets = new Set<string>();
+    for (const [path, canonical] of host.allowedSockets) {
+      socketBinds.push({ source: canonical, target: path });
+      allowedTargets.add(path);
+      if (canonical !== path) {
+        socketBinds.push({ source: canonical, target: canonical });
+        allowedTargets.add(canonical);
+      }
+    }
+    for (const path of host.socketPaths) {
+      if (allowedTargets.has(path) || !visible(path)) continue;
+      maskedFiles.push(path);
+    }
+  }
+
+  const linux: LinuxPlanDetails = {
+    // Also as root: a user namespace keeps a setuid binary or a regained
+    // capability inside the sandbox from reaching the host's mounts.
+    unshareUser: true,
+    emptyDirs,
+    hiddenDirs,
+    maskedFiles,
+    socketBinds,
+  };
+  const network = options.network;
+  return {
+    argv: [...argv],
+    cwd,
+    env: buildChildEnv(options.env, {
+      rules: config.env,
+      ports: network,
+      extraEnv: options.extraEnv,
+    }),
+    network: network === null ? { kind: "none" } : {
+      kind: "proxy",
+      httpPort: network.httpPort,
+      socksPort: network.socksPort,
+      proxySocket: network.proxySocket,
+    },
+    unixSockets: allUnix
+      ? { kind: "all" }
+      : { kind: "allowlist", paths: [...host.allowedSockets.keys()] },
+    writable,
+    denyRead: [...config.filesystem.denyRead],
+    extraBinds: [...(options.extraBinds ?? [])],
+    runDir,
+    linux,
+  };
+}
+
+async function pathKind(path: string): Promise<PathKind> {
+  try {
+    const info = await Deno.lstat(path);
+    if (info.isSymlink) return "symlink";
+    return info.isDirectory ? "dir" : "file";
+  } catch {
+    return "missing";
+  }
+}

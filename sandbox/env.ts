@@ -1,0 +1,184 @@
+/**
+ * The sandboxed command's environment: the launcher's own variables filtered
+ * by the profile's `env` allow/deny globs, every proxy variable the caller
+ * had removed, and (when the command gets the network) the proxy variables
+ * of the common tools pointed at the bridge inside the sandbox.
+ *
+ * @module
+ */
+import type { EnvConfig } from "../profiles/types.ts";
+
+/** The two loopback ports the bridge listens on inside the sandbox. */
+export interface ProxyPorts {
+  /** HTTP proxy port (CONNECT and absolute-form). */
+  readonly httpPort: number;
+  /** SOCKS5 port. */
+  readonly socksPort: number;
+}
+
+/** The host the bridge listens on inside the sandbox's network namespace. */
+export const BRIDGE_HOST = "127.0.0.1";
+
+/**
+ * Names the launcher always removes from the caller's environment before it
+ * sets its own, so that no caller-supplied proxy or bypass list survives.
+ * Matched case-insensitively.
+ */
+export const PROXY_ENV_NAMES: readonly string[] = Object.freeze([
+  "http_proxy",
+  "https_proxy",
+  "all_proxy",
+  "ftp_proxy",
+  "rsync_proxy",
+  "no_proxy",
+  "npm_config_proxy",
+  "npm_config_https_proxy",
+  "npm_config_noproxy",
+  "yarn_http_proxy",
+  "yarn_https_proxy",
+  "pip_proxy",
+  "cargo_http_proxy",
+  "node_use_env_proxy",
+  "global_agent_http_proxy",
+  "global_agent_https_proxy",
+  "global_agent_no_proxy",
+]);
+
+/**
+ * The proxy variables for a command whose only way out is the bridge on
+ * `127.0.0.1`. `NO_PROXY` is set to the empty string so that nothing (not
+ * even `localhost`) is sent around the proxy into the empty namespace.
+ *
+ * @example
+ * ```ts
+ * const env = proxyEnv({ httpPort: 3128, socksPort: 1080 });
+ * env.HTTPS_PROXY; // "http://127.0.0.1:3128"
+ * env.ALL_PROXY; // "socks5h://127.0.0.1:1080"
+ * ```
+ */
+export function proxyEnv(ports: ProxyPorts): Record<string, string> {
+  const http = `http://${BRIDGE_HOST}:${ports.httpPort}`;
+  const socks = `socks5h://${BRIDGE_HOST}:${ports.socksPort}`;
+  const env: Record<string, string> = {
+    HTTP_PROXY: http,
+    HTTPS_PROXY: http,
+    ALL_PROXY: socks,
+    FTP_PROXY: http,
+    NO_PROXY: "",
+    http_proxy: http,
+    https_proxy: http,
+    all_proxy: socks,
+    ftp_proxy: http,
+    no_proxy: "",
+    RSYNC_PROXY: `${BRIDGE_HOST}:${ports.httpPort}`,
+    npm_config_proxy: http,
+    npm_config_https_proxy: http,
+    npm_config_noproxy: "",
+    YARN_HTTP_PROXY: http,
+    YARN_HTTPS_PROXY: http,
+    PIP_PROXY: http,
+    CARGO_HTTP_PROXY: http,
+    NODE_USE_ENV_PROXY: "1",
+    GLOBAL_AGENT_HTTP_PROXY: http,
+    GLOBAL_AGENT_HTTPS_PROXY: http,
+    GLOBAL_AGENT_NO_PROXY: "",
+    JAVA_TOOL_OPTIONS: [
+      `-Dhttp.proxyHost=${BRIDGE_HOST}`,
+      `-Dhttp.proxyPort=${ports.httpPort}`,
+      `-Dhttps.proxyHost=${BRIDGE_HOST}`,
+      `-Dhttps.proxyPort=${ports.httpPort}`,
+      "-Dhttp.nonProxyHosts=",
+      `-DsocksProxyHost=${BRIDGE_HOST}`,
+      `-DsocksProxyPort=${ports.socksPort}`,
+    ].join(" "),
+  };
+  return env;
+}
+
+/** Options for {@linkcode buildChildEnv}. */
+export interface BuildChildEnvOptions {
+  /** The profile's allow/deny lists. */
+  readonly rules: EnvConfig;
+  /** Bridge ports, or null when the command gets no network. */
+  readonly ports: ProxyPorts | null;
+  /** Variables added last (e.g. the MITM CA trust variables); they win over everything. */
+  readonly extraEnv?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The complete environment of the sandboxed command: `launcherEnv` filtered
+ * by the profile, caller proxy variables removed, proxy variables added,
+ * `extraEnv` last. `git` gets `http.proxy` through `GIT_CONFIG_COUNT`,
+ * appended after any entries the caller already had.
+ *
+ * @example
+ * ```ts
+ * const env = buildChildEnv({ PATH: "/usr/bin", HTTP_PROXY: "http://corp:8080" }, {
+ *   rules: { allow: null, deny: [] },
+ *   ports: { httpPort: 3128, socksPort: 1080 },
+ * });
+ * env.HTTP_PROXY; // "http://127.0.0.1:3128"
+ * ```
+ */
+export function buildChildEnv(
+  launcherEnv: Readonly<Record<string, string>>,
+  options: BuildChildEnvOptions,
+): Record<string, string> {
+  const env = filterEnv(launcherEnv, options.rules);
+  const proxyNames = new Set(PROXY_ENV_NAMES);
+  for (const name of Object.keys(env)) {
+    if (proxyNames.has(name.toLowerCase())) delete env[name];
+  }
+  if (options.ports !== null) {
+    const added = proxyEnv(options.ports);
+    const javaOptions = env.JAVA_TOOL_OPTIONS;
+    Object.assign(env, added);
+    if (javaOptions !== undefined && javaOptions !== "") {
+      env.JAVA_TOOL_OPTIONS = `${javaOptions} ${added.JAVA_TOOL_OPTIONS}`;
+    }
+    addGitConfig(env, "http.proxy", added.HTTP_PROXY);
+  }
+  Object.assign(env, options.extraEnv ?? {});
+  return env;
+}
+
+/**
+ * Keeps the variables the profile lets through: when `rules.allow` is set,
+ * only names matching one of its globs; names matching a `rules.deny` glob
+ * never (deny beats allow). Globs use `*` as the only wildcard and match
+ * the whole name, case-sensitively.
+ *
+ * @example
+ * ```ts
+ * filterEnv({ AWS_SECRET: "x", PATH: "/bin" }, { allow: null, deny: ["AWS_*"] }); // { PATH: "/bin" }
+ * ```
+ */
+export function filterEnv(
+  env: Readonly<Record<string, string>>,
+  rules: EnvConfig,
+): Record<string, string> {
+  const allow = rules.allow === null ? null : rules.allow.map(globToRegExp);
+  const deny = rules.deny.map(globToRegExp);
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (allow !== null && !allow.some((re) => re.test(name))) continue;
+    if (deny.some((re) => re.test(name))) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+function globToRegExp(glob: string): RegExp {
+  const body = glob.split("*").map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(
+    ".*",
+  );
+  return new RegExp(`^${body}$`);
+}
+
+function addGitConfig(env: Record<string, string>, key: string, value: string): void {
+  const count = Number.parseInt(env.GIT_CONFIG_COUNT ?? "0", 10);
+  const index = Number.isSafeInteger(count) && count >= 0 ? count : 0;
+  env[`GIT_CONFIG_KEY_${index}`] = key;
+  env[`GIT_CONFIG_VALUE_${index}`] = value;
+  env.GIT_CONFIG_COUNT = String(index + 1);
+}

@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import { buildChildEnv, filterEnv, proxyEnv } from "./env.ts";
+
+Deno.test("proxyEnv() points every tool at the bridge and empties NO_PROXY", () => {
+  const env = proxyEnv({ httpPort: 3128, socksPort: 1080 });
+  for (
+    const name of [
+      "HTTP_PROXY",
+      "HTTPS_PROXY",
+      "http_proxy",
+      "https_proxy",
+      "npm_config_proxy",
+      "npm_config_https_proxy",
+      "YARN_HTTP_PROXY",
+      "YARN_HTTPS_PROXY",
+      "PIP_PROXY",
+      "GLOBAL_AGENT_HTTP_PROXY",
+    ]
+  ) {
+    assert.equal(env[name], "http://127.0.0.1:3128", name);
+  }
+  assert.equal(env.ALL_PROXY, "socks5h://127.0.0.1:1080");
+  assert.equal(env.all_proxy, "socks5h://127.0.0.1:1080");
+  assert.equal(env.NO_PROXY, "");
+  assert.equal(env.no_proxy, "");
+  assert.equal(env.NODE_USE_ENV_PROXY, "1");
+  assert.match(env.JAVA_TOOL_OPTIONS, /-Dhttps\.proxyHost=127\.0\.0\.1 -Dhttps\.proxyPort=3128/);
+  assert.match(env.JAVA_TOOL_OPTIONS, /-Dhttp\.nonProxyHosts= /);
+});
+
+Deno.test("buildChildEnv() replaces the caller's proxy and bypass variables", () => {
+  const env = buildChildEnv(
+    { PATH: "/bin", https_proxy: "http://corp:8080", No_Proxy: "localhost,127.0.0.1", SECRET: "s" },
+    { rules: { allow: null, deny: [] }, ports: { httpPort: 3128, socksPort: 1080 } },
+  );
+  assert.equal(env.https_proxy, "http://127.0.0.1:3128");
+  assert.equal(env.No_Proxy, undefined);
+  assert.equal(env.no_proxy, "");
+  assert.equal(env.SECRET, "s");
+  assert.equal(env.PATH, "/bin");
+});
+
+Deno.test("buildChildEnv() appends git's http.proxy after the caller's GIT_CONFIG entries", () => {
+  const env = buildChildEnv(
+    { GIT_CONFIG_COUNT: "1", GIT_CONFIG_KEY_0: "user.name", GIT_CONFIG_VALUE_0: "a" },
+    { rules: { allow: null, deny: [] }, ports: { httpPort: 3128, socksPort: 1080 } },
+  );
+  assert.equal(env.GIT_CONFIG_COUNT, "2");
+  assert.equal(env.GIT_CONFIG_KEY_0, "user.name");
+  assert.equal(env.GIT_CONFIG_KEY_1, "http.proxy");
+  assert.equal(env.GIT_CONFIG_VALUE_1, "http://127.0.0.1:3128");
+});
+
+Deno.test("buildChildEnv() without network sets no proxy variables and drops the caller's", () => {
+  const env = buildChildEnv({ HTTP_PROXY: "http://corp:8080", HOME: "/h" }, {
+    rules: { allow: null, deny: [] },
+    ports: null,
+    extraEnv: { SSL_CERT_FILE: "/x.pem" },
+  });
+  assert.deepEqual(env, { HOME: "/h", SSL_CERT_FILE: "/x.pem" });
+});
+
+Deno.test("filterEnv() lets deny beat allow and matches whole names", () => {
+  const env = { AWS_SECRET_ACCESS_KEY: "k", AWS_REGION: "eu", PATH: "/bin", MYPATH: "x" };
+  assert.deepEqual(filterEnv(env, { allow: null, deny: ["AWS_SECRET*"] }), {
+    AWS_REGION: "eu",
+    PATH: "/bin",
+    MYPATH: "x",
+  });
+  assert.deepEqual(filterEnv(env, { allow: ["AWS_*", "PATH"], deny: ["AWS_SECRET_ACCESS_KEY"] }), {
+    AWS_REGION: "eu",
+    PATH: "/bin",
+  });
+});

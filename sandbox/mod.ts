@@ -1,0 +1,34 @@
+/**
+ * The sandbox: the platform-neutral plan, the Linux backend (Bubblewrap, the
+ * bridge into its network namespace, unix socket masking) and the run
+ * orchestration shared by `sandbox run` and `sandbox learn`.
+ *
+ * @module
+ */
+export type { LinuxPlanDetails, NetworkPlan, SandboxPlan, UnixSocketPlan } from "./plan.ts";
+export {
+  allowedSocketRules,
+  buildSandboxPlan,
+  collectHostFacts,
+  RUNTIME_DIRS,
+} from "./build_plan.ts";
+export type {
+  BuildSandboxPlanOptions,
+  CollectHostFactsOptions,
+  HostFacts,
+  PathKind,
+  PlanNetwork,
+} from "./build_plan.ts";
+export { buildBwrapArgs } from "./bwrap_args.ts";
+export type { BwrapArgsOptions, BwrapFds } from "./bwrap_args.ts";
+export { BRIDGE_HOST, buildChildEnv, filterEnv, PROXY_ENV_NAMES, proxyEnv } from "./env.ts";
+export type { BuildChildEnvOptions, ProxyPorts } from "./env.ts";
+export {
+  isUnder,
+  listHostSocketPaths,
+  parseProcNetUnix,
+  resolveSocketPath,
+} from "./unix_sockets.ts";
+export type { ListHostSocketPathsOptions, ResolvedSocket } from "./unix_sockets.ts";
+export { runSandboxed } from "./run.ts";
+export type { RunOptions, RunResult, RunVerdict } from "./run.ts";

@@ -1,0 +1,119 @@
+/**
+ * Which unix socket files exist on the host, so that the sandbox's file view
+ * can hide every one that is not allowlisted. A read-only bind does not stop
+ * `connect(2)` on a socket file, so each one the host's network namespace
+ * lists in `/proc/net/unix` is either under an emptied directory (`/tmp`,
+ * `/run`, …) or covered with `/dev/null`. Abstract sockets need nothing:
+ * they belong to a network namespace, and the sandbox has its own.
+ *
+ * @module
+ */
+
+/** Options for {@linkcode listHostSocketPaths}. */
+export interface ListHostSocketPathsOptions {
+  /** Where to read the table from (default `/proc/net/unix`), for tests. */
+  readonly procNetUnix?: string;
+}
+
+const LINE =
+  /^[0-9a-fA-F]+: [0-9A-F]{8} [0-9A-F]{8} [0-9A-F]{8} [0-9A-F]{4} [0-9A-F]{2} +\d+ (.+)$/;
+
+/**
+ * Parses the text of `/proc/net/unix` and returns the distinct absolute
+ * paths of bound pathname sockets (abstract `@…` names and unbound sockets
+ * are left out), in the order they appear.
+ *
+ * @example
+ * ```ts
+ * parseProcNetUnix(await Deno.readTextFile("/proc/net/unix")); // ["/run/systemd/notify", …]
+ * ```
+ */
+export function parseProcNetUnix(text: string): string[] {
+  const seen = new Set<string>();
+  for (const line of text.split("\n").slice(1)) {
+    const match = LINE.exec(line);
+    if (match === null) continue;
+    const path = match[1];
+    if (!path.startsWith("/")) continue;
+    seen.add(path);
+  }
+  return [...seen];
+}
+
+/**
+ * Returns the paths from `/proc/net/unix` that are socket files in this
+ * process's view of the file system right now (a socket bound in another
+ * mount namespace may list a path that does not exist here, or is something
+ * else here; those are skipped).
+ *
+ * @example
+ * ```ts
+ * const sockets = await listHostSocketPaths();
+ * ```
+ */
+export async function listHostSocketPaths(
+  options: ListHostSocketPathsOptions = {},
+): Promise<string[]> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(options.procNetUnix ?? "/proc/net/unix");
+  } catch {
+    return [];
+  }
+  const paths = parseProcNetUnix(text);
+  const checks = await Promise.all(paths.map(async (path) => {
+    try {
+      return (await Deno.lstat(path)).isSocket === true;
+    } catch {
+      return false;
+    }
+  }));
+  return paths.filter((_, i) => checks[i]);
+}
+
+/** The result of {@linkcode resolveSocketPath}. */
+export type ResolvedSocket =
+  | { readonly kind: "socket"; readonly path: string; readonly canonical: string }
+  | { readonly kind: "missing"; readonly path: string; readonly detail: string }
+  | { readonly kind: "not_socket"; readonly path: string; readonly canonical: string };
+
+/**
+ * Resolves an allowlisted socket path to its canonical path (all symlinks
+ * followed) and checks that a socket is there.
+ *
+ * @example
+ * ```ts
+ * const r = await resolveSocketPath("/run/user/1000/bus");
+ * if (r.kind === "socket") console.log(r.canonical);
+ * ```
+ */
+export async function resolveSocketPath(path: string): Promise<ResolvedSocket> {
+  let canonical: string;
+  try {
+    canonical = await Deno.realPath(path);
+  } catch (error) {
+    return {
+      kind: "missing",
+      path,
+      detail: error instanceof Error ? error.message : String(error),
+    };
+  }
+  try {
+    const info = await Deno.lstat(canonical);
+    return info.isSocket === true
+      ? { kind: "socket", path, canonical }
+      : { kind: "not_socket", path, canonical };
+  } catch (error) {
+    return {
+      kind: "missing",
+      path,
+      detail: error instanceof Error ? error.message : String(error),
+    };
+  }
+}
+
+/** True when `path` is `dir` or lies below it (both absolute, normalized). */
+export function isUnder(path: string, dir: string): boolean {
+  if (dir === "/") return true;
+  return path === dir || path.startsWith(dir.endsWith("/") ? dir : `${dir}/`);
+}

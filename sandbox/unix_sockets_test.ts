@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import {
+  isUnder,
+  listHostSocketPaths,
+  parseProcNetUnix,
+  resolveSocketPath,
+} from "./unix_sockets.ts";
+
+const TABLE = `Num       RefCount Protocol Flags    Type St Inode Path
+0000000000000000: 00000002 00000000 00010000 0001 01 12345 /run/systemd/private
+0000000000000000: 00000002 00000000 00010000 0001 01   123 /tmp/with space.sock
+0000000000000000: 00000003 00000000 00000000 0001 03  1062
+0000000000000000: 00000002 00000000 00010000 0001 01 22222 @/tmp/.X11-unix/X0
+0000000000000000: 00000002 00000000 00010000 0005 01 22223 /run/systemd/private
+garbage line
+`;
+
+Deno.test("parseProcNetUnix() keeps distinct absolute paths, drops abstract and unbound sockets", () => {
+  assert.deepEqual(parseProcNetUnix(TABLE), ["/run/systemd/private", "/tmp/with space.sock"]);
+});
+
+Deno.test("listHostSocketPaths() finds a socket this test binds and skips stale paths", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/s.sock`;
+  const listener = Deno.listen({ transport: "unix", path });
+  try {
+    const found = await listHostSocketPaths();
+    assert.ok(found.includes(path));
+    const table = `Num\n0000000000000000: 00000002 00000000 00010000 0001 01 1 ${path}\n` +
+      `0000000000000000: 00000002 00000000 00010000 0001 01 2 ${dir}/gone.sock\n`;
+    await Deno.writeTextFile(`${dir}/table`, table);
+    assert.deepEqual(await listHostSocketPaths({ procNetUnix: `${dir}/table` }), [path]);
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("resolveSocketPath() follows symlinks and tells a socket from a file", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir());
+  const listener = Deno.listen({ transport: "unix", path: `${dir}/real.sock` });
+  try {
+    await Deno.symlink(`${dir}/real.sock`, `${dir}/link.sock`);
+    await Deno.writeTextFile(`${dir}/file`, "");
+    assert.deepEqual(await resolveSocketPath(`${dir}/link.sock`), {
+      kind: "socket",
+      path: `${dir}/link.sock`,
+      canonical: `${dir}/real.sock`,
+    });
+    assert.equal((await resolveSocketPath(`${dir}/file`)).kind, "not_socket");
+    assert.equal((await resolveSocketPath(`${dir}/none`)).kind, "missing");
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("isUnder() compares whole path segments", () => {
+  assert.ok(isUnder("/tmp/a", "/tmp"));
+  assert.ok(isUnder("/tmp", "/tmp"));
+  assert.ok(!isUnder("/tmpx/a", "/tmp"));
+  assert.ok(isUnder("/anything", "/"));
+});
