@@ -40,3 +40,13 @@ export type {
 } from "./policy.ts";
 export { DENY_REASON_NAMES, DENY_REASONS } from "./reasons.ts";
 export type { DenyReason, DenyReasonInfo } from "./reasons.ts";
+export { caFilesIn, caFromPem, defaultCaDir, initCa, loadCa, signCertificate } from "./ca.ts";
+export type {
+  CaFiles,
+  CertificateAuthority,
+  CertificateIssuer,
+  CertificateSpec,
+  InitCaResult,
+} from "./ca.ts";
+export { createLeafIssuer } from "./leaf_certs.ts";
+export type { LeafCertificate, LeafIssuer, LeafIssuerOptions } from "./leaf_certs.ts";
