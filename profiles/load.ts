@@ -1,7 +1,20 @@
 /**
  * `loadEffectiveConfig()`: the one function every command calls to get the
- * merged configuration it works from (defaults, managed requirements, the
- * user file, each `--config FILE`, the chosen profile, presets, flags).
+ * merged configuration it works from.
+ *
+ * Search order (lowest to highest precedence; see the README's `profile` section):
+ *
+ * 1. defaults ({@linkcode DEFAULTS});
+ * 2. the managed requirements file: `$SANDBOX_MANAGED_CONFIG`, else
+ *    `/etc/sandbox/requirements.toml` (skipped when absent) — its values are
+ *    a floor: later layers may only make them stricter;
+ * 3. the user file: `$XDG_CONFIG_HOME/sandbox/config.toml`, else
+ *    `~/.config/sandbox/config.toml` (skipped when absent);
+ * 4. each `--config FILE`, in order (later wins);
+ * 5. flags (`--allow`, `--deny`, `--preset`, `--mode`, …).
+ *
+ * Nothing is read from the working directory: the sandboxed command can
+ * write there, and a file it wrote must not widen its own policy next run.
  *
  * @module
  */
@@ -10,9 +23,22 @@ import { ConfigError, type ConfigProblem } from "../cli/errors.ts";
 import { DEFAULTS } from "./defaults.ts";
 import { isPresetName, PRESETS } from "./presets.ts";
 import { checkDomainPattern } from "./_pattern.ts";
+import { parseTomlText } from "./toml.ts";
+import {
+  type ConfigKind,
+  type ManagedConfigFile,
+  type NetworkLayer,
+  normalizePattern,
+  type ProfileLayer,
+  type UserConfigFile,
+  validateConfig,
+  type ValidationResult,
+} from "./validate.ts";
 import type {
   DomainRule,
   EffectiveConfig,
+  ExecDecision,
+  ExecRule,
   NetworkMode,
   RuleSource,
   UnixSocketRule,
@@ -26,45 +52,173 @@ export interface LoadEffectiveConfigOptions {
   env?: Record<string, string>;
 }
 
+/** The system-wide managed requirements file, unless `SANDBOX_MANAGED_CONFIG` names another. */
+export const SYSTEM_MANAGED_CONFIG = "/etc/sandbox/requirements.toml";
+
+/** Where the config files are looked for, given an environment. */
+export interface ConfigLocations {
+  /** The managed requirements file, and whether it must exist (it must when named by the env variable). */
+  readonly managed: { readonly path: string; readonly required: boolean };
+  /** The user config file, or null when neither `XDG_CONFIG_HOME` nor `HOME` is set. */
+  readonly user: string | null;
+}
+
 /**
- * Loads and merges the configuration for one command: defaults, then flags.
- * Throws a {@linkcode ConfigError} listing every problem found.
+ * Where `loadEffectiveConfig()` looks for the managed and user files.
+ *
+ * @example
+ * ```ts
+ * configLocations({ HOME: "/home/a" }).user; // "/home/a/.config/sandbox/config.toml"
+ * ```
+ */
+export function configLocations(env: Record<string, string>): ConfigLocations {
+  const override = env.SANDBOX_MANAGED_CONFIG;
+  const managed = override !== undefined && override !== ""
+    ? { path: override, required: true }
+    : { path: SYSTEM_MANAGED_CONFIG, required: false };
+  const xdg = env.XDG_CONFIG_HOME;
+  const home = env.HOME;
+  const user = xdg !== undefined && xdg.startsWith("/")
+    ? `${xdg}/sandbox/config.toml`
+    : home !== undefined && home !== ""
+    ? `${home}/.config/sandbox/config.toml`
+    : null;
+  return { managed, user };
+}
+
+/**
+ * Loads and merges the configuration for one command. Throws a
+ * {@linkcode ConfigError} listing every problem found in every file and flag.
  *
  * @example
  * ```ts
  * const config = await loadEffectiveConfig({ allow: ["registry.example"], mode: "limited" });
- * config.network.domains; // [{ pattern: "registry.example", action: "allow", source: "flag:--allow" }]
+ * config.network.domains; // [..., { pattern: "registry.example", action: "allow", source: "flag:--allow" }]
  * ```
  */
-export function loadEffectiveConfig(
+export async function loadEffectiveConfig(
   flags: SharedValues,
-  _options: LoadEffectiveConfigOptions = {},
+  options: LoadEffectiveConfigOptions = {},
 ): Promise<EffectiveConfig> {
-  try {
-    const problems: ConfigProblem[] = [];
-    const draft = newDraft();
-    for (const file of flags.config ?? []) {
-      // File loading lands next behind this same signature; until then refuse rather than ignore.
-      problems.push({
-        file,
-        keyPath: "",
-        message: "Config files are not supported yet: use flags",
-      });
+  const env = options.env ?? Deno.env.toObject();
+  const cwd = options.cwd ?? Deno.cwd();
+  const problems: ConfigProblem[] = [];
+  const locations = configLocations(env);
+
+  const managed = await readConfigFile(locations.managed.path, "managed", {
+    required: locations.managed.required,
+    problems,
+  }) as ManagedConfigFile | null;
+  const userLayers: { file: UserConfigFile; source: RuleSource }[] = [];
+  if (locations.user !== null) {
+    const user = await readConfigFile(locations.user, "user", { required: false, problems });
+    if (user !== null) {
+      userLayers.push({ file: user as UserConfigFile, source: `user:${locations.user}` });
     }
-    if (flags.profile !== undefined) {
-      problems.push({
-        file: "--profile",
-        keyPath: "",
-        message: `Unknown profile "${flags.profile}": no config file defines profiles yet`,
-      });
-    }
-    applyFlags(draft, flags, problems);
-    if (problems.length > 0) return Promise.reject(new ConfigError(problems));
-    return Promise.resolve(finish(draft));
-  } catch (error) {
-    return Promise.reject(error);
   }
+  for (const given of flags.config ?? []) {
+    const path = given.startsWith("/") ? given : `${cwd.replace(/\/$/, "")}/${given}`;
+    const file = await readConfigFile(path, "user", { required: true, problems });
+    if (file !== null) userLayers.push({ file: file as UserConfigFile, source: `config:${path}` });
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const draft = newDraft();
+  if (managed !== null) applyManaged(draft, managed);
+  for (const { file } of userLayers) {
+    draft.files.push(file.file);
+    draft.notices.push(...file.notices);
+  }
+  const profileName = selectProfile(userLayers, flags.profile, problems);
+  if (profileName !== null) {
+    draft.profileName = profileName;
+    for (const { layer, source } of resolveProfileLayers(profileName, userLayers, problems)) {
+      applyProfileLayer(draft, layer, source);
+    }
+  }
+  for (const { file, source } of userLayers) applyExecLayer(draft, file, source);
+  applyFlags(draft, flags, problems);
+  if (managed !== null) enforceManaged(draft, managed);
+  expandHome(draft, env, problems);
+  // Execpolicy pattern and example checks belong to the execpolicy engine. Enable this single call site
+  // once execpolicy/mod.ts exports checkExecPolicyExamples(policy): ConfigProblem[]:
+  // if (draft.execpolicy !== null) problems.push(...checkExecPolicyExamples(execPolicyOf(draft)));
+  if (problems.length > 0) throw new ConfigError(problems);
+  return finish(draft);
 }
+
+/** Options for {@linkcode readConfigFile}. */
+export interface ReadConfigFileOptions {
+  /** A missing file is a problem (otherwise it is skipped and null returned). */
+  required: boolean;
+  /** Where problems are appended. */
+  problems: ConfigProblem[];
+}
+
+/**
+ * Reads, parses and validates one config file as `kind`. Returns null (and
+ * appends problems) when it is invalid, or when it is absent and not required.
+ */
+export async function readConfigFile(
+  path: string,
+  kind: ConfigKind,
+  options: ReadConfigFileOptions,
+): Promise<UserConfigFile | ManagedConfigFile | null> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound && !options.required) return null;
+    const why = error instanceof Deno.errors.NotFound
+      ? "the file does not exist"
+      : error instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : error instanceof Error
+      ? error.message
+      : String(error);
+    options.problems.push({ file: path, keyPath: "", message: `Cannot read config file: ${why}` });
+    return null;
+  }
+  const result = validateText(text, path, kind);
+  if (!result.ok) {
+    options.problems.push(...result.problems);
+    return null;
+  }
+  return result.config;
+}
+
+function validateText(text: string, file: string, kind: ConfigKind): ValidationResult {
+  const parsed = parseTomlText(text, file);
+  if (!parsed.ok) return { ok: false, problems: parsed.problems };
+  return validateConfig(parsed.value, { file, kind, lines: parsed.lines });
+}
+
+type Scalar =
+  | "enabled"
+  | "mode"
+  | "allowLocalBinding"
+  | "mitm"
+  | "mitmCa"
+  | "dangerouslyAllowAllUnixSockets"
+  | "dangerouslyAllowNonLoopbackProxy"
+  | "proxyUrl"
+  | "socksUrl"
+  | "enableSocks5"
+  | "ask";
+
+const SCALARS: readonly Scalar[] = [
+  "enabled",
+  "mode",
+  "allowLocalBinding",
+  "mitm",
+  "mitmCa",
+  "dangerouslyAllowAllUnixSockets",
+  "dangerouslyAllowNonLoopbackProxy",
+  "proxyUrl",
+  "socksUrl",
+  "enableSocks5",
+  "ask",
+];
 
 /** The merge in progress: plain data built up layer by layer, frozen by {@linkcode finish}. */
 interface Draft {
@@ -85,6 +239,12 @@ interface Draft {
     unixSockets: UnixSocketRule[];
     managedAllowedDomainsOnly: boolean;
   };
+  /** Rules that came from the managed file (they are never replaced by a later layer). */
+  managedRules: Set<DomainRule | UnixSocketRule | ExecRule>;
+  filesystem: { writable: string[]; denyRead: string[] };
+  env: { allow: string[] | null; deny: string[] };
+  execRules: ExecRule[];
+  execDefault: ExecDecision | null;
   files: string[];
   sources: Record<string, RuleSource>;
   notices: string[];
@@ -110,10 +270,217 @@ function newDraft(): Draft {
       unixSockets: [],
       managedAllowedDomainsOnly: false,
     },
+    managedRules: new Set(),
+    filesystem: {
+      writable: [...DEFAULTS.filesystem.writable],
+      denyRead: [...DEFAULTS.filesystem.denyRead],
+    },
+    env: {
+      allow: DEFAULTS.env.allow === null ? null : [...DEFAULTS.env.allow],
+      deny: [...DEFAULTS.env.deny],
+    },
+    execRules: [],
+    execDefault: null,
     files: [],
     sources: {},
     notices: [],
   };
+}
+
+function applyManaged(draft: Draft, managed: ManagedConfigFile): void {
+  const source = `managed:${managed.file}`;
+  draft.files.push(managed.file);
+  draft.notices.push(...managed.notices);
+  applyNetworkLayer(draft, managed.network, source, { managed: true });
+  if (managed.network.managedAllowedDomainsOnly === true) {
+    draft.network.managedAllowedDomainsOnly = true;
+    draft.sources["network.managedAllowedDomainsOnly"] = source;
+  }
+  for (const spec of managed.execpolicy) {
+    const rule: ExecRule = { ...spec, source };
+    draft.execRules.push(rule);
+    draft.managedRules.add(rule);
+  }
+  if (managed.execpolicyDefault !== null) {
+    draft.execDefault = managed.execpolicyDefault;
+    draft.sources["execpolicy.default"] = source;
+  }
+}
+
+function applyNetworkLayer(
+  draft: Draft,
+  layer: NetworkLayer,
+  source: RuleSource,
+  options: { managed: boolean },
+): void {
+  const net = draft.network as Record<Scalar, unknown>;
+  for (const key of SCALARS) {
+    const value = layer[key];
+    if (value === undefined) continue;
+    net[key] = value;
+    draft.sources[`network.${key}`] = source;
+  }
+  for (const name of layer.presets) {
+    if (!isPresetName(name)) continue;
+    for (const pattern of PRESETS[name].allow) {
+      addDomainRule(draft, {
+        pattern,
+        action: "allow",
+        source: presetSource(name, source, options),
+      }, options);
+    }
+  }
+  for (const rule of layer.domains) addDomainRule(draft, { ...rule, source }, options);
+  for (const rule of layer.unixSockets) addSocketRule(draft, { ...rule, source }, options);
+}
+
+function presetSource(name: string, source: RuleSource, options: { managed: boolean }): RuleSource {
+  return options.managed ? `preset:${name} (${source})` : `preset:${name}`;
+}
+
+/** Adds a rule; a non-managed rule replaces an earlier non-managed rule of the same pattern (later wins). */
+function addDomainRule(draft: Draft, rule: DomainRule, options: { managed: boolean }): void {
+  const key = normalizePattern(rule.pattern);
+  const list = draft.network.domains;
+  if (!options.managed) {
+    const at = list.findIndex((r) =>
+      !draft.managedRules.has(r) && normalizePattern(r.pattern) === key
+    );
+    if (at !== -1) list.splice(at, 1);
+  }
+  list.push(rule);
+  if (options.managed) draft.managedRules.add(rule);
+}
+
+function addSocketRule(draft: Draft, rule: UnixSocketRule, options: { managed: boolean }): void {
+  const list = draft.network.unixSockets;
+  if (!options.managed) {
+    const at = list.findIndex((r) => !draft.managedRules.has(r) && r.path === rule.path);
+    if (at !== -1) list.splice(at, 1);
+  }
+  list.push(rule);
+  if (options.managed) draft.managedRules.add(rule);
+}
+
+/** The profile to use: `--profile`, else the last `default_permissions` written, else none. */
+function selectProfile(
+  layers: readonly { file: UserConfigFile; source: RuleSource }[],
+  flag: string | undefined,
+  problems: ConfigProblem[],
+): string | null {
+  let chosen: { name: string; file: string; keyPath: string } | null = null;
+  for (const { file } of layers) {
+    if (file.defaultPermissions !== null) {
+      chosen = { name: file.defaultPermissions, file: file.file, keyPath: "default_permissions" };
+    }
+  }
+  if (flag !== undefined) chosen = { name: flag, file: "--profile", keyPath: "" };
+  if (chosen === null) return null;
+  if (BUILT_IN_PROFILES.has(chosen.name)) return chosen.name;
+  if (layers.some(({ file }) => Object.hasOwn(file.profiles, chosen.name))) return chosen.name;
+  const available = [...new Set(layers.flatMap(({ file }) => Object.keys(file.profiles)))];
+  const searched = layers.map(({ file }) => file.file);
+  problems.push({
+    file: chosen.file,
+    keyPath: chosen.keyPath,
+    message: `Unknown profile "${chosen.name}": ${
+      available.length > 0
+        ? `expected one of ${available.map((n) => `"${n}"`).join(", ")}`
+        : `no [permissions.NAME] profile is defined in ${
+          searched.length > 0
+            ? searched.map((f) => `"${f}"`).join(", ")
+            : "any config file (none was found)"
+        }`
+    }`,
+  });
+  return null;
+}
+
+/**
+ * Codex's built-in profile names. Both mean "the sandbox's defaults" here
+ * (read-only root, writable working directory, network through the proxy);
+ * `:danger-full-access` is refused: the sandbox always applies.
+ */
+const BUILT_IN_PROFILES: ReadonlySet<string> = new Set([":workspace", ":read-only"]);
+
+/** The layers of `name` to apply in order: its `extends` parents first, then its own, file by file. */
+function resolveProfileLayers(
+  name: string,
+  layers: readonly { file: UserConfigFile; source: RuleSource }[],
+  problems: ConfigProblem[],
+): { layer: ProfileLayer; source: RuleSource }[] {
+  const out: { layer: ProfileLayer; source: RuleSource }[] = [];
+  const seen: string[] = [];
+  const visit = (current: string, from: { file: string; keyPath: string } | null): void => {
+    if (BUILT_IN_PROFILES.has(current)) return;
+    if (seen.includes(current)) {
+      problems.push({
+        file: from?.file ?? "--profile",
+        keyPath: from?.keyPath ?? "",
+        message: `Profile inheritance loops: ${
+          [...seen, current].map((n) => `"${n}"`).join(" extends ")
+        }`,
+      });
+      return;
+    }
+    const own = layers.filter(({ file }) => Object.hasOwn(file.profiles, current)).map((
+      { file, source },
+    ) => ({
+      layer: file.profiles[current],
+      source,
+      file: file.file,
+    }));
+    if (own.length === 0) {
+      problems.push({
+        file: from?.file ?? "--profile",
+        keyPath: from?.keyPath ?? "",
+        message:
+          `Unknown profile "${current}" in "extends": define [permissions.${current}] or extend ":workspace"`,
+      });
+      return;
+    }
+    seen.push(current);
+    const withParent = own.filter((o) => o.layer.extends !== null);
+    const last = withParent[withParent.length - 1];
+    if (last !== undefined) {
+      visit(last.layer.extends as string, {
+        file: last.file,
+        keyPath: `permissions.${current}.extends`,
+      });
+    }
+    out.push(...own.map(({ layer, source }) => ({ layer, source })));
+  };
+  visit(name, null);
+  return out;
+}
+
+function applyProfileLayer(draft: Draft, layer: ProfileLayer, source: RuleSource): void {
+  applyNetworkLayer(draft, layer.network, source, { managed: false });
+  for (const path of layer.filesystem.writable) {
+    if (!draft.filesystem.writable.includes(path)) draft.filesystem.writable.push(path);
+  }
+  for (const path of layer.filesystem.denyRead) {
+    if (!draft.filesystem.denyRead.includes(path)) draft.filesystem.denyRead.push(path);
+  }
+  if (layer.env.allow !== undefined) {
+    draft.env.allow = [...new Set([...(draft.env.allow ?? []), ...layer.env.allow])];
+    draft.sources["env.allow"] = source;
+  }
+  for (const glob of layer.env.deny) if (!draft.env.deny.includes(glob)) draft.env.deny.push(glob);
+}
+
+function applyExecLayer(draft: Draft, file: UserConfigFile, source: RuleSource): void {
+  for (const spec of file.execpolicy) {
+    const at = draft.execRules.findIndex((r) =>
+      !draft.managedRules.has(r) && r.pattern === spec.pattern
+    );
+    if (at !== -1) draft.execRules.splice(at, 1);
+    draft.execRules.push({ ...spec, source });
+  }
+  if (file.execpolicyDefault !== null) {
+    draft.execDefault = file.execpolicyDefault;
+    draft.sources["execpolicy.default"] = source;
+  }
 }
 
 function applyFlags(draft: Draft, flags: SharedValues, problems: ConfigProblem[]): void {
@@ -130,7 +497,9 @@ function applyFlags(draft: Draft, flags: SharedValues, problems: ConfigProblem[]
       continue;
     }
     for (const pattern of PRESETS[name].allow) {
-      net.domains.push({ pattern, action: "allow", source: `preset:${name}` });
+      addDomainRule(draft, { pattern, action: "allow", source: `preset:${name}` }, {
+        managed: false,
+      });
     }
   }
   for (const [flag, action] of [["allow", "allow"], ["deny", "deny"]] as const) {
@@ -144,7 +513,7 @@ function applyFlags(draft: Draft, flags: SharedValues, problems: ConfigProblem[]
         });
         continue;
       }
-      net.domains.push({ pattern, action, source: `flag:--${flag}` });
+      addDomainRule(draft, { pattern, action, source: `flag:--${flag}` }, { managed: false });
     }
   }
   if (flags.mode !== undefined) {
@@ -177,12 +546,134 @@ function applyFlags(draft: Draft, flags: SharedValues, problems: ConfigProblem[]
       });
       continue;
     }
-    net.unixSockets.push({ path, action: "allow", source: "flag:--allow-unix-socket" });
+    addSocketRule(draft, { path, action: "allow", source: "flag:--allow-unix-socket" }, {
+      managed: false,
+    });
+  }
+}
+
+/**
+ * How strict a managed scalar is: `floor` keys may only get stricter than the
+ * managed value (`rank` orders them, higher is stricter); `pinned` keys keep
+ * the managed value whatever later layers say.
+ */
+const MANAGED_RULES: Readonly<
+  Record<Scalar, { kind: "floor"; rank: (v: unknown) => number } | { kind: "pinned" }>
+> = {
+  enabled: { kind: "floor", rank: (v) => (v === false ? 1 : 0) },
+  mode: { kind: "floor", rank: (v) => (v === "limited" ? 1 : 0) },
+  allowLocalBinding: { kind: "floor", rank: (v) => (v === false ? 1 : 0) },
+  dangerouslyAllowAllUnixSockets: { kind: "floor", rank: (v) => (v === false ? 1 : 0) },
+  dangerouslyAllowNonLoopbackProxy: { kind: "floor", rank: (v) => (v === false ? 1 : 0) },
+  enableSocks5: { kind: "floor", rank: (v) => (v === false ? 1 : 0) },
+  ask: { kind: "floor", rank: (v) => (v === false ? 1 : 0) },
+  mitm: { kind: "pinned" },
+  mitmCa: { kind: "pinned" },
+  proxyUrl: { kind: "pinned" },
+  socksUrl: { kind: "pinned" },
+};
+
+const EXEC_RANK: Readonly<Record<ExecDecision, number>> = { "allow-network": 0, allow: 1, deny: 2 };
+
+function enforceManaged(draft: Draft, managed: ManagedConfigFile): void {
+  const source = `managed:${managed.file}`;
+  const net = draft.network as Record<Scalar, unknown>;
+  for (const key of SCALARS) {
+    const pinned = managed.network[key];
+    if (pinned === undefined) continue;
+    const rule = MANAGED_RULES[key];
+    const current = net[key];
+    const looser = rule.kind === "pinned"
+      ? JSON.stringify(current) !== JSON.stringify(pinned)
+      : rule.rank(current) < rule.rank(pinned);
+    if (looser) {
+      draft.notices.push(
+        `Ignored ${draft.sources[`network.${key}`]} setting network.${key} = ${
+          JSON.stringify(current)
+        }: ${
+          rule.kind === "pinned" ? "the managed value" : "it is looser than the managed value"
+        } ${JSON.stringify(pinned)} from ${managed.file} applies`,
+      );
+      net[key] = pinned;
+      draft.sources[`network.${key}`] = source;
+    }
+  }
+  if (managed.network.managedAllowedDomainsOnly === true) {
+    const dropped = draft.network.domains.filter((r) =>
+      r.action === "allow" && !draft.managedRules.has(r)
+    );
+    if (dropped.length > 0) {
+      draft.network.domains = draft.network.domains.filter((r) => !dropped.includes(r));
+      const shown = dropped.slice(0, 5).map((r) => `"${r.pattern}" (${r.source})`).join(", ");
+      draft.notices.push(
+        `Ignored ${dropped.length} allow rule(s) from outside the managed file because ${managed.file} sets managed_allowed_domains_only = true: ${shown}${
+          dropped.length > 5 ? ", …" : ""
+        }`,
+      );
+    }
+  }
+  // A managed "none" for a socket cannot be undone by a later allow.
+  const blocked = new Set(
+    draft.network.unixSockets.filter((r) => draft.managedRules.has(r) && r.action === "none").map((
+      r,
+    ) => r.path),
+  );
+  const reopened = draft.network.unixSockets.filter(
+    (r) => !draft.managedRules.has(r) && r.action === "allow" && blocked.has(r.path),
+  );
+  if (reopened.length > 0) {
+    draft.network.unixSockets = draft.network.unixSockets.filter((r) => !reopened.includes(r));
+    for (const r of reopened) {
+      draft.notices.push(
+        `Ignored ${r.source} allowing unix socket "${r.path}": ${managed.file} sets it to "none"`,
+      );
+    }
+  }
+  if (managed.execpolicyDefault !== null && draft.execDefault !== null) {
+    if (EXEC_RANK[draft.execDefault] < EXEC_RANK[managed.execpolicyDefault]) {
+      draft.notices.push(
+        `Ignored ${
+          draft.sources["execpolicy.default"]
+        } setting execpolicy_default = "${draft.execDefault}": it is looser than "${managed.execpolicyDefault}" from ${managed.file}`,
+      );
+      draft.execDefault = managed.execpolicyDefault;
+      draft.sources["execpolicy.default"] = source;
+    }
+  }
+}
+
+function expandHome(draft: Draft, env: Record<string, string>, problems: ConfigProblem[]): void {
+  const home = env.HOME;
+  const expand = (path: string, keyPath: string): string => {
+    if (path !== "~" && !path.startsWith("~/")) return path;
+    if (home === undefined || !home.startsWith("/")) {
+      problems.push({
+        file: "HOME",
+        keyPath,
+        message: `Cannot expand "${path}": HOME is not set to an absolute path`,
+      });
+      return path;
+    }
+    return path === "~" ? home : `${home.replace(/\/$/, "")}${path.slice(1)}`;
+  };
+  draft.filesystem.writable = draft.filesystem.writable.map((p) =>
+    expand(p, "filesystem.writable")
+  );
+  draft.filesystem.denyRead = draft.filesystem.denyRead.map((p) =>
+    expand(p, "filesystem.deny_read")
+  );
+  const ca = draft.network.mitmCa;
+  if (ca !== null) {
+    draft.network.mitmCa = {
+      cert: expand(ca.cert, "network.mitm_ca.cert"),
+      key: expand(ca.key, "network.mitm_ca.key"),
+    };
   }
 }
 
 function finish(draft: Draft): EffectiveConfig {
   const n = draft.network;
+  const hasExec = draft.execRules.length > 0 || draft.execDefault !== null;
   return deepFreeze({
     profileName: draft.profileName,
     network: {
@@ -196,17 +687,19 @@ function finish(draft: Draft): EffectiveConfig {
       proxyUrl: n.proxyUrl,
       socksUrl: n.socksUrl,
       enableSocks5: n.enableSocks5,
-      domains: n.domains,
-      unixSockets: n.unixSockets,
+      domains: n.domains.map((r) => ({ ...r })),
+      unixSockets: n.unixSockets.map((r) => ({ ...r })),
       managedAllowedDomainsOnly: n.managedAllowedDomainsOnly,
       ask: n.ask,
     },
-    filesystem: {
-      writable: [...DEFAULTS.filesystem.writable],
-      denyRead: [...DEFAULTS.filesystem.denyRead],
-    },
-    env: { allow: DEFAULTS.env.allow, deny: [...DEFAULTS.env.deny] },
-    execpolicy: null,
+    filesystem: draft.filesystem,
+    env: draft.env,
+    execpolicy: hasExec
+      ? {
+        default: draft.execDefault ?? DEFAULTS.execpolicyDefault,
+        rules: draft.execRules.map((r) => ({ ...r })),
+      }
+      : null,
     files: draft.files,
     sources: draft.sources,
     notices: draft.notices,

@@ -55,3 +55,193 @@ Deno.test("loadEffectiveConfig() reports every bad flag at once", async () => {
   ]);
   assert.match(error.message, /Unknown preset "nope": expected one of "common-dependencies"/);
 });
+
+const DATA = new URL("../testdata/profiles/", import.meta.url);
+
+/** A temp dir with HOME/XDG layout; `files` maps relative paths to contents. */
+async function fixture(files: Record<string, string>): Promise<{ dir: string } & AsyncDisposable> {
+  const dir = await Deno.makeTempDir({ prefix: "profiles_load_test_" });
+  for (const [rel, text] of Object.entries(files)) {
+    const path = `${dir}/${rel}`;
+    await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+    await Deno.writeTextFile(path, text);
+  }
+  return { dir, [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }) };
+}
+
+async function sample(name: string): Promise<string> {
+  return await Deno.readTextFile(new URL(name, DATA));
+}
+
+Deno.test("loadEffectiveConfig() loads the user file from XDG_CONFIG_HOME and picks default_permissions", async () => {
+  await using fx = await fixture({ "xdg/sandbox/config.toml": await sample("codex_config.toml") });
+  const env = {
+    XDG_CONFIG_HOME: `${fx.dir}/xdg`,
+    HOME: fx.dir,
+    SANDBOX_MANAGED_CONFIG: `${fx.dir}/none.toml`,
+  };
+  const error = await loadEffectiveConfig({}, { env }).then(() => null, (e) => e);
+  // A named managed file that does not exist is an error (fail closed), not a silent skip.
+  assert.ok(error instanceof ConfigError);
+  assert.match(error.message, /none\.toml: Cannot read config file: the file does not exist/);
+
+  const config = await loadEffectiveConfig({}, {
+    env: { XDG_CONFIG_HOME: `${fx.dir}/xdg`, HOME: fx.dir },
+  });
+  const user = `user:${fx.dir}/xdg/sandbox/config.toml`;
+  assert.equal(config.profileName, "ci");
+  assert.equal(config.network.mode, "limited");
+  assert.equal(config.sources["network.mode"], user);
+  assert.deepEqual(config.network.domains.map((r) => [r.pattern, r.action, r.source]), [
+    ["registry.example", "allow", user],
+    ["*.pkg.example", "allow", user],
+    ["evil.pkg.example", "deny", user],
+  ]);
+  assert.deepEqual(config.filesystem.writable, ["/srv/cache"]);
+  assert.deepEqual(config.files, [`${fx.dir}/xdg/sandbox/config.toml`]);
+});
+
+Deno.test("loadEffectiveConfig() --profile picks another profile; an unknown one lists the available", async () => {
+  await using fx = await fixture({ "c.toml": await sample("codex_config.toml") });
+  const env = { HOME: `${fx.dir}/home` };
+  const open = await loadEffectiveConfig({ config: ["c.toml"], profile: "open" }, {
+    env,
+    cwd: fx.dir,
+  });
+  assert.equal(open.profileName, "open");
+  assert.deepEqual(open.network.domains.map((r) => r.pattern), ["*"]);
+  assert.equal(open.network.domains[0].source, `config:${fx.dir}/c.toml`);
+
+  const error = await loadEffectiveConfig({ config: ["c.toml"], profile: "nope" }, {
+    env,
+    cwd: fx.dir,
+  })
+    .then(() => null, (e) => e);
+  assert.ok(error instanceof ConfigError);
+  assert.equal(error.problems[0].file, "--profile");
+  assert.match(error.problems[0].message, /Unknown profile "nope": expected one of "ci", "open"/);
+});
+
+Deno.test("loadEffectiveConfig() lets later --config files and flags win, and keeps every source", async () => {
+  await using fx = await fixture({
+    "a.toml":
+      'default_permissions = "p"\n[permissions.p.network]\nmode = "limited"\n[permissions.p.network.domains]\n"x.example" = "allow"\n',
+    "b.toml":
+      '[permissions.p.network]\nmode = "full"\n[permissions.p.network.domains]\n"x.example" = "deny"\n',
+  });
+  const config = await loadEffectiveConfig(
+    {
+      config: [`${fx.dir}/a.toml`, `${fx.dir}/b.toml`],
+      allow: ["y.example"],
+      preset: ["python-ml"],
+    },
+    { env: {} },
+  );
+  assert.equal(config.network.mode, "full");
+  assert.equal(config.sources["network.mode"], `config:${fx.dir}/b.toml`);
+  const x = config.network.domains.filter((r) => r.pattern === "x.example");
+  assert.deepEqual(x, [{
+    pattern: "x.example",
+    action: "deny",
+    source: `config:${fx.dir}/b.toml`,
+  }]);
+  assert.ok(
+    config.network.domains.some((r) => r.pattern === "y.example" && r.source === "flag:--allow"),
+  );
+  assert.ok(config.network.domains.some((r) => r.source === "preset:python-ml"));
+});
+
+Deno.test("loadEffectiveConfig() with managed_allowed_domains_only ignores user, preset and flag allows", async () => {
+  await using fx = await fixture({
+    "requirements.toml": await sample("requirements_legacy.toml"),
+    "xdg/sandbox/config.toml": await sample("codex_config.toml"),
+  });
+  const managed = `${fx.dir}/requirements.toml`;
+  const config = await loadEffectiveConfig(
+    { allow: ["flag.example"], preset: ["common-dependencies"], mode: "full" },
+    { env: { SANDBOX_MANAGED_CONFIG: managed, XDG_CONFIG_HOME: `${fx.dir}/xdg` } },
+  );
+  const allows = config.network.domains.filter((r) => r.action === "allow");
+  assert.deepEqual(allows.map((r) => [r.pattern, r.source]), [
+    ["corp.example", `managed:${managed}`],
+    ["**.mirror.example", `managed:${managed}`],
+  ]);
+  // Managed denies always apply, user denies still apply.
+  const denies = config.network.domains.filter((r) => r.action === "deny").map((r) => r.pattern);
+  assert.deepEqual(denies, ["exfil.example", "evil.pkg.example"]);
+  assert.equal(config.network.managedAllowedDomainsOnly, true);
+  assert.match(
+    config.notices.join("\n"),
+    /managed_allowed_domains_only = true: "registry\.example"/,
+  );
+  // A managed mode = "limited" is not loosened by --mode full.
+  assert.equal(config.network.mode, "limited");
+  assert.equal(config.sources["network.mode"], `managed:${managed}`);
+  assert.match(config.notices.join("\n"), /Ignored flag:--mode setting network\.mode = "full"/);
+  assert.deepEqual(config.files, [managed, `${fx.dir}/xdg/sandbox/config.toml`]);
+});
+
+Deno.test("loadEffectiveConfig() keeps a managed deny even when a user allows the same pattern", async () => {
+  await using fx = await fixture({ "r.toml": await sample("requirements_canonical.toml") });
+  const config = await loadEffectiveConfig(
+    { allow: ["exfil.example"], "allow-local-binding": true },
+    { env: { SANDBOX_MANAGED_CONFIG: `${fx.dir}/r.toml` } },
+  );
+  const exfil = config.network.domains.filter((r) => r.pattern === "exfil.example");
+  assert.deepEqual(exfil.map((r) => r.action), ["deny", "allow"]);
+  assert.equal(exfil[0].source, `managed:${fx.dir}/r.toml`);
+  // Managed allow_local_binding = false is a floor.
+  assert.equal(config.network.allowLocalBinding, false);
+});
+
+Deno.test("loadEffectiveConfig() applies extends, presets, ~ expansion, env and execpolicy", async () => {
+  await using fx = await fixture({ "ours.toml": await sample("ours.toml") });
+  const config = await loadEffectiveConfig(
+    { config: [`${fx.dir}/ours.toml`], profile: "child" },
+    { env: { HOME: "/home/u" } },
+  );
+  assert.equal(config.profileName, "child");
+  assert.equal(config.network.mode, "limited");
+  assert.equal(config.network.ask, true);
+  assert.deepEqual(config.network.mitmCa, {
+    cert: "/home/u/.config/sandbox/ca/cert.pem",
+    key: "/etc/sandbox/ca/key.pem",
+  });
+  assert.deepEqual(config.filesystem, {
+    writable: ["/home/u/.cache", "/tmp/build"],
+    denyRead: ["/home/u/.ssh"],
+  });
+  assert.deepEqual(config.env, {
+    allow: ["PATH", "HOME", "LANG", "LC_*"],
+    deny: ["*_TOKEN", "AWS_*"],
+  });
+  assert.ok(
+    config.network.domains.some((r) =>
+      r.pattern === "huggingface.co" && r.source === "preset:python-ml"
+    ),
+  );
+  assert.equal(config.execpolicy?.default, "allow-network");
+  assert.deepEqual(config.execpolicy?.rules.map((r) => [r.pattern, r.decision]), [
+    ["git status", "allow"],
+    ["npm ci", "allow-network"],
+    ["git push *", "deny"],
+  ]);
+});
+
+Deno.test("loadEffectiveConfig() lists problems from every file at once, with file and line", async () => {
+  await using fx = await fixture({
+    "a.toml": await sample("relative_socket.toml"),
+    "b.toml": await sample("duplicate_keys.toml"),
+  });
+  const error = await loadEffectiveConfig({ config: ["a.toml", "b.toml", "missing.toml"] }, {
+    env: {},
+    cwd: fx.dir,
+  })
+    .then(() => null, (e) => e);
+  assert.ok(error instanceof ConfigError);
+  assert.deepEqual(error.problems.map((p) => [p.file.slice(fx.dir.length + 1), p.line]), [
+    ["a.toml", 2],
+    ["b.toml", 5],
+    ["missing.toml", undefined],
+  ]);
+});

@@ -1,0 +1,948 @@
+/**
+ * `validateConfig()`: the one place parsed TOML (`unknown`) becomes a typed
+ * config file, or a list of every problem found in it, each with its file,
+ * line and key path. Two kinds of file share the network keys:
+ *
+ * - a user config (`config.toml`, `--config FILE`): the Codex
+ *   permissions-profile shape (`default_permissions`, `[permissions.NAME.…]`)
+ *   plus our additions and the top-level `[execpolicy]` table;
+ * - managed requirements (`requirements.toml`): `[experimental_network]`
+ *   (legacy lists or canonical maps, not both) and `[execpolicy]`.
+ *
+ * Unknown keys are errors, except the top-level keys Codex itself defines
+ * ({@linkcode CODEX_IGNORED_KEYS}), which are accepted and ignored so an
+ * existing Codex `config.toml` loads unchanged.
+ *
+ * @module
+ */
+import type { ConfigProblem } from "../cli/errors.ts";
+import { checkDomainPattern } from "./_pattern.ts";
+import { isPresetName, PRESETS } from "./presets.ts";
+import { formatKeyPath, type KeyLines, parseTomlText } from "./toml.ts";
+import type { ExecDecision, ExecRule, NetworkMode } from "./types.ts";
+
+/** Which kind of file is being validated. */
+export type ConfigKind = "user" | "managed";
+
+/** The network keys one file (or one profile of it) wrote; absent keys were not written. */
+export interface NetworkLayer {
+  /** `enabled`. */
+  readonly enabled?: boolean;
+  /** `mode`. */
+  readonly mode?: NetworkMode;
+  /** `allow_local_binding`. */
+  readonly allowLocalBinding?: boolean;
+  /** `mitm`. */
+  readonly mitm?: boolean;
+  /** `[mitm_ca]` `cert` and `key` paths as written (absolute or `~/`). */
+  readonly mitmCa?: { readonly cert: string; readonly key: string };
+  /** `dangerously_allow_all_unix_sockets`. */
+  readonly dangerouslyAllowAllUnixSockets?: boolean;
+  /** `dangerously_allow_non_loopback_proxy`. */
+  readonly dangerouslyAllowNonLoopbackProxy?: boolean;
+  /** `proxy_url` (or managed `http_port` as `http://127.0.0.1:PORT`). */
+  readonly proxyUrl?: string;
+  /** `socks_url` (or managed `socks_port`). */
+  readonly socksUrl?: string;
+  /** `enable_socks5`. */
+  readonly enableSocks5?: boolean;
+  /** `ask`. */
+  readonly ask?: boolean;
+  /** `managed_allowed_domains_only` (managed files only). */
+  readonly managedAllowedDomainsOnly?: boolean;
+  /** Domain rules, canonical or normalized from the legacy lists. */
+  readonly domains: readonly { readonly pattern: string; readonly action: "allow" | "deny" }[];
+  /** Unix socket rules. */
+  readonly unixSockets: readonly { readonly path: string; readonly action: "allow" | "none" }[];
+  /** `presets = [...]`: names of built-in presets to add as allow rules. */
+  readonly presets: readonly string[];
+}
+
+/** One `[permissions.NAME]` profile. */
+export interface ProfileLayer {
+  /** `description`. */
+  readonly description: string | null;
+  /** `extends`: a parent profile whose keys this one overrides. */
+  readonly extends: string | null;
+  /** `[permissions.NAME.network]`. */
+  readonly network: NetworkLayer;
+  /** `[permissions.NAME.filesystem]`, paths as written. */
+  readonly filesystem: {
+    readonly writable: readonly string[];
+    readonly denyRead: readonly string[];
+  };
+  /** `[permissions.NAME.env]`; `allow` absent means "not written". */
+  readonly env: { readonly allow?: readonly string[]; readonly deny: readonly string[] };
+}
+
+/** An execpolicy rule as written in one file (its source is added when merged). */
+export type ExecRuleSpec = Omit<ExecRule, "source">;
+
+/** A validated user config file. */
+export interface UserConfigFile {
+  /** Always `user`. */
+  readonly kind: "user";
+  /** The file it came from. */
+  readonly file: string;
+  /** `default_permissions`, or null when not written. */
+  readonly defaultPermissions: string | null;
+  /** `[permissions.NAME]` by name. */
+  readonly profiles: Readonly<Record<string, ProfileLayer>>;
+  /** `[execpolicy]` rules in file order. */
+  readonly execpolicy: readonly ExecRuleSpec[];
+  /** `execpolicy_default`, or null when not written. */
+  readonly execpolicyDefault: ExecDecision | null;
+  /** Keys accepted but ignored (Codex keys this tool does not use), one sentence each. */
+  readonly notices: readonly string[];
+}
+
+/** A validated managed requirements file. */
+export interface ManagedConfigFile {
+  /** Always `managed`. */
+  readonly kind: "managed";
+  /** The file it came from. */
+  readonly file: string;
+  /** `[experimental_network]`. */
+  readonly network: NetworkLayer;
+  /** `[execpolicy]` rules in file order. */
+  readonly execpolicy: readonly ExecRuleSpec[];
+  /** `execpolicy_default`, or null when not written. */
+  readonly execpolicyDefault: ExecDecision | null;
+  /** Keys accepted but ignored, one sentence each. */
+  readonly notices: readonly string[];
+}
+
+/** Either kind of validated file. */
+export type ConfigFile = UserConfigFile | ManagedConfigFile;
+
+/** The result of {@linkcode validateConfig}: the typed file, or every problem found. */
+export type ValidationResult =
+  | { readonly ok: true; readonly config: ConfigFile }
+  | { readonly ok: false; readonly problems: readonly ConfigProblem[] };
+
+/** Options for {@linkcode validateConfig}. */
+export interface ValidateConfigOptions {
+  /** The file name used in problems. */
+  file: string;
+  /** User config or managed requirements. */
+  kind: ConfigKind;
+  /** Line lookup for problems (from `parseTomlText`); without it problems carry no line. */
+  lines?: KeyLines;
+}
+
+/**
+ * Top-level keys of a Codex `config.toml` that a user config may contain and
+ * that this tool ignores (they configure the Codex agent, not the sandbox).
+ * Anything else unknown at the top level is an error.
+ */
+export const CODEX_IGNORED_KEYS: ReadonlySet<string> = new Set([
+  "model",
+  "review_model",
+  "model_provider",
+  "model_providers",
+  "model_context_window",
+  "model_auto_compact_token_limit",
+  "model_auto_compact_token_limit_scope",
+  "model_reasoning_effort",
+  "plan_mode_reasoning_effort",
+  "model_reasoning_summary",
+  "model_verbosity",
+  "model_supports_reasoning_summaries",
+  "model_catalog_json",
+  "model_instructions_file",
+  "approval_policy",
+  "approvals_reviewer",
+  "auto_review",
+  "sandbox_mode",
+  "sandbox_workspace_write",
+  "shell_environment_policy",
+  "allow_login_shell",
+  "notify",
+  "instructions",
+  "developer_instructions",
+  "compact_prompt",
+  "include_permissions_instructions",
+  "include_apps_instructions",
+  "include_collaboration_mode_instructions",
+  "include_environment_context",
+  "forced_chatgpt_workspace_id",
+  "forced_login_method",
+  "cli_auth_credentials_store",
+  "preferred_auth_method",
+  "mcp_servers",
+  "mcp_oauth_credentials_store",
+  "mcp_oauth_callback_port",
+  "mcp_oauth_callback_url",
+  "project_doc_max_bytes",
+  "project_doc_fallback_filenames",
+  "project_root_markers",
+  "tool_output_token_limit",
+  "background_terminal_max_timeout",
+  "profile",
+  "profiles",
+  "history",
+  "sqlite_home",
+  "sqlite",
+  "log_dir",
+  "debug",
+  "file_opener",
+  "tui",
+  "hide_agent_reasoning",
+  "show_raw_agent_reasoning",
+  "personality",
+  "service_tier",
+  "chatgpt_base_url",
+  "openai_base_url",
+  "projects",
+  "web_search",
+  "tools",
+  "tool_suggest",
+  "agents",
+  "memories",
+  "skills",
+  "hooks",
+  "plugins",
+  "marketplaces",
+  "features",
+  "suppress_unstable_features_warning",
+  "ghost_snapshot",
+  "check_for_update_on_startup",
+  "disable_paste_burst",
+  "analytics",
+  "feedback",
+  "apps",
+  "desktop",
+  "otel",
+  "windows",
+  "notice",
+  "oss_provider",
+  "network",
+]);
+
+/** Top-level keys of a Codex `requirements.toml` that a managed file may contain and this tool ignores. */
+export const CODEX_IGNORED_REQUIREMENT_KEYS: ReadonlySet<string> = new Set([
+  "allowed_approval_policies",
+  "allowed_approvals_reviewers",
+  "allowed_sandbox_modes",
+  "allowed_web_search_modes",
+  "allow_managed_hooks_only",
+  "computer_use",
+  "features",
+  "hooks",
+  "mcp_servers",
+  "plugins",
+  "rules",
+  "enforce_residency",
+  "guardian_policy_config",
+]);
+
+const EXEC_DECISIONS: readonly ExecDecision[] = ["allow", "allow-network", "deny"];
+
+/**
+ * Validates a parsed config file. Reports every problem (not just the
+ * first), each with its key path; never fills in a default for a key the
+ * user wrote.
+ *
+ * @example
+ * ```ts
+ * const result = validateConfig({ default_permissions: "ci", permissions: { ci: { network: { mode: "open" } } } },
+ *   { file: "c.toml", kind: "user" });
+ * // result.ok === false; result.problems[0].keyPath === "permissions.ci.network.mode"
+ * ```
+ */
+export function validateConfig(value: unknown, options: ValidateConfigOptions): ValidationResult {
+  const checker = new Checker(options.file, options.lines);
+  const config = options.kind === "user" ? checker.userFile(value) : checker.managedFile(value);
+  if (checker.problems.length > 0 || config === null) {
+    return { ok: false, problems: checker.problems };
+  }
+  return { ok: true, config };
+}
+
+/**
+ * Parses and validates TOML text in one step (syntax and duplicate-key
+ * problems included).
+ *
+ * @example
+ * ```ts
+ * const result = validateConfigText('default_permissions = "ci"\n[permissions.ci.network]\nenabled = true\n',
+ *   { file: "c.toml", kind: "user" });
+ * ```
+ */
+export function validateConfigText(
+  text: string,
+  options: Omit<ValidateConfigOptions, "lines">,
+): ValidationResult {
+  const parsed = parseTomlText(text, options.file);
+  if (!parsed.ok) return { ok: false, problems: parsed.problems };
+  return validateConfig(parsed.value, { ...options, lines: parsed.lines });
+}
+
+/**
+ * Decides which kind a file is for `sandbox profile validate`: managed when
+ * it is named `requirements.toml` or has a top-level `[experimental_network]`
+ * table, otherwise a user config.
+ */
+export function detectConfigKind(path: string, value: unknown): ConfigKind {
+  const base = path.split("/").pop() ?? path;
+  if (base === "requirements.toml") return "managed";
+  if (isTable(value) && Object.hasOwn(value, "experimental_network")) return "managed";
+  return "user";
+}
+
+type Table = Record<string, unknown>;
+
+function isTable(value: unknown): value is Table {
+  return typeof value === "object" && value !== null && !Array.isArray(value) &&
+    !(value instanceof Date);
+}
+
+function typeName(value: unknown): string {
+  if (Array.isArray(value)) return "an array";
+  if (value instanceof Date) return "a date-time";
+  if (isTable(value)) return "a table";
+  if (typeof value === "number") return Number.isInteger(value) ? "an integer" : "a float";
+  if (typeof value === "bigint") return "an integer";
+  return `a ${typeof value}`;
+}
+
+function quoteList(values: Iterable<string>): string {
+  return [...values].map((v) => `"${v}"`).join(", ");
+}
+
+class Checker {
+  readonly problems: ConfigProblem[] = [];
+  readonly notices: string[] = [];
+  constructor(readonly file: string, readonly lines: KeyLines | undefined) {}
+
+  problem(path: readonly string[], message: string): void {
+    const line = this.lines?.lineOf(path);
+    this.problems.push({
+      file: this.file,
+      ...(line === undefined ? {} : { line }),
+      keyPath: formatKeyPath(path),
+      message,
+    });
+  }
+
+  /** Reports every key of `table` not in `allowed`; returns false if any. */
+  knownKeys(table: Table, path: readonly string[], allowed: readonly string[]): void {
+    for (const key of Object.keys(table)) {
+      if (!allowed.includes(key)) {
+        this.problem([...path, key], `Unknown key: expected one of ${quoteList(allowed)}`);
+      }
+    }
+  }
+
+  table(value: unknown, path: readonly string[]): Table | null {
+    if (isTable(value)) return value;
+    this.problem(path, `Expected a table, found ${typeName(value)}`);
+    return null;
+  }
+
+  bool(value: unknown, path: readonly string[]): boolean | undefined {
+    if (typeof value === "boolean") return value;
+    this.problem(path, `Expected true or false, found ${typeName(value)}`);
+    return undefined;
+  }
+
+  string(value: unknown, path: readonly string[]): string | undefined {
+    if (typeof value === "string") return value;
+    this.problem(path, `Expected a string, found ${typeName(value)}`);
+    return undefined;
+  }
+
+  oneOf<T extends string>(
+    value: unknown,
+    path: readonly string[],
+    choices: readonly T[],
+  ): T | undefined {
+    if (typeof value === "string" && (choices as readonly string[]).includes(value)) {
+      return value as T;
+    }
+    const found = typeof value === "string" ? `"${value}"` : typeName(value);
+    this.problem(path, `Expected one of ${quoteList(choices)}, found ${found}`);
+    return undefined;
+  }
+
+  stringList(value: unknown, path: readonly string[]): string[] | undefined {
+    if (!Array.isArray(value)) {
+      this.problem(path, `Expected an array of strings, found ${typeName(value)}`);
+      return undefined;
+    }
+    const out: string[] = [];
+    let ok = true;
+    value.forEach((item, index) => {
+      if (typeof item === "string") out.push(item);
+      else {
+        ok = false;
+        this.problem(
+          path,
+          `Expected an array of strings, found ${typeName(item)} at index ${index}`,
+        );
+      }
+    });
+    return ok ? out : undefined;
+  }
+
+  pathList(value: unknown, path: readonly string[]): string[] {
+    const list = this.stringList(value, path) ?? [];
+    const out: string[] = [];
+    for (const item of list) {
+      if (isAbsoluteOrHome(item)) out.push(item);
+      else {
+        this.problem(
+          path,
+          `Invalid path "${item}": expected an absolute path or one starting with "~/"`,
+        );
+      }
+    }
+    return out;
+  }
+
+  port(value: unknown, path: readonly string[]): number | undefined {
+    if (typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= 65535) {
+      return value;
+    }
+    this.problem(path, `Expected a port number from 0 to 65535, found ${typeName(value)}`);
+    return undefined;
+  }
+
+  proxyAddress(value: unknown, path: readonly string[]): string | undefined {
+    const text = this.string(value, path);
+    if (text === undefined) return undefined;
+    try {
+      const url = new URL(text.includes("://") ? text : `http://${text}`);
+      if (url.hostname === "") throw new Error("no host");
+      return text;
+    } catch {
+      this.problem(
+        path,
+        `Invalid address "${text}": expected a URL such as "http://127.0.0.1:3128"`,
+      );
+      return undefined;
+    }
+  }
+
+  userFile(value: unknown): UserConfigFile | null {
+    const root = this.table(value, []);
+    if (root === null) return null;
+    let defaultPermissions: string | null = null;
+    const profiles: Record<string, ProfileLayer> = {};
+    let execpolicy: ExecRuleSpec[] = [];
+    let execpolicyDefault: ExecDecision | null = null;
+    const ignored: string[] = [];
+    for (const [key, inner] of Object.entries(root)) {
+      const path = [key];
+      switch (key) {
+        case "default_permissions": {
+          const name = this.string(inner, path);
+          if (name !== undefined) {
+            if (name.trim() === "") this.problem(path, "A profile name cannot be empty");
+            else defaultPermissions = name;
+          }
+          break;
+        }
+        case "permissions": {
+          const table = this.table(inner, path);
+          if (table === null) break;
+          for (const [name, profile] of Object.entries(table)) {
+            const layer = this.profile(profile, [...path, name]);
+            if (layer !== null) profiles[name] = layer;
+          }
+          break;
+        }
+        case "execpolicy":
+          execpolicy = this.execpolicy(inner, path);
+          break;
+        case "execpolicy_default":
+          execpolicyDefault = this.oneOf(inner, path, EXEC_DECISIONS) ?? null;
+          break;
+        case "experimental_network":
+          this.problem(
+            path,
+            "Managed requirements are not allowed in a user config: put [experimental_network] in the managed file (/etc/sandbox/requirements.toml or $SANDBOX_MANAGED_CONFIG)",
+          );
+          break;
+        default:
+          if (CODEX_IGNORED_KEYS.has(key)) ignored.push(key);
+          else {
+            this.problem(
+              path,
+              `Unknown key: expected "default_permissions", "permissions", "execpolicy", "execpolicy_default" or a Codex config key (ignored here)`,
+            );
+          }
+      }
+    }
+    if (ignored.length > 0) {
+      this.notices.push(
+        `${this.file}: ignored Codex keys not used by sandbox: ${ignored.join(", ")}`,
+      );
+    }
+    return {
+      kind: "user",
+      file: this.file,
+      defaultPermissions,
+      profiles,
+      execpolicy,
+      execpolicyDefault,
+      notices: this.notices,
+    };
+  }
+
+  managedFile(value: unknown): ManagedConfigFile | null {
+    const root = this.table(value, []);
+    if (root === null) return null;
+    let network: NetworkLayer = emptyNetwork();
+    let execpolicy: ExecRuleSpec[] = [];
+    let execpolicyDefault: ExecDecision | null = null;
+    const ignored: string[] = [];
+    for (const [key, inner] of Object.entries(root)) {
+      const path = [key];
+      switch (key) {
+        case "experimental_network":
+          network = this.network(inner, path, "managed") ?? network;
+          break;
+        case "execpolicy":
+          execpolicy = this.execpolicy(inner, path);
+          break;
+        case "execpolicy_default":
+          execpolicyDefault = this.oneOf(inner, path, EXEC_DECISIONS) ?? null;
+          break;
+        default:
+          if (CODEX_IGNORED_REQUIREMENT_KEYS.has(key)) ignored.push(key);
+          else {
+            this.problem(
+              path,
+              `Unknown key: expected "experimental_network", "execpolicy", "execpolicy_default" or a Codex requirements key (ignored here)`,
+            );
+          }
+      }
+    }
+    if (ignored.length > 0) {
+      this.notices.push(
+        `${this.file}: ignored Codex requirement keys not used by sandbox: ${ignored.join(", ")}`,
+      );
+    }
+    return {
+      kind: "managed",
+      file: this.file,
+      network,
+      execpolicy,
+      execpolicyDefault,
+      notices: this.notices,
+    };
+  }
+
+  profile(value: unknown, path: readonly string[]): ProfileLayer | null {
+    const table = this.table(value, path);
+    if (table === null) return null;
+    if (path[path.length - 1].trim() === "") this.problem(path, "A profile name cannot be empty");
+    this.knownKeys(table, path, ["description", "extends", "network", "filesystem", "env"]);
+    const description = table.description === undefined
+      ? null
+      : this.string(table.description, [...path, "description"]) ?? null;
+    const parent = table.extends === undefined
+      ? null
+      : this.string(table.extends, [...path, "extends"]) ?? null;
+    const network = table.network === undefined
+      ? emptyNetwork()
+      : this.network(table.network, [...path, "network"], "user") ?? emptyNetwork();
+    const filesystem = table.filesystem === undefined
+      ? { writable: [], denyRead: [] }
+      : this.filesystem(table.filesystem, [...path, "filesystem"]);
+    const env = table.env === undefined ? { deny: [] } : this.env(table.env, [...path, "env"]);
+    return { description, extends: parent, network, filesystem, env };
+  }
+
+  network(value: unknown, path: readonly string[], kind: ConfigKind): NetworkLayer | null {
+    const table = this.table(value, path);
+    if (table === null) return null;
+    const out: {
+      -readonly [K in keyof NetworkLayer]: NetworkLayer[K];
+    } = emptyNetwork();
+    const domains: { pattern: string; action: "allow" | "deny" }[] = [];
+    const sockets: { path: string; action: "allow" | "none" }[] = [];
+    const ignored: string[] = [];
+    const at = (key: string) => [...path, key];
+    const has = (key: string) => Object.hasOwn(table, key);
+    if (kind === "managed") {
+      if (has("domains") && (has("allowed_domains") || has("denied_domains"))) {
+        this.problem(
+          at("domains"),
+          'Cannot mix the canonical "domains" map with the legacy "allowed_domains"/"denied_domains" lists in one block: use one form, e.g. domains = { "pkg.example" = "allow" }',
+        );
+      }
+      if (has("unix_sockets") && has("allow_unix_sockets")) {
+        this.problem(
+          at("unix_sockets"),
+          'Cannot mix the canonical "unix_sockets" map with the legacy "allow_unix_sockets" list in one block: use one form, e.g. unix_sockets = { "/run/app.sock" = "allow" }',
+        );
+      }
+      if (has("http_port") && has("proxy_url")) {
+        this.problem(
+          at("http_port"),
+          'Contradiction: set either "http_port" or "proxy_url", not both',
+        );
+      }
+      if (has("socks_port") && has("socks_url")) {
+        this.problem(
+          at("socks_port"),
+          'Contradiction: set either "socks_port" or "socks_url", not both',
+        );
+      }
+    }
+    for (const [key, inner] of Object.entries(table)) {
+      const p = at(key);
+      switch (key) {
+        case "enabled":
+          out.enabled = this.bool(inner, p);
+          break;
+        case "mode":
+          out.mode = this.oneOf(inner, p, ["full", "limited"] as const);
+          break;
+        case "allow_local_binding":
+          out.allowLocalBinding = this.bool(inner, p);
+          break;
+        case "mitm":
+          out.mitm = this.bool(inner, p);
+          break;
+        case "dangerously_allow_all_unix_sockets":
+          out.dangerouslyAllowAllUnixSockets = this.bool(inner, p);
+          break;
+        case "dangerously_allow_non_loopback_proxy":
+          out.dangerouslyAllowNonLoopbackProxy = this.bool(inner, p);
+          break;
+        case "proxy_url":
+          out.proxyUrl = this.proxyAddress(inner, p);
+          break;
+        case "socks_url":
+          out.socksUrl = this.proxyAddress(inner, p);
+          break;
+        case "enable_socks5":
+          out.enableSocks5 = this.bool(inner, p);
+          break;
+        case "ask":
+          out.ask = this.bool(inner, p);
+          break;
+        case "mitm_ca":
+          out.mitmCa = this.mitmCa(inner, p);
+          break;
+        case "presets": {
+          const names = this.stringList(inner, p) ?? [];
+          for (const name of names) {
+            if (!isPresetName(name)) {
+              this.problem(
+                p,
+                `Unknown preset "${name}": expected one of ${quoteList(Object.keys(PRESETS))}`,
+              );
+            }
+          }
+          out.presets = names.filter(isPresetName);
+          break;
+        }
+        case "domains": {
+          const map = this.table(inner, p);
+          if (map === null) break;
+          for (const [pattern, action] of Object.entries(map)) {
+            const a = this.oneOf(action, [...p, pattern], ["allow", "deny"] as const);
+            if (a !== undefined) this.domainRule(domains, pattern, a, [...p, pattern]);
+          }
+          break;
+        }
+        case "unix_sockets": {
+          const map = this.table(inner, p);
+          if (map === null) break;
+          for (const [socket, action] of Object.entries(map)) {
+            const a = this.oneOf(action, [...p, socket], ["allow", "none"] as const);
+            if (a !== undefined) this.socketRule(sockets, socket, a, [...p, socket]);
+          }
+          break;
+        }
+        case "enable_socks5_udp":
+        case "allow_upstream_proxy":
+          if (this.bool(inner, p) !== undefined) ignored.push(key);
+          break;
+        default:
+          if (kind === "managed" && this.managedNetworkKey(key, inner, p, out, domains, sockets)) {
+            break;
+          }
+          this.problem(p, `Unknown key: expected one of ${quoteList(networkKeys(kind))}`);
+      }
+    }
+    if (ignored.length > 0) {
+      this.notices.push(
+        `${this.file}: ${formatKeyPath(path)}: ignored Codex keys not used by sandbox: ${
+          ignored.join(", ")
+        }`,
+      );
+    }
+    // Drop keys whose value was invalid (undefined) so "absent" keeps meaning "not written".
+    for (const key of Object.keys(out) as (keyof NetworkLayer)[]) {
+      if (out[key] === undefined) delete out[key];
+    }
+    out.domains = domains;
+    out.unixSockets = sockets;
+    return out;
+  }
+
+  managedNetworkKey(
+    key: string,
+    inner: unknown,
+    p: readonly string[],
+    out: { managedAllowedDomainsOnly?: boolean; proxyUrl?: string; socksUrl?: string },
+    domains: { pattern: string; action: "allow" | "deny" }[],
+    sockets: { path: string; action: "allow" | "none" }[],
+  ): boolean {
+    switch (key) {
+      case "managed_allowed_domains_only":
+        out.managedAllowedDomainsOnly = this.bool(inner, p);
+        return true;
+      case "allowed_domains":
+      case "denied_domains": {
+        const action = key === "allowed_domains" ? "allow" : "deny";
+        for (const pattern of this.stringList(inner, p) ?? []) {
+          this.domainRule(domains, pattern, action, p);
+        }
+        return true;
+      }
+      case "allow_unix_sockets":
+        for (const socket of this.stringList(inner, p) ?? []) {
+          this.socketRule(sockets, socket, "allow", p);
+        }
+        return true;
+      case "http_port": {
+        const port = this.port(inner, p);
+        if (port !== undefined) out.proxyUrl = `http://127.0.0.1:${port}`;
+        return true;
+      }
+      case "socks_port": {
+        const port = this.port(inner, p);
+        if (port !== undefined) out.socksUrl = `socks5://127.0.0.1:${port}`;
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  domainRule(
+    rules: { pattern: string; action: "allow" | "deny" }[],
+    pattern: string,
+    action: "allow" | "deny",
+    path: readonly string[],
+  ): void {
+    const error = checkDomainPattern(pattern, action);
+    if (error !== null) {
+      this.problem(path, `Invalid ${action} pattern "${pattern}": ${error}`);
+      return;
+    }
+    const key = normalizePattern(pattern);
+    const earlier = rules.find((r) => normalizePattern(r.pattern) === key);
+    if (earlier !== undefined) {
+      if (earlier.action !== action) {
+        this.problem(
+          path,
+          `Contradiction: "${pattern}" is both allowed and denied in this block: keep one`,
+        );
+      }
+      return;
+    }
+    rules.push({ pattern, action });
+  }
+
+  socketRule(
+    rules: { path: string; action: "allow" | "none" }[],
+    socket: string,
+    action: "allow" | "none",
+    path: readonly string[],
+  ): void {
+    if (!socket.startsWith("/")) {
+      this.problem(
+        path,
+        `Invalid socket path "${socket}": expected an absolute path such as "/run/user/1000/bus"`,
+      );
+      return;
+    }
+    rules.push({ path: socket, action });
+  }
+
+  mitmCa(value: unknown, path: readonly string[]): { cert: string; key: string } | undefined {
+    const table = this.table(value, path);
+    if (table === null) return undefined;
+    this.knownKeys(table, path, ["cert", "key"]);
+    const get = (k: "cert" | "key") => {
+      if (table[k] === undefined) {
+        this.problem([...path, k], `Missing key: "mitm_ca" needs both "cert" and "key"`);
+        return undefined;
+      }
+      const s = this.string(table[k], [...path, k]);
+      if (s !== undefined && !isAbsoluteOrHome(s)) {
+        this.problem(
+          [...path, k],
+          `Invalid path "${s}": expected an absolute path or one starting with "~/"`,
+        );
+        return undefined;
+      }
+      return s;
+    };
+    const cert = get("cert");
+    const key = get("key");
+    return cert !== undefined && key !== undefined ? { cert, key } : undefined;
+  }
+
+  filesystem(value: unknown, path: readonly string[]): { writable: string[]; denyRead: string[] } {
+    const out = { writable: [] as string[], denyRead: [] as string[] };
+    const table = this.table(value, path);
+    if (table === null) return out;
+    const ignored: string[] = [];
+    for (const [key, inner] of Object.entries(table)) {
+      const p = [...path, key];
+      if (key === "writable") out.writable.push(...this.pathList(inner, p));
+      else if (key === "deny_read") out.denyRead.push(...this.pathList(inner, p));
+      else if (key === "allow_limited_git_writes") {
+        if (this.bool(inner, p) !== undefined) ignored.push(key);
+      } else if (key === "glob_scan_max_depth") {
+        if (typeof inner === "number" && Number.isInteger(inner) && inner >= 1) ignored.push(key);
+        else this.problem(p, `Expected an integer of at least 1, found ${typeName(inner)}`);
+      } else if (key.startsWith(":")) {
+        // Codex special paths (":root", ":workspace_roots", ":tmpdir", …): our sandbox's own defaults
+        // (read-only root, writable working directory, private /tmp) cover these.
+        if (typeof inner === "string" || isTable(inner)) ignored.push(JSON.stringify(key));
+        else this.problem(p, `Expected an access mode or a table, found ${typeName(inner)}`);
+      } else if (isAbsoluteOrHome(key)) {
+        // Codex entry `"/path" = "read" | "write" | "deny"` (or "none").
+        const mode = this.oneOf(inner, p, ["read", "write", "deny", "none"] as const);
+        if (mode === "write") out.writable.push(key);
+        else if (mode === "deny" || mode === "none") out.denyRead.push(key);
+      } else {
+        this.problem(
+          p,
+          `Unknown key: expected "writable", "deny_read", or an absolute or "~/" path set to "read", "write" or "deny"`,
+        );
+      }
+    }
+    if (ignored.length > 0) {
+      this.notices.push(
+        `${this.file}: ${
+          formatKeyPath(path)
+        }: ignored Codex entries (the sandbox's defaults apply): ${ignored.join(", ")}`,
+      );
+    }
+    return out;
+  }
+
+  env(value: unknown, path: readonly string[]): { allow?: string[]; deny: string[] } {
+    const out: { allow?: string[]; deny: string[] } = { deny: [] };
+    const table = this.table(value, path);
+    if (table === null) return out;
+    this.knownKeys(table, path, ["allow", "deny"]);
+    for (const key of ["allow", "deny"] as const) {
+      if (table[key] === undefined) continue;
+      const list = this.stringList(table[key], [...path, key]);
+      if (list === undefined) continue;
+      const good = list.filter((glob) => {
+        if (/^[A-Za-z0-9_*?]+$/.test(glob)) return true;
+        this.problem(
+          [...path, key],
+          `Invalid variable glob "${glob}": expected letters, digits, "_" and the wildcards "*" and "?"`,
+        );
+        return false;
+      });
+      if (key === "allow") out.allow = good;
+      else out.deny = good;
+    }
+    return out;
+  }
+
+  execpolicy(value: unknown, path: readonly string[]): ExecRuleSpec[] {
+    const table = this.table(value, path);
+    if (table === null) return [];
+    const rules: ExecRuleSpec[] = [];
+    for (const [pattern, spec] of Object.entries(table)) {
+      const p = [...path, pattern];
+      if (pattern.trim() === "") {
+        this.problem(p, 'A command pattern cannot be empty: write e.g. "git push *" = "deny"');
+        continue;
+      }
+      if (typeof spec === "string") {
+        const decision = this.oneOf(spec, p, EXEC_DECISIONS);
+        if (decision !== undefined) {
+          rules.push({ pattern, decision, justification: null, match: [], notMatch: [] });
+        }
+        continue;
+      }
+      if (!isTable(spec)) {
+        this.problem(
+          p,
+          `Expected a decision ("allow", "allow-network" or "deny") or an inline table { decision = … }, found ${
+            typeName(spec)
+          }`,
+        );
+        continue;
+      }
+      this.knownKeys(spec, p, ["decision", "justification", "match", "not_match"]);
+      let decision: ExecDecision | undefined;
+      if (spec.decision === undefined) {
+        this.problem(
+          [...p, "decision"],
+          `Missing key: expected decision = ${quoteList(EXEC_DECISIONS)}`,
+        );
+      } else decision = this.oneOf(spec.decision, [...p, "decision"], EXEC_DECISIONS);
+      const justification = spec.justification === undefined
+        ? null
+        : this.string(spec.justification, [...p, "justification"]) ?? null;
+      const match = spec.match === undefined
+        ? []
+        : this.stringList(spec.match, [...p, "match"]) ?? [];
+      const notMatch = spec.not_match === undefined
+        ? []
+        : this.stringList(spec.not_match, [...p, "not_match"]) ?? [];
+      if (decision !== undefined) rules.push({ pattern, decision, justification, match, notMatch });
+    }
+    return rules;
+  }
+}
+
+function networkKeys(kind: ConfigKind): string[] {
+  const common = [
+    "enabled",
+    "mode",
+    "allow_local_binding",
+    "mitm",
+    "mitm_ca",
+    "dangerously_allow_all_unix_sockets",
+    "dangerously_allow_non_loopback_proxy",
+    "proxy_url",
+    "socks_url",
+    "enable_socks5",
+    "ask",
+    "presets",
+    "domains",
+    "unix_sockets",
+    "enable_socks5_udp",
+    "allow_upstream_proxy",
+  ];
+  return kind === "user" ? common : [
+    ...common,
+    "managed_allowed_domains_only",
+    "allowed_domains",
+    "denied_domains",
+    "allow_unix_sockets",
+    "http_port",
+    "socks_port",
+  ];
+}
+
+function emptyNetwork(): NetworkLayer & { domains: []; unixSockets: []; presets: [] } {
+  return { domains: [], unixSockets: [], presets: [] };
+}
+
+/** Case and trailing-dot insensitive form of a pattern, for spotting duplicates. */
+export function normalizePattern(pattern: string): string {
+  return pattern.trim().toLowerCase().replace(/\.+$/, "");
+}
+
+function isAbsoluteOrHome(path: string): boolean {
+  return path.startsWith("/") || path === "~" || path.startsWith("~/");
+}

@@ -1,0 +1,188 @@
+import assert from "node:assert/strict";
+import { formatProblem } from "../cli/errors.ts";
+import { detectConfigKind, validateConfigText } from "./validate.ts";
+
+const DATA = new URL("../testdata/profiles/", import.meta.url);
+
+async function check(name: string, kind: "user" | "managed") {
+  const text = await Deno.readTextFile(new URL(name, DATA));
+  return validateConfigText(text, { file: name, kind });
+}
+
+Deno.test("validateConfigText() loads a Codex config.toml with Codex's other top-level keys", async () => {
+  const result = await check("codex_config.toml", "user");
+  assert.ok(result.ok, result.ok ? "" : result.problems.map(formatProblem).join("\n"));
+  assert.equal(result.config.kind, "user");
+  if (result.config.kind !== "user") return;
+  assert.equal(result.config.defaultPermissions, "ci");
+  const ci = result.config.profiles.ci;
+  assert.equal(ci.network.mode, "limited");
+  assert.equal(ci.network.mitm, true);
+  assert.equal(ci.network.enableSocks5, false);
+  assert.deepEqual(ci.network.domains, [
+    { pattern: "registry.example", action: "allow" },
+    { pattern: "*.pkg.example", action: "allow" },
+    { pattern: "evil.pkg.example", action: "deny" },
+  ]);
+  assert.deepEqual(ci.network.unixSockets, [
+    { path: "/run/docker.sock", action: "none" },
+    { path: "/run/user/1000/bus", action: "allow" },
+  ]);
+  assert.deepEqual(ci.filesystem.writable, ["/srv/cache"]);
+  assert.match(
+    result.config.notices.join("\n"),
+    /ignored Codex keys not used by sandbox: model, model_provider/,
+  );
+});
+
+Deno.test("validateConfigText() reports every problem with its key path and line", async () => {
+  const result = await check("many_problems.toml", "user");
+  assert.equal(result.ok, false);
+  if (result.ok) return;
+  const got = result.problems.map((p) => `${p.line}: ${p.keyPath}`);
+  assert.deepEqual(got, [
+    "2: colour",
+    "5: permissions.ci.network.enabled",
+    "6: permissions.ci.network.mode",
+    "7: permissions.ci.network.mitm",
+    "8: permissions.ci.network.prxy_url",
+    '11: permissions.ci.network.domains."*"',
+    '12: permissions.ci.network.domains."ok.example"',
+    "15: permissions.ci.filesystem.writable",
+    '18: execpolicy.""',
+    '19: execpolicy."git push *"',
+    '20: execpolicy."rm *".because',
+    '21: execpolicy."curl *"',
+  ]);
+  const byPath = new Map(result.problems.map((p) => [p.keyPath, p.message]));
+  assert.match(
+    byPath.get("permissions.ci.network.mode")!,
+    /Expected one of "full", "limited", found "open"/,
+  );
+  assert.match(
+    byPath.get("permissions.ci.network.enabled")!,
+    /Expected true or false, found a string/,
+  );
+  assert.match(byPath.get('permissions.ci.network.domains."*"')!, /global wildcard/);
+  assert.match(
+    byPath.get("permissions.ci.network.prxy_url")!,
+    /Unknown key: expected one of .*"proxy_url"/,
+  );
+  assert.match(
+    byPath.get('execpolicy."git push *"')!,
+    /"allow", "allow-network", "deny", found "block"/,
+  );
+  assert.equal(
+    formatProblem(result.problems[1]),
+    "many_problems.toml:5: key permissions.ci.network.enabled: Expected true or false, found a string",
+  );
+});
+
+Deno.test("validateConfigText() rejects duplicate keys with file and line", async () => {
+  const result = await check("duplicate_keys.toml", "user");
+  assert.equal(result.ok, false);
+  if (result.ok) return;
+  assert.equal(result.problems.length, 1);
+  assert.equal(result.problems[0].file, "duplicate_keys.toml");
+  assert.equal(result.problems[0].line, 5);
+  assert.match(result.problems[0].message, /^Duplicate key or table/);
+});
+
+Deno.test("validateConfigText() rejects a relative unix socket path", async () => {
+  const result = await check("relative_socket.toml", "user");
+  assert.equal(result.ok, false);
+  if (result.ok) return;
+  assert.equal(result.problems[0].keyPath, 'permissions.ci.network.unix_sockets."run/app.sock"');
+  assert.equal(result.problems[0].line, 2);
+  assert.match(result.problems[0].message, /expected an absolute path/);
+});
+
+Deno.test("validateConfigText() normalizes a managed file's legacy lists into the canonical maps", async () => {
+  const result = await check("requirements_legacy.toml", "managed");
+  assert.ok(result.ok, result.ok ? "" : result.problems.map(formatProblem).join("\n"));
+  if (result.config.kind !== "managed") throw new Error("expected managed");
+  assert.deepEqual(result.config.network.domains, [
+    { pattern: "corp.example", action: "allow" },
+    { pattern: "**.mirror.example", action: "allow" },
+    { pattern: "exfil.example", action: "deny" },
+  ]);
+  assert.deepEqual(result.config.network.unixSockets, [{
+    path: "/run/corp-agent.sock",
+    action: "allow",
+  }]);
+  assert.equal(result.config.network.managedAllowedDomainsOnly, true);
+  assert.equal(result.config.network.mode, "limited");
+});
+
+Deno.test("validateConfigText() refuses canonical and legacy forms mixed in one managed block", async () => {
+  const result = await check("requirements_mixed.toml", "managed");
+  assert.equal(result.ok, false);
+  if (result.ok) return;
+  assert.equal(result.problems.length, 1);
+  assert.equal(result.problems[0].keyPath, "experimental_network.domains");
+  assert.match(
+    result.problems[0].message,
+    /Cannot mix the canonical "domains" map with the legacy "allowed_domains"/,
+  );
+});
+
+Deno.test("validateConfigText() loads our additions: filesystem, env, ask, mitm_ca, presets, execpolicy", async () => {
+  const result = await check("ours.toml", "user");
+  assert.ok(result.ok, result.ok ? "" : result.problems.map(formatProblem).join("\n"));
+  if (result.config.kind !== "user") throw new Error("expected user");
+  const dev = result.config.profiles.dev;
+  assert.equal(dev.network.ask, true);
+  assert.deepEqual(dev.network.presets, ["python-ml"]);
+  assert.deepEqual(dev.network.mitmCa, {
+    cert: "~/.config/sandbox/ca/cert.pem",
+    key: "/etc/sandbox/ca/key.pem",
+  });
+  assert.deepEqual(dev.filesystem, { writable: ["~/.cache", "/tmp/build"], denyRead: ["~/.ssh"] });
+  assert.deepEqual(dev.env, {
+    allow: ["PATH", "HOME", "LANG", "LC_*"],
+    deny: ["*_TOKEN", "AWS_*"],
+  });
+  assert.equal(result.config.execpolicyDefault, "allow-network");
+  assert.deepEqual(result.config.execpolicy[2], {
+    pattern: "git push *",
+    decision: "deny",
+    justification: "Pushing needs a human",
+    match: ["git push origin main"],
+    notMatch: ["git status"],
+  });
+});
+
+Deno.test("validateConfigText() refuses managed keys in a user file and user keys in a managed file", () => {
+  const user = validateConfigText("[experimental_network]\nenabled = true\n", {
+    file: "u.toml",
+    kind: "user",
+  });
+  assert.equal(user.ok, false);
+  if (!user.ok) {
+    assert.match(user.problems[0].message, /Managed requirements are not allowed in a user config/);
+  }
+  const managed = validateConfigText('default_permissions = "x"\n', {
+    file: "m.toml",
+    kind: "managed",
+  });
+  assert.equal(managed.ok, false);
+  if (!managed.ok) assert.equal(managed.problems[0].keyPath, "default_permissions");
+});
+
+Deno.test("validateConfigText() reports a pattern both allowed and denied in one block", () => {
+  const text =
+    '[experimental_network]\nallowed_domains = ["a.example"]\ndenied_domains = ["A.example."]\n';
+  const result = validateConfigText(text, { file: "m.toml", kind: "managed" });
+  assert.equal(result.ok, false);
+  if (!result.ok) {
+    assert.equal(result.problems[0].keyPath, "experimental_network.denied_domains");
+    assert.equal(result.problems[0].line, 3);
+    assert.match(result.problems[0].message, /Contradiction/);
+  }
+});
+
+Deno.test("detectConfigKind() treats requirements.toml and [experimental_network] as managed", () => {
+  assert.equal(detectConfigKind("/etc/sandbox/requirements.toml", {}), "managed");
+  assert.equal(detectConfigKind("x.toml", { experimental_network: {} }), "managed");
+  assert.equal(detectConfigKind("config.toml", { permissions: {} }), "user");
+});
