@@ -23,6 +23,7 @@
  * @module
  */
 import { dirname } from "node:path";
+import { configLocations } from "../profiles/load.ts";
 import { mergeLearnedHosts } from "./learn_profile.ts";
 
 /** What the proxy passes to `askOnMiss` (contract 3). */
@@ -77,26 +78,19 @@ export function ciReason(env: Readonly<Record<string, string | undefined>>): str
 }
 
 /**
- * The user config file: `$XDG_CONFIG_HOME/sandbox/config.toml`, else
- * `$HOME/.config/sandbox/config.toml`; null when neither is set.
- */
-export function userConfigFile(env: Readonly<Record<string, string | undefined>>): string | null {
-  const xdg = env.XDG_CONFIG_HOME;
-  if (xdg !== undefined && xdg.startsWith("/")) return `${xdg}/sandbox/config.toml`;
-  const home = env.HOME;
-  return home !== undefined && home !== "" ? `${home}/.config/sandbox/config.toml` : null;
-}
-
-/**
  * Where an `always` answer is saved: the last `--config` file when one was
- * given, otherwise the user config file (null when there is none).
+ * given, otherwise the user config file that `loadEffectiveConfig()` reads
+ * (`configLocations().user`; null when there is none).
  */
 export function alwaysFileFor(
   configFlags: readonly string[] | undefined,
   env: Readonly<Record<string, string | undefined>>,
 ): string | null {
   const last = configFlags?.at(-1);
-  return last !== undefined ? last : userConfigFile(env);
+  if (last !== undefined) return last;
+  const defined: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) if (value !== undefined) defined[name] = value;
+  return configLocations(defined).user;
 }
 
 /** Makes text from the sandboxed side safe to print on a terminal (no escape sequences). */
