@@ -1,0 +1,31 @@
+/**
+ * Execpolicy: per-command decisions. A table of command patterns decides,
+ * before anything runs, whether a command is refused (`deny`), runs
+ * sandboxed without any network (`allow`) or runs sandboxed with the proxy
+ * (`allow-network`). Shell scripts given with `sh -c` are split into their
+ * commands; wrappers such as `env` and `timeout` are looked through; shims
+ * keep `deny` rules in force for programs started inside the sandbox.
+ *
+ * @example
+ * ```ts
+ * import { decideCommand, formatExecDenial } from "./mod.ts";
+ * const verdict = decideCommand(config.execpolicy, ["npm", "ci"], { networkEnabled: true });
+ * if (verdict.decision === "deny") console.error(`sandbox: ${formatExecDenial(verdict)}`);
+ * ```
+ *
+ * @module
+ */
+export { decideCommand, formatExecDenial, strictest } from "./decide.ts";
+export type {
+  DecideCommandOptions,
+  ExecBasis,
+  ExecCommandVerdict,
+  ExecMatch,
+  ExecVerdict,
+} from "./decide.ts";
+export { checkExecPolicyExamples } from "./check.ts";
+export { compilePattern, matchArgv, PatternError } from "./match.ts";
+export type { CompiledPattern } from "./match.ts";
+export { shellJoin, shellSplit, ShellSplitError } from "./shell_split.ts";
+export { parseScript } from "./script.ts";
+export type { ScriptParse, ScriptWord } from "./script.ts";
