@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { parse } from "smol-toml";
 import { ConfigError } from "../cli/errors.ts";
+import { loadEffectiveConfig } from "../profiles/load.ts";
+import { main } from "../cli/main.ts";
 import {
   mergeLearnedHosts,
   renderLearnedProfile,
@@ -198,4 +200,99 @@ Deno.test("mergeLearnedHosts() refuses what it cannot edit in place, naming file
     () => mergeLearnedHosts(inlineNetwork, [B], { file: "n.toml", command: ["x"] }),
     (error: unknown) => error instanceof ConfigError,
   );
+});
+
+// ---- round trip through the real config loader ----
+
+async function loadOnly(file: string, profile?: string) {
+  const dir = await Deno.makeTempDir();
+  try {
+    const managed = `${dir}/managed.toml`;
+    await Deno.writeTextFile(managed, "");
+    return await loadEffectiveConfig({ config: [file], profile }, {
+      env: { SANDBOX_MANAGED_CONFIG: managed, XDG_CONFIG_HOME: `${dir}/none` },
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("renderLearnedProfile() and mergeLearnedHosts() output loads with loadEffectiveConfig()", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/learned.toml`;
+    await Deno.writeTextFile(file, renderLearnedProfile([B, A], { command: ["x"], time: TIME }));
+    const config = await loadOnly(file);
+    assert.equal(config.profileName, "learned");
+    assert.deepEqual(
+      config.network.domains.map((r) => [r.pattern, r.action]),
+      [["a.test", "allow"], ["b.test", "allow"]],
+    );
+    assert.equal(config.network.enabled, true);
+
+    const merged = mergeLearnedHosts(EXISTING, [B], { file, command: ["x"], time: TIME });
+    await Deno.writeTextFile(file, merged.text);
+    const again = await loadOnly(file);
+    assert.equal(again.profileName, "ci");
+    assert.equal(again.network.mode, "limited");
+    assert.deepEqual(
+      again.network.domains.map((r) => [r.pattern, r.action]).sort(),
+      [["a.test", "allow"], ["b.test", "allow"], ["evil.test", "deny"]],
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// ---- the command line ----
+
+function captureIo() {
+  const io = {
+    out: "",
+    err: "",
+    stdout(text: string) {
+      io.out += text;
+    },
+    stderr(text: string) {
+      io.err += text;
+    },
+  };
+  return io;
+}
+
+Deno.test("sandbox learn: usage errors say what to type instead (exit 2)", async () => {
+  const cases: [string[], RegExp][] = [
+    [
+      ["learn"],
+      /Missing command: put it after "--", e\.g\. "sandbox learn --out sandbox\.toml -- npm ci"/,
+    ],
+    [["learn", "--"], /Missing command/],
+    [["learn", "--json", "--", "true"], /--json needs --out FILE or --merge FILE/],
+    [
+      ["learn", "--merge", "/nonexistent/sandbox.toml", "--", "true"],
+      /Cannot merge into "\/nonexistent\/sandbox\.toml": the file does not exist: use --out/,
+    ],
+    [["learn", "--bogus", "--", "true"], /Invalid arguments for "sandbox learn"/],
+  ];
+  for (const [args, pattern] of cases) {
+    const io = captureIo();
+    assert.equal(await main(args, io), 2, args.join(" "));
+    assert.match(io.err, pattern);
+    assert.match(io.err, /Run "sandbox help learn" for usage/);
+  }
+});
+
+Deno.test("sandbox learn --merge refuses a broken profile before running anything", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/bad.toml`;
+    const marker = `${dir}/ran`;
+    await Deno.writeTextFile(file, "[permissions.a.network]\n[permissions.b.network]\n");
+    const io = captureIo();
+    assert.equal(await main(["learn", "--merge", file, "--", "touch", marker], io), 2);
+    assert.match(io.err, /pass --profile NAME/);
+    await assert.rejects(Deno.stat(marker), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
