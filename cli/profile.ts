@@ -1,18 +1,309 @@
 /**
- * `sandbox profile show|validate`: not built yet.
+ * `sandbox profile show|validate`: print the effective, merged policy with
+ * the source of every rule, and check config files listing every problem.
  *
  * @module
  */
-import { SandboxError } from "./errors.ts";
+import { loadEffectiveConfig } from "../profiles/load.ts";
+import { parseTomlText } from "../profiles/toml.ts";
+import { type ConfigKind, detectConfigKind, validateConfig } from "../profiles/validate.ts";
+import type { EffectiveConfig } from "../profiles/types.ts";
+import { parseCommandArgs, SHARED_OPTIONS, type SharedValues } from "./args.ts";
+import { type ConfigProblem, formatProblem, UsageError } from "./errors.ts";
+
+const SHOW_HELP = `Usage: sandbox profile show [OPTIONS]
+
+Print the effective policy: the managed requirements file, the user file, each
+--config file and the flags merged, with where every rule and setting came from
+and what the merge ignored (e.g. a user allow dropped by a managed
+managed_allowed_domains_only = true).
+
+Options:
+  --config FILE              A TOML config file (repeatable; later files win)
+  --profile NAME             Permissions profile to use (default: default_permissions)
+  --allow PATTERN            Add an allow rule (repeatable)
+  --deny PATTERN             Add a deny rule (repeatable)
+  --preset NAME              Add a named allowlist: common-dependencies, python-ml
+  --mode full|limited        Method policy
+  --mitm                     Terminate TLS in limited mode
+  --allow-local-binding      Let the policy reach loopback/private addresses
+  --allow-unix-socket PATH   Allow one unix socket (repeatable)
+  --json                     Print the merged configuration as JSON on stdout
+  -h, --help                 Show this help
+
+Files read: $SANDBOX_MANAGED_CONFIG or /etc/sandbox/requirements.toml (managed),
+$XDG_CONFIG_HOME/sandbox/config.toml or ~/.config/sandbox/config.toml (user),
+then each --config FILE. Nothing is read from the working directory.
+
+Exit status: 0, or 2 when a config file or flag is invalid.
+
+Examples:
+  sandbox profile show
+  sandbox profile show --config ci.toml --profile ci --json
+  sandbox profile show --preset common-dependencies --deny '*.tracker.example'`;
+
+const VALIDATE_HELP = `Usage: sandbox profile validate [--json] FILE...
+
+Check config files and list every problem as FILE:LINE: key KEYPATH: MESSAGE.
+A file named requirements.toml, or one with an [experimental_network] table, is
+checked as managed requirements; any other file as a user config.
+
+Options:
+  --json       Print {"files":[{"file","kind","valid","problems":[...]}]} on stdout
+  -h, --help   Show this help
+
+Exit status: 0 when every file is valid, 2 otherwise.
+
+Examples:
+  sandbox profile validate ~/.config/sandbox/config.toml
+  sandbox profile validate ci.toml /etc/sandbox/requirements.toml`;
 
 /** Help text for `sandbox help profile`. */
 export const PROFILE_HELP = `Usage: sandbox profile show [OPTIONS]
-       sandbox profile validate FILE...`;
+       sandbox profile validate FILE...
+
+Subcommands:
+  show       Print the effective, merged policy with where each rule came from
+  validate   Check config files; list every problem with its line and key path
+
+Run "sandbox help profile show" or "sandbox help profile validate" for their options.
+
+Examples:
+  sandbox profile show --json
+  sandbox profile validate ci.toml`;
 
 /** Help texts of the subcommands, by name. */
-export const PROFILE_SUBCOMMAND_HELP: Readonly<Record<string, string>> = {};
+export const PROFILE_SUBCOMMAND_HELP: Readonly<Record<string, string>> = {
+  show: SHOW_HELP,
+  validate: VALIDATE_HELP,
+};
 
-/** Runs `sandbox profile`; returns the exit code. */
-export function profileCommand(_args: string[]): Promise<number> {
-  return Promise.reject(new SandboxError("io", 'The command "profile" is not built yet'));
+/** Where the profile commands write, and what they read; defaults to the process's. */
+export interface ProfileCommandOptions {
+  /** Receives stdout text. */
+  readonly stdout?: (text: string) => void;
+  /** Environment for locating config files. */
+  readonly env?: Record<string, string>;
+  /** Directory relative paths are resolved against. */
+  readonly cwd?: string;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Runs `sandbox profile`; returns the exit code.
+ *
+ * @example
+ * ```ts
+ * const code = await profileCommand(["validate", "ci.toml"]);
+ * ```
+ */
+export function profileCommand(
+  args: string[],
+  options: ProfileCommandOptions = {},
+): Promise<number> {
+  const [sub, ...rest] = args;
+  switch (sub) {
+    case "show":
+      return profileShow(rest, options);
+    case "validate":
+      return profileValidate(rest, options);
+    case undefined:
+      return Promise.reject(
+        new UsageError('Missing subcommand for "sandbox profile": expected "show" or "validate"', {
+          command: "profile",
+        }),
+      );
+    default:
+      return Promise.reject(
+        new UsageError(`Unknown subcommand "profile ${sub}": expected "show" or "validate"`, {
+          command: "profile",
+        }),
+      );
+  }
+}
+
+function writer(options: ProfileCommandOptions): (text: string) => void {
+  return options.stdout ?? ((text) => void Deno.stdout.writeSync(encoder.encode(text)));
+}
+
+async function profileShow(args: string[], options: ProfileCommandOptions): Promise<number> {
+  const { values } = parseCommandArgs("profile show", args, SHARED_OPTIONS);
+  const out = writer(options);
+  if (values.help === true) {
+    out(SHOW_HELP + "\n");
+    return 0;
+  }
+  const config = await loadEffectiveConfig(values as SharedValues, {
+    env: options.env,
+    cwd: options.cwd,
+  });
+  out(values.json === true ? JSON.stringify(config, null, 2) + "\n" : renderConfig(config));
+  return 0;
+}
+
+/**
+ * Renders the effective config for people: settings with their sources,
+ * then rules, then what the merge ignored.
+ */
+export function renderConfig(config: EffectiveConfig): string {
+  const lines: string[] = [];
+  const src = (path: string) => config.sources[path] ?? "default";
+  lines.push(`Profile: ${config.profileName ?? "(none: defaults and flags only)"}`);
+  lines.push("Files (in merge order):");
+  if (config.files.length === 0) lines.push("  (none)");
+  for (const file of config.files) lines.push(`  ${file}`);
+  const n = config.network;
+  lines.push("Network:");
+  const settings: [string, string, unknown][] = [
+    ["enabled", "enabled", n.enabled],
+    ["mode", "mode", n.mode],
+    ["allow_local_binding", "allowLocalBinding", n.allowLocalBinding],
+    ["mitm", "mitm", n.mitm],
+    ["mitm_ca", "mitmCa", n.mitmCa],
+    ["ask", "ask", n.ask],
+    ["proxy_url", "proxyUrl", n.proxyUrl],
+    ["socks_url", "socksUrl", n.socksUrl],
+    ["enable_socks5", "enableSocks5", n.enableSocks5],
+    [
+      "dangerously_allow_all_unix_sockets",
+      "dangerouslyAllowAllUnixSockets",
+      n.dangerouslyAllowAllUnixSockets,
+    ],
+    [
+      "dangerously_allow_non_loopback_proxy",
+      "dangerouslyAllowNonLoopbackProxy",
+      n.dangerouslyAllowNonLoopbackProxy,
+    ],
+    ["managed_allowed_domains_only", "managedAllowedDomainsOnly", n.managedAllowedDomainsOnly],
+  ];
+  for (const [name, key, value] of settings) {
+    const shown = value === null
+      ? "(auto)"
+      : typeof value === "object"
+      ? JSON.stringify(value)
+      : String(value);
+    lines.push(`  ${name.padEnd(37)}${shown.padEnd(10)} ${src(`network.${key}`)}`);
+  }
+  lines.push("Domain rules (deny wins; no allow rule means every host is refused):");
+  if (n.domains.length === 0) lines.push("  (none)");
+  const width = Math.max(0, ...n.domains.map((r) => r.pattern.length));
+  for (const rule of n.domains) {
+    lines.push(`  ${rule.action.padEnd(6)}${rule.pattern.padEnd(width)}  ${rule.source}`);
+  }
+  lines.push("Unix sockets:");
+  if (n.unixSockets.length === 0) lines.push("  (none)");
+  const socketWidth = Math.max(0, ...n.unixSockets.map((r) => r.path.length));
+  for (const rule of n.unixSockets) {
+    lines.push(`  ${rule.action.padEnd(6)}${rule.path.padEnd(socketWidth)}  ${rule.source}`);
+  }
+  lines.push("Filesystem:");
+  lines.push(`  writable   ${config.filesystem.writable.join(", ") || "(working directory only)"}`);
+  lines.push(`  deny_read  ${config.filesystem.denyRead.join(", ") || "(none)"}`);
+  lines.push("Environment:");
+  lines.push(
+    `  allow  ${config.env.allow === null ? "(all)" : config.env.allow.join(", ")}  ${
+      src("env.allow")
+    }`,
+  );
+  lines.push(`  deny   ${config.env.deny.join(", ") || "(none)"}`);
+  lines.push("Execpolicy:");
+  if (config.execpolicy === null) {
+    lines.push("  (none: every command runs, with the network policy above)");
+  } else {
+    lines.push(`  default  ${config.execpolicy.default}  ${src("execpolicy.default")}`);
+    for (const rule of config.execpolicy.rules) {
+      lines.push(`  ${rule.decision.padEnd(14)}${JSON.stringify(rule.pattern)}  ${rule.source}`);
+    }
+  }
+  if (config.notices.length > 0) {
+    lines.push("Notices:");
+    for (const notice of config.notices) lines.push(`  ${notice}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** One file's result in `profile validate --json`. */
+export interface ValidateFileReport {
+  /** The file as given. */
+  readonly file: string;
+  /** How it was checked. */
+  readonly kind: ConfigKind;
+  /** Whether it has no problem. */
+  readonly valid: boolean;
+  /** Every problem. */
+  readonly problems: readonly ConfigProblem[];
+  /** Keys accepted but ignored. */
+  readonly notices: readonly string[];
+}
+
+async function profileValidate(args: string[], options: ProfileCommandOptions): Promise<number> {
+  const { values, positionals } = parseCommandArgs(
+    "profile validate",
+    args,
+    { json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+    { allowPositionals: true },
+  );
+  const out = writer(options);
+  if (values.help === true) {
+    out(VALIDATE_HELP + "\n");
+    return 0;
+  }
+  if (positionals.length === 0) {
+    throw new UsageError(
+      'Missing FILE for "sandbox profile validate": e.g. sandbox profile validate config.toml',
+      {
+        command: "profile",
+      },
+    );
+  }
+  const reports: ValidateFileReport[] = [];
+  for (const file of positionals) reports.push(await validateFile(file, options.cwd));
+  if (values.json === true) {
+    out(JSON.stringify({ files: reports }, null, 2) + "\n");
+  } else {
+    for (const report of reports) {
+      if (report.valid) {
+        out(
+          `${report.file}: ok (${
+            report.kind === "managed" ? "managed requirements" : "user config"
+          })\n`,
+        );
+      }
+      for (const problem of report.problems) out(formatProblem(problem) + "\n");
+      for (const notice of report.notices) {
+        out(`${report.file}: note: ${notice.replace(`${report.file}: `, "")}\n`);
+      }
+    }
+  }
+  return reports.every((r) => r.valid) ? 0 : 2;
+}
+
+async function validateFile(file: string, cwd: string | undefined): Promise<ValidateFileReport> {
+  const path = file.startsWith("/") || cwd === undefined ? file : `${cwd}/${file}`;
+  const byName: ConfigKind = (file.split("/").pop() ?? file) === "requirements.toml"
+    ? "managed"
+    : "user";
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    const why = error instanceof Deno.errors.NotFound ? "the file does not exist" : String(error);
+    return {
+      file,
+      kind: byName,
+      valid: false,
+      problems: [{ file, keyPath: "", message: `Cannot read config file: ${why}` }],
+      notices: [],
+    };
+  }
+  const parsed = parseTomlText(text, file);
+  if (!parsed.ok) {
+    return { file, kind: byName, valid: false, problems: parsed.problems, notices: [] };
+  }
+  const kind = detectConfigKind(file, parsed.value);
+  const result = validateConfig(parsed.value, { file, kind, lines: parsed.lines });
+  return result.ok
+    ? { file, kind, valid: true, problems: [], notices: result.config.notices }
+    : { file, kind, valid: false, problems: result.problems, notices: [] };
 }

@@ -1,0 +1,33 @@
+import assert from "node:assert/strict";
+import { formatKeyPath, indexKeyLines, splitDottedKey } from "./toml.ts";
+
+Deno.test("indexKeyLines() finds headers, dotted keys, quoted keys and inline tables", () => {
+  const text = [
+    "top = 1", // 1
+    "", // 2
+    '[permissions."my profile".network]', // 3
+    'mode = "full" # comment', // 4
+    'domains."*.a.example" = "allow"', // 5
+    'desc = """', // 6
+    "x = 1", // 7 (inside a multi-line string)
+    '"""', // 8
+    "[execpolicy]", // 9
+    '"git push *" = { decision = "deny", match = ["git push"] }', // 10
+  ].join("\n");
+  const lines = indexKeyLines(text);
+  assert.equal(lines.lineOf(["top"]), 1);
+  assert.equal(lines.lineOf(["permissions", "my profile", "network", "mode"]), 4);
+  assert.equal(lines.lineOf(["permissions", "my profile", "network", "domains", "*.a.example"]), 5);
+  assert.equal(lines.lineOf(["permissions", "my profile", "network", "x"]), 3);
+  assert.equal(lines.lineOf(["execpolicy", "git push *", "match"]), 10);
+  assert.equal(lines.lineOf(["nowhere"]), undefined);
+});
+
+Deno.test("splitDottedKey() and formatKeyPath() round-trip quoted segments", () => {
+  assert.deepEqual(splitDottedKey(`a."b.c".'d e'`), ["a", "b.c", "d e"]);
+  assert.equal(splitDottedKey("a..b"), null);
+  assert.equal(
+    formatKeyPath(["permissions", "ci", "network", "domains", "*"]),
+    'permissions.ci.network.domains."*"',
+  );
+});
