@@ -246,7 +246,11 @@ async function decide(
         const why = matched.pattern.exact
           ? ""
           : `; the wildcard rule "${matched.pattern.text}" cannot unlock it`;
-        return deny("not_allowed_local", `"${host}" resolves to ${local}${why}`, matched);
+        return deny(
+          "not_allowed_local",
+          `"${host}" resolves to a non-public address: ${local}${why}`,
+          matched,
+        );
       }
     }
     if (!addresses.includes(ip.canonical)) addresses.push(ip.canonical);
