@@ -39,6 +39,8 @@ Deno.test("buildSandboxExecArgv() is sandbox-exec -p PROFILE -D… -- argv", () 
     "-DWRITABLE_0=/Users/dev/.cache",
     "-DTMP_0=/private/tmp",
     "-DTMP_0_ALIAS=/tmp",
+    "-DRUN_DIR=/private/tmp/sandbox-run",
+    "-DRUN_DIR_ALIAS=/tmp/sandbox-run",
     "-DUNIX_SOCKET_0=/Users/dev/.ssh/agent.sock",
     "--",
     "git",

@@ -7,7 +7,7 @@
  * parameter and is read in the profile with `(param "NAME")`; no path is ever
  * pasted into the profile text, so a directory named `a") (allow default` is
  * only ever a string. Parameter names are deterministic: `CWD`,
- * `WRITABLE_<i>`, `TMP_<i>`, `DENY_READ_<i>`, `UNIX_SOCKET_<i>`, each with an
+ * `WRITABLE_<i>`, `TMP_<i>`, `RUN_DIR`, `DENY_READ_<i>`, `UNIX_SOCKET_<i>`, each with an
  * `…_ALIAS` twin when the path has a second spelling (see
  * {@linkcode seatbeltPathForms}).
  *
@@ -98,7 +98,8 @@ export function seatbeltPathForms(path: string): string[] {
  * - the sysctl reads, mach services, semaphores and pty access that Node,
  *   Python, Go, git and npm use;
  * - files: read everywhere except `plan.denyRead`; write only to `plan.cwd`,
- *   `plan.writable`, the system temp dir, `TMPDIR` and a few devices;
+ *   `plan.writable`, the system temp dir, `TMPDIR` and a few devices, never
+ *   inside `plan.runDir` (the launcher's own files);
  * - network: outbound TCP only to `localhost` on the proxy's HTTP and SOCKS
  *   ports (nothing when `plan.network.kind` is `"none"`); unix sockets only at
  *   the allowlisted paths (connect and bind), or anywhere when
@@ -299,6 +300,21 @@ export function renderSeatbeltProfile(
     '  (regex #"^/dev/fd/[0-9]+$"))',
     ";; ioctl on the bit bucket (isatty checks by shells and Python).",
     '(allow file-ioctl (literal "/dev/null"))',
+  );
+
+  // The run dir usually lies inside TMPDIR, which is writable; it holds the
+  // launcher's own files (execpolicy shims, the CA bundle), so the command
+  // may read them but never change them.
+  const runDirRule: string[] = [];
+  for (const name of params.addPath("RUN_DIR", plan.runDir, "runDir")) {
+    runDirRule.push(`  (subpath (param "${name}"))`);
+  }
+  add(
+    "",
+    ";; The launcher's run dir (shims, trust bundle) may lie inside a writable",
+    ";; temp dir: the command reads it but cannot change it.",
+    "(deny file-write*",
+    ...runDirRule.map((line, i) => i === runDirRule.length - 1 ? `${line})` : line),
   );
 
   // Denied paths come last among file rules: in SBPL the last matching rule

@@ -156,6 +156,15 @@ Deno.test("renderSeatbeltProfile() keeps deny-read rules after every file allowa
   assert.equal(profile.lastIndexOf("(allow file-"), profile.indexOf("(allow file-ioctl (literal"));
 });
 
+Deno.test("renderSeatbeltProfile() keeps the run dir read-only even inside a writable temp dir", () => {
+  const { profile, params } = renderChecked(plan({ runDir: "/private/tmp/run-9" }));
+  assert.equal(params.RUN_DIR, "/private/tmp/run-9");
+  assert.equal(params.TMP_0, "/private/tmp");
+  const deny = profile.indexOf('(deny file-write*\n  (subpath (param "RUN_DIR"))');
+  assert.ok(deny > profile.indexOf("(allow file-write*\n"), "the deny comes after the allowance");
+  assert.ok(!/\(deny file-read\*[^)]*\(param "RUN_DIR"/.test(profile), "still readable");
+});
+
 Deno.test("renderSeatbeltProfile() never allows the network wholesale", () => {
   for (
     const p of [
@@ -198,7 +207,13 @@ Deno.test("renderSeatbeltProfile() normalizes slashes and takes TMPDIR only when
   assert.equal(a.params.CWD, "/Users/dev/project");
   assert.equal(a.params.TMP_1, undefined);
   const b = renderChecked(plan({ env: {} }));
-  assert.deepEqual(Object.keys(b.params), ["CWD", "TMP_0", "TMP_0_ALIAS"]);
+  assert.deepEqual(Object.keys(b.params), [
+    "CWD",
+    "TMP_0",
+    "TMP_0_ALIAS",
+    "RUN_DIR",
+    "RUN_DIR_ALIAS",
+  ]);
 });
 
 Deno.test("renderSeatbeltProfile() is deterministic and follows the plan", () => {
