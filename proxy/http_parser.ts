@@ -796,10 +796,14 @@ function parseChunkSizeLine(line: Uint8Array): number {
 /** Makes untrusted text safe to quote in a message (control bytes as \xNN, at most 80 chars). */
 export function printable(text: string): string {
   const cut = text.length > 80 ? text.slice(0, 80) + "…" : text;
-  return cut.replace(
-    /[\x00-\x1f\x7f-\xff]/g,
-    (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, "0")}`,
-  );
+  let out = "";
+  for (const ch of cut) {
+    const code = ch.charCodeAt(0);
+    out += code < 0x20 || (code >= 0x7f && code <= 0xff)
+      ? `\\x${code.toString(16).padStart(2, "0")}`
+      : ch;
+  }
+  return out;
 }
 
 /** Serializes a request head (start line, headers, blank line). */

@@ -50,3 +50,35 @@ export type {
 } from "./ca.ts";
 export { createLeafIssuer } from "./leaf_certs.ts";
 export type { LeafCertificate, LeafIssuer, LeafIssuerOptions } from "./leaf_certs.ts";
+export { PROXY_LIMITS, startProxy } from "./server.ts";
+export type {
+  DecisionEvent,
+  ListenAddress,
+  MitmContext,
+  MitmHandler,
+  ProxyLimits,
+  ProxyOptions,
+  ProxyProtocol,
+  RunningProxy,
+} from "./server.ts";
+export { formatDecisionLine, openDecisionLog, readDecisionLog } from "./decision_log.ts";
+export type { DecisionLog, DecisionLogOptions, ReadDecisionLogOptions } from "./decision_log.ts";
+export { connectTarget, UpstreamError, upstreamProxyFromEnv } from "./upstream.ts";
+export type { ConnectTarget, UpstreamProxyConfig, UpstreamProxyServer } from "./upstream.ts";
+export {
+  BufferedReader,
+  copyBody,
+  DEFAULT_HTTP_LIMITS,
+  HttpParseError,
+  readRequestHead,
+  readResponseHead,
+  requestBodyFraming,
+  responseBodyFraming,
+} from "./http_parser.ts";
+export type {
+  BodyFraming,
+  HttpHeader,
+  HttpLimits,
+  RequestHead,
+  ResponseHead,
+} from "./http_parser.ts";

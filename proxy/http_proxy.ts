@@ -1,0 +1,610 @@
+/**
+ * The HTTP side of the proxy: absolute-form requests forwarded with
+ * keep-alive on both sides (origin-form upstream, hop-by-hop fields and
+ * proxy credentials stripped, nothing added that identifies the client),
+ * responses relayed with correct framing, `CONNECT host:port` tunnels, and
+ * the refusals: 400 for anything malformed or ambiguous, 403 with
+ * `x-proxy-error` and a JSON body for policy blocks, 502 when the upstream
+ * fails, 503 past the connection bound.
+ *
+ * @module
+ */
+import { parseIpLiteral } from "./address.ts";
+import type { ProxyProtocol } from "./decision_log.ts";
+import { normalizeHost } from "./host.ts";
+import {
+  BufferedReader,
+  copyBody,
+  headerTokens,
+  headerValues,
+  type HttpHeader,
+  HttpParseError,
+  latin1Encode,
+  readRequestHead,
+  readResponseHead,
+  requestBodyFraming,
+  type RequestHead,
+  responseBodyFraming,
+  type ResponseHead,
+  serializeRequestHead,
+  serializeResponseHead,
+  stripHopByHop,
+  writeAll,
+} from "./http_parser.ts";
+import { decideMethod } from "./policy.ts";
+import { DENY_REASONS } from "./reasons.ts";
+import { prependBytes, relay } from "./relay.ts";
+import type { ConnectionSlot, MitmContext, ProxyRuntime, Verdict } from "./server.ts";
+import { UpstreamError } from "./upstream.ts";
+
+/** A request target or Host value split into host and port. */
+export interface Authority {
+  /** Host as written, without brackets. */
+  readonly host: string;
+  /** Port, or null when none was written. */
+  readonly port: number | null;
+}
+
+/** A request the proxy refuses as malformed (400). */
+class BadRequest extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "BadRequest";
+  }
+}
+
+const NAME_CHARS = /^[A-Za-z0-9._-]+$/;
+
+/**
+ * Parses `host[:port]` strictly: a bracketed IPv6 literal or a name/IPv4 of
+ * letters, digits, `.`, `-`, `_`. No userinfo, no percent-encoding, no
+ * empty port. Throws on anything else.
+ */
+export function parseAuthority(text: string): Authority {
+  let host: string;
+  let rest: string;
+  if (text.startsWith("[")) {
+    const close = text.indexOf("]");
+    if (close === -1) throw new BadRequest(`Invalid authority "${text}"`);
+    host = text.slice(1, close);
+    rest = text.slice(close + 1);
+    const ip = parseIpLiteral(host);
+    if (ip === null || ip.family !== 6) throw new BadRequest(`Invalid IPv6 literal "${host}"`);
+  } else {
+    const colon = text.indexOf(":");
+    host = colon === -1 ? text : text.slice(0, colon);
+    rest = colon === -1 ? "" : text.slice(colon);
+    if (!NAME_CHARS.test(host)) throw new BadRequest(`Invalid host "${host}"`);
+  }
+  if (rest === "") return { host, port: null };
+  if (!/^:[0-9]{1,5}$/.test(rest)) throw new BadRequest(`Invalid port in "${text}"`);
+  const port = Number(rest.slice(1));
+  if (port < 1 || port > 65535) throw new BadRequest(`Invalid port in "${text}"`);
+  return { host, port };
+}
+
+/** One spelling per host: canonical IP for IP literals, normalized name otherwise. */
+function canonicalHost(host: string): string {
+  const name = normalizeHost(host);
+  return parseIpLiteral(name)?.canonical ?? name;
+}
+
+interface AbsoluteTarget {
+  readonly authority: string;
+  readonly host: string;
+  readonly port: number;
+  readonly path: string;
+}
+
+function parseAbsoluteTarget(target: string): AbsoluteTarget {
+  if (target.startsWith("/") || target === "*") {
+    throw new BadRequest("This is a proxy: send the request in absolute form (http://host/path)");
+  }
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(target);
+  if (scheme === null) throw new BadRequest("Invalid request target");
+  if (scheme[1].toLowerCase() !== "http") {
+    throw new BadRequest(`Unsupported scheme "${scheme[1]}": use CONNECT for https`);
+  }
+  if (target.includes("#")) throw new BadRequest("A fragment is not allowed in the request target");
+  const rest = target.slice(scheme[0].length);
+  const end = rest.search(/[/?]/);
+  const authority = end === -1 ? rest : rest.slice(0, end);
+  let path = end === -1 ? "/" : rest.slice(end);
+  if (path.startsWith("?")) path = "/" + path;
+  if (authority.includes("@")) {
+    throw new BadRequest("Credentials in the request target are not allowed");
+  }
+  const parsed = parseAuthority(authority);
+  return { authority, host: parsed.host, port: parsed.port ?? 80, path };
+}
+
+/** Checks the Host header against the target: exactly one (required in HTTP/1.1), same host and port. */
+function checkHostHeader(
+  head: RequestHead,
+  host: string,
+  port: number,
+  defaultPort: number | null,
+): void {
+  const values = headerValues(head.headers, "host");
+  if (values.length > 1) throw new BadRequest("More than one Host header");
+  if (values.length === 0) {
+    if (head.version === "HTTP/1.1" && head.method !== "CONNECT") {
+      throw new BadRequest("Missing Host header");
+    }
+    return;
+  }
+  const given = parseAuthority(values[0]);
+  if (canonicalHost(given.host) !== canonicalHost(host)) {
+    throw new BadRequest(`Host header "${values[0]}" does not match the request target`);
+  }
+  const givenPort = given.port ?? defaultPort;
+  if (givenPort !== null && givenPort !== port) {
+    throw new BadRequest(`Host header "${values[0]}" does not match the request target's port`);
+  }
+}
+
+function simpleResponse(
+  status: number,
+  reason: string,
+  headers: [string, string][],
+  body: string,
+): Uint8Array {
+  const bodyBytes = new TextEncoder().encode(body);
+  let text = `HTTP/1.1 ${status} ${reason}\r\n`;
+  for (const [name, value] of headers) text += `${name}: ${value}\r\n`;
+  text += `Content-Length: ${bodyBytes.length}\r\nConnection: close\r\n\r\n`;
+  const head = latin1Encode(text);
+  const out = new Uint8Array(head.length + bodyBytes.length);
+  out.set(head);
+  out.set(bodyBytes, head.length);
+  return out;
+}
+
+async function sendText(
+  conn: Deno.Conn,
+  status: number,
+  reason: string,
+  message: string,
+): Promise<void> {
+  try {
+    await writeAll(
+      conn,
+      simpleResponse(
+        status,
+        reason,
+        [["Content-Type", "text/plain; charset=utf-8"]],
+        message + "\n",
+      ),
+    );
+  } catch {
+    // The client is gone.
+  }
+}
+
+/** The JSON body of a 403 (fields per testdata/conformance/blocked_responses.json). */
+export function blockedBody(
+  verdict: Extract<Verdict, { decision: "deny" }>,
+  protocol: ProxyProtocol,
+): string {
+  const info = DENY_REASONS[verdict.reason];
+  return JSON.stringify({
+    status: 403,
+    decision: "deny",
+    reason: verdict.reason,
+    host: verdict.host,
+    port: verdict.port,
+    protocol,
+    method: verdict.event.method,
+    rule: verdict.event.rule,
+    source: verdict.event.source,
+    message: info.message,
+    detail: verdict.detail,
+  });
+}
+
+async function sendBlocked(
+  conn: Deno.Conn,
+  verdict: Extract<Verdict, { decision: "deny" }>,
+  protocol: ProxyProtocol,
+): Promise<void> {
+  const info = DENY_REASONS[verdict.reason];
+  try {
+    await writeAll(
+      conn,
+      simpleResponse(403, "Forbidden", [
+        ["Content-Type", "application/json"],
+        ["x-proxy-error", info.xProxyError],
+      ], blockedBody(verdict, protocol) + "\n"),
+    );
+  } catch {
+    // The client is gone.
+  }
+}
+
+async function sendBadGateway(conn: Deno.Conn, error: unknown): Promise<void> {
+  const timeout = error instanceof UpstreamError && error.code === "timeout";
+  const message = error instanceof Error ? error.message : String(error);
+  await sendText(conn, timeout ? 504 : 502, timeout ? "Gateway Timeout" : "Bad Gateway", message);
+}
+
+interface UpstreamLink {
+  readonly key: string;
+  readonly conn: Deno.TcpConn;
+  readonly reader: BufferedReader;
+}
+
+/**
+ * Serves one HTTP proxy client connection until it closes (internal: called
+ * by the server with the connection's buffered reader).
+ */
+export async function handleHttpClient(
+  conn: Deno.Conn,
+  reader: BufferedReader,
+  runtime: ProxyRuntime,
+  slot: ConnectionSlot,
+): Promise<void> {
+  const link: { current: UpstreamLink | null } = { current: null };
+  for (;;) {
+    slot.expectWithin(runtime.limits.headerTimeoutMs);
+    let head: RequestHead | null;
+    try {
+      head = await readRequestHead(reader, runtime.httpLimits);
+    } catch (error) {
+      if (error instanceof HttpParseError && error.code !== "unexpected_eof") {
+        await sendText(conn, 400, "Bad Request", error.message);
+      }
+      return;
+    }
+    if (head === null) return;
+    slot.unwatch();
+    try {
+      if (head.method === "CONNECT") {
+        await handleConnect(conn, reader, head, runtime, slot);
+        return;
+      }
+      if (!(await forward(conn, reader, head, runtime, slot, link))) return;
+    } catch (error) {
+      if (error instanceof BadRequest || error instanceof HttpParseError) {
+        await sendText(conn, 400, "Bad Request", error.message);
+      }
+      return;
+    }
+  }
+}
+
+async function handleConnect(
+  conn: Deno.Conn,
+  reader: BufferedReader,
+  head: RequestHead,
+  runtime: ProxyRuntime,
+  slot: ConnectionSlot,
+): Promise<void> {
+  const target = parseAuthority(head.target);
+  if (target.port === null) throw new BadRequest("CONNECT needs host:port");
+  checkHostHeader(head, target.host, target.port, null);
+  if (requestBodyFraming(head).kind !== "none") {
+    throw new BadRequest("CONNECT must not have a body");
+  }
+  const verdict = await runtime.decide({
+    host: target.host,
+    port: target.port,
+    protocol: "https-connect",
+    method: null,
+  });
+  if (verdict.decision === "deny") {
+    await sendBlocked(conn, verdict, "https-connect");
+    return;
+  }
+  const established = latin1Encode("HTTP/1.1 200 Connection Established\r\n\r\n");
+  const mitm = runtime.mitm;
+  if (runtime.mode() === "limited" && mitm !== null) {
+    await writeAll(conn, established);
+    slot.watchIdle();
+    await mitm.handleTunnel(
+      prependBytes(conn, reader.take()),
+      { host: verdict.host, port: verdict.port, addresses: [...verdict.addresses] },
+      mitmContext(verdict, runtime, slot),
+    ).catch(() => {});
+    return;
+  }
+  let upstream: Deno.TcpConn;
+  try {
+    upstream = await runtime.connect(
+      { host: verdict.host, port: verdict.port, addresses: verdict.addresses },
+      "https-connect",
+    );
+  } catch (error) {
+    await sendBadGateway(conn, error);
+    return;
+  }
+  slot.add(upstream);
+  if (slot.closed) return;
+  await writeAll(conn, established);
+  slot.watchIdle();
+  await relay(conn, upstream, {
+    buffers: runtime.buffers,
+    onActivity: slot.touch,
+    initialAtoB: reader.take(),
+  });
+}
+
+function mitmContext(
+  verdict: Extract<Verdict, { decision: "allow" }>,
+  runtime: ProxyRuntime,
+  slot: ConnectionSlot,
+): MitmContext {
+  const mode = runtime.mode();
+  const target = { host: verdict.host, port: verdict.port, addresses: verdict.addresses };
+  return {
+    mode,
+    target,
+    httpLimits: runtime.httpLimits,
+    signal: runtime.signal,
+    decide(method, host) {
+      let sameHost = false;
+      try {
+        const given = parseAuthority(host);
+        sameHost = canonicalHost(given.host) === canonicalHost(target.host) &&
+          (given.port === null || given.port === target.port);
+      } catch {
+        sameHost = false;
+      }
+      const methodOk = decideMethod(mode, method).decision === "allow";
+      const event = runtime.event({
+        host: target.host,
+        port: target.port,
+        protocol: "https-connect",
+        method,
+        decision: sameHost && methodOk ? "allow" : "deny",
+        reason: !sameHost ? "other" : methodOk ? "allowed" : "method_not_allowed",
+        rule: verdict.event.rule,
+        source: verdict.event.source,
+      });
+      runtime.record(event);
+      return event;
+    },
+    log: runtime.record,
+    async connect() {
+      const upstream = await runtime.connect(target, "https-connect");
+      slot.add(upstream);
+      return upstream;
+    },
+  };
+}
+
+function isUpgradeRequest(head: RequestHead): string | null {
+  const upgrade = headerValues(head.headers, "upgrade");
+  if (upgrade.length === 0) return null;
+  if (!headerTokens(head.headers, "connection").includes("upgrade")) return null;
+  return upgrade.join(", ");
+}
+
+/** Forwards one absolute-form request; resolves true when the client connection can carry another. */
+async function forward(
+  conn: Deno.Conn,
+  reader: BufferedReader,
+  head: RequestHead,
+  runtime: ProxyRuntime,
+  slot: ConnectionSlot,
+  link: { current: UpstreamLink | null },
+): Promise<boolean> {
+  const target = parseAbsoluteTarget(head.target);
+  checkHostHeader(head, target.host, target.port, 80);
+  const framing = requestBodyFraming(head);
+  const upgrade = isUpgradeRequest(head);
+  const verdict = await runtime.decide({
+    host: target.host,
+    port: target.port,
+    protocol: "http",
+    method: head.method,
+    upgrade,
+  });
+  if (verdict.decision === "deny") {
+    await sendBlocked(conn, verdict, "http");
+    return false;
+  }
+
+  const headers: HttpHeader[] = stripHopByHop(head.headers);
+  if (headerValues(headers, "host").length === 0) {
+    headers.unshift({ name: "Host", value: target.authority });
+  }
+  if (upgrade !== null) {
+    headers.push({ name: "Connection", value: "upgrade" }, { name: "Upgrade", value: upgrade });
+  }
+  const outHead = serializeRequestHead({
+    method: head.method,
+    target: target.path,
+    version: head.version,
+    headers,
+  });
+
+  slot.watchIdle();
+  const key = `${verdict.host}|${verdict.port}|${verdict.addresses.join(",")}`;
+  let up: UpstreamLink;
+  let reused = false;
+  const open = async (): Promise<UpstreamLink | null> => {
+    if (link.current !== null) {
+      slot.drop(link.current.conn);
+      link.current = null;
+    }
+    try {
+      const upstream = await runtime.connect(
+        { host: verdict.host, port: verdict.port, addresses: verdict.addresses },
+        "http",
+      );
+      slot.add(upstream);
+      link.current = { key, conn: upstream, reader: new BufferedReader(upstream, 4096) };
+      return link.current;
+    } catch (error) {
+      await sendBadGateway(conn, error);
+      return null;
+    }
+  };
+  if (link.current !== null && link.current.key === key) {
+    up = link.current;
+    reused = true;
+  } else {
+    const opened = await open();
+    if (opened === null) return false;
+    up = opened;
+  }
+  if (slot.closed) return false;
+
+  // Send the head; a reused connection the server closed meanwhile gets one fresh retry.
+  let response: ResponseHead | null = null;
+  let bodyDone: Promise<void> = Promise.resolve();
+  let bodyFinished = framing.kind === "none";
+  let bodyError: unknown = null;
+  const startBody = (target: UpstreamLink) => {
+    if (framing.kind === "none") return;
+    bodyDone = copyBody(reader, target.conn, framing, {
+      buffers: runtime.buffers,
+      onActivity: slot.touch,
+      limits: runtime.httpLimits,
+    }).then(
+      () => {
+        bodyFinished = true;
+      },
+      (error) => {
+        bodyError = error;
+        slot.drop(target.conn);
+      },
+    );
+  };
+  for (let attempt = 0;; attempt++) {
+    try {
+      await writeAll(up.conn, outHead);
+      startBody(up);
+      response = await readInformational(up, conn, head);
+      break;
+    } catch (error) {
+      if (bodyError !== null) {
+        await bodyDone;
+        await sendText(conn, 400, "Bad Request", errorMessage(bodyError));
+        return false;
+      }
+      const retry = reused && attempt === 0 && framing.kind === "none" &&
+        !(error instanceof HttpParseError && error.code !== "unexpected_eof");
+      if (!retry) {
+        await sendBadGateway(
+          conn,
+          error instanceof HttpParseError ? new Error(`Invalid response: ${error.message}`) : error,
+        );
+        return false;
+      }
+      const opened = await open();
+      if (opened === null) return false;
+      up = opened;
+      reused = false;
+    }
+  }
+
+  if (response.status === 101) {
+    if (upgrade === null) {
+      await sendBadGateway(
+        conn,
+        new Error("Upstream switched protocols without an upgrade request"),
+      );
+      return false;
+    }
+    await writeAll(conn, serializeResponseHead({ ...response, version: "HTTP/1.1" }));
+    link.current = null;
+    await relay(prependBytes(conn, reader.take()), prependBytes(up.conn, up.reader.take()), {
+      buffers: runtime.buffers,
+      onActivity: slot.touch,
+    });
+    return false;
+  }
+
+  let responseFraming;
+  try {
+    responseFraming = responseBodyFraming(response, head.method);
+  } catch (error) {
+    await sendBadGateway(conn, new Error(`Invalid response: ${errorMessage(error)}`));
+    return false;
+  }
+  const clientClose = head.version === "HTTP/1.0" ||
+    headerTokens(head.headers, "connection").includes("close");
+  const keepClient = !clientClose && responseFraming.kind !== "until_close";
+  const outHeaders = stripHopByHop(response.headers);
+  if (!keepClient) outHeaders.push({ name: "Connection", value: "close" });
+  await writeAll(
+    conn,
+    serializeResponseHead({
+      version: "HTTP/1.1",
+      status: response.status,
+      reason: response.reason,
+      headers: outHeaders,
+    }),
+  );
+  try {
+    await copyBody(up.reader, conn, responseFraming, {
+      buffers: runtime.buffers,
+      onActivity: slot.touch,
+      limits: runtime.httpLimits,
+    });
+  } catch {
+    return false; // Upstream broke mid-body: the client sees the connection close.
+  }
+  const keepUpstream = responseFraming.kind !== "until_close" && response.version === "HTTP/1.1" &&
+    head.version === "HTTP/1.1" && !headerTokens(response.headers, "connection").includes("close");
+  if (!bodyFinished) {
+    // The upstream answered before reading the whole request body; the
+    // rest of that body would be misread as the next request, so stop here.
+    return false;
+  }
+  await bodyDone;
+  if (bodyError !== null) return false;
+  if (!keepUpstream && link.current !== null) {
+    slot.drop(link.current.conn);
+    link.current = null;
+  }
+  return keepClient;
+}
+
+/** Reads the response head, forwarding 1xx interim responses (except 101) to HTTP/1.1 clients. */
+async function readInformational(
+  up: UpstreamLink,
+  client: Deno.Conn,
+  request: RequestHead,
+): Promise<ResponseHead> {
+  for (;;) {
+    const response = await readResponseHead(up.reader);
+    if (response.status >= 200 || response.status === 101) return response;
+    if (request.version === "HTTP/1.1") {
+      await writeAll(
+        client,
+        serializeResponseHead({
+          ...response,
+          version: "HTTP/1.1",
+          headers: stripHopByHop(response.headers),
+        }),
+      );
+    }
+  }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Past the connection bound: read the head (briefly), answer 503 and close. */
+export async function refuseHttpOverload(
+  conn: Deno.Conn,
+  reader: BufferedReader,
+  runtime: ProxyRuntime,
+  slot: ConnectionSlot,
+): Promise<void> {
+  slot.expectWithin(Math.min(runtime.limits.headerTimeoutMs, 5000));
+  try {
+    await readRequestHead(reader, runtime.httpLimits);
+  } catch {
+    // Answer anyway.
+  }
+  await sendText(
+    conn,
+    503,
+    "Service Unavailable",
+    "The proxy has too many connections: try again later",
+  );
+}

@@ -1,0 +1,784 @@
+/**
+ * The egress proxy: HTTP (absolute-form and CONNECT) and SOCKS5 listeners on
+ * loopback TCP and on one unix socket (first byte 0x05 => SOCKS5, else
+ * HTTP), every connection decided by the network policy, decisions logged.
+ *
+ * Per connection the flow is: parse strictly -> decide (policy, method
+ * policy, optional ask) -> log -> connect to exactly the checked addresses
+ * (never to the proxy itself, through the upstream proxy when configured) ->
+ * relay. Timeouts (head read, SOCKS handshake, connect, idle tunnel) and a
+ * bound on concurrent connections keep a hostile client from holding
+ * resources; their defaults are {@linkcode PROXY_LIMITS}.
+ *
+ * @example
+ * ```ts
+ * await using proxy = await startProxy({ config, resolver: createResolver() });
+ * console.log(proxy.http, proxy.socks);
+ * ```
+ *
+ * @module
+ */
+import { ConfigError, SandboxError } from "../cli/errors.ts";
+import type { EffectiveConfig, NetworkMode } from "../profiles/types.ts";
+import { parseIpLiteral } from "./address.ts";
+import type { DecisionEvent, DecisionLog, ProxyProtocol } from "./decision_log.ts";
+import { formatCommand, openDecisionLog } from "./decision_log.ts";
+import { normalizeHost } from "./host.ts";
+import { BufferedReader, type HttpLimits } from "./http_parser.ts";
+import { handleHttpClient, refuseHttpOverload } from "./http_proxy.ts";
+import { compileNetworkPolicy, decideHost, decideMethod, type NetworkPolicy } from "./policy.ts";
+import type { DenyReason } from "./reasons.ts";
+import { BufferPool } from "./relay.ts";
+import type { Resolver } from "./resolver.ts";
+import { handleSocks5Client, refuseSocksOverload } from "./socks5.ts";
+import { type ConnectTarget, connectTarget, type UpstreamProxyConfig } from "./upstream.ts";
+
+export type { DecisionEvent, ProxyProtocol } from "./decision_log.ts";
+
+/** Timeouts and bounds of the proxy. Every field can be overridden in {@linkcode ProxyOptions.limits}. */
+export interface ProxyLimits {
+  /** Time a client has to send a complete request head (also the keep-alive idle time). */
+  readonly headerTimeoutMs: number;
+  /** Time a SOCKS5 client has to finish greeting and request. */
+  readonly socksHandshakeTimeoutMs: number;
+  /** Time to establish one outgoing connection (per address tried). */
+  readonly connectTimeoutMs: number;
+  /** A tunnel or a request in flight with no bytes either way for this long is closed. */
+  readonly idleTimeoutMs: number;
+  /** Most client connections at once; more are refused (HTTP 503, SOCKS5 0x01). */
+  readonly maxConnections: number;
+  /** Largest request head in bytes. */
+  readonly maxHeadBytes: number;
+  /** Most header fields in a request head. */
+  readonly maxHeaders: number;
+}
+
+/** Default timeouts and bounds. */
+export const PROXY_LIMITS: ProxyLimits = Object.freeze({
+  headerTimeoutMs: 30_000,
+  socksHandshakeTimeoutMs: 15_000,
+  connectTimeoutMs: 10_000,
+  idleTimeoutMs: 300_000,
+  maxConnections: 2048,
+  maxHeadBytes: 64 * 1024,
+  maxHeaders: 100,
+});
+
+/** What the proxy lets a MITM handler do inside a TLS tunnel it terminated. */
+export interface MitmContext {
+  /** The network mode the tunnel was opened under. */
+  readonly mode: NetworkMode;
+  /** The tunnel target (as decided for the CONNECT). */
+  readonly target: {
+    readonly host: string;
+    readonly port: number;
+    readonly addresses: readonly string[];
+  };
+  /** Head limits to pass to the HTTP parser inside the tunnel. */
+  readonly httpLimits: HttpLimits;
+  /** Aborted when the proxy closes. */
+  readonly signal: AbortSignal;
+  /**
+   * Decides one request seen inside the tunnel: the method by the mode, and
+   * the request's host (its `Host` header or absolute target) must be the
+   * tunnel's host, or it is denied with `other`. The returned event is
+   * already logged and reported to `onDecision`: do not pass it to
+   * {@linkcode MitmContext.log} again.
+   */
+  decide(method: string, host: string): DecisionEvent;
+  /** Logs an event the handler built itself (rarely needed; see `decide`). */
+  log(event: DecisionEvent): void;
+  /** Connects to the checked target addresses (never resolving again; through the upstream proxy if any). */
+  connect(): Promise<Deno.TcpConn>;
+}
+
+/**
+ * Terminates TLS for limited-mode CONNECT tunnels so the method can be
+ * checked. Called after the proxy answered `200` to the CONNECT; from then on
+ * the handler owns `client` (the proxy still closes it when shutting down).
+ */
+export interface MitmHandler {
+  /** Serves the tunnel until it ends; should not reject (errors are logged and the client closed). */
+  handleTunnel(
+    client: Deno.Conn,
+    target: { host: string; port: number; addresses: string[] },
+    context: MitmContext,
+  ): Promise<void>;
+}
+
+/** A listen address. */
+export interface ListenAddress {
+  /** Loopback IP (or, with `dangerously_allow_non_loopback_proxy`, any). */
+  hostname: string;
+  /** 0 = any free port. */
+  port: number;
+}
+
+/** Options for {@linkcode startProxy}. */
+export interface ProxyOptions {
+  /** The effective configuration; its network policy decides every connection. */
+  config: EffectiveConfig;
+  /** How allowed names are resolved (with `--resolve` overrides). */
+  resolver: Resolver;
+  /** HTTP listener; undefined = `network.proxy_url` or 127.0.0.1:0; null = none. */
+  http?: ListenAddress | null;
+  /** SOCKS5 listener; undefined = `network.socks_url` or 127.0.0.1:0 when SOCKS5 is enabled; null = none. */
+  socks?: ListenAddress | null;
+  /** One unix socket serving both protocols (first byte 0x05 => SOCKS5, else HTTP). */
+  unixPath?: string | null;
+  /** Append every decision as a JSON line to this file. */
+  logFile?: string | null;
+  /** The command of the run, recorded in each decision. */
+  command?: readonly string[];
+  /** Called for every decision (e.g. for the launcher's end-of-run summary). Must not throw. */
+  onDecision?: (event: DecisionEvent) => void;
+  /** Consulted only when a host is `not_allowed`; the request waits for the answer. */
+  askOnMiss?: (
+    miss: { host: string; port: number; protocol: ProxyProtocol },
+  ) => Promise<"allow" | "deny">;
+  /** Limited-mode TLS termination; without it limited-mode CONNECT is refused with `mitm_required`. */
+  mitm?: MitmHandler | null;
+  /** The launcher's own upstream proxy (from its environment, read once); null = connect directly. */
+  upstreamProxy?: UpstreamProxyConfig | null;
+  /** Overrides of {@linkcode PROXY_LIMITS} (tests use short timeouts). */
+  limits?: Partial<ProxyLimits>;
+}
+
+/** A running proxy. Close it (or `await using` it) to stop listening and end every connection. */
+export interface RunningProxy extends AsyncDisposable {
+  /** The HTTP listener's address, or null. */
+  readonly http: Deno.NetAddr | null;
+  /** The SOCKS5 listener's address, or null. */
+  readonly socks: Deno.NetAddr | null;
+  /** The unix socket path, or null. */
+  readonly unixPath: string | null;
+  /** Swaps in a new configuration for new connections. Throws {@linkcode ConfigError} and keeps the old one when it does not compile. */
+  updateConfig(config: EffectiveConfig): void;
+  /** Stops listening, closes every connection, waits for handlers to finish. */
+  close(): Promise<void>;
+}
+
+/** An allow or deny verdict for one connection or request, with its logged event. */
+export type Verdict =
+  | {
+    readonly decision: "allow";
+    readonly host: string;
+    readonly port: number;
+    readonly addresses: readonly string[];
+    readonly event: DecisionEvent;
+  }
+  | {
+    readonly decision: "deny";
+    readonly host: string;
+    readonly port: number;
+    readonly reason: DenyReason;
+    readonly detail: string;
+    readonly event: DecisionEvent;
+  };
+
+/** What is being asked for. */
+export interface DecisionRequest {
+  /** Host as the client spelled it. */
+  readonly host: string;
+  /** Target port. */
+  readonly port: number;
+  /** How it was asked. */
+  readonly protocol: ProxyProtocol;
+  /** HTTP method, or null for tunnels and SOCKS5. */
+  readonly method: string | null;
+  /** The `Upgrade` header of an upgrade request (websocket, h2c), if any. */
+  readonly upgrade?: string | null;
+}
+
+/**
+ * Per-connection bookkeeping: the sockets to close, a deadline (head read,
+ * handshake) and an idle watch (tunnels, requests in flight). One sweeper
+ * timer per proxy checks them all, so the hot path sets no timers.
+ */
+export class ConnectionSlot {
+  #conns = new Set<{ close(): void }>();
+  #closed = false;
+  /** Epoch ms after which the connection is closed, or Infinity. */
+  deadline = Infinity;
+  /** When idle-watched: the last time bytes moved. */
+  lastActivity = 0;
+  /** Whether the idle timeout applies now. */
+  idleWatch = false;
+
+  constructor(conn: { close(): void }) {
+    this.#conns.add(conn);
+  }
+
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Adds a socket to close with this connection (e.g. the upstream side). */
+  add(conn: { close(): void }): void {
+    if (this.#closed) {
+      safeClose(conn);
+      return;
+    }
+    this.#conns.add(conn);
+  }
+
+  /** Forgets (and closes) one socket, e.g. an upstream connection that is being replaced. */
+  drop(conn: { close(): void }): void {
+    this.#conns.delete(conn);
+    safeClose(conn);
+  }
+
+  /** Arms the deadline `ms` from now and stops idle watching. */
+  expectWithin(ms: number): void {
+    this.deadline = Date.now() + ms;
+    this.idleWatch = false;
+  }
+
+  /** Clears the deadline and starts idle watching. */
+  watchIdle(): void {
+    this.deadline = Infinity;
+    this.idleWatch = true;
+    this.lastActivity = Date.now();
+  }
+
+  /** Neither deadline nor idle watch (e.g. while the user is being asked). */
+  unwatch(): void {
+    this.deadline = Infinity;
+    this.idleWatch = false;
+  }
+
+  /** Notes that bytes moved (bound, so it can be passed as a callback). */
+  readonly touch = (): void => {
+    this.lastActivity = Date.now();
+  };
+
+  /** Closes every socket of this connection. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const conn of this.#conns) safeClose(conn);
+    this.#conns.clear();
+  }
+}
+
+/** What the protocol handlers need from the proxy (internal to proxy/). */
+export interface ProxyRuntime {
+  /** Effective limits. */
+  readonly limits: ProxyLimits;
+  /** Head limits derived from them. */
+  readonly httpLimits: HttpLimits;
+  /** Large relay buffers. */
+  readonly buffers: BufferPool;
+  /** The MITM handler, if any. */
+  readonly mitm: MitmHandler | null;
+  /** Aborted when the proxy closes. */
+  readonly signal: AbortSignal;
+  /** The current network mode. */
+  mode(): NetworkMode;
+  /** Whether SOCKS5 is enabled by the current config. */
+  socksEnabled(): boolean;
+  /** Decides, logs and reports one request. Never throws. */
+  decide(request: DecisionRequest): Promise<Verdict>;
+  /** Logs and reports an event. */
+  record(event: DecisionEvent): void;
+  /** Builds an event (time now, command of the run). */
+  event(fields: Omit<DecisionEvent, "time" | "command">): DecisionEvent;
+  /** Connects out to checked addresses. Throws UpstreamError. */
+  connect(target: ConnectTarget, protocol: ProxyProtocol): Promise<Deno.TcpConn>;
+}
+
+interface PolicyState {
+  readonly config: EffectiveConfig;
+  readonly policy: NetworkPolicy;
+}
+
+function isLoopbackHost(hostname: string): boolean {
+  if (hostname === "localhost") return true;
+  const ip = parseIpLiteral(hostname);
+  if (ip === null) return false;
+  return (ip.family === 4 && ip.bytes[0] === 127) || ip.canonical === "::1";
+}
+
+function parseListenUrl(url: string, key: string): ListenAddress {
+  let parsed: URL;
+  try {
+    parsed = new URL(url.includes("://") ? url : `http://${url}`);
+  } catch (error) {
+    throw new ConfigError([{
+      file: "config",
+      keyPath: key,
+      message: `Invalid listen address "${url}": expected e.g. "http://127.0.0.1:3128"`,
+    }], { cause: error });
+  }
+  const hostname = parsed.hostname.replace(/^\[|\]$/g, "");
+  return { hostname, port: parsed.port === "" ? 0 : Number(parsed.port) };
+}
+
+function checkListenHost(address: ListenAddress, config: EffectiveConfig, key: string): void {
+  if (isLoopbackHost(address.hostname)) return;
+  const network = config.network;
+  const unixAllowed = network.dangerouslyAllowAllUnixSockets ||
+    network.unixSockets.some((rule) => rule.action === "allow");
+  if (!network.dangerouslyAllowNonLoopbackProxy || unixAllowed) {
+    const why = !network.dangerouslyAllowNonLoopbackProxy
+      ? "set network.dangerously_allow_non_loopback_proxy = true to listen elsewhere"
+      : "it must stay on loopback while any unix socket is allowed";
+    throw new ConfigError([{
+      file: "config",
+      keyPath: key,
+      message: `The proxy listen address "${address.hostname}" is not loopback: ${why}`,
+    }]);
+  }
+}
+
+function localInterfaceAddresses(): Set<string> {
+  const out = new Set<string>();
+  try {
+    for (const iface of Deno.networkInterfaces()) {
+      const ip = parseIpLiteral(iface.address);
+      if (ip !== null) out.add(ip.canonical.replace(/%.*$/, ""));
+    }
+  } catch {
+    // Without the list, loopback and wildcard addresses are still recognised.
+  }
+  return out;
+}
+
+/**
+ * Starts the proxy's listeners and returns once they are listening.
+ * Throws {@linkcode ConfigError} for a forbidden listen address or a policy
+ * that does not compile, {@linkcode SandboxError} when a listener cannot start.
+ *
+ * @example
+ * ```ts
+ * await using proxy = await startProxy({
+ *   config,
+ *   resolver: createResolver({ overrides: new Map([["allowed.test", ["127.0.0.2"]]]) }),
+ *   http: { hostname: "127.0.0.1", port: 0 },
+ *   socks: null,
+ * });
+ * ```
+ */
+export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
+  const limits: ProxyLimits = Object.freeze({ ...PROXY_LIMITS, ...options.limits });
+  const network = options.config.network;
+  let state: PolicyState = { config: options.config, policy: compileNetworkPolicy(network) };
+
+  const httpAddress = options.http === null
+    ? null
+    : options.http ?? (network.proxyUrl !== null
+      ? parseListenUrl(network.proxyUrl, "network.proxy_url")
+      : { hostname: "127.0.0.1", port: 0 });
+  const socksAddress =
+    options.socks === null || (options.socks === undefined && !network.enableSocks5)
+      ? null
+      : options.socks ?? (network.socksUrl !== null
+        ? parseListenUrl(network.socksUrl, "network.socks_url")
+        : { hostname: "127.0.0.1", port: 0 });
+  if (httpAddress !== null) checkListenHost(httpAddress, options.config, "network.proxy_url");
+  if (socksAddress !== null) checkListenHost(socksAddress, options.config, "network.socks_url");
+
+  const abort = new AbortController();
+  const slots = new Set<ConnectionSlot>();
+  const tasks = new Set<Promise<void>>();
+  const listeners: Deno.Listener[] = [];
+  const ownPorts = new Set<number>();
+  const command = formatCommand(options.command);
+  const buffers = new BufferPool();
+  const httpLimits: HttpLimits = {
+    maxHeadBytes: limits.maxHeadBytes,
+    maxHeaders: limits.maxHeaders,
+  };
+  let log: DecisionLog | null = null;
+  let closing: Promise<void> | null = null;
+  const askCache = new Map<string, Promise<"allow" | "deny">>();
+  const askAllowed: string[] = [];
+  let askPolicy: { base: PolicyState; policy: NetworkPolicy } | null = null;
+  const interfaceAddresses = localInterfaceAddresses();
+
+  const isSelf = (address: string, port: number): boolean => {
+    if (!ownPorts.has(port)) return false;
+    const ip = parseIpLiteral(address);
+    if (ip === null) return true; // Not an address: refuse rather than guess.
+    const canonical = ip.canonical.replace(/%.*$/, "");
+    const v4 = ip.family === 4 ? ip.bytes : isMappedV4(ip.bytes) ? ip.bytes.subarray(12) : null;
+    if (v4 !== null && (v4[0] === 127 || v4.every((b) => b === 0))) return true;
+    if (canonical === "::1" || canonical === "::") return true;
+    if (v4 !== null && interfaceAddresses.has(`${v4[0]}.${v4[1]}.${v4[2]}.${v4[3]}`)) return true;
+    return interfaceAddresses.has(canonical);
+  };
+
+  const record = (event: DecisionEvent): void => {
+    log?.write(event);
+    try {
+      options.onDecision?.(event);
+    } catch (error) {
+      console.error(
+        `sandbox: onDecision failed: ${error instanceof Error ? error.message : error}`,
+      );
+    }
+  };
+  const makeEvent = (fields: Omit<DecisionEvent, "time" | "command">): DecisionEvent => ({
+    time: new Date().toISOString(),
+    ...fields,
+    command,
+  });
+
+  const policyWithAsked = (current: PolicyState): NetworkPolicy => {
+    if (askAllowed.length === 0) return current.policy;
+    if (askPolicy === null || askPolicy.base !== current) {
+      const domains = [
+        ...current.config.network.domains,
+        ...askAllowed.map((pattern) => ({ pattern, action: "allow" as const, source: "ask" })),
+      ];
+      askPolicy = {
+        base: current,
+        policy: compileNetworkPolicy({ ...current.config.network, domains }),
+      };
+    }
+    return askPolicy.policy;
+  };
+
+  const ask = (host: string, port: number, protocol: ProxyProtocol): Promise<"allow" | "deny"> => {
+    const cached = askCache.get(host);
+    if (cached !== undefined) return cached;
+    const pending = (async () => {
+      try {
+        return (await options.askOnMiss!({ host, port, protocol })) === "allow" ? "allow" : "deny";
+      } catch {
+        return "deny" as const;
+      }
+    })();
+    askCache.set(host, pending);
+    return pending;
+  };
+
+  const decideInner = async (request: DecisionRequest, current: PolicyState) => {
+    const literal = parseIpLiteral(normalizeHost(request.host));
+    const host = literal !== null ? literal.canonical : normalizeHost(request.host);
+    const mode = current.config.network.mode;
+    let modeDeny: { reason: DenyReason; detail: string } | null = null;
+    if (mode === "limited") {
+      if (request.protocol === "socks5") {
+        modeDeny = {
+          reason: "method_not_allowed",
+          detail: "SOCKS5 is not available in limited mode",
+        };
+      } else if (request.protocol === "https-connect" && options.mitm == null) {
+        modeDeny = {
+          reason: "mitm_required",
+          detail: "limited mode needs MITM to check methods in HTTPS",
+        };
+      } else if (
+        request.method !== null && decideMethod(mode, request.method).decision === "deny"
+      ) {
+        modeDeny = {
+          reason: "method_not_allowed",
+          detail: `method "${request.method}" in limited mode`,
+        };
+      } else if (request.upgrade) {
+        modeDeny = {
+          reason: "method_not_allowed",
+          detail: `upgrade to "${request.upgrade}" in limited mode`,
+        };
+      }
+    }
+    if (request.protocol === "socks5" && !current.config.network.enableSocks5) {
+      modeDeny = { reason: "other", detail: "SOCKS5 is disabled by the configuration" };
+    }
+    let decision = await decideHost(policyWithAsked(current), host, { resolver: options.resolver });
+    if (
+      decision.decision === "deny" && decision.reason === "not_allowed" && modeDeny === null &&
+      options.askOnMiss !== undefined && !abort.signal.aborted
+    ) {
+      const answer = await ask(decision.host, request.port, request.protocol);
+      if (answer === "allow") {
+        if (!askAllowed.includes(decision.host)) askAllowed.push(decision.host);
+        decision = await decideHost(policyWithAsked(current), host, { resolver: options.resolver });
+      }
+    }
+    return { host: decision.host || host, decision, modeDeny };
+  };
+
+  const decide = async (request: DecisionRequest): Promise<Verdict> => {
+    const current = state;
+    let host = request.host;
+    let verdict:
+      | {
+        decision: "allow";
+        addresses: readonly string[];
+        rule: string | null;
+        source: string | null;
+      }
+      | {
+        decision: "deny";
+        reason: DenyReason;
+        detail: string;
+        rule: string | null;
+        source: string | null;
+      };
+    try {
+      const inner = await decideInner(request, current);
+      host = inner.host;
+      const d = inner.decision;
+      if (d.decision === "deny") {
+        verdict = {
+          decision: "deny",
+          reason: d.reason,
+          detail: d.detail,
+          rule: d.rule,
+          source: d.source,
+        };
+      } else if (inner.modeDeny !== null) {
+        verdict = { decision: "deny", ...inner.modeDeny, rule: d.rule, source: d.source };
+      } else if (!(request.port >= 1 && request.port <= 65535)) {
+        verdict = {
+          decision: "deny",
+          reason: "other",
+          detail: `invalid port ${request.port}`,
+          rule: null,
+          source: null,
+        };
+      } else if (d.addresses.some((address) => isSelf(address, request.port))) {
+        verdict = {
+          decision: "deny",
+          reason: "other",
+          detail: `${host}:${request.port} is the proxy's own listener`,
+          rule: d.rule,
+          source: d.source,
+        };
+      } else {
+        verdict = { decision: "allow", addresses: d.addresses, rule: d.rule, source: d.source };
+      }
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      verdict = {
+        decision: "deny",
+        reason: "other",
+        detail: `policy check failed: ${why}`,
+        rule: null,
+        source: null,
+      };
+    }
+    const event = makeEvent({
+      host,
+      port: request.port,
+      protocol: request.protocol,
+      method: request.method,
+      decision: verdict.decision,
+      reason: verdict.decision === "allow" ? "allowed" : verdict.reason,
+      rule: verdict.rule,
+      source: verdict.source,
+    });
+    record(event);
+    return verdict.decision === "allow"
+      ? { decision: "allow", host, port: request.port, addresses: verdict.addresses, event }
+      : {
+        decision: "deny",
+        host,
+        port: request.port,
+        reason: verdict.reason,
+        detail: verdict.detail,
+        event,
+      };
+  };
+
+  const runtime: ProxyRuntime = {
+    limits,
+    httpLimits,
+    buffers,
+    mitm: options.mitm ?? null,
+    signal: abort.signal,
+    mode: () => state.config.network.mode,
+    socksEnabled: () => state.config.network.enableSocks5,
+    decide,
+    record,
+    event: makeEvent,
+    connect: (target, protocol) =>
+      connectTarget(target, {
+        timeoutMs: limits.connectTimeoutMs,
+        signal: abort.signal,
+        upstream: options.upstreamProxy ?? null,
+        protocol,
+        isSelf,
+      }),
+  };
+
+  const serve = (conn: Deno.Conn, kind: "http" | "socks" | "unix"): void => {
+    const slot = new ConnectionSlot(conn);
+    if ("setNoDelay" in conn) {
+      try {
+        (conn as Deno.TcpConn).setNoDelay(true);
+      } catch {
+        // Not fatal.
+      }
+    }
+    if (slots.size >= limits.maxConnections * 2) {
+      // Far past the bound: do not even answer.
+      slot.close();
+      return;
+    }
+    slots.add(slot);
+    const overloaded = slots.size > limits.maxConnections;
+    const task = (async () => {
+      try {
+        const reader = new BufferedReader(conn, 2048);
+        let protocol: "http" | "socks" = kind === "socks" ? "socks" : "http";
+        if (kind === "unix") {
+          slot.expectWithin(limits.headerTimeoutMs);
+          if (!(await reader.fill())) return;
+          protocol = reader.peek()[0] === 0x05 ? "socks" : "http";
+        }
+        if (overloaded) {
+          await (protocol === "socks"
+            ? refuseSocksOverload(conn, reader, runtime, slot)
+            : refuseHttpOverload(conn, reader, runtime, slot));
+        } else if (protocol === "socks") {
+          await handleSocks5Client(conn, reader, runtime, slot);
+        } else {
+          await handleHttpClient(conn, reader, runtime, slot);
+        }
+      } catch {
+        // Handlers answer what they can; anything left is a dead connection.
+      } finally {
+        slot.close();
+        slots.delete(slot);
+      }
+    })();
+    tasks.add(task);
+    task.finally(() => tasks.delete(task));
+  };
+
+  const loops: Promise<void>[] = [];
+  const acceptLoop = async (listener: Deno.Listener, kind: "http" | "socks" | "unix") => {
+    while (!abort.signal.aborted) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (abort.signal.aborted || error instanceof Deno.errors.BadResource) return;
+        // EMFILE and friends: back off briefly instead of spinning.
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
+      serve(conn, kind);
+    }
+  };
+
+  const listen = (address: ListenAddress, what: string): Deno.TcpListener => {
+    try {
+      return Deno.listen({ hostname: address.hostname, port: address.port, transport: "tcp" });
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      throw new SandboxError(
+        "proxy_failed",
+        `Cannot start the ${what} listener on "${address.hostname}:${address.port}": ${why}`,
+        { cause: error },
+      );
+    }
+  };
+
+  const closeAll = async (): Promise<void> => {
+    abort.abort();
+    clearInterval(sweeper);
+    for (const listener of listeners) safeClose(listener);
+    for (const slot of slots) slot.close();
+    await Promise.allSettled(loops);
+    for (const slot of slots) slot.close();
+    while (tasks.size > 0) await Promise.allSettled([...tasks]);
+    log?.close();
+    if (options.unixPath) {
+      try {
+        Deno.removeSync(options.unixPath);
+      } catch {
+        // Already gone.
+      }
+    }
+  };
+
+  const tick = Math.max(
+    5,
+    Math.min(
+      1000,
+      Math.min(limits.headerTimeoutMs, limits.socksHandshakeTimeoutMs, limits.idleTimeoutMs) / 4,
+    ),
+  );
+  const sweeper = setInterval(() => {
+    const now = Date.now();
+    for (const slot of slots) {
+      if (
+        now > slot.deadline || (slot.idleWatch && now - slot.lastActivity > limits.idleTimeoutMs)
+      ) {
+        slot.close();
+      }
+    }
+  }, tick);
+
+  let httpListener: Deno.TcpListener | null = null;
+  let socksListener: Deno.TcpListener | null = null;
+  let unixListener: Deno.UnixListener | null = null;
+  try {
+    if (options.logFile) log = openDecisionLog(options.logFile);
+    if (httpAddress !== null) {
+      httpListener = listen(httpAddress, "HTTP proxy");
+      listeners.push(httpListener);
+      ownPorts.add(httpListener.addr.port);
+    }
+    if (socksAddress !== null) {
+      socksListener = listen(socksAddress, "SOCKS5 proxy");
+      listeners.push(socksListener);
+      ownPorts.add(socksListener.addr.port);
+    }
+    if (options.unixPath) {
+      try {
+        unixListener = Deno.listen({ path: options.unixPath, transport: "unix" });
+        Deno.chmodSync(options.unixPath, 0o600);
+      } catch (error) {
+        const why = error instanceof Error ? error.message : String(error);
+        throw new SandboxError(
+          "proxy_failed",
+          `Cannot listen on the unix socket "${options.unixPath}": ${why}`,
+          {
+            cause: error,
+          },
+        );
+      }
+      listeners.push(unixListener);
+    }
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+
+  if (httpListener !== null) loops.push(acceptLoop(httpListener, "http"));
+  if (socksListener !== null) loops.push(acceptLoop(socksListener, "socks"));
+  if (unixListener !== null) loops.push(acceptLoop(unixListener, "unix"));
+
+  const close = (): Promise<void> => closing ??= closeAll();
+  return {
+    http: httpListener?.addr ?? null,
+    socks: socksListener?.addr ?? null,
+    unixPath: options.unixPath ?? null,
+    updateConfig(config: EffectiveConfig): void {
+      const policy = compileNetworkPolicy(config.network);
+      state = { config, policy };
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+function isMappedV4(bytes: Uint8Array): boolean {
+  if (bytes.length !== 16) return false;
+  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false;
+  return bytes[10] === 0xff && bytes[11] === 0xff;
+}
+
+function safeClose(thing: { close(): void }): void {
+  try {
+    thing.close();
+  } catch {
+    // Already closed.
+  }
+}
