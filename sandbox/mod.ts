@@ -21,6 +21,24 @@ export type {
 } from "./build_plan.ts";
 export { buildBwrapArgs } from "./bwrap_args.ts";
 export type { BwrapArgsOptions, BwrapFds } from "./bwrap_args.ts";
+export { renderSeatbeltProfile, seatbeltPathForms } from "./seatbelt.ts";
+export type { RenderSeatbeltOptions, SeatbeltProfile } from "./seatbelt.ts";
+export { assertSeatbeltProfile, checkSeatbeltProfile } from "./seatbelt_check.ts";
+export type { CheckSeatbeltOptions, SeatbeltProblem } from "./seatbelt_check.ts";
+export {
+  buildSandboxExecArgv,
+  canonicalizePlanForMacos,
+  formatSeatbeltDryRun,
+  parseSandboxDenial,
+  runOnMacos,
+  SANDBOX_EXEC,
+} from "./macos.ts";
+export type {
+  BuildSandboxExecOptions,
+  MacosRunResult,
+  RunOnMacosOptions,
+  SandboxViolation,
+} from "./macos.ts";
 export { BRIDGE_HOST, buildChildEnv, filterEnv, PROXY_ENV_NAMES, proxyEnv } from "./env.ts";
 export type { BuildChildEnvOptions, ProxyPorts } from "./env.ts";
 export {
