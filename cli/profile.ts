@@ -5,7 +5,9 @@
  * @module
  */
 import { loadEffectiveConfig } from "../profiles/load.ts";
-import { parseTomlText } from "../profiles/toml.ts";
+import { checkExecPolicyExamples } from "../execpolicy/mod.ts";
+import { DEFAULTS } from "../profiles/defaults.ts";
+import { parseTomlText, splitDottedKey } from "../profiles/toml.ts";
 import { type ConfigKind, detectConfigKind, validateConfig } from "../profiles/validate.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
 import { parseCommandArgs, SHARED_OPTIONS, type SharedValues } from "./args.ts";
@@ -303,7 +305,20 @@ async function validateFile(file: string, cwd: string | undefined): Promise<Vali
   }
   const kind = detectConfigKind(file, parsed.value);
   const result = validateConfig(parsed.value, { file, kind, lines: parsed.lines });
-  return result.ok
-    ? { file, kind, valid: true, problems: [], notices: result.config.notices }
-    : { file, kind, valid: false, problems: result.problems, notices: [] };
+  if (!result.ok) return { file, kind, valid: false, problems: result.problems, notices: [] };
+  const { execpolicy, execpolicyDefault, notices } = result.config;
+  if (execpolicy.length > 0) {
+    // Pattern grammar and match/not_match examples are the execpolicy engine's to check.
+    const policy = {
+      default: execpolicyDefault ?? DEFAULTS.execpolicyDefault,
+      rules: execpolicy.map((rule) => ({ ...rule, source: `config:${file}` })),
+    };
+    const problems = checkExecPolicyExamples(policy).map((problem) => {
+      const path = splitDottedKey(problem.keyPath.replace(/\[\d+\]$/, ""));
+      const line = problem.line ?? (path === null ? undefined : parsed.lines.lineOf(path));
+      return line === undefined ? problem : { ...problem, line };
+    });
+    if (problems.length > 0) return { file, kind, valid: false, problems, notices };
+  }
+  return { file, kind, valid: true, problems: [], notices };
 }

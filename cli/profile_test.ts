@@ -58,6 +58,14 @@ Deno.test("sandbox profile validate lists every problem as FILE:LINE: key KEYPAT
   assert.equal(good.code, 0, good.stdout + good.stderr);
   assert.match(good.stdout, /requirements_legacy\.toml: ok \(managed requirements\)/);
 
+  await Deno.writeTextFile(
+    `${home.dir}/exec.toml`,
+    '[execpolicy]\n"git push *" = { decision = "deny", not_match = ["git push x"] }\n',
+  );
+  const exec = await sandbox(["profile", "validate", `${home.dir}/exec.toml`], env);
+  assert.equal(exec.code, 2, exec.stdout);
+  assert.match(exec.stdout, /exec\.toml:2: key execpolicy\."git push \*"\.not_match\[0\]: /);
+
   const mixed = await sandbox(
     ["profile", "validate", "--json", `${DATA}requirements_mixed.toml`],
     env,

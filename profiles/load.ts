@@ -23,7 +23,8 @@ import { ConfigError, type ConfigProblem } from "../cli/errors.ts";
 import { DEFAULTS } from "./defaults.ts";
 import { isPresetName, PRESETS } from "./presets.ts";
 import { checkDomainPattern } from "./_pattern.ts";
-import { parseTomlText } from "./toml.ts";
+import { type KeyLines, parseTomlText, splitDottedKey } from "./toml.ts";
+import { checkExecPolicyExamples } from "../execpolicy/mod.ts";
 import {
   type ConfigKind,
   type ManagedConfigFile,
@@ -103,22 +104,24 @@ export async function loadEffectiveConfig(
   const env = options.env ?? Deno.env.toObject();
   const cwd = options.cwd ?? Deno.cwd();
   const problems: ConfigProblem[] = [];
+  const lines = new Map<string, KeyLines>();
   const locations = configLocations(env);
 
   const managed = await readConfigFile(locations.managed.path, "managed", {
     required: locations.managed.required,
     problems,
+    lines,
   }) as ManagedConfigFile | null;
   const userLayers: { file: UserConfigFile; source: RuleSource }[] = [];
   if (locations.user !== null) {
-    const user = await readConfigFile(locations.user, "user", { required: false, problems });
+    const user = await readConfigFile(locations.user, "user", { required: false, problems, lines });
     if (user !== null) {
       userLayers.push({ file: user as UserConfigFile, source: `user:${locations.user}` });
     }
   }
   for (const given of flags.config ?? []) {
     const path = given.startsWith("/") ? given : `${cwd.replace(/\/$/, "")}/${given}`;
-    const file = await readConfigFile(path, "user", { required: true, problems });
+    const file = await readConfigFile(path, "user", { required: true, problems, lines });
     if (file !== null) userLayers.push({ file: file as UserConfigFile, source: `config:${path}` });
   }
   if (problems.length > 0) throw new ConfigError(problems);
@@ -140,11 +143,14 @@ export async function loadEffectiveConfig(
   applyFlags(draft, flags, problems);
   if (managed !== null) enforceManaged(draft, managed);
   expandHome(draft, env, problems);
-  // Execpolicy pattern and example checks belong to the execpolicy engine. Enable this single call site
-  // once execpolicy/mod.ts exports checkExecPolicyExamples(policy): ConfigProblem[]:
-  // if (draft.execpolicy !== null) problems.push(...checkExecPolicyExamples(execPolicyOf(draft)));
   if (problems.length > 0) throw new ConfigError(problems);
-  return finish(draft);
+  const config = finish(draft);
+  // Pattern grammar and match/not_match examples belong to the execpolicy engine: its one call site.
+  if (config.execpolicy !== null) {
+    const found = checkExecPolicyExamples(config.execpolicy);
+    if (found.length > 0) throw new ConfigError(found.map((p) => withLine(p, lines)));
+  }
+  return config;
 }
 
 /** Options for {@linkcode readConfigFile}. */
@@ -153,6 +159,8 @@ export interface ReadConfigFileOptions {
   required: boolean;
   /** Where problems are appended. */
   problems: ConfigProblem[];
+  /** When given, receives the file's key-line index (for problems found after validation). */
+  lines?: Map<string, KeyLines>;
 }
 
 /**
@@ -179,7 +187,11 @@ export async function readConfigFile(
     options.problems.push({ file: path, keyPath: "", message: `Cannot read config file: ${why}` });
     return null;
   }
-  const result = validateText(text, path, kind);
+  const parsed = parseTomlText(text, path);
+  if (parsed.ok) options.lines?.set(path, parsed.lines);
+  const result: ValidationResult = parsed.ok
+    ? validateConfig(parsed.value, { file: path, kind, lines: parsed.lines })
+    : { ok: false, problems: parsed.problems };
   if (!result.ok) {
     options.problems.push(...result.problems);
     return null;
@@ -187,10 +199,13 @@ export async function readConfigFile(
   return result.config;
 }
 
-function validateText(text: string, file: string, kind: ConfigKind): ValidationResult {
-  const parsed = parseTomlText(text, file);
-  if (!parsed.ok) return { ok: false, problems: parsed.problems };
-  return validateConfig(parsed.value, { file, kind, lines: parsed.lines });
+/** Adds the line to a problem found after validation (e.g. by execpolicy), when its file was read here. */
+function withLine(problem: ConfigProblem, lines: ReadonlyMap<string, KeyLines>): ConfigProblem {
+  if (problem.line !== undefined) return problem;
+  const index = lines.get(problem.file);
+  const path = splitDottedKey(problem.keyPath.replace(/\[\d+\]$/, ""));
+  const line = index !== undefined && path !== null ? index.lineOf(path) : undefined;
+  return line === undefined ? problem : { ...problem, line };
 }
 
 type Scalar =

@@ -245,3 +245,19 @@ Deno.test("loadEffectiveConfig() lists problems from every file at once, with fi
     ["missing.toml", undefined],
   ]);
 });
+
+Deno.test("loadEffectiveConfig() runs execpolicy example checks and reports them with file and line", async () => {
+  await using fx = await fixture({
+    "x.toml":
+      '[execpolicy]\n"git status" = "allow"\n"git push *" = { decision = "deny", match = ["git pull"] }\n',
+  });
+  const error = await loadEffectiveConfig({ config: [`${fx.dir}/x.toml`] }, { env: {} }).then(
+    () => null,
+    (e) => e,
+  );
+  assert.ok(error instanceof ConfigError);
+  assert.equal(error.problems.length, 1);
+  assert.equal(error.problems[0].file, `${fx.dir}/x.toml`);
+  assert.equal(error.problems[0].line, 3);
+  assert.match(error.problems[0].keyPath, /^execpolicy\."git push \*"\.match/);
+});
