@@ -8,9 +8,10 @@ async function run(args: string[]): Promise<{ code: number; out: string; lookups
   const lookups: string[] = [];
   let out = "";
   try {
+    await Deno.writeTextFile(`${home}/managed.toml`, "");
     const code = await policyHostCommand(args, {
       stdout: (text) => void (out += text),
-      env: { HOME: home, XDG_CONFIG_HOME: home },
+      env: { HOME: home, XDG_CONFIG_HOME: home, SANDBOX_MANAGED_CONFIG: `${home}/managed.toml` },
       cwd: home,
       resolver: (host) => {
         lookups.push(host);
