@@ -2,7 +2,13 @@
  * Everything the compiled binary does differently from `deno run main.ts`
  * goes through here: how the launcher starts itself again (the bridge and
  * the execpolicy shim run as `sandbox __bridge …` / `sandbox __shim …`).
- * Tests run under `deno run` and exercise this same path.
+ * Tests run under `deno run` and exercise this same path, and both branches
+ * through {@linkcode SelfInvocationOptions.standalone}.
+ *
+ * Nothing else differs: the code reads no file of its own at run time
+ * (presets and defaults are TS data), so the binary needs no file beside it.
+ * `tests/compile_test.ts` keeps it that way: no other module may look at
+ * `import.meta.url`.
  *
  * @module
  */
@@ -23,6 +29,8 @@ export interface SelfInvocationOptions {
   execPath?: string;
   /** Defaults to the URL of `main.ts` next to this folder. */
   mainModule?: URL;
+  /** Whether this is a `deno compile` binary; defaults to `Deno.build.standalone`. */
+  standalone?: boolean;
 }
 
 /**
@@ -37,11 +45,11 @@ export interface SelfInvocationOptions {
 export function selfInvocation(options: SelfInvocationOptions = {}): SelfInvocation {
   const execPath = options.execPath ?? Deno.execPath();
   const mainModule = options.mainModule ?? new URL("../main.ts", import.meta.url);
-  // A compiled binary runs its embedded modules from a virtual file system whose
-  // URLs are not the original source paths; `deno run` has real file: URLs.
-  const isCompiled = mainModule.protocol !== "file:" ||
-    !fileExists(mainModule) ||
-    (Deno as unknown as { build: { standalone?: boolean } }).build.standalone === true;
+  // Deno says so itself (Deno.build.standalone). File checks cannot tell: a
+  // compiled binary serves its embedded sources from a virtual file system
+  // at their original paths. A non-file main module cannot be re-run by path.
+  const isCompiled = (options.standalone ?? Deno.build.standalone) ||
+    mainModule.protocol !== "file:";
   if (isCompiled) {
     return { kind: "compiled", argv: [execPath], readPaths: [execPath] };
   }
@@ -52,12 +60,4 @@ export function selfInvocation(options: SelfInvocationOptions = {}): SelfInvocat
     argv: [execPath, "run", "-A", "--no-prompt", "--quiet", mainPath],
     readPaths: [execPath, projectDir],
   };
-}
-
-function fileExists(url: URL): boolean {
-  try {
-    return Deno.statSync(url).isFile;
-  } catch {
-    return false;
-  }
 }
