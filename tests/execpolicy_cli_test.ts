@@ -1,0 +1,108 @@
+import assert from "node:assert/strict";
+import { policyCheckCommand } from "../cli/policy_check.ts";
+import { ConfigError, UsageError } from "../cli/errors.ts";
+
+const TABLE = `[execpolicy]
+"npm ci" = "allow-network"
+"npm test" = "allow"
+"curl *" = { decision = "deny", justification = "Use the mirror", match = ["curl -s x"], not_match = ["wget x"] }
+`;
+
+async function withConfig(text: string): Promise<{ path: string } & AsyncDisposable> {
+  const dir = await Deno.makeTempDir({ prefix: "execpolicy_cli_" });
+  const path = `${dir}/sandbox.toml`;
+  await Deno.writeTextFile(path, text);
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }) };
+}
+
+async function check(args: string[]): Promise<{ code: number; out: string }> {
+  let out = "";
+  const code = await policyCheckCommand(args, { env: {}, stdout: (t) => void (out += t) });
+  return { code, out };
+}
+
+Deno.test("policy check --json prints decision, matched rules and each part of a script", async () => {
+  await using cfg = await withConfig(TABLE);
+  const { code, out } = await check([
+    "--config",
+    cfg.path,
+    "--json",
+    "--",
+    "sh",
+    "-c",
+    "npm ci && curl -s x",
+  ]);
+  assert.equal(code, 1);
+  const json = JSON.parse(out);
+  assert.deepEqual(Object.keys(json).slice(0, 3), ["decision", "matched", "commands"]);
+  assert.equal(json.decision, "deny");
+  assert.deepEqual(json.matched.map((m: { pattern: string }) => m.pattern), ["npm ci", "curl *"]);
+  assert.deepEqual(json.matched[1], {
+    pattern: "curl *",
+    decision: "deny",
+    source: `config:${cfg.path}`,
+    justification: "Use the mirror",
+  });
+  assert.deepEqual(
+    json.commands.map((c: { argv: string[]; decision: string }) => [c.argv, c.decision]),
+    [[["npm", "ci"], "allow-network"], [["curl", "-s", "x"], "deny"]],
+  );
+});
+
+Deno.test("policy check exits 0 for allow and allow-network and prints the rule for people", async () => {
+  await using cfg = await withConfig(TABLE);
+  const allowed = await check(["--config", cfg.path, "--", "npm", "test"]);
+  assert.equal(allowed.code, 0);
+  assert.match(allowed.out, /^allow: npm test$/m);
+  assert.match(allowed.out, /"npm test" = allow {2}\(from config:/);
+  const network = await check(["--config", cfg.path, "--", "env", "A=1", "npm", "ci"]);
+  assert.equal(network.code, 0);
+  assert.match(network.out, /^allow-network: env A=1 npm ci$/m);
+  const unmatched = await check(["--config", cfg.path, "--", "ls"]);
+  assert.equal(unmatched.code, 0);
+  assert.match(unmatched.out, /no rule matches: the table's default "allow"/);
+});
+
+Deno.test("policy check without execpolicy follows the network setting", async () => {
+  await using cfg = await withConfig("");
+  const { code, out } = await check(["--config", cfg.path, "--json", "--", "curl", "x"]);
+  assert.equal(code, 0);
+  const json = JSON.parse(out);
+  assert.equal(json.commands[0].basis, "no-policy");
+  assert.ok(["allow", "allow-network"].includes(json.decision));
+});
+
+Deno.test("policy check reports bad input as usage or config errors", async () => {
+  await assert.rejects(() => check([]), UsageError);
+  await assert.rejects(() => check(["--bogus", "--", "ls"]), UsageError);
+  await using bad = await withConfig(
+    '[execpolicy]\n"curl *" = { decision = "deny", match = ["wget x"] }\n',
+  );
+  const error = await check(["--config", bad.path, "--", "ls"]).then(() => null, (e) => e);
+  assert.ok(error instanceof ConfigError);
+  assert.equal(error.problems[0].keyPath, 'execpolicy."curl *".match[0]');
+  assert.equal(error.problems[0].file, bad.path);
+});
+
+Deno.test("sandbox policy check exits 1 on deny and 2 on a bad table, as a real process", async () => {
+  await using cfg = await withConfig(TABLE);
+  await using bad = await withConfig('[execpolicy]\n"curl \\"x" = "deny"\n');
+  const main = new URL("../main.ts", import.meta.url).pathname;
+  const run = async (args: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", main, "policy", "check", ...args],
+      env: { HOME: "/nonexistent" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+  };
+  assert.equal((await run(["--config", cfg.path, "--", "curl", "x"])).code, 1);
+  assert.equal((await run(["--config", cfg.path, "--", "npm", "ci"])).code, 0);
+  const failed = await run(["--config", bad.path, "--", "ls"]);
+  assert.equal(failed.code, 2);
+  assert.match(
+    failed.stderr,
+    /^sandbox: Invalid configuration: .*execpolicy\."curl \\"x": Bad rule/m,
+  );
+});
