@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import {
   classifyAddress,
   isNonPublicAddress,
@@ -150,4 +151,38 @@ Deno.test("NON_PUBLIC_RANGES: the first and last address of every range is non-p
     assert.equal(classifyAddress(ip).public, false, cidr);
     assert.equal(classifyAddress({ ...ip, bytes: last }).public, false, `${cidr} last`);
   }
+});
+
+Deno.test("parseIpLiteral() round-trips its canonical form, and every IPv4 spelling agrees (property)", () => {
+  const byte = fc.integer({ min: 0, max: 255 });
+  fc.assert(
+    fc.property(fc.array(byte, { minLength: 4, maxLength: 4 }), (bytes) => {
+      const [a, b, c, d] = bytes;
+      const dotted = bytes.join(".");
+      const n = ((a << 24) >>> 0) + (b << 16) + (c << 8) + d;
+      const spellings = [
+        String(n),
+        `0x${n.toString(16)}`,
+        `0${n.toString(8)}`,
+        `${a}.${(b << 16) + (c << 8) + d}`,
+        `0x${a.toString(16)}.0${b.toString(8)}.${(c << 8) + d}`,
+      ];
+      return spellings.every((s) => parseIpLiteral(s)?.canonical === dotted) &&
+        parseIpLiteral(dotted)?.canonical === dotted;
+    }),
+    { numRuns: 1000 },
+  );
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 8, maxLength: 8 }),
+      (groups) => {
+        const ip = parseIpLiteral(groups.map((g) => g.toString(16)).join(":"));
+        if (ip === null) return false;
+        const again = parseIpLiteral(ip.canonical);
+        return again !== null && again.canonical === ip.canonical &&
+          again.bytes.every((byte, i) => byte === ip.bytes[i]);
+      },
+    ),
+    { numRuns: 1000 },
+  );
 });

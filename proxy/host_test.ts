@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { normalizeHost, splitHostPort } from "./host.ts";
+import fc from "fast-check";
 
 Deno.test("splitHostPort() splits names, bracketed and bare IPv6", () => {
   assert.deepEqual(splitHostPort("example.com:443"), { host: "example.com", port: 443 });
@@ -51,4 +52,15 @@ Deno.test("normalizeHost() is idempotent on awkward inputs", () => {
     const once = normalizeHost(input);
     assert.equal(normalizeHost(once), once, JSON.stringify(input));
   }
+});
+
+Deno.test("normalizeHost() is idempotent on arbitrary host-like text (property)", () => {
+  const alphabet = fc.constantFrom(..."aZ09.:[]%- _*".split(""));
+  fc.assert(
+    fc.property(fc.string({ unit: alphabet, maxLength: 24 }), (input) => {
+      const once = normalizeHost(input);
+      return normalizeHost(once) === once;
+    }),
+    { numRuns: 2000 },
+  );
 });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import {
   compileDomainPattern,
   matchesDomainPattern,
@@ -106,4 +107,24 @@ Deno.test("compileDomainPattern() puts the pattern in its PatternError message",
     name: "PatternError",
     message: 'Invalid pattern "*": a global wildcard is not allowed in a deny rule',
   });
+});
+
+Deno.test("compileDomainPattern() either compiles or throws PatternError, never anything else (property)", () => {
+  const alphabet = fc.constantFrom(..."ab1.*[]:%-_ ".split(""));
+  fc.assert(
+    fc.property(
+      fc.string({ unit: alphabet, maxLength: 16 }),
+      fc.constantFrom("allow", "deny"),
+      (pattern, action) => {
+        const message = validateDomainPattern(pattern, action as "allow" | "deny");
+        try {
+          compileDomainPattern(pattern, action as "allow" | "deny");
+          return message === null;
+        } catch (error) {
+          return error instanceof PatternError && message !== null;
+        }
+      },
+    ),
+    { numRuns: 2000 },
+  );
 });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { ConfigError } from "../cli/errors.ts";
 import type { DomainRule, NetworkConfig } from "../profiles/types.ts";
 import { compileNetworkPolicy, decideHost, decideMethod, type NetworkPolicy } from "./policy.ts";
@@ -238,4 +239,33 @@ Deno.test("decideMethod() lets every method through in full mode and only GET, H
       reason: "method_not_allowed",
     });
   }
+});
+
+Deno.test("decideHost() never throws and never looks up a host no allow rule matches (property)", async () => {
+  const p = policy({ allow: ["*.example.com", "10.0.0.1", "[::1]"], deny: ["x.example.com"] });
+  const label = fc.constantFrom(
+    "example",
+    "com",
+    "x",
+    "a",
+    "10",
+    "0x7f",
+    "1",
+    "",
+    "localhost",
+    "::1",
+    "[::1]",
+  );
+  const host = fc.array(label, { minLength: 1, maxLength: 4 }).map((labels) => labels.join("."));
+  await fc.assert(
+    fc.asyncProperty(host, async (h) => {
+      const resolver = countingResolver({});
+      const d = await decideHost(p, h, { resolver });
+      const name = d.host;
+      const couldMatch = name.endsWith(".example.com") && name !== "x.example.com";
+      if (!couldMatch && resolver.calls.length !== 0) return false;
+      return resolver.calls.length <= 1 && (d.decision === "deny" || d.reason === "allowed");
+    }),
+    { numRuns: 1000 },
+  );
 });
