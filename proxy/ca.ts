@@ -24,6 +24,7 @@ import {
   X509Certificate,
 } from "node:crypto";
 import { Buffer } from "node:buffer";
+import { rootCertificates } from "node:tls";
 import { SandboxError } from "../cli/errors.ts";
 
 /** File name of the CA certificate inside a CA directory. */
@@ -273,6 +274,39 @@ export function caFromPem(
     fingerprint256: x509.fingerprint256,
     notAfter: new Date(x509.validTo),
   };
+}
+
+/** Where Linux distributions and macOS keep the system's PEM bundle, most common first. */
+export const SYSTEM_CA_BUNDLE_PATHS: readonly string[] = Object.freeze([
+  "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Arch, Gentoo, Alpine (ca-certificates)
+  "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", // Fedora, RHEL 7+
+  "/etc/pki/tls/certs/ca-bundle.crt", // Fedora, RHEL, CentOS (older path)
+  "/etc/ssl/ca-bundle.pem", // openSUSE
+  "/etc/ssl/cert.pem", // Alpine, macOS, OpenBSD
+  "/usr/local/share/certs/ca-root-nss.crt", // FreeBSD
+]);
+
+/** Options for {@linkcode readSystemCaBundle}. */
+export interface ReadSystemCaBundleOptions {
+  /** Candidate files, first readable PEM bundle wins (default {@linkcode SYSTEM_CA_BUNDLE_PATHS}). */
+  paths?: readonly string[];
+}
+
+/**
+ * The system's trusted roots as PEM text: the first readable bundle of
+ * `paths`, or, when there is none, the Mozilla roots built into the runtime
+ * (`node:tls` `rootCertificates`).
+ */
+export async function readSystemCaBundle(options: ReadSystemCaBundleOptions = {}): Promise<string> {
+  for (const path of options.paths ?? SYSTEM_CA_BUNDLE_PATHS) {
+    try {
+      const text = await Deno.readTextFile(path);
+      if (text.includes("-----BEGIN CERTIFICATE-----")) return text;
+    } catch {
+      // Not this system's path; try the next.
+    }
+  }
+  return rootCertificates.join("\n");
 }
 
 /** Who signs a certificate. */

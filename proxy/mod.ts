@@ -82,3 +82,11 @@ export type {
   RequestHead,
   ResponseHead,
 } from "./http_parser.ts";
+export { createMitmHandler, prepareMitm } from "./mitm.ts";
+export type {
+  MitmOptions,
+  MitmTarget,
+  MitmTunnelContext,
+  MitmTunnelHandler,
+  PrepareMitmOptions,
+} from "./mitm.ts";

@@ -10,18 +10,8 @@
  *
  * @module
  */
-import { rootCertificates } from "node:tls";
 import { SandboxError } from "../cli/errors.ts";
-
-/** Where Linux distributions and macOS keep the system's PEM bundle, most common first. */
-export const SYSTEM_CA_BUNDLE_PATHS: readonly string[] = Object.freeze([
-  "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Arch, Gentoo, Alpine (ca-certificates)
-  "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", // Fedora, RHEL 7+
-  "/etc/pki/tls/certs/ca-bundle.crt", // Fedora, RHEL, CentOS (older path)
-  "/etc/ssl/ca-bundle.pem", // openSUSE
-  "/etc/ssl/cert.pem", // Alpine, macOS, OpenBSD
-  "/usr/local/share/certs/ca-root-nss.crt", // FreeBSD
-]);
+import { readSystemCaBundle, SYSTEM_CA_BUNDLE_PATHS } from "../proxy/ca.ts";
 
 /** File name of the bundle inside the run directory. */
 export const CA_BUNDLE_FILE = "mitm-ca-bundle.pem";
@@ -56,7 +46,9 @@ export async function writeCaBundle(
       "Cannot write the CA bundle: the MITM CA certificate is not PEM",
     );
   }
-  const roots = await readSystemRoots(options.systemBundlePaths ?? SYSTEM_CA_BUNDLE_PATHS);
+  const roots = await readSystemCaBundle({
+    paths: options.systemBundlePaths ?? SYSTEM_CA_BUNDLE_PATHS,
+  });
   const path = `${runDir.replace(/\/+$/, "")}/${CA_BUNDLE_FILE}`;
   const text = `${roots.trimEnd()}\n\n# sandbox MITM CA\n${caCertPem.trim()}\n`;
   try {
@@ -79,18 +71,6 @@ export async function writeCaBundle(
     );
   }
   return path;
-}
-
-async function readSystemRoots(paths: readonly string[]): Promise<string> {
-  for (const path of paths) {
-    try {
-      const text = await Deno.readTextFile(path);
-      if (text.includes("-----BEGIN CERTIFICATE-----")) return text;
-    } catch {
-      // Not this distribution's path; try the next.
-    }
-  }
-  return rootCertificates.join("\n");
 }
 
 /**

@@ -1,0 +1,878 @@
+/**
+ * Limited-mode TLS termination (MITM). After the proxy has answered `200` to
+ * a CONNECT, {@linkcode createMitmHandler}'s handler speaks TLS to the client
+ * with a leaf certificate for the CONNECT host, checks every request inside
+ * the tunnel (every keep-alive request), and forwards the allowed ones over a
+ * second, verified TLS connection to the real server.
+ *
+ * Inside the tunnel:
+ * - the client's SNI must name the CONNECT host (an IP-literal target may
+ *   send none), otherwise the connection is closed; ALPN offers `http/1.1` only;
+ * - `Host` (and an absolute-form target) must be the CONNECT host and port: 400;
+ * - the method policy applies: 403 `blocked-by-method-policy` with a JSON body;
+ * - an inner CONNECT is refused (405); protocol upgrades (WebSocket) and a
+ *   request body on GET, HEAD or OPTIONS are refused (403);
+ * - every decision goes through the proxy's {@linkcode MitmContext.decide}
+ *   (protocol `https-connect`, with the method), so it is logged.
+ * After any refusal the connection is closed: the refused request's body is
+ * never read, so the stream cannot be trusted to be in sync.
+ *
+ * Upstream, the handler connects to exactly the addresses the proxy checked
+ * ({@linkcode MitmContext.connect}, no second lookup) and verifies the
+ * server's certificate for the CONNECT host against the system roots plus
+ * {@linkcode MitmOptions.upstreamCaCerts}. A certificate that does not verify
+ * is a `502` with the reason in the body and `x-proxy-error:
+ * upstream-tls-error`, never a silent pass.
+ *
+ * Server-side TLS on an accepted `Deno.Conn` is not in Deno's own API, so the
+ * client side runs `node:tls` over a small `node:stream` Duplex that wraps the
+ * `Deno.Conn`; the upstream side uses Deno's own `Deno.startTls`.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { isIP } from "node:net";
+import { Duplex } from "node:stream";
+import { TLSSocket } from "node:tls";
+import { SandboxError } from "../cli/errors.ts";
+import type { EffectiveConfig, NetworkMode } from "../profiles/types.ts";
+import { type CertificateAuthority, defaultCaDir, loadCa, readSystemCaBundle } from "./ca.ts";
+import type { DecisionEvent } from "./decision_log.ts";
+import {
+  type BodyFraming,
+  BufferedReader,
+  type ByteReader,
+  type ByteWriter,
+  copyBody,
+  headerTokens,
+  headerValues,
+  type HttpLimits,
+  HttpParseError,
+  latin1Encode,
+  readRequestHead,
+  readResponseHead,
+  requestBodyFraming,
+  type RequestHead,
+  responseBodyFraming,
+  serializeRequestHead,
+  serializeResponseHead,
+  stripHopByHop,
+  writeAll,
+} from "./http_parser.ts";
+import { createLeafIssuer, type LeafIssuer } from "./leaf_certs.ts";
+import { DENY_REASONS, type DenyReason } from "./reasons.ts";
+
+/** The part of the proxy's `MitmContext` (proxy/server.ts) this handler uses. */
+export interface MitmTunnelContext {
+  /** The network mode the tunnel was opened under. */
+  readonly mode: NetworkMode;
+  /** Head limits for the parser inside the tunnel. */
+  readonly httpLimits: HttpLimits;
+  /** Aborted when the proxy closes. */
+  readonly signal: AbortSignal;
+  /** Decides (and logs) one request seen inside the tunnel. */
+  decide(method: string, host: string): DecisionEvent;
+  /** Logs an event the handler built itself. */
+  log(event: DecisionEvent): void;
+  /** Connects to the checked target addresses, never resolving again. */
+  connect(): Promise<Deno.TcpConn>;
+}
+
+/** The target of a tunnel, as decided for the CONNECT. */
+export interface MitmTarget {
+  /** The normalized host. */
+  host: string;
+  /** The port. */
+  port: number;
+  /** The addresses the policy checked. */
+  addresses: string[];
+}
+
+/** Options for {@linkcode createMitmHandler}. */
+export interface MitmOptions {
+  /** The CA that signs the leaf certificates. */
+  ca: CertificateAuthority;
+  /** Extra PEM CA certificates trusted for upstream servers (e.g. a test CA), besides the system roots. */
+  upstreamCaCerts?: readonly string[];
+  /** Trust the system's root bundle for upstream servers (default true). */
+  systemRoots?: boolean;
+  /** Most leaf certificates cached (default 1024). */
+  leafCacheSize?: number;
+  /** Time for a TLS handshake, either side (default 10 s). */
+  handshakeTimeoutMs?: number;
+  /** Time a client has to send a request head, also the keep-alive idle time (default 30 s). */
+  headerTimeoutMs?: number;
+  /** A request in flight with no bytes moving either way for this long is closed (default 300 s). */
+  idleTimeoutMs?: number;
+}
+
+/** A MITM handler for `startProxy({ mitm })` (it satisfies proxy/server.ts's `MitmHandler`), with its leaf issuer exposed for benchmarks and tests. */
+export interface MitmTunnelHandler {
+  /** Serves one tunnel until it ends; never rejects (the client is closed on any error). */
+  handleTunnel(client: Deno.Conn, target: MitmTarget, context: MitmTunnelContext): Promise<void>;
+  /** The leaf certificate issuer (cache statistics). */
+  readonly leaves: LeafIssuer;
+}
+
+/**
+ * Creates the MITM handler the proxy calls for limited-mode CONNECT tunnels.
+ *
+ * @example
+ * ```ts
+ * const mitm = createMitmHandler({ ca: await loadCa(defaultCaDir()) });
+ * await using proxy = await startProxy({ config, resolver, mitm });
+ * ```
+ */
+export function createMitmHandler(options: MitmOptions): MitmTunnelHandler {
+  const leaves = createLeafIssuer(options.ca, { maxEntries: options.leafCacheSize });
+  const timeouts = {
+    handshake: options.handshakeTimeoutMs ?? 10_000,
+    header: options.headerTimeoutMs ?? 30_000,
+    idle: options.idleTimeoutMs ?? 300_000,
+  };
+  let trust: Promise<string[]> | null = null;
+  const upstreamTrust = (): Promise<string[]> => {
+    trust ??= (async () => {
+      const extra = [...(options.upstreamCaCerts ?? [])];
+      return options.systemRoots === false ? extra : [await readSystemCaBundle(), ...extra];
+    })();
+    return trust;
+  };
+  return {
+    leaves,
+    async handleTunnel(client, target, context) {
+      const tunnel = new Tunnel(client, target, context, timeouts);
+      try {
+        await tunnel.serve(leaves, upstreamTrust);
+      } catch {
+        // A broken tunnel only ends itself; the proxy keeps running.
+      } finally {
+        tunnel.close();
+      }
+    },
+  };
+}
+
+/** Options for {@linkcode prepareMitm}. */
+export interface PrepareMitmOptions {
+  /** `--ca-dir`; default {@linkcode defaultCaDir}. Ignored when the profile supplies `mitm_ca`. */
+  caDir?: string | null;
+  /**
+   * Environment to read `SANDBOX_UPSTREAM_CA` from (a PEM file of extra CAs
+   * trusted for upstream servers; tests and private registries).
+   * Defaults to the process environment.
+   */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+/**
+ * Everything `sandbox run` needs for MITM in one call: loads the CA (the
+ * profile's `mitm_ca`, else `caDir`, else the default directory; a missing CA
+ * says to run `sandbox init`), reads `SANDBOX_UPSTREAM_CA` when set, and
+ * builds the handler. Throws `SandboxError` (`ca_error`).
+ *
+ * @example
+ * ```ts
+ * const { handler, ca } = await prepareMitm(config, { caDir: flags["ca-dir"] });
+ * const bundle = await writeCaBundle(runDir, ca.certPem);
+ * ```
+ */
+export async function prepareMitm(
+  config: EffectiveConfig,
+  options: PrepareMitmOptions = {},
+): Promise<{ handler: MitmTunnelHandler; ca: CertificateAuthority }> {
+  const env = options.env ?? Deno.env.toObject();
+  const ca = await loadCa(config.network.mitmCa ?? options.caDir ?? defaultCaDir({ env }));
+  const upstreamCaCerts: string[] = [];
+  const file = env.SANDBOX_UPSTREAM_CA;
+  if (file !== undefined && file !== "") {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(file);
+    } catch (error) {
+      throw new SandboxError(
+        "ca_error",
+        `Cannot read SANDBOX_UPSTREAM_CA "${file}": ${
+          error instanceof Error ? error.message : error
+        }`,
+        { cause: error },
+      );
+    }
+    if (!text.includes("-----BEGIN CERTIFICATE-----")) {
+      throw new SandboxError("ca_error", `SANDBOX_UPSTREAM_CA "${file}" holds no PEM certificate`);
+    }
+    upstreamCaCerts.push(text);
+  }
+  return { handler: createMitmHandler({ ca, upstreamCaCerts }), ca };
+}
+
+const encoder = new TextEncoder();
+
+/** How a request is refused. */
+interface Refusal {
+  status: number;
+  statusText: string;
+  reason: DenyReason;
+  xProxyError: string;
+  message: string;
+  event: DecisionEvent;
+}
+
+/** One upstream TLS connection, reused across keep-alive requests. */
+interface Upstream {
+  conn: Deno.TlsConn;
+  reader: BufferedReader;
+}
+
+class Tunnel {
+  #client: Deno.Conn;
+  #target: MitmTarget;
+  #context: MitmTunnelContext;
+  #timeouts: { handshake: number; header: number; idle: number };
+  #tls: TLSSocket | null = null;
+  #upstream: Upstream | null = null;
+  #closed = false;
+  #deadline = Infinity;
+  #idleWatch = false;
+  #lastActivity = Date.now();
+  #timer: ReturnType<typeof setInterval>;
+  #onAbort = () => this.close();
+
+  constructor(
+    client: Deno.Conn,
+    target: MitmTarget,
+    context: MitmTunnelContext,
+    timeouts: { handshake: number; header: number; idle: number },
+  ) {
+    this.#client = client;
+    this.#target = target;
+    this.#context = context;
+    this.#timeouts = timeouts;
+    // One timer per tunnel watches both the deadline (handshake, head) and idleness.
+    const tick = Math.max(
+      50,
+      Math.min(1000, timeouts.header / 4, timeouts.handshake / 4, timeouts.idle / 4),
+    );
+    this.#timer = setInterval(() => {
+      const now = Date.now();
+      if (
+        now > this.#deadline || (this.#idleWatch && now - this.#lastActivity > this.#timeouts.idle)
+      ) {
+        this.close();
+      }
+    }, tick);
+    context.signal.addEventListener("abort", this.#onAbort);
+    if (context.signal.aborted) this.close();
+  }
+
+  readonly #touch = (): void => {
+    this.#lastActivity = Date.now();
+  };
+
+  #expectWithin(ms: number): void {
+    this.#deadline = Date.now() + ms;
+    this.#idleWatch = false;
+  }
+
+  #watchIdle(): void {
+    this.#deadline = Infinity;
+    this.#idleWatch = true;
+    this.#lastActivity = Date.now();
+  }
+
+  async serve(leaves: LeafIssuer, upstreamTrust: () => Promise<string[]>): Promise<void> {
+    const leaf = leaves.certificateFor(this.#target.host);
+    this.#expectWithin(this.#timeouts.handshake);
+    const duplex = duplexFromConn(this.#client, this.#touch);
+    const tls = new TLSSocket(
+      duplex,
+      {
+        isServer: true,
+        cert: leaf.chainPem,
+        key: leaf.keyPem,
+        ALPNProtocols: ["http/1.1"],
+      } as ConstructorParameters<typeof TLSSocket>[1],
+    );
+    this.#tls = tls;
+    const end = new StreamEnd(tls);
+    await end.secured();
+    if (this.#closed || !sniMatches(tls, this.#target.host)) return;
+    const reader = new BufferedReader(end, 4096);
+    for (;;) {
+      this.#expectWithin(this.#timeouts.header);
+      let head: RequestHead | null;
+      try {
+        head = await readRequestHead(reader, this.#context.httpLimits);
+      } catch (error) {
+        if (error instanceof HttpParseError && !this.#closed) {
+          await this.#respondPlain(end, 400, "Bad Request", `Malformed request: ${error.message}`);
+        }
+        return;
+      }
+      if (head === null || this.#closed) return;
+      this.#watchIdle();
+      const checked = this.#check(head);
+      if (checked.kind === "refuse") {
+        await this.#respondBlocked(end, head.method, checked.refusal);
+        return;
+      }
+      const keepAlive = await this.#forward(head, checked.framing, reader, end, upstreamTrust);
+      if (!keepAlive) return;
+    }
+  }
+
+  /** The checks of one request, in order; the first that fails decides. */
+  #check(
+    head: RequestHead,
+  ): { kind: "forward"; framing: BodyFraming } | { kind: "refuse"; refusal: Refusal } {
+    const target = this.#target;
+    const hosts = headerValues(head.headers, "host");
+    const named = requestAuthority(head, hosts);
+    const hostForDecision = named?.host ?? target.host;
+    const event = this.#context.decide(head.method, hostForDecision);
+    const refuse = (status: number, statusText: string, reason: DenyReason, message: string) => {
+      const denied: DecisionEvent = event.decision === "deny" ? event : {
+        ...event,
+        time: new Date().toISOString(),
+        decision: "deny",
+        reason,
+      };
+      if (denied !== event) this.#context.log(denied);
+      return {
+        kind: "refuse" as const,
+        refusal: {
+          status,
+          statusText,
+          reason: denied.reason === "allowed" ? reason : denied.reason,
+          xProxyError: DENY_REASONS[reason].xProxyError,
+          message,
+          event: denied,
+        },
+      };
+    };
+    if (head.method === "CONNECT") {
+      return refuse(
+        405,
+        "Method Not Allowed",
+        "method_not_allowed",
+        "CONNECT inside a MITM tunnel is not allowed",
+      );
+    }
+    if (named === null || !sameHost(named.host, target.host) || named.port !== target.port) {
+      const got = hosts.length === 1
+        ? `"${hosts[0]}"`
+        : hosts.length === 0
+        ? "no Host header"
+        : "several Host headers";
+      return refuse(
+        400,
+        "Bad Request",
+        "other",
+        `The request's host (${got}) is not the tunnel's host "${target.host}:${target.port}"`,
+      );
+    }
+    if (event.decision === "deny") {
+      const reason = event.reason === "allowed" ? "other" : event.reason;
+      return refuse(403, "Forbidden", reason, DENY_REASONS[reason].message);
+    }
+    const limited = this.#context.mode === "limited";
+    const upgrades = headerValues(head.headers, "upgrade").length > 0 ||
+      headerTokens(head.headers, "connection").includes("upgrade");
+    if (upgrades) {
+      return refuse(
+        403,
+        "Forbidden",
+        "method_not_allowed",
+        "Protocol upgrades (WebSocket) are not allowed through MITM",
+      );
+    }
+    let framing: BodyFraming;
+    try {
+      framing = requestBodyFraming(head);
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      return refuse(400, "Bad Request", "other", `Malformed request: ${why}`);
+    }
+    if (limited && framing.kind !== "none") {
+      return refuse(
+        403,
+        "Forbidden",
+        "method_not_allowed",
+        `A request body on ${head.method} is not allowed in limited mode`,
+      );
+    }
+    return { kind: "forward", framing };
+  }
+
+  /** Sends one request upstream and its response back; resolves whether the client connection may stay open. */
+  async #forward(
+    head: RequestHead,
+    framing: BodyFraming,
+    reader: BufferedReader,
+    client: StreamEnd,
+    upstreamTrust: () => Promise<string[]>,
+  ): Promise<boolean> {
+    let upstream = this.#upstream;
+    if (upstream === null) {
+      const opened = await this.#openUpstream(upstreamTrust);
+      if (opened.kind === "error") {
+        await this.#respondPlain(client, 502, "Bad Gateway", opened.message, opened.xProxyError);
+        return false;
+      }
+      upstream = opened.upstream;
+      this.#upstream = upstream;
+    }
+    const clientWantsClose = wantsClose(head.version, head.headers);
+    const outHead: RequestHead = {
+      method: head.method,
+      target: originForm(head.target),
+      version: head.version,
+      headers: stripHopByHop(head.headers),
+    };
+    try {
+      await writeAll(upstream.conn, serializeRequestHead(outHead));
+      await copyBody(reader, upstream.conn, framing, {
+        onActivity: this.#touch,
+        limits: this.#context.httpLimits,
+      });
+    } catch (error) {
+      if (error instanceof HttpParseError) return false;
+      await this.#respondPlain(
+        client,
+        502,
+        "Bad Gateway",
+        `Upstream write failed: ${errorText(error)}`,
+      );
+      return false;
+    }
+    let response;
+    try {
+      // Interim 1xx answers (100 Continue) are forwarded; 101 never comes (upgrades are refused).
+      for (;;) {
+        response = await readResponseHead(upstream.reader, this.#context.httpLimits);
+        if (response.status >= 200 || response.status === 101) break;
+        await client.write(
+          serializeResponseHead({ ...response, headers: stripHopByHop(response.headers) }),
+        );
+      }
+      if (response.status === 101) {
+        throw new HttpParseError("malformed", "Unexpected 101 Switching Protocols");
+      }
+    } catch (error) {
+      await this.#respondPlain(
+        client,
+        502,
+        "Bad Gateway",
+        `Invalid upstream response: ${errorText(error)}`,
+      );
+      return false;
+    }
+    let bodyFraming: BodyFraming;
+    try {
+      bodyFraming = responseBodyFraming(response, head.method);
+    } catch (error) {
+      await this.#respondPlain(
+        client,
+        502,
+        "Bad Gateway",
+        `Invalid upstream response: ${errorText(error)}`,
+      );
+      return false;
+    }
+    const upstreamCloses = bodyFraming.kind === "until_close" ||
+      wantsClose(response.version, response.headers);
+    const keepAlive = !clientWantsClose && bodyFraming.kind !== "until_close";
+    const headers = stripHopByHop(response.headers);
+    if (!keepAlive) headers.push({ name: "Connection", value: "close" });
+    try {
+      await writeAll(client, serializeResponseHead({ ...response, headers }));
+      await copyBody(upstream.reader, client, bodyFraming, {
+        onActivity: this.#touch,
+        limits: this.#context.httpLimits,
+      });
+    } catch {
+      return false;
+    }
+    if (upstreamCloses) {
+      this.#closeUpstream();
+    }
+    return keepAlive;
+  }
+
+  async #openUpstream(
+    upstreamTrust: () => Promise<string[]>,
+  ): Promise<
+    { kind: "ok"; upstream: Upstream } | { kind: "error"; message: string; xProxyError: string }
+  > {
+    let tcp: Deno.TcpConn;
+    try {
+      tcp = await this.#context.connect();
+    } catch (error) {
+      return {
+        kind: "error",
+        message: `Cannot connect to "${this.#target.host}:${this.#target.port}": ${
+          errorText(error)
+        }`,
+        xProxyError: "upstream-connect-failed",
+      };
+    }
+    let conn: Deno.TlsConn | null = null;
+    try {
+      conn = await Deno.startTls(tcp, {
+        hostname: this.#target.host,
+        caCerts: await upstreamTrust(),
+        alpnProtocols: ["http/1.1"],
+      });
+      if (this.#closed) throw new Error("tunnel closed");
+      this.#expectWithin(this.#timeouts.handshake);
+      const handshake = conn.handshake();
+      this.#upstream = { conn, reader: new BufferedReader(conn, 16 * 1024) }; // closed with the tunnel even mid-handshake
+      await handshake;
+      this.#watchIdle();
+      return { kind: "ok", upstream: this.#upstream };
+    } catch (error) {
+      this.#closeUpstream();
+      if (conn === null) closeQuietly(tcp);
+      return {
+        kind: "error",
+        message:
+          `TLS to upstream "${this.#target.host}:${this.#target.port}" failed: ${
+            errorText(error)
+          }` +
+          " (the server's certificate was not accepted, or it does not speak TLS)",
+        xProxyError: "upstream-tls-error",
+      };
+    }
+  }
+
+  async #respondBlocked(client: StreamEnd, method: string, refusal: Refusal): Promise<void> {
+    const body = JSON.stringify({
+      status: refusal.status,
+      host: this.#target.host,
+      port: this.#target.port,
+      protocol: "https-connect",
+      method,
+      decision: "deny",
+      reason: refusal.reason,
+      rule: refusal.event.rule,
+      source: refusal.event.source,
+      message: refusal.message,
+    }) + "\n";
+    await this.#respond(client, refusal.status, refusal.statusText, {
+      body,
+      contentType: "application/json",
+      xProxyError: refusal.xProxyError,
+      extra: refusal.status === 405 ? [["Allow", "GET, HEAD, OPTIONS"]] : [],
+    });
+  }
+
+  async #respondPlain(
+    client: StreamEnd,
+    status: number,
+    statusText: string,
+    message: string,
+    xProxyError = status === 400 ? "bad-request" : "upstream-error",
+  ): Promise<void> {
+    await this.#respond(client, status, statusText, {
+      body: message + "\n",
+      contentType: "text/plain; charset=utf-8",
+      xProxyError,
+      extra: [],
+    });
+  }
+
+  async #respond(
+    client: StreamEnd,
+    status: number,
+    statusText: string,
+    options: { body: string; contentType: string; xProxyError: string; extra: [string, string][] },
+  ): Promise<void> {
+    const body = encoder.encode(options.body);
+    let head = `HTTP/1.1 ${status} ${statusText}\r\n` +
+      `Content-Type: ${options.contentType}\r\n` +
+      `Content-Length: ${body.length}\r\n` +
+      `x-proxy-error: ${options.xProxyError}\r\n` +
+      `Connection: close\r\n`;
+    for (const [name, value] of options.extra) head += `${name}: ${value}\r\n`;
+    const headBytes = latin1Encode(head + "\r\n");
+    const bytes = new Uint8Array(headBytes.length + body.length);
+    bytes.set(headBytes);
+    bytes.set(body, headBytes.length);
+    try {
+      await writeAll(client, bytes);
+      await client.end();
+    } catch {
+      // The client went away; nothing to tell it.
+    }
+  }
+
+  #closeUpstream(): void {
+    const upstream = this.#upstream;
+    this.#upstream = null;
+    if (upstream !== null) closeQuietly(upstream.conn);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#context.signal.removeEventListener("abort", this.#onAbort);
+    this.#closeUpstream();
+    if (this.#tls !== null) this.#tls.destroy();
+    closeQuietly(this.#client);
+  }
+}
+
+/** True when the client's SNI names the target (an IP-literal target may send none). */
+function sniMatches(tls: TLSSocket, host: string): boolean {
+  const raw = (tls as unknown as { servername?: string | false | null }).servername;
+  const sni = typeof raw === "string" && raw !== "" ? raw.toLowerCase().replace(/\.+$/, "") : null;
+  if (sni === null) return isIP(host) !== 0;
+  return sni === host;
+}
+
+/** The host and port a request names: its absolute-form target, else its single Host header. */
+function requestAuthority(
+  head: RequestHead,
+  hosts: string[],
+): { host: string; port: number } | null {
+  if (!head.target.startsWith("/") && head.target !== "*") {
+    let url: URL;
+    try {
+      url = new URL(head.target);
+    } catch {
+      return null;
+    }
+    if (url.protocol !== "https:") return null;
+    const fromTarget = {
+      host: url.hostname.replace(/^\[|\]$/g, ""),
+      port: url.port === "" ? 443 : Number(url.port),
+    };
+    // When both are present they must agree.
+    if (hosts.length > 1) return null;
+    if (hosts.length === 1) {
+      const fromHeader = parseAuthority(hosts[0]);
+      if (
+        fromHeader === null || !sameHost(fromHeader.host, fromTarget.host) ||
+        fromHeader.port !== fromTarget.port
+      ) {
+        return null;
+      }
+    }
+    return fromTarget;
+  }
+  if (head.target === "*" && head.method !== "OPTIONS") return null;
+  if (hosts.length !== 1) return null;
+  return parseAuthority(hosts[0]);
+}
+
+/** Parses `host[:port]` / `[v6][:port]`; the port defaults to 443. */
+function parseAuthority(value: string): { host: string; port: number } | null {
+  const text = value.trim();
+  let host: string;
+  let port = 443;
+  let rest: string;
+  if (text.startsWith("[")) {
+    const close = text.indexOf("]");
+    if (close === -1) return null;
+    host = text.slice(1, close);
+    rest = text.slice(close + 1);
+  } else {
+    const colon = text.indexOf(":");
+    host = colon === -1 ? text : text.slice(0, colon);
+    rest = colon === -1 ? "" : text.slice(colon);
+  }
+  if (rest !== "") {
+    if (!/^:[0-9]{1,5}$/.test(rest)) return null;
+    port = Number(rest.slice(1));
+  }
+  if (host === "" || /[\s/\\@?#]/.test(host)) return null;
+  return { host, port };
+}
+
+function sameHost(a: string, b: string): boolean {
+  const norm = (h: string) => h.toLowerCase().replace(/^\[|\]$/g, "").replace(/\.+$/, "");
+  const x = norm(a);
+  const y = norm(b);
+  if (x === y) return true;
+  // IPv6 spellings differ (::1 vs 0:0::1); compare canonical forms through URL.
+  if (isIP(x) === 6 && isIP(y) === 6) {
+    return new URL(`http://[${x}]/`).hostname === new URL(`http://[${y}]/`).hostname;
+  }
+  return false;
+}
+
+/** Turns an absolute-form target into origin-form (`/path?query`). */
+function originForm(target: string): string {
+  if (target.startsWith("/") || target === "*") return target;
+  const url = new URL(target);
+  return `${url.pathname}${url.search}`;
+}
+
+function wantsClose(version: string, headers: RequestHead["headers"]): boolean {
+  const tokens = headerTokens(headers, "connection");
+  if (tokens.includes("close")) return true;
+  return version === "HTTP/1.0" && !tokens.includes("keep-alive");
+}
+
+function closeQuietly(conn: { close(): void }): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * A node Duplex over a `Deno.Conn`, so `node:tls` can run a server handshake
+ * on a connection Deno accepted. Reads allocate a fresh buffer each time
+ * because pushed chunks are kept by the stream.
+ */
+function duplexFromConn(conn: Deno.Conn, onActivity: () => void): Duplex {
+  let reading = false;
+  const duplex: Duplex = new Duplex({
+    read() {
+      if (reading) return;
+      reading = true;
+      (async () => {
+        try {
+          for (;;) {
+            const buf = new Uint8Array(64 * 1024);
+            const n = await conn.read(buf);
+            if (n === null) {
+              duplex.push(null);
+              return;
+            }
+            onActivity();
+            if (!duplex.push(Buffer.from(buf.buffer, 0, n))) {
+              reading = false;
+              return;
+            }
+          }
+        } catch (error) {
+          duplex.destroy(error as Error);
+        }
+      })();
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      writeAll(conn, new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)).then(
+        () => callback(),
+        (error) => callback(error),
+      );
+    },
+    final(callback) {
+      conn.closeWrite().then(() => callback(), () => callback());
+    },
+    destroy(error, callback) {
+      closeQuietly(conn);
+      callback(error);
+    },
+  });
+  return duplex;
+}
+
+/**
+ * A `ByteReader`/`ByteWriter` over a node stream (the server-side
+ * `TLSSocket`), so the HTTP parser can read the decrypted requests and write
+ * the responses.
+ */
+class StreamEnd implements ByteReader, ByteWriter {
+  #stream: TLSSocket;
+  #queue: Uint8Array[] = [];
+  #queued = 0;
+  #ended = false;
+  #error: Error | null = null;
+  #wake: (() => void) | null = null;
+  #secure: Promise<void>;
+
+  constructor(stream: TLSSocket) {
+    this.#stream = stream;
+    this.#secure = new Promise((resolve, reject) => {
+      stream.once("secure", () => resolve());
+      stream.once("error", (error: Error) => reject(error));
+      stream.once("close", () => reject(new Error("closed before the TLS handshake finished")));
+    });
+    this.#secure.catch(() => {});
+    stream.on("data", (chunk: Buffer) => {
+      this.#queue.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      this.#queued += chunk.byteLength;
+      if (this.#queued > 1024 * 1024) stream.pause();
+      this.#notify();
+    });
+    stream.on("end", () => {
+      this.#ended = true;
+      this.#notify();
+    });
+    stream.on("error", (error: Error) => {
+      this.#error = error;
+      this.#notify();
+    });
+    stream.on("close", () => {
+      this.#ended = true;
+      this.#notify();
+    });
+  }
+
+  /** Resolves when the TLS handshake is done; rejects when it fails. */
+  secured(): Promise<void> {
+    return this.#secure;
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    while (this.#queue.length === 0) {
+      if (this.#error !== null) throw this.#error;
+      if (this.#ended) return null;
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+    const head = this.#queue[0];
+    const n = Math.min(p.length, head.length);
+    p.set(head.subarray(0, n));
+    if (n === head.length) this.#queue.shift();
+    else this.#queue[0] = head.subarray(n);
+    this.#queued -= n;
+    if (this.#queued < 256 * 1024 && this.#stream.isPaused()) this.#stream.resume();
+    return n;
+  }
+
+  async write(p: Uint8Array): Promise<number> {
+    if (this.#stream.destroyed || this.#error !== null) {
+      throw this.#error ?? new Error("connection closed");
+    }
+    // Copied: the caller reuses its buffer, and the stream keeps the chunk until flushed.
+    if (!this.#stream.write(Buffer.from(p))) {
+      await new Promise<void>((resolve, reject) => {
+        const done = () => {
+          this.#stream.off("drain", done);
+          this.#stream.off("close", closed);
+          resolve();
+        };
+        const closed = () => {
+          this.#stream.off("drain", done);
+          this.#stream.off("close", closed);
+          reject(new Error("connection closed"));
+        };
+        this.#stream.on("drain", done);
+        this.#stream.on("close", closed);
+      });
+    }
+    return p.length;
+  }
+
+  /** Sends close_notify and FIN after everything written so far. */
+  end(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#stream.destroyed) return resolve();
+      this.#stream.end(() => resolve());
+    });
+  }
+}
