@@ -262,8 +262,12 @@ export function renderSeatbeltProfile(
     '(allow file-read* file-write-data file-ioctl (literal "/dev/tty"))',
     "",
     ";; Files: read everywhere (programs, libraries, the user's toolchain), except",
-    ";; the denied paths at the end of this profile.",
-    "(allow file-read*)",
+    ";; the denied paths at the end of this profile. Existence tests are reads too.",
+    "(allow file-read* file-test-existence)",
+    ";; Mapping files executable: dyld loading libraries, native addons in",
+    ";; node_modules, Python extension modules. Any readable program may already",
+    ";; be executed, so this reaches nothing new.",
+    "(allow file-map-executable)",
   );
 
   // Writable places: the working directory, the plan's writable paths, and
@@ -330,7 +334,7 @@ export function renderSeatbeltProfile(
       "",
       ";; Hidden paths: neither readable nor writable, even inside a writable one",
       ";; (the last matching rule wins, so this comes after the allowances).",
-      "(deny file-read* file-write*",
+      "(deny file-read* file-test-existence file-map-executable file-write*",
       ...denyFilters.map((line, i) => i === denyFilters.length - 1 ? `${line})` : line),
     );
   }

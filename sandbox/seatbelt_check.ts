@@ -51,6 +51,7 @@ const OPERATIONS: ReadonlySet<string> = new Set([
   "file-read-data",
   "file-read-metadata",
   "file-read-xattr",
+  "file-test-existence",
   "file-write*",
   "file-write-data",
   "file-write-create",

@@ -147,9 +147,11 @@ Deno.test("renderSeatbeltProfile() keeps deny-read rules after every file allowa
   const { profile } = renderChecked(
     plan({ writable: ["/Users/dev"], denyRead: ["/Users/dev/.ssh"] }),
   );
-  const deny = profile.indexOf('(deny file-read* file-write*\n  (subpath (param "DENY_READ_0")))');
+  const deny = profile.indexOf(
+    '(deny file-read* file-test-existence file-map-executable file-write*\n  (subpath (param "DENY_READ_0")))',
+  );
   assert.ok(deny > 0);
-  for (const allow of ["(allow file-read*)", "(allow file-write*\n"]) {
+  for (const allow of ["(allow file-read* file-test-existence)", "(allow file-write*\n"]) {
     const at = profile.indexOf(allow);
     assert.ok(at > 0 && at < deny, `${allow} must come before the deny`);
   }
