@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { BRIDGE_HELP, bridgeCommand } from "./bridge.ts";
 import { ConfigError, SandboxError, UsageError } from "./errors.ts";
 import { INIT_HELP, initCommand } from "./init.ts";
 import { LEARN_HELP, learnCommand } from "./learn.ts";
@@ -64,6 +65,13 @@ const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     subcommandHelp: PROFILE_SUBCOMMAND_HELP,
     run: profileCommand,
     failureCode: 1,
+  },
+  __bridge: {
+    summary: "Internal: relay the sandbox's loopback proxy ports to the proxy's unix socket",
+    help: BRIDGE_HELP,
+    run: bridgeCommand,
+    failureCode: 1,
+    hidden: true,
   },
 };
 

@@ -1,14 +1,122 @@
 /**
- * `sandbox run`: not built yet.
+ * `sandbox run [OPTIONS] -- CMD [ARGS…]`: parses the flags, loads the
+ * effective config, runs the command with {@linkcode runSandboxed} and
+ * reports what the proxy blocked with `reportRun`.
  *
  * @module
  */
-import { SandboxError } from "./errors.ts";
+import { loadEffectiveConfig } from "../profiles/load.ts";
+import { createResolver, parseResolveFlags } from "../proxy/resolver.ts";
+import { runSandboxed } from "../sandbox/run.ts";
+import { parseCommandArgs, SHARED_OPTIONS, type SharedValues } from "./args.ts";
+import { alwaysFileFor, openAskPrompter } from "./ask.ts";
+import { UsageError } from "./errors.ts";
+import { reportRun } from "./report.ts";
 
 /** Help text for `sandbox help run`. */
-export const RUN_HELP = `Usage: sandbox run [OPTIONS]`;
+export const RUN_HELP = `Usage: sandbox run [OPTIONS] -- CMD [ARGS…]
 
-/** Runs `sandbox run`; returns the exit code. */
-export function runCommand(_args: string[]): Promise<number> {
-  return Promise.reject(new SandboxError("io", 'The command "run" is not built yet'));
+Runs CMD under Bubblewrap (Linux): its own user, pid, ipc and network
+namespaces, a read-only root, the working directory writable, empty /tmp and
+/run. Its only way out is the proxy, through HTTP_PROXY / HTTPS_PROXY /
+ALL_PROXY on 127.0.0.1 inside the sandbox; only allowlisted unix sockets are
+reachable. Execpolicy decides first: deny (nothing runs, exit 126), allow (no
+network at all) or allow-network (through the proxy).
+
+Options:
+  --config FILE            A TOML config file (repeatable)
+  --profile NAME           The permissions profile to use
+  --allow PATTERN          Allow a domain (repeatable)
+  --deny PATTERN           Deny a domain (repeatable)
+  --preset NAME            Add a named allowlist (repeatable)
+  --mode full|limited      Method policy (limited: GET, HEAD, OPTIONS only)
+  --mitm                   Terminate TLS in limited mode to check methods
+  --allow-local-binding    Let the proxy reach loopback and private addresses
+  --allow-unix-socket PATH Make one unix socket reachable (repeatable)
+  --resolve HOST=ADDR      Resolve HOST to ADDR instead of asking DNS (repeatable)
+  --log FILE               Append every proxy decision as a JSON line
+  --ca-dir DIR             Where the MITM CA lives
+  --dry-run                Print the plan (bwrap argv, mounts, env) and exit
+  --platform linux|macos   Which platform's plan --dry-run prints
+  --fail-on-block          Exit 3 instead of 0 when the proxy blocked anything
+  --json                   Machine-readable report (with --dry-run: the plan)
+
+Exit codes: CMD's own; 128+N when CMD died of signal N; 126 when execpolicy
+denied CMD or the sandbox could not start; 127 when CMD was not found; 2 for a
+usage or config error.
+
+Example:
+  sandbox run --allow registry.npmjs.org -- npm ci`;
+
+const RUN_OPTIONS = {
+  ...SHARED_OPTIONS,
+  "dry-run": { type: "boolean" },
+  platform: { type: "string" },
+  "fail-on-block": { type: "boolean" },
+} as const;
+
+/**
+ * Runs `sandbox run`; returns the exit code.
+ *
+ * @example
+ * ```ts
+ * const code = await runCommand(["--allow", "example.com", "--", "curl", "https://example.com"]);
+ * ```
+ */
+export async function runCommand(args: string[]): Promise<number> {
+  const { values, rest } = parseCommandArgs("run", args, RUN_OPTIONS);
+  if (rest === null || rest.length === 0) {
+    throw new UsageError('Missing command: expected "sandbox run [OPTIONS] -- CMD [ARGS…]"', {
+      command: "run",
+    });
+  }
+  const platform = values.platform ?? "linux";
+  if (platform !== "linux" && platform !== "macos") {
+    throw new UsageError(
+      `Invalid value for --platform: "${platform}": expected "linux" or "macos"`,
+      {
+        command: "run",
+      },
+    );
+  }
+  if (platform === "macos" && values["dry-run"] !== true) {
+    throw new UsageError('"--platform macos" needs "--dry-run" on Linux: it only prints the plan', {
+      command: "run",
+    });
+  }
+  const env = Deno.env.toObject();
+  const cwd = Deno.cwd();
+  const flags = values as SharedValues;
+  const config = await loadEffectiveConfig(flags, { cwd, env });
+  for (const notice of config.notices) {
+    Deno.stderr.writeSync(new TextEncoder().encode(`sandbox: ${notice}\n`));
+  }
+  const resolver = createResolver({ overrides: parseResolveFlags(flags.resolve) });
+  const dryRun = values["dry-run"] === true;
+  await using prompter = config.network.ask && !dryRun
+    ? await openAskPrompter({
+      env,
+      command: rest,
+      alwaysFile: alwaysFileFor(flags.config, env),
+      profile: config.profileName,
+    })
+    : null;
+  const result = await runSandboxed(config, rest, {
+    resolver,
+    logFile: flags.log ?? null,
+    askOnMiss: prompter === null ? undefined : (miss) => prompter.askOnMiss(miss),
+    dryRun,
+    platform,
+    json: flags.json === true,
+    caDir: flags["ca-dir"] ?? null,
+    cwd,
+    env,
+  });
+  if (dryRun) return result.exitCode;
+  return await reportRun(result, {
+    command: rest,
+    json: flags.json === true,
+    failOnBlock: values["fail-on-block"] === true,
+    env,
+  });
 }

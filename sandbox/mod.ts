@@ -50,3 +50,17 @@ export {
 export type { ListHostSocketPathsOptions, ResolvedSocket } from "./unix_sockets.ts";
 export { runSandboxed } from "./run.ts";
 export type { RunOptions, RunResult, RunVerdict } from "./run.ts";
+export { BRIDGE_PORTS } from "./run.ts";
+export { runLinuxPlan } from "./linux.ts";
+export type { LinuxRunOptions, LinuxRunResult } from "./linux.ts";
+export { preflightLinux, resolveCommand, userNamespaceProblem } from "./preflight.ts";
+export type {
+  PreflightOptions,
+  PreflightResult,
+  ResolveCommandOptions,
+  ResolvedCommand,
+} from "./preflight.ts";
+export { relayConns, startBridge } from "./bridge.ts";
+export type { BridgeListenAddress, BridgeOptions, RunningBridge } from "./bridge.ts";
+export { createRunDir, RUN_DIR_PREFIX, sweepStaleRunDirs } from "./run_dir.ts";
+export type { CreateRunDirOptions, RunDir, SweepOptions } from "./run_dir.ts";

@@ -6,51 +6,62 @@
  *
  * @module
  */
-import type { DecisionEvent } from "../proxy/decision_log.ts";
-import type { Resolver } from "../proxy/resolver.ts";
-import type { EffectiveConfig, ExecDecision } from "../profiles/types.ts";
-import { SandboxError } from "../cli/errors.ts";
+import { SandboxError, UsageError } from "../cli/errors.ts";
+import { decideCommand, formatExecDenial } from "../execpolicy/mod.ts";
+import type { ExecVerdict } from "../execpolicy/decide.ts";
+import type { DecisionEvent, ProxyProtocol } from "../proxy/decision_log.ts";
+import { createResolver, type Resolver } from "../proxy/resolver.ts";
+import { type RunningProxy, startProxy } from "../proxy/server.ts";
+import { upstreamProxyFromEnv } from "../proxy/upstream.ts";
+import type { EffectiveConfig } from "../profiles/types.ts";
+import { buildSandboxPlan, collectHostFacts, type PlanNetwork } from "./build_plan.ts";
+import { buildBwrapArgs } from "./bwrap_args.ts";
+import { filterEnv } from "./env.ts";
+import { runLinuxPlan } from "./linux.ts";
+import type { SandboxPlan } from "./plan.ts";
+import { preflightLinux, resolveCommand } from "./preflight.ts";
+import { createRunDir, type RunDir } from "./run_dir.ts";
+import { isUnder } from "./unix_sockets.ts";
+import { selfInvocation } from "../cli/self.ts";
 
-/** The execpolicy verdict carried in a {@linkcode RunResult} (contract 4's `ExecVerdict`). */
-export interface RunVerdict {
-  /** The strictest decision over every command of the command line. */
-  readonly decision: ExecDecision;
-  /** The rules that matched. */
-  readonly matched: readonly {
-    readonly pattern: string;
-    readonly decision: ExecDecision;
-    readonly source: string;
-    readonly justification: string | null;
-  }[];
-}
+/** The execpolicy verdict carried in a {@linkcode RunResult}. */
+export type RunVerdict = ExecVerdict;
 
 /** Options for {@linkcode runSandboxed}. */
 export interface RunOptions {
-  /** How the proxy resolves names (`--resolve` overrides first). */
+  /** How the proxy resolves names (`--resolve` overrides first); default: the system resolver. */
   readonly resolver?: Resolver;
   /** Append every decision to this file as JSON lines. */
   readonly logFile?: string | null;
-  /** Turn an allowlist miss into a question (learn / ask mode). */
+  /** Turn an allowlist miss into a question (ask mode). */
   readonly askOnMiss?: (
-    miss: { host: string; port: number; protocol: DecisionEvent["protocol"] },
+    miss: { host: string; port: number; protocol: ProxyProtocol },
   ) => Promise<"allow" | "deny">;
   /** Called for every proxy decision as it happens. */
   readonly onDecision?: (event: DecisionEvent) => void;
   /** Variables added to the command's environment last. */
   readonly extraEnv?: Readonly<Record<string, string>>;
-  /** Print the plan instead of running. */
+  /** Print the plan instead of running (exit code 0, nothing started). */
   readonly dryRun?: boolean;
-  /** Which platform's plan `dryRun` prints (default: this one). */
+  /** Which platform's plan `dryRun` prints (default `linux`). */
   readonly platform?: "linux" | "macos";
+  /** `dryRun` prints JSON instead of text. */
+  readonly json?: boolean;
+  /** `--ca-dir`: where the MITM CA lives. */
+  readonly caDir?: string | null;
   /** Working directory (default `Deno.cwd()`). */
   readonly cwd?: string;
   /** The launcher's environment (default `Deno.env.toObject()`). */
   readonly env?: Readonly<Record<string, string>>;
+  /** Receives the dry-run plan; `Deno.stdout` unless set. */
+  readonly stdout?: (text: string) => void;
+  /** Receives the launcher's own messages (an execpolicy denial); `Deno.stderr` unless set. */
+  readonly stderr?: (text: string) => void;
 }
 
 /** What a run did. */
 export interface RunResult {
-  /** The command's exit code; 128+N when it died of signal N; 126/127 when it never ran. */
+  /** The command's exit code; 128+N when it died of signal N; 126 when execpolicy denied it. */
   readonly exitCode: number;
   /** Name of the signal that ended the command, or null. */
   readonly signal: string | null;
@@ -62,8 +73,19 @@ export interface RunResult {
   readonly verdict: RunVerdict;
 }
 
+/** The loopback ports the bridge listens on inside the sandbox (its network namespace is empty). */
+export const BRIDGE_PORTS = Object.freeze({ httpPort: 3128, socksPort: 1080 });
+
+const encoder = new TextEncoder();
+
 /**
  * Runs `argv` in the sandbox described by `config` and returns its result.
+ * Execpolicy decides first: `deny` starts nothing (exit code 126, the
+ * reason on stderr); `allow` runs with no network at all (no proxy, no
+ * bridge); `allow-network` runs with the proxy. Throws
+ * {@linkcode SandboxError} when the sandbox cannot start (`bwrap_missing`,
+ * `userns_disabled`, `command_not_found`, …) and {@linkcode UsageError}
+ * when `argv` is empty.
  *
  * @example
  * ```ts
@@ -71,10 +93,221 @@ export interface RunResult {
  * console.log(result.exitCode, result.decisions.filter((d) => d.decision === "deny"));
  * ```
  */
-export function runSandboxed(
-  _config: EffectiveConfig,
-  _argv: readonly string[],
-  _options: RunOptions,
+export async function runSandboxed(
+  config: EffectiveConfig,
+  argv: readonly string[],
+  options: RunOptions,
 ): Promise<RunResult> {
-  return Promise.reject(new SandboxError("sandbox_failed", "The sandbox is not built yet"));
+  const startedAt = performance.now();
+  if (argv.length === 0) {
+    throw new UsageError('Missing command: expected "sandbox run [OPTIONS] -- CMD [ARGS…]"', {
+      command: "run",
+    });
+  }
+  const stderr = options.stderr ??
+    ((text: string) => void Deno.stderr.writeSync(encoder.encode(text)));
+  const stdout = options.stdout ??
+    ((text: string) => void Deno.stdout.writeSync(encoder.encode(text)));
+  const env = options.env ?? Deno.env.toObject();
+  const cwd = options.cwd ?? Deno.cwd();
+  const verdict = decideCommand(config.execpolicy, argv, {
+    networkEnabled: config.network.enabled,
+  });
+  const decisions: DecisionEvent[] = [];
+  const result = (exitCode: number, signal: string | null): RunResult => ({
+    exitCode,
+    signal,
+    durationMs: performance.now() - startedAt,
+    decisions,
+    verdict,
+  });
+  if (verdict.decision === "deny") {
+    stderr(`sandbox: ${formatExecDenial(verdict)}\n`);
+    return result(126, null);
+  }
+  const withNetwork = verdict.decision === "allow-network" && config.network.enabled;
+
+  if (options.dryRun === true) {
+    const runDir = `${env.TMPDIR ?? "/tmp"}/sandbox-run-XXXXXX`.replace(/^\/\//, "/");
+    const host = await collectHostFacts(config, { env, runDir });
+    const plan = buildSandboxPlan(config, argv, {
+      cwd,
+      env,
+      runDir,
+      host,
+      network: withNetwork ? { ...BRIDGE_PORTS, proxySocket: `${runDir}/proxy.sock` } : null,
+      extraEnv: options.extraEnv,
+    });
+    stdout(await renderDryRun(plan, { ...options, env }));
+    return result(0, null);
+  }
+
+  const uid = Deno.uid() ?? 0;
+  const { bwrap } = await preflightLinux({ path: env.PATH, uid });
+  await checkCommand(argv[0], { env: filterEnv(env, config.env), cwd });
+
+  await using runDir: RunDir = await createRunDir();
+  let proxy: RunningProxy | null = null;
+  try {
+    const extraEnv: Record<string, string> = {};
+    const extraBinds: { source: string; target: string }[] = [];
+    let network: PlanNetwork | null = null;
+    if (withNetwork) {
+      const mitm = config.network.mitm && config.network.mode === "limited"
+        ? await prepareMitmFor(config, runDir.path, options.caDir ?? null, env)
+        : null;
+      if (mitm !== null) {
+        Object.assign(extraEnv, mitm.env);
+        extraBinds.push({ source: mitm.bundle, target: mitm.bundle });
+      }
+      const proxySocket = `${runDir.path}/proxy.sock`;
+      proxy = await startProxy({
+        config,
+        resolver: options.resolver ?? createResolver(),
+        http: null,
+        socks: null,
+        unixPath: proxySocket,
+        logFile: options.logFile ?? null,
+        command: argv,
+        onDecision: (event) => {
+          decisions.push(event);
+          options.onDecision?.(event);
+        },
+        askOnMiss: options.askOnMiss,
+        mitm: mitm?.handler ?? null,
+        upstreamProxy: upstreamProxyFromEnv(env),
+      });
+      network = { ...BRIDGE_PORTS, proxySocket };
+    }
+    Object.assign(extraEnv, options.extraEnv ?? {});
+    const host = await collectHostFacts(config, { env, runDir: runDir.path });
+    const plan = buildSandboxPlan(config, argv, {
+      cwd,
+      env,
+      runDir: runDir.path,
+      host,
+      network,
+      extraBinds,
+      extraEnv,
+    });
+    checkVisible(plan, argv[0], cwd);
+    const ended = await runLinuxPlan(plan, {
+      bwrap,
+      uid,
+      self: selfInvocation().argv,
+      bridgeEnv: env as Record<string, string>,
+    });
+    return result(ended.exitCode, ended.signal);
+  } finally {
+    if (proxy !== null) await proxy.close();
+  }
+}
+
+async function checkCommand(
+  name: string,
+  options: { env: Readonly<Record<string, string>>; cwd: string },
+): Promise<void> {
+  const found = await resolveCommand(name, { path: options.env.PATH, cwd: options.cwd });
+  if (found.kind === "not_found") {
+    throw new SandboxError("command_not_found", `Command not found: "${name}"`);
+  }
+  if (found.kind === "not_executable") {
+    throw new SandboxError(
+      "sandbox_failed",
+      `Cannot run "${name}": "${found.path}" is not an executable file`,
+    );
+  }
+}
+
+/** A command under a directory the sandbox empties cannot be found inside: say so before starting. */
+function checkVisible(plan: SandboxPlan, name: string, cwd: string): void {
+  if (!name.includes("/")) return;
+  const path = name.startsWith("/") ? name : `${cwd}/${name}`;
+  const linux = plan.linux;
+  if (linux === undefined) return;
+  const exposed = [plan.cwd, ...plan.writable, ...plan.extraBinds.map((b) => b.target)];
+  const hiddenBy = [...linux.emptyDirs, ...linux.hiddenDirs].find((dir) => isUnder(path, dir));
+  if (hiddenBy !== undefined && !exposed.some((dir) => isUnder(path, dir))) {
+    throw new SandboxError(
+      "command_not_found",
+      `Command not found: "${name}": "${hiddenBy}" is an empty directory inside the sandbox`,
+    );
+  }
+}
+
+async function prepareMitmFor(
+  config: EffectiveConfig,
+  runDir: string,
+  caDir: string | null,
+  env: Readonly<Record<string, string>>,
+) {
+  const { prepareMitm } = await import("../proxy/mitm.ts");
+  const { writeCaBundle, caTrustEnv } = await import("./ca_trust.ts");
+  const { handler, ca } = await prepareMitm(config, { caDir, env });
+  const bundle = await writeCaBundle(runDir, ca.certPem);
+  return { handler, bundle, env: caTrustEnv(bundle) };
+}
+
+async function renderDryRun(
+  plan: SandboxPlan,
+  options: RunOptions & { env: Readonly<Record<string, string>> },
+): Promise<string> {
+  const env = describeEnv(plan.env, options.env);
+  if (options.platform === "macos") {
+    const { renderSeatbeltProfile } = await import("./seatbelt.ts");
+    const { buildSandboxExecArgv, formatSeatbeltDryRun } = await import("./macos.ts");
+    if (options.json === true) {
+      const { profile, params } = renderSeatbeltProfile(plan);
+      return JSON.stringify({
+        platform: "macos",
+        argv: buildSandboxExecArgv(plan),
+        profile,
+        params,
+        env,
+      }) + "\n";
+    }
+    return formatSeatbeltDryRun(plan) + formatEnv(env);
+  }
+  const argv = ["bwrap", ...buildBwrapArgs(plan)];
+  if (options.json === true) {
+    return JSON.stringify({
+      platform: "linux",
+      argv,
+      env,
+      network: plan.network,
+      unixSockets: plan.unixSockets,
+      mounts: plan.linux,
+    }) + "\n";
+  }
+  const lines = ["# bwrap argv (one argument per line):", ...argv.map((a) => JSON.stringify(a))];
+  lines.push(
+    "# network:",
+    plan.network.kind === "none"
+      ? "none (empty network namespace, no proxy)"
+      : `proxy via bridge on 127.0.0.1:${plan.network.httpPort} (HTTP) and :${plan.network.socksPort} (SOCKS5) -> ${plan.network.proxySocket}`,
+  );
+  return lines.join("\n") + "\n" + formatEnv(env);
+}
+
+/** The command's environment for printing: values the launcher set, names only for inherited ones (they may be secrets). */
+function describeEnv(
+  env: Readonly<Record<string, string>>,
+  launcherEnv: Readonly<Record<string, string>>,
+): { set: Record<string, string>; inherited: string[] } {
+  const set: Record<string, string> = {};
+  const inherited: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (launcherEnv[name] === env[name]) inherited.push(name);
+    else set[name] = env[name];
+  }
+  return { set, inherited };
+}
+
+function formatEnv(env: { set: Record<string, string>; inherited: string[] }): string {
+  const lines = ["# environment set by sandbox:"];
+  for (const [name, value] of Object.entries(env.set)) {
+    lines.push(`${name}=${JSON.stringify(value)}`);
+  }
+  lines.push("# environment passed through (values not shown):", env.inherited.join(" "));
+  return lines.join("\n") + "\n";
 }

@@ -1,0 +1,90 @@
+/**
+ * `sandbox __bridge` (internal, hidden from help): the bridge process the
+ * launcher starts inside the sandbox's network namespace. It listens, says
+ * `ready` on stdout, and relays until its stdin closes (the launcher ended
+ * the run, or died) or it gets SIGTERM.
+ *
+ * Usage: `sandbox __bridge --target SOCKET --listen 127.0.0.1:PORT [--listen …]`
+ *
+ * @module
+ */
+import { startBridge } from "../sandbox/bridge.ts";
+import { UsageError } from "./errors.ts";
+
+/** Help text of the internal bridge command. */
+export const BRIDGE_HELP =
+  `Usage: sandbox __bridge --target SOCKET --listen HOST:PORT [--listen HOST:PORT]…
+
+Internal: relays TCP connections on HOST:PORT to the proxy's unix socket.
+Prints "ready" once listening; exits when stdin closes or on SIGTERM.`;
+
+/**
+ * Runs the bridge until stdin reaches end of file or SIGTERM arrives;
+ * returns the exit code.
+ *
+ * @example
+ * ```ts
+ * await bridgeCommand(["--target", "/tmp/x/proxy.sock", "--listen", "127.0.0.1:3128"]);
+ * ```
+ */
+export async function bridgeCommand(args: string[]): Promise<number> {
+  // Parsed by hand: node:util would pull Node compatibility into a process whose start-up every run waits for.
+  const values: { target?: string; listen: string[] } = { listen: [] };
+  for (let i = 0; i < args.length; i += 2) {
+    const [name, value] = [args[i], args[i + 1]];
+    if (value === undefined || (name !== "--target" && name !== "--listen")) {
+      throw new UsageError(
+        `Invalid arguments for "sandbox __bridge": unexpected "${name}": expected --target PATH and --listen HOST:PORT`,
+      );
+    }
+    if (name === "--target") values.target = value;
+    else values.listen.push(value);
+  }
+  if (values.target === undefined || !values.target.startsWith("/")) {
+    throw new UsageError('Invalid arguments for "sandbox __bridge": expected --target /ABS/PATH');
+  }
+  const listen = values.listen.map(parseListen);
+  if (listen.length === 0) {
+    throw new UsageError('Invalid arguments for "sandbox __bridge": expected --listen HOST:PORT');
+  }
+  await using bridge = startBridge({ listen, target: values.target });
+  const ports = bridge.addrs.map((addr) => addr.port).join(" ");
+  await Deno.stdout.write(new TextEncoder().encode(`ready ${ports}\n`));
+  await untilStopped();
+  return 0;
+}
+
+function parseListen(value: string): { hostname: string; port: number } {
+  const colon = value.lastIndexOf(":");
+  const port = Number(value.slice(colon + 1));
+  if (colon <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError(
+      `Invalid arguments for "sandbox __bridge": bad --listen "${value}": expected HOST:PORT`,
+    );
+  }
+  return { hostname: value.slice(0, colon), port };
+}
+
+async function untilStopped(): Promise<void> {
+  const { promise, resolve } = Promise.withResolvers<void>();
+  const onSignal = () => resolve();
+  Deno.addSignalListener("SIGTERM", onSignal);
+  const buffer = new Uint8Array(64);
+  const reading = (async () => {
+    try {
+      while ((await Deno.stdin.read(buffer)) !== null) {
+        // Nothing is expected on stdin; only its end matters.
+      }
+    } catch {
+      // A broken pipe means the same as end of file.
+    }
+    resolve();
+  })();
+  try {
+    await promise;
+  } finally {
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+  // On SIGTERM the stdin read is still pending; the process exits right after anyway.
+  void reading;
+}

@@ -1,0 +1,447 @@
+/**
+ * Runs a {@linkcode SandboxPlan} under Bubblewrap. With network, the bridge
+ * is started outside the sandbox and entered into its network namespace
+ * with `nsenter`: bwrap reports the sandbox's pid on `--json-status-fd`,
+ * holds the command back on `--block-fd` until the bridge says it listens,
+ * then runs it. The bridge is thus out of the command's sight (other mount
+ * and pid namespaces) and out of reach of anything applied to the command.
+ *
+ * Process handling: only fds 0, 1 and 2 reach the command (inherited
+ * descriptors are marked close-on-exec first); bwrap runs in its own
+ * session so a terminal's Ctrl-C reaches only the launcher, which forwards
+ * SIGINT, SIGTERM and SIGHUP to the command's process group; bwrap's
+ * `--die-with-parent` and the bridge's watch on its stdin end both when the
+ * launcher dies, however it dies.
+ *
+ * @module
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import type { Readable, Writable } from "node:stream";
+import { SandboxError } from "../cli/errors.ts";
+import { buildBwrapArgs } from "./bwrap_args.ts";
+import { BRIDGE_HOST } from "./env.ts";
+import type { SandboxPlan } from "./plan.ts";
+import { userNamespaceProblem } from "./preflight.ts";
+
+/** Options for {@linkcode runLinuxPlan}. */
+export interface LinuxRunOptions {
+  /** Absolute path of `bwrap`. */
+  readonly bwrap: string;
+  /** `nsenter` to run (default `nsenter`, found on PATH). */
+  readonly nsenter?: string;
+  /** argv prefix that starts `sandbox` again (the bridge is `… __bridge`); needed with network. */
+  readonly self?: readonly string[];
+  /** Environment of the bridge process (default: the launcher's). */
+  readonly bridgeEnv?: Readonly<Record<string, string>>;
+  /** The launcher's uid (0 = root); decides whether `nsenter` also enters the user namespace. */
+  readonly uid: number;
+  /** Called once the command runs (after the bridge listens), with bwrap's and the sandbox's pid. */
+  readonly onStarted?: (pids: { bwrap: number; sandbox: number }) => void;
+  /** Stops the run early: the sandbox is killed. */
+  readonly signal?: AbortSignal;
+}
+
+/** How the command ended. */
+export interface LinuxRunResult {
+  /** The command's exit code (128+N when it died of signal N). */
+  readonly exitCode: number;
+  /** The signal that ended the command when one of ours did, else null. */
+  readonly signal: Deno.Signal | null;
+}
+
+const FORWARDED: readonly Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+const SIGNAL_NUMBERS: Readonly<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+const BRIDGE_READY_TIMEOUT_MS = 15_000;
+
+/**
+ * Runs `plan` in bwrap and resolves when the command has exited and the
+ * bridge is gone. Throws a {@linkcode SandboxError} (`sandbox_failed`,
+ * `userns_disabled`) when the sandbox could not be set up.
+ *
+ * @example
+ * ```ts
+ * const { exitCode } = await runLinuxPlan(plan, { bwrap: "/usr/bin/bwrap", uid: 0, self });
+ * ```
+ */
+export async function runLinuxPlan(
+  plan: SandboxPlan,
+  options: LinuxRunOptions,
+): Promise<LinuxRunResult> {
+  markInheritedFdsCloseOnExec();
+  const withNetwork = plan.network.kind === "proxy";
+  const args = buildBwrapArgs(plan, {
+    fds: { jsonStatusFd: 3, blockFd: withNetwork ? 4 : null },
+  });
+  const bwrap = spawn(options.bwrap, args, {
+    stdio: withNetwork
+      ? ["inherit", "inherit", "inherit", "pipe", "pipe"]
+      : ["inherit", "inherit", "inherit", "pipe"],
+    // Its own session: the terminal's Ctrl-C goes to the launcher alone, which forwards it.
+    detached: true,
+    env: { ...plan.env },
+    cwd: plan.cwd,
+  });
+  let bwrapDone = false;
+  const exited = waitExit(bwrap).finally(() => bwrapDone = true);
+  const killBwrap = () => {
+    if (!bwrapDone) killQuietly(bwrap.pid, "SIGKILL");
+  };
+  const status = new JsonLines(bwrap.stdio[3] as Readable);
+  const block = withNetwork ? bwrap.stdio[4] as Writable : null;
+  let bridge: BridgeProcess | null = null;
+
+  // Signals: before the command runs, one ends the run; afterwards it goes to the command's group.
+  let sandboxPid: number | null = null;
+  let running = false;
+  let cmdPid: number | null = null;
+  let forwardedSignal: Deno.Signal | null = null;
+  const retries = new Set<ReturnType<typeof setTimeout>>();
+  const forward = (signal: Deno.Signal, attempt: number) => {
+    if (bwrapDone) return;
+    if (!running || sandboxPid === null) {
+      killBwrap();
+      return;
+    }
+    cmdPid ??= findChild(sandboxPid);
+    if (cmdPid !== null) {
+      killGroup(cmdPid, signal);
+    } else if (attempt < 200) {
+      // The command is being forked right now; try again shortly.
+      const timer = setTimeout(() => {
+        retries.delete(timer);
+        forward(signal, attempt + 1);
+      }, 5);
+      retries.add(timer);
+    }
+  };
+  const listeners = FORWARDED.map((signal) => {
+    const listener = () => {
+      forwardedSignal = signal;
+      forward(signal, 0);
+    };
+    Deno.addSignalListener(signal, listener);
+    return [signal, listener] as const;
+  });
+  options.signal?.addEventListener("abort", killBwrap);
+  try {
+    const first = await status.next();
+    sandboxPid = typeof first?.["child-pid"] === "number" ? first["child-pid"] : null;
+    if (sandboxPid === null) {
+      const code = await exited;
+      if (forwardedSignal !== null) return interrupted(forwardedSignal);
+      throw await setupFailure(code, options.uid);
+    }
+    if (plan.network.kind === "proxy" && block !== null) {
+      if (plan.network.proxySocket === null) {
+        throw new SandboxError("sandbox_failed", "The plan has network but no proxy socket");
+      }
+      bridge = startBridgeProcess(sandboxPid, {
+        nsenter: options.nsenter ?? "nsenter",
+        self: options.self ?? [],
+        env: options.bridgeEnv ?? Deno.env.toObject(),
+        enterUser: options.uid !== 0,
+        target: plan.network.proxySocket,
+        ports: [plan.network.httpPort, plan.network.socksPort],
+      });
+      const ready = await Promise.race([bridge.ready.then(() => true), exited.then(() => false)]);
+      if (!ready) {
+        if (forwardedSignal !== null) return interrupted(forwardedSignal);
+        throw new SandboxError("sandbox_failed", "The sandbox ended before the bridge was ready");
+      }
+      if (forwardedSignal !== null) {
+        killBwrap();
+        return interrupted(forwardedSignal);
+      }
+      // Only now may the command start: the bridge listens.
+      await writeAndClose(block, "1");
+    }
+    running = true;
+    options.onStarted?.({ bwrap: bwrap.pid ?? 0, sandbox: sandboxPid });
+    const last = await status.next();
+    const code = await exited;
+    const exitCode = typeof last?.["exit-code"] === "number" ? last["exit-code"] : code;
+    const signal: Deno.Signal | null = forwardedSignal !== null &&
+        exitCode === 128 + SIGNAL_NUMBERS[forwardedSignal]
+      ? forwardedSignal
+      : null;
+    return { exitCode, signal };
+  } finally {
+    options.signal?.removeEventListener("abort", killBwrap);
+    for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
+    killBwrap();
+    await exited;
+    for (const timer of retries) clearTimeout(timer);
+    status.destroy();
+    block?.destroy();
+    if (bridge !== null) await bridge.stop();
+  }
+}
+
+function interrupted(signal: Deno.Signal): LinuxRunResult {
+  return { exitCode: 128 + SIGNAL_NUMBERS[signal], signal };
+}
+
+interface BridgeProcess {
+  readonly ready: Promise<void>;
+  stop(): Promise<void>;
+}
+
+function startBridgeProcess(
+  sandboxPid: number,
+  options: {
+    nsenter: string;
+    self: readonly string[];
+    env: Readonly<Record<string, string>>;
+    enterUser: boolean;
+    target: string;
+    ports: readonly number[];
+  },
+): BridgeProcess {
+  if (options.self.length === 0) {
+    throw new SandboxError(
+      "sandbox_failed",
+      "Cannot start the bridge: no way to run sandbox again",
+    );
+  }
+  const nsArgs = [`--net=/proc/${sandboxPid}/ns/net`];
+  // Unprivileged, the network namespace belongs to bwrap's user namespace: join that first.
+  if (options.enterUser) {
+    nsArgs.unshift(`--user=/proc/${sandboxPid}/ns/user`, "--preserve-credentials");
+  }
+  const args = [
+    ...nsArgs,
+    "--",
+    ...options.self,
+    "__bridge",
+    "--target",
+    options.target,
+    ...options.ports.flatMap((port) => ["--listen", `${BRIDGE_HOST}:${port}`]),
+  ];
+  const child = spawn(options.nsenter, args, {
+    // stdin stays open for the bridge's lifetime: its end (also when the launcher dies) stops it.
+    stdio: ["pipe", "pipe", "inherit"],
+    env: { ...options.env },
+  });
+  const exited = waitExit(child);
+  const stdout = child.stdout as Readable;
+  const ready = new Promise<void>((resolve, reject) => {
+    let text = "";
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new SandboxError("sandbox_failed", "The bridge did not start within 15 s"));
+    }, BRIDGE_READY_TIMEOUT_MS);
+    const onData = (chunk: Uint8Array | string) => {
+      text += chunk.toString();
+      if (text.includes("\n")) {
+        cleanup();
+        if (text.startsWith("ready")) resolve();
+        else reject(new SandboxError("sandbox_failed", `The bridge failed: ${text.trim()}`));
+      }
+    };
+    const onEnd = () => {
+      cleanup();
+      reject(new SandboxError("sandbox_failed", "The bridge exited before it was ready"));
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      stdout.off("data", onData);
+      stdout.off("end", onEnd);
+    };
+    stdout.on("data", onData);
+    stdout.on("end", onEnd);
+  });
+  ready.catch(() => {});
+  return {
+    ready,
+    async stop() {
+      (child.stdin as Writable).end();
+      let done = false;
+      const timer = setTimeout(() => {
+        if (!done) killQuietly(child.pid, "SIGKILL");
+      }, 2_000);
+      exited.then(() => done = true);
+      try {
+        await exited;
+      } finally {
+        clearTimeout(timer);
+        stdout.destroy();
+        (child.stdin as Writable).destroy();
+      }
+    },
+  };
+}
+
+/** Reads JSON objects, one per line, from bwrap's status fd. */
+class JsonLines {
+  #stream: Readable;
+  #buffer = "";
+  #queue: Record<string, unknown>[] = [];
+  #waiters: ((value: Record<string, unknown> | null) => void)[] = [];
+  #ended = false;
+
+  constructor(stream: Readable) {
+    this.#stream = stream;
+    stream.on("data", (chunk: Uint8Array | string) => {
+      this.#buffer += chunk.toString();
+      let newline: number;
+      while ((newline = this.#buffer.indexOf("\n")) !== -1) {
+        const line = this.#buffer.slice(0, newline).trim();
+        this.#buffer = this.#buffer.slice(newline + 1);
+        if (line === "") continue;
+        try {
+          this.#push(JSON.parse(line));
+        } catch {
+          // Not JSON: bwrap never writes that; ignore rather than guess.
+        }
+      }
+    });
+    const end = () => {
+      this.#ended = true;
+      for (const waiter of this.#waiters.splice(0)) waiter(null);
+    };
+    stream.on("end", end);
+    stream.on("close", end);
+    stream.on("error", end);
+  }
+
+  #push(value: Record<string, unknown>): void {
+    const waiter = this.#waiters.shift();
+    if (waiter !== undefined) waiter(value);
+    else this.#queue.push(value);
+  }
+
+  /** The next object, or null once the stream has ended. */
+  next(): Promise<Record<string, unknown> | null> {
+    const value = this.#queue.shift();
+    if (value !== undefined) return Promise.resolve(value);
+    if (this.#ended) return Promise.resolve(null);
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  destroy(): void {
+    this.#stream.destroy();
+  }
+}
+
+function waitExit(child: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    child.on("error", () => resolve(126));
+    child.on("exit", (code, signal) => {
+      if (code !== null) resolve(code);
+      else resolve(128 + (signal === null ? 0 : (signalNumber(signal) ?? 0)));
+    });
+  });
+}
+
+function signalNumber(name: string): number | null {
+  const numbers: Record<string, number> = { ...SIGNAL_NUMBERS, SIGKILL: 9, SIGQUIT: 3, SIGABRT: 6 };
+  return numbers[name] ?? null;
+}
+
+function writeAndClose(stream: Writable, text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    stream.once("error", reject);
+    stream.end(text, () => resolve());
+  });
+}
+
+/** The first child of `pid` (bwrap's init inside the sandbox has exactly one: the command). */
+function findChild(pid: number): number | null {
+  try {
+    const text = Deno.readTextFileSync(`/proc/${pid}/task/${pid}/children`);
+    const first = Number.parseInt(text.trim().split(/\s+/)[0], 10);
+    return Number.isSafeInteger(first) ? first : null;
+  } catch {
+    return null;
+  }
+}
+
+function killGroup(pid: number, signal: Deno.Signal): void {
+  try {
+    // bwrap's --new-session made the command a session and process-group leader.
+    Deno.kill(-pid, signal);
+  } catch {
+    killQuietly(pid, signal);
+  }
+}
+
+function killQuietly(pid: number | undefined, signal: Deno.Signal): void {
+  if (pid === undefined) return;
+  try {
+    Deno.kill(pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+async function setupFailure(code: number, uid: number): Promise<SandboxError> {
+  const userns = await userNamespaceProblem({ uid, strict: true });
+  if (userns !== null) return new SandboxError("userns_disabled", userns);
+  return new SandboxError(
+    "sandbox_failed",
+    `Bubblewrap could not set up the sandbox (exit code ${code}): see its message above`,
+  );
+}
+
+/**
+ * Marks every inherited descriptor above 2 close-on-exec, so that nothing
+ * the launcher was given (a CI runner's pipes, an agent's sockets) reaches
+ * the command. Deno opens its own descriptors close-on-exec; this catches
+ * the rest. Uses `fcntl` from libc through FFI, only when such a descriptor
+ * exists; fails closed when it cannot.
+ */
+export function markInheritedFdsCloseOnExec(): void {
+  const leaked: number[] = [];
+  for (const entry of Deno.readDirSync("/proc/self/fd")) {
+    const fd = Number(entry.name);
+    if (!Number.isInteger(fd) || fd <= 2) continue;
+    let info: string;
+    try {
+      info = Deno.readTextFileSync(`/proc/self/fdinfo/${fd}`);
+    } catch {
+      continue; // the directory's own descriptor, closed by now
+    }
+    const flags = /^flags:\s*([0-7]+)/m.exec(info);
+    if (flags === null || (Number.parseInt(flags[1], 8) & 0o2000000) === 0) leaked.push(fd);
+  }
+  if (leaked.length === 0) return;
+  let lib: Deno.DynamicLibrary<{ fcntl: { parameters: ["i32", "i32", "i32"]; result: "i32" } }>;
+  try {
+    lib = openLibc();
+  } catch (error) {
+    throw new SandboxError(
+      "sandbox_failed",
+      `Cannot keep inherited file descriptors ${leaked.join(", ")} from the command: ${
+        error instanceof Error ? error.message : String(error)
+      }`,
+      { cause: error },
+    );
+  }
+  try {
+    const F_SETFD = 2;
+    const FD_CLOEXEC = 1;
+    for (const fd of leaked) {
+      if (lib.symbols.fcntl(fd, F_SETFD, FD_CLOEXEC) !== 0) {
+        throw new SandboxError(
+          "sandbox_failed",
+          `Cannot mark inherited file descriptor ${fd} close-on-exec`,
+        );
+      }
+    }
+  } finally {
+    lib.close();
+  }
+}
+
+function openLibc() {
+  const symbols = { fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" } } as const;
+  let last: unknown = null;
+  for (const name of ["libc.so.6", "libc.so", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"]) {
+    try {
+      return Deno.dlopen(name, symbols);
+    } catch (error) {
+      last = error;
+    }
+  }
+  throw last;
+}

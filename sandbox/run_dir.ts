@@ -1,0 +1,132 @@
+/**
+ * The private directory of one run: `/tmp/sandbox-run-XXXXXX`, mode 0700,
+ * with an unguessable name. It holds the proxy's unix socket (and the MITM
+ * CA bundle); inside the sandbox `/tmp` is an empty tmpfs, so the command
+ * can neither reach nor replace it.
+ *
+ * A launcher killed with SIGKILL cannot clean up: each directory records its
+ * owner (pid and process start time), and every new run first removes the
+ * directories whose owner is gone.
+ *
+ * @module
+ */
+
+/** A run directory; dispose it to remove it. */
+export interface RunDir extends AsyncDisposable {
+  /** Absolute path. */
+  readonly path: string;
+}
+
+/** Options for {@linkcode createRunDir}. */
+export interface CreateRunDirOptions {
+  /** Parent directory (default `/tmp`). */
+  readonly base?: string;
+}
+
+/** Prefix of every run directory's name. */
+export const RUN_DIR_PREFIX = "sandbox-run-";
+const OWNER_FILE = "owner";
+
+/**
+ * Removes stale run directories, then creates a new one.
+ *
+ * @example
+ * ```ts
+ * await using dir = await createRunDir();
+ * const socket = `${dir.path}/proxy.sock`;
+ * ```
+ */
+export async function createRunDir(options: CreateRunDirOptions = {}): Promise<RunDir> {
+  const base = options.base ?? "/tmp";
+  await sweepStaleRunDirs({ base });
+  const path = await Deno.makeTempDir({ dir: base, prefix: RUN_DIR_PREFIX });
+  try {
+    await Deno.chmod(path, 0o700);
+    await Deno.writeTextFile(`${path}/${OWNER_FILE}`, ownerStamp(Deno.pid) ?? `${Deno.pid}`, {
+      mode: 0o600,
+    });
+  } catch (error) {
+    await Deno.remove(path, { recursive: true }).catch(() => {});
+    throw error;
+  }
+  let removed = false;
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      if (removed) return;
+      removed = true;
+      await Deno.remove(path, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** Options for {@linkcode sweepStaleRunDirs}. */
+export interface SweepOptions {
+  /** Parent directory (default `/tmp`). */
+  readonly base?: string;
+}
+
+/**
+ * Removes run directories under `base` that belong to this user and whose
+ * owner process no longer exists (or is another process with the same pid).
+ * Returns the paths removed.
+ *
+ * @example
+ * ```ts
+ * const removed = await sweepStaleRunDirs();
+ * ```
+ */
+export async function sweepStaleRunDirs(options: SweepOptions = {}): Promise<string[]> {
+  const base = options.base ?? "/tmp";
+  const uid = Deno.uid();
+  const removed: string[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(base));
+  } catch {
+    return removed;
+  }
+  for (const entry of entries) {
+    if (!entry.isDirectory || !entry.name.startsWith(RUN_DIR_PREFIX)) continue;
+    const path = `${base}/${entry.name}`;
+    try {
+      const info = await Deno.lstat(path);
+      if (info.uid !== uid) continue;
+      let owner: string;
+      try {
+        owner = (await Deno.readTextFile(`${path}/${OWNER_FILE}`)).trim();
+      } catch {
+        // No owner file: being created right now, or left by a crash; wait a minute to be sure.
+        const age = Date.now() - (info.mtime?.getTime() ?? Date.now());
+        if (age < 60_000) continue;
+        owner = "";
+      }
+      if (owner !== "" && ownerAlive(owner)) continue;
+      await Deno.remove(path, { recursive: true });
+      removed.push(path);
+    } catch {
+      // Vanished or not ours to remove: leave it.
+    }
+  }
+  return removed;
+}
+
+function ownerAlive(owner: string): boolean {
+  const pid = Number.parseInt(owner.split(" ")[0], 10);
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  const now = ownerStamp(pid);
+  return now !== null && (now === owner || !owner.includes(" "));
+}
+
+/** `PID STARTTIME` (field 22 of /proc/PID/stat), or null when the process does not exist. */
+function ownerStamp(pid: number): string | null {
+  let stat: string;
+  try {
+    stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  } catch {
+    return null;
+  }
+  // The command name (field 2) may contain spaces and parentheses: count from the last ")".
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return `${pid} ${fields[19]}`;
+}
