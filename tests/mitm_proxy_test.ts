@@ -1,0 +1,142 @@
+/**
+ * MITM through the real proxy: `startProxy()` in limited mode with the MITM
+ * handler, a client that sends CONNECT and then speaks TLS trusting only the
+ * MITM CA, and a local HTTPS upstream with its own test CA behind a
+ * `--resolve`-style name.
+ */
+import assert from "node:assert/strict";
+import { type CertificateAuthority, initCa } from "../proxy/ca.ts";
+import type { DecisionEvent } from "../proxy/decision_log.ts";
+import { createLeafIssuer } from "../proxy/leaf_certs.ts";
+import { createMitmHandler } from "../proxy/mitm.ts";
+import { proxyFor } from "./proxy_helpers.ts";
+
+const HOST = "upstream.test";
+const ADDR = "127.0.0.3";
+
+async function makeCa(name: string): Promise<CertificateAuthority> {
+  const dir = await Deno.makeTempDir({ prefix: `sandbox_mitm_proxy_${name}_` });
+  try {
+    return (await initCa(dir, { commonName: `${name} test CA` })).ca;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function readHead(conn: Deno.Conn): Promise<string> {
+  // Byte by byte so that nothing after the head (TLS) is consumed.
+  const one = new Uint8Array(1);
+  let text = "";
+  while (!text.endsWith("\r\n\r\n")) {
+    const n = await withTimeout(conn.read(one), 10_000, "proxy answer");
+    if (n === null) return text;
+    text += String.fromCharCode(one[0]);
+  }
+  return text;
+}
+
+/** Reads one Content-Length framed response, or null when the connection ends. */
+async function readResponse(conn: Deno.TlsConn, state: { buffered: string }) {
+  const buf = new Uint8Array(64 * 1024);
+  const decoder = new TextDecoder();
+  for (;;) {
+    const end = state.buffered.indexOf("\r\n\r\n");
+    if (end !== -1) {
+      const lines = state.buffered.slice(0, end).split("\r\n");
+      const headers = new Map(
+        lines.slice(1).map((line) => {
+          const colon = line.indexOf(":");
+          return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()] as const;
+        }),
+      );
+      const length = Number(headers.get("content-length") ?? "0");
+      if (state.buffered.length >= end + 4 + length) {
+        const body = state.buffered.slice(end + 4, end + 4 + length);
+        state.buffered = state.buffered.slice(end + 4 + length);
+        return { status: Number(lines[0].split(" ")[1]), headers, body };
+      }
+    }
+    let n: number | null;
+    try {
+      n = await withTimeout(conn.read(buf), 10_000, "response");
+    } catch (error) {
+      if (error instanceof Error && error.message.startsWith("Timed out")) throw error;
+      return null;
+    }
+    if (n === null) return null;
+    state.buffered += decoder.decode(buf.subarray(0, n), { stream: true });
+  }
+}
+
+Deno.test("startProxy() with the MITM handler: GET passes, POST is 403 with JSON, decisions carry the method", async () => {
+  const mitmCa = await makeCa("mitm");
+  const upstreamCa = await makeCa("upstream");
+  const leaf = createLeafIssuer(upstreamCa).certificateFor(HOST);
+  const server = Deno.serve(
+    { hostname: ADDR, port: 0, cert: leaf.chainPem, key: leaf.keyPem, onListen() {} },
+    (request) => new Response(`hello ${request.method} ${new URL(request.url).pathname}\n`),
+  );
+  const events: DecisionEvent[] = [];
+  const handler = createMitmHandler({
+    ca: mitmCa,
+    upstreamCaCerts: [upstreamCa.certPem],
+    systemRoots: false,
+  });
+  const proxy = await proxyFor(
+    { allow: [HOST], mode: "limited", mitm: true, "allow-local-binding": true },
+    {
+      names: { [HOST]: [ADDR] },
+      mitm: handler,
+      onDecision: (event) => events.push(event),
+      socks: null,
+    },
+  );
+  let conn: Deno.TlsConn | null = null;
+  try {
+    const tcp = await Deno.connect({ hostname: "127.0.0.1", port: proxy.http!.port });
+    const authority = `${HOST}:${server.addr.port}`;
+    await tcp.write(
+      new TextEncoder().encode(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`),
+    );
+    const answer = await readHead(tcp);
+    assert.match(answer, /^HTTP\/1\.1 200 /);
+    conn = await Deno.startTls(tcp, { hostname: HOST, caCerts: [mitmCa.certPem] });
+    const state = { buffered: "" };
+    await conn.write(new TextEncoder().encode(`GET /x HTTP/1.1\r\nHost: ${authority}\r\n\r\n`));
+    const ok = await readResponse(conn, state);
+    assert.equal(ok?.status, 200);
+    assert.equal(ok?.body, "hello GET /x\n");
+    await conn.write(
+      new TextEncoder().encode(
+        `POST /x HTTP/1.1\r\nHost: ${authority}\r\nContent-Length: 2\r\n\r\nhi`,
+      ),
+    );
+    const blocked = await readResponse(conn, state);
+    assert.equal(blocked?.status, 403);
+    assert.equal(blocked?.headers.get("x-proxy-error"), "blocked-by-method-policy");
+    assert.equal(JSON.parse(blocked!.body).reason, "method_not_allowed");
+  } finally {
+    try {
+      conn?.close();
+    } catch {
+      // Closed by the proxy.
+    }
+    await proxy.close();
+    await server.shutdown();
+  }
+  const summary = events.map((e) => `${e.protocol} ${e.method} ${e.decision} ${e.reason}`);
+  assert.deepEqual(summary, [
+    "https-connect null allow allowed",
+    "https-connect GET allow allowed",
+    "https-connect POST deny method_not_allowed",
+  ]);
+  assert.ok(events.every((e) => e.host === HOST));
+});
