@@ -13,6 +13,7 @@ import { POLICY_HELP, POLICY_SUBCOMMAND_HELP, policyCommand } from "./policy.ts"
 import { PROFILE_HELP, PROFILE_SUBCOMMAND_HELP, profileCommand } from "./profile.ts";
 import { PROXY_HELP, proxyCommand } from "./proxy.ts";
 import { RUN_HELP, runCommand } from "./run.ts";
+import { SHIM_HELP, shimCommand } from "./shim.ts";
 import { VERSION } from "./version.ts";
 
 /** A subcommand: what it does (one line), its help text and its entry point. */
@@ -71,6 +72,13 @@ const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     help: BRIDGE_HELP,
     run: bridgeCommand,
     failureCode: 1,
+    hidden: true,
+  },
+  __shim: {
+    summary: "Internal: decide a shimmed program's argv by the execpolicy deny rules, then run it",
+    help: SHIM_HELP,
+    run: shimCommand,
+    failureCode: 126,
     hidden: true,
   },
 };

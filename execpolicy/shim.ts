@@ -1,0 +1,284 @@
+/**
+ * Shims keep `deny` rules in force for programs started inside the sandbox
+ * (an `npm` postinstall that runs `curl`). For every program a deny rule
+ * names, each copy found on the sandbox's PATH (and in the usual system
+ * dirs) is covered, in the sandbox's file view only, by a small generated
+ * `#!/bin/sh` script; the real program is bound at a hidden path under the
+ * run dir so that the shim can still run it when the argv is allowed.
+ *
+ * - A program denied whatever its arguments (`curl *`) gets a shim that
+ *   prints the rule and exits 126 without starting anything else.
+ * - A program with conditional rules (`git push *`) gets a shim that runs
+ *   `sandbox __shim --rules FILE --real PATH --name NAME -- ARGV…`, which
+ *   decides the argv and either refuses (126) or runs the real program.
+ *
+ * The shim covers the real file (symlinks resolved), so `/bin/curl` on a
+ * merged-/usr system and `/usr/bin/curl` both reach it. Limits (a copied,
+ * renamed or self-built binary, a direct `execve` of the hidden path) are in
+ * the README: the network boundary stays the hard one.
+ *
+ * @module
+ */
+import type { SelfInvocation } from "../cli/self.ts";
+import type { ExecPolicyConfig, ExecRule } from "../profiles/types.ts";
+import { type CompiledPattern, compilePattern, programName } from "./match.ts";
+
+/** Dirs searched besides the sandbox's PATH. */
+export const COMMON_BIN_DIRS: readonly string[] = [
+  "/usr/local/sbin",
+  "/usr/local/bin",
+  "/usr/sbin",
+  "/usr/bin",
+  "/sbin",
+  "/bin",
+];
+
+/** A read-only bind mount for `SandboxPlan.extraBinds` (host path -> sandbox path). */
+export interface ShimBind {
+  /** Host path. */
+  readonly source: string;
+  /** Path inside the sandbox. */
+  readonly target: string;
+}
+
+/** Options for {@linkcode prepareShims}. */
+export interface PrepareShimsOptions {
+  /** The run's private dir on the host; shims go under `RUNDIR/execpolicy`. */
+  readonly runDir: string;
+  /** The sandbox's PATH, split (relative entries are ignored). */
+  readonly pathDirs: readonly string[];
+  /** How to start this program again (for `__shim`). */
+  readonly self: SelfInvocation;
+  /** Dirs searched besides `pathDirs` (default {@linkcode COMMON_BIN_DIRS}). */
+  readonly extraDirs?: readonly string[];
+}
+
+interface DenyTarget {
+  readonly rule: ExecRule;
+  readonly pattern: CompiledPattern;
+  /** The rule denies every argv of this program. */
+  readonly unconditional: boolean;
+}
+
+interface ShimGroup {
+  /** The real file (symlinks resolved). */
+  readonly real: string;
+  /** Names under which a deny rule targets it, with the rules. */
+  readonly names: Map<string, DenyTarget[]>;
+}
+
+/**
+ * Writes the shims for `policy`'s deny rules under `RUNDIR/execpolicy` and
+ * returns the bind mounts, in the order they must be applied: the shim dir
+ * itself, the real programs at their hidden paths, then each shim over a
+ * real program. Returns `[]` when no deny rule names a program found.
+ *
+ * @example
+ * ```ts
+ * const binds = await prepareShims(config.execpolicy, { runDir, pathDirs: env.PATH.split(":"), self: selfInvocation() });
+ * const plan = buildSandboxPlan(config, argv, { extraBinds: binds, ... });
+ * ```
+ */
+export async function prepareShims(
+  policy: ExecPolicyConfig,
+  options: PrepareShimsOptions,
+): Promise<ShimBind[]> {
+  const targets: DenyTarget[] = [];
+  for (const rule of policy.rules) {
+    if (rule.decision !== "deny") continue;
+    const pattern = compilePattern(rule.pattern);
+    // A pattern with no program word (`*`) names no program to cover.
+    if (pattern.words.length === 0) continue;
+    targets.push({
+      rule,
+      pattern,
+      unconditional: pattern.words.length === 1 && pattern.trailingStar,
+    });
+  }
+  if (targets.length === 0) return [];
+  const dirs = unique([...options.pathDirs, ...(options.extraDirs ?? COMMON_BIN_DIRS)])
+    .filter((d) => d.startsWith("/"));
+  const groups = new Map<string, ShimGroup>();
+  for (const dir of dirs) {
+    const entries = await listNames(dir, targets);
+    for (const name of entries) {
+      const matching = targets.filter((t) => programGlobMatches(t.pattern, name));
+      if (matching.length === 0) continue;
+      let real: string;
+      try {
+        real = await Deno.realPath(`${dir}/${name}`);
+        if (!(await Deno.stat(real)).isFile) continue;
+      } catch {
+        continue; // dangling link or vanished file: nothing to cover
+      }
+      const group = groups.get(real) ?? { real, names: new Map() };
+      groups.set(real, group);
+      const list = group.names.get(name) ?? [];
+      for (const t of matching) if (!list.includes(t)) list.push(t);
+      group.names.set(name, list);
+    }
+  }
+  if (groups.size === 0) return [];
+
+  const base = `${options.runDir.replace(/\/+$/, "")}/execpolicy`;
+  await Deno.mkdir(`${base}/real`, { recursive: true });
+  await Deno.mkdir(`${base}/shims`, { recursive: true });
+  const rulesFile = `${base}/rules.json`;
+  const denyOnly: ExecPolicyConfig = {
+    default: "allow-network",
+    rules: targets.map((t) => t.rule),
+  };
+  await Deno.writeTextFile(rulesFile, JSON.stringify(denyOnly));
+
+  const realBinds: ShimBind[] = [];
+  const shimBinds: ShimBind[] = [];
+  let index = 0;
+  for (const group of groups.values()) {
+    const hiddenDir = `${base}/real/${index}`;
+    await Deno.mkdir(hiddenDir, { recursive: true });
+    const realBase = programName(group.real);
+    const hidden = `${hiddenDir}/${realBase}`;
+    await Deno.writeFile(hidden, new Uint8Array(), { mode: 0o755 }); // mount point
+    realBinds.push({ source: group.real, target: hidden });
+    const shared = ![...group.names.keys()].some((n) => isVariantOf(realBase, n));
+    const links = new Set<string>();
+    if (shared) {
+      // A multi-call binary (busybox): every name of it needs its own link so
+      // that it still sees the name it was called by.
+      for (const name of await namesOf(group.real, dirs)) links.add(name);
+    }
+    for (const name of group.names.keys()) if (shared) links.add(name);
+    links.delete(realBase);
+    for (const name of links) {
+      if (name.includes("/") || name === "." || name === "..") continue;
+      await Deno.symlink(realBase, `${hiddenDir}/${name}`);
+    }
+    const shim = `${base}/shims/${index}`;
+    await Deno.writeTextFile(
+      shim,
+      renderShim(group, { shared, hiddenDir, realBase, rulesFile, self: options.self }),
+      { mode: 0o755 },
+    );
+    await Deno.chmod(shim, 0o755);
+    shimBinds.push({ source: shim, target: group.real });
+    index++;
+  }
+  return [{ source: base, target: base }, ...realBinds, ...shimBinds];
+}
+
+function unique(list: readonly string[]): string[] {
+  return [...new Set(list.map((d) => d.replace(/\/+$/, "") || "/"))];
+}
+
+/** Names in `dir` worth checking: literal program names directly, globs by listing. */
+async function listNames(dir: string, targets: readonly DenyTarget[]): Promise<string[]> {
+  const names = new Set<string>();
+  let needList = false;
+  for (const t of targets) {
+    const literal = t.pattern.words[0].literal;
+    if (literal === null) needList = true;
+    else names.add(programName(literal));
+  }
+  if (needList) {
+    try {
+      for await (const entry of Deno.readDir(dir)) names.add(entry.name);
+    } catch {
+      // A PATH dir that does not exist holds nothing to cover.
+    }
+  }
+  return [...names].filter((n) => n !== "");
+}
+
+function programGlobMatches(pattern: CompiledPattern, name: string): boolean {
+  const glob = pattern.words[0];
+  return glob.test(name) || (glob.literal !== null && programName(glob.literal) === name);
+}
+
+/** `python3.11` is a variant of `python3`; `busybox` is not a variant of `wget`. */
+function isVariantOf(realBase: string, name: string): boolean {
+  return realBase === name || realBase.startsWith(`${name}.`) || realBase.startsWith(`${name}-`) ||
+    /^[0-9.]+$/.test(realBase.slice(name.length)) && realBase.startsWith(name);
+}
+
+/** Every name in `dirs` that resolves to `real`. */
+async function namesOf(real: string, dirs: readonly string[]): Promise<string[]> {
+  const names = new Set<string>();
+  for (const dir of dirs) {
+    try {
+      for await (const entry of Deno.readDir(dir)) {
+        if (!entry.isSymlink && !entry.isFile) continue;
+        try {
+          if (await Deno.realPath(`${dir}/${entry.name}`) === real) names.add(entry.name);
+        } catch {
+          // dangling link
+        }
+      }
+    } catch {
+      // missing dir
+    }
+  }
+  return [...names];
+}
+
+/** Quotes a string for a POSIX shell. */
+function q(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+interface RenderOptions {
+  readonly shared: boolean;
+  readonly hiddenDir: string;
+  readonly realBase: string;
+  readonly rulesFile: string;
+  readonly self: SelfInvocation;
+}
+
+function denyLines(targets: readonly DenyTarget[]): string {
+  return targets.filter((t) => t.unconditional).map((t) =>
+    `  denied by rule "${t.rule.pattern}" from ${t.rule.source}` +
+    (t.rule.justification === null ? "" : `: ${t.rule.justification}`)
+  ).join("\n");
+}
+
+function refuse(targets: readonly DenyTarget[]): string {
+  return `printf 'sandbox: Command denied by execpolicy: %s\\n%s\\n' "\${0##*/} $*" ${
+    q(denyLines(targets))
+  } >&2; exit 126`;
+}
+
+function viaShim(names: readonly string[], real: string, o: RenderOptions): string {
+  const nameArgs = names.map((n) => `--name ${q(n)}`).join(" ");
+  return `exec ${o.self.argv.map(q).join(" ")} __shim --rules ${q(o.rulesFile)} --real ${
+    q(real)
+  } ${nameArgs} -- "$0" "$@"`;
+}
+
+/** The `#!/bin/sh` shim for one real program. */
+function renderShim(group: ShimGroup, o: RenderOptions): string {
+  const lines = [
+    "#!/bin/sh",
+    "# Generated by sandbox (execpolicy): see the README section execpolicy.",
+  ];
+  const all = [...group.names.values()].flat();
+  const realPath = `${o.hiddenDir}/${o.realBase}`;
+  if (!o.shared) {
+    // One program under one or more names: decide for every name, whatever $0 says
+    // (a symlink with another name must not slip through).
+    if (all.some((t) => t.unconditional)) lines.push(refuse(all));
+    else lines.push(viaShim([...group.names.keys()], realPath, o));
+    return lines.join("\n") + "\n";
+  }
+  lines.push('case "${0##*/}" in');
+  for (const [name, targets] of group.names) {
+    const branch = targets.some((t) => t.unconditional)
+      ? refuse(targets)
+      : viaShim([name], `${o.hiddenDir}/${name}`, o);
+    lines.push(`  ${q(name)}) ${branch};;`);
+  }
+  lines.push("esac");
+  lines.push(
+    `if [ -L ${q(o.hiddenDir)}/"\${0##*/}" ]; then exec ${q(o.hiddenDir)}/"\${0##*/}" "$@"; fi`,
+  );
+  lines.push(`exec ${q(realPath)} "$@"`);
+  return lines.join("\n") + "\n";
+}
