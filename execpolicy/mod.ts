@@ -28,4 +28,8 @@ export { compilePattern, matchArgv, PatternError } from "./match.ts";
 export type { CompiledPattern } from "./match.ts";
 export { shellJoin, shellSplit, ShellSplitError } from "./shell_split.ts";
 export { parseScript } from "./script.ts";
+export { COMMON_BIN_DIRS, prepareShims } from "./shim.ts";
+export type { PrepareShimsOptions, ShimBind } from "./shim.ts";
+export { runShim } from "./shim_run.ts";
+export type { RunShimOptions, ShimRequest } from "./shim_run.ts";
 export type { ScriptParse, ScriptWord } from "./script.ts";
