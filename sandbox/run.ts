@@ -7,7 +7,7 @@
  * @module
  */
 import { SandboxError, UsageError } from "../cli/errors.ts";
-import { decideCommand, formatExecDenial } from "../execpolicy/mod.ts";
+import { decideCommand, formatExecDenial, prepareShims } from "../execpolicy/mod.ts";
 import type { ExecVerdict } from "../execpolicy/decide.ts";
 import type { DecisionEvent, ProxyProtocol } from "../proxy/decision_log.ts";
 import { createResolver, type Resolver } from "../proxy/resolver.ts";
@@ -180,6 +180,16 @@ export async function runSandboxed(
       network = { ...BRIDGE_PORTS, proxySocket };
     }
     Object.assign(extraEnv, options.extraEnv ?? {});
+    if (config.execpolicy !== null) {
+      // Deny rules also hold for programs started inside the sandbox: shims over them.
+      extraBinds.push(
+        ...await prepareShims(config.execpolicy, {
+          runDir: runDir.path,
+          pathDirs: (filterEnv(env, config.env).PATH ?? "").split(":"),
+          self: selfInvocation(),
+        }),
+      );
+    }
     const host = await collectHostFacts(config, { env, runDir: runDir.path });
     const plan = buildSandboxPlan(config, argv, {
       cwd,
