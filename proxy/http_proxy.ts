@@ -364,6 +364,7 @@ function mitmContext(
       return event;
     },
     log: runtime.record,
+    touch: slot.touch,
     async connect() {
       const upstream = await runtime.connect(target, "https-connect");
       slot.add(upstream);

@@ -76,6 +76,8 @@ export interface MitmTunnelContext {
   log(event: DecisionEvent): void;
   /** Connects to the checked target addresses, never resolving again. */
   connect(): Promise<Deno.TcpConn>;
+  /** Tells the proxy that bytes moved (its idle timeout must not close an active tunnel). */
+  touch?(): void;
 }
 
 /** The target of a tunnel, as decided for the CONNECT. */
@@ -267,6 +269,7 @@ class Tunnel {
 
   readonly #touch = (): void => {
     this.#lastActivity = Date.now();
+    this.#context.touch?.();
   };
 
   #expectWithin(ms: number): void {

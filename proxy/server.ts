@@ -90,6 +90,8 @@ export interface MitmContext {
   log(event: DecisionEvent): void;
   /** Connects to the checked target addresses (never resolving again; through the upstream proxy if any). */
   connect(): Promise<Deno.TcpConn>;
+  /** Notes that bytes moved in the tunnel, so the proxy's idle timeout does not close an active one. */
+  touch?(): void;
 }
 
 /**

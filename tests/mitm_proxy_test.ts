@@ -140,3 +140,64 @@ Deno.test("startProxy() with the MITM handler: GET passes, POST is 403 with JSON
   ]);
   assert.ok(events.every((e) => e.host === HOST));
 });
+
+Deno.test("startProxy() with the MITM handler keeps an active download alive past the proxy's idle timeout", async () => {
+  const mitmCa = await makeCa("mitm");
+  const upstreamCa = await makeCa("upstream");
+  const leaf = createLeafIssuer(upstreamCa).certificateFor(HOST);
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  const server = Deno.serve(
+    { hostname: ADDR, port: 0, cert: leaf.chainPem, key: leaf.keyPem, onListen() {} },
+    () => {
+      // 12 chunks 100 ms apart: 1.2 s of steady traffic, idle timeout 400 ms.
+      let sent = 0;
+      const body = new ReadableStream<Uint8Array>({
+        pull: (controller) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => {
+              timers.delete(timer);
+              if (sent++ < 12) controller.enqueue(new TextEncoder().encode(`chunk${sent};`));
+              else controller.close();
+              resolve();
+            }, 100);
+            timers.add(timer);
+          }),
+      });
+      return new Response(body, {
+        headers: { "content-length": String("chunkNN;".length * 3 + "chunkN;".length * 9) },
+      });
+    },
+  );
+  const handler = createMitmHandler({
+    ca: mitmCa,
+    upstreamCaCerts: [upstreamCa.certPem],
+    systemRoots: false,
+  });
+  const proxy = await proxyFor(
+    { allow: [HOST], mode: "limited", mitm: true, "allow-local-binding": true },
+    { names: { [HOST]: [ADDR] }, mitm: handler, socks: null, limits: { idleTimeoutMs: 400 } },
+  );
+  let conn: Deno.TlsConn | null = null;
+  try {
+    const tcp = await Deno.connect({ hostname: "127.0.0.1", port: proxy.http!.port });
+    const authority = `${HOST}:${server.addr.port}`;
+    await tcp.write(
+      new TextEncoder().encode(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`),
+    );
+    assert.match(await readHead(tcp), /^HTTP\/1\.1 200 /);
+    conn = await Deno.startTls(tcp, { hostname: HOST, caCerts: [mitmCa.certPem] });
+    await conn.write(new TextEncoder().encode(`GET /slow HTTP/1.1\r\nHost: ${authority}\r\n\r\n`));
+    const response = await readResponse(conn, { buffered: "" });
+    assert.equal(response?.status, 200);
+    assert.match(response!.body, /^chunk1;.*chunk12;$/);
+  } finally {
+    try {
+      conn?.close();
+    } catch {
+      // Closed by the proxy.
+    }
+    await proxy.close();
+    await server.shutdown();
+    for (const timer of timers) clearTimeout(timer);
+  }
+});
