@@ -168,6 +168,11 @@ export async function runLinuxPlan(
   } finally {
     options.signal?.removeEventListener("abort", killBwrap);
     for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
+    if (!running && sandboxPid !== null) {
+      // bwrap resets the sandbox's parent-death signal while it waits on --block-fd: closing
+      // our end now would let the command start. Kill the sandbox itself first.
+      await killAndReap(sandboxPid);
+    }
     killBwrap();
     await exited;
     for (const timer of retries) clearTimeout(timer);
@@ -204,9 +209,10 @@ function startBridgeProcess(
     );
   }
   const nsArgs = [`--net=/proc/${sandboxPid}/ns/net`];
-  // Unprivileged, the network namespace belongs to bwrap's user namespace: join that first.
-  if (options.enterUser) {
-    nsArgs.unshift(`--user=/proc/${sandboxPid}/ns/user`, "--preserve-credentials");
+  // Unprivileged, the network namespace belongs to a user namespace of bwrap's: join that first.
+  const owner = options.enterUser ? openNetnsOwner(sandboxPid) : null;
+  if (owner !== null) {
+    nsArgs.unshift(`--user=/proc/${Deno.pid}/fd/${owner.fd}`, "--preserve-credentials");
   }
   const args = [
     ...nsArgs,
@@ -250,10 +256,11 @@ function startBridgeProcess(
     stdout.on("data", onData);
     stdout.on("end", onEnd);
   });
-  ready.catch(() => {});
+  ready.catch(() => {}).finally(() => owner?.[Symbol.dispose]());
   return {
     ready,
     async stop() {
+      owner?.[Symbol.dispose]();
       (child.stdin as Writable).end();
       let done = false;
       const timer = setTimeout(() => {
@@ -356,6 +363,21 @@ function findChild(pid: number): number | null {
   }
 }
 
+/** SIGKILLs `pid` (not our child) and waits, bounded, until it is gone or a zombie. */
+async function killAndReap(pid: number): Promise<void> {
+  killQuietly(pid, "SIGKILL");
+  for (let i = 0; i < 400; i++) {
+    let stat: string;
+    try {
+      stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    } catch {
+      return;
+    }
+    if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 function killGroup(pid: number, signal: Deno.Signal): void {
   try {
     // bwrap's --new-session made the command a session and process-group leader.
@@ -405,43 +427,80 @@ export function markInheritedFdsCloseOnExec(): void {
     if (flags === null || (Number.parseInt(flags[1], 8) & 0o2000000) === 0) leaked.push(fd);
   }
   if (leaked.length === 0) return;
-  let lib: Deno.DynamicLibrary<{ fcntl: { parameters: ["i32", "i32", "i32"]; result: "i32" } }>;
-  try {
-    lib = openLibc();
-  } catch (error) {
-    throw new SandboxError(
-      "sandbox_failed",
-      `Cannot keep inherited file descriptors ${leaked.join(", ")} from the command: ${
-        error instanceof Error ? error.message : String(error)
-      }`,
-      { cause: error },
-    );
-  }
-  try {
-    const F_SETFD = 2;
-    const FD_CLOEXEC = 1;
-    for (const fd of leaked) {
-      if (lib.symbols.fcntl(fd, F_SETFD, FD_CLOEXEC) !== 0) {
-        throw new SandboxError(
-          "sandbox_failed",
-          `Cannot mark inherited file descriptor ${fd} close-on-exec`,
-        );
-      }
+  using libc = openLibc(`keep inherited file descriptors ${leaked.join(", ")} from the command`);
+  const F_SETFD = 2;
+  const FD_CLOEXEC = 1;
+  for (const fd of leaked) {
+    if (libc.symbols.fcntl(fd, F_SETFD, FD_CLOEXEC) !== 0) {
+      throw new SandboxError(
+        "sandbox_failed",
+        `Cannot mark inherited file descriptor ${fd} close-on-exec`,
+      );
     }
-  } finally {
-    lib.close();
   }
 }
 
-function openLibc() {
-  const symbols = { fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" } } as const;
+/**
+ * Opens the user namespace that owns the network namespace of `pid` and
+ * returns a descriptor for it (close-on-exec). Unprivileged, bwrap's
+ * `--dev` makes it set the sandbox up as root in one user namespace and then
+ * run the command in a second, nested one; only the first has the rights
+ * over the network namespace that `nsenter --net` needs, and no process
+ * stays in it, so it is reached with the `NS_GET_USERNS` ioctl instead.
+ */
+function openNetnsOwner(pid: number): { fd: number } & Disposable {
+  using libc = openLibc("enter the sandbox's network namespace");
+  const O_RDONLY_CLOEXEC = 0o2000000;
+  const NS_GET_USERNS = 0xb701n;
+  const netns = libc.symbols.open(
+    new TextEncoder().encode(`/proc/${pid}/ns/net\0`),
+    O_RDONLY_CLOEXEC,
+  );
+  if (netns < 0) {
+    throw new SandboxError("sandbox_failed", `Cannot open the network namespace of pid ${pid}`);
+  }
+  const owner = libc.symbols.ioctl(netns, NS_GET_USERNS);
+  libc.symbols.close(netns);
+  if (owner < 0) {
+    throw new SandboxError(
+      "sandbox_failed",
+      `Cannot find the user namespace that owns the network namespace of pid ${pid}`,
+    );
+  }
+  let closed = false;
+  return {
+    fd: owner,
+    [Symbol.dispose]() {
+      if (closed) return;
+      closed = true;
+      using again = openLibc("close a namespace descriptor");
+      again.symbols.close(owner);
+    },
+  };
+}
+
+const LIBC_SYMBOLS = {
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  ioctl: { parameters: ["i32", "u64"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+} as const;
+
+function openLibc(purpose: string): Deno.DynamicLibrary<typeof LIBC_SYMBOLS> & Disposable {
   let last: unknown = null;
   for (const name of ["libc.so.6", "libc.so", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"]) {
     try {
-      return Deno.dlopen(name, symbols);
+      const lib = Deno.dlopen(name, LIBC_SYMBOLS);
+      return Object.assign(lib, { [Symbol.dispose]: () => lib.close() });
     } catch (error) {
       last = error;
     }
   }
-  throw last;
+  throw new SandboxError(
+    "sandbox_failed",
+    `Cannot ${purpose}: libc could not be loaded: ${
+      last instanceof Error ? last.message : String(last)
+    }`,
+    { cause: last },
+  );
 }
