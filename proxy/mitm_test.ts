@@ -12,7 +12,9 @@ import { type CertificateAuthority, initCa } from "./ca.ts";
 import type { DecisionEvent } from "./decision_log.ts";
 import { DEFAULT_HTTP_LIMITS } from "./http_parser.ts";
 import { createLeafIssuer } from "./leaf_certs.ts";
-import { createMitmHandler, type MitmTarget, type MitmTunnelContext } from "./mitm.ts";
+import { createMitmHandler, type MitmTarget, type MitmTunnelContext, prepareMitm } from "./mitm.ts";
+import { loadEffectiveConfig } from "../profiles/load.ts";
+import { SandboxError } from "../cli/errors.ts";
 
 const UPSTREAM_HOST = "upstream.test";
 const UPSTREAM_ADDR = "127.0.0.2";
@@ -401,5 +403,44 @@ Deno.test("createMitmHandler() forwards a POST body in full mode", async () => {
     assert.equal(response?.body, "upstream saw POST /up body=5\n");
   } finally {
     client.close();
+  }
+});
+
+Deno.test("prepareMitm() loads the profile's mitm_ca before --ca-dir and reads SANDBOX_UPSTREAM_CA", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sandbox_prepare_mitm_" });
+  try {
+    const own = (await initCa(`${dir}/own`)).ca;
+    const other = (await initCa(`${dir}/other`)).ca;
+    await Deno.writeTextFile(`${dir}/upstream.pem`, other.certPem);
+    const base = await loadEffectiveConfig({ mode: "limited", mitm: true }, {
+      env: { HOME: `${dir}/home` },
+    });
+    const config = {
+      ...base,
+      network: { ...base.network, mitmCa: { cert: own.certPath!, key: own.keyPath! } },
+    };
+    const env = { HOME: `${dir}/home`, SANDBOX_UPSTREAM_CA: `${dir}/upstream.pem` };
+    const fromProfile = await prepareMitm(config, { caDir: `${dir}/other`, env });
+    assert.equal(fromProfile.ca.fingerprint256, own.fingerprint256);
+    const fromDir = await prepareMitm(base, { caDir: `${dir}/other`, env });
+    assert.equal(fromDir.ca.fingerprint256, other.fingerprint256);
+
+    const isCaError = (pattern: RegExp) => (error: unknown) =>
+      error instanceof SandboxError && error.code === "ca_error" && pattern.test(error.message);
+    await assert.rejects(prepareMitm(base, { env }), isCaError(/run "sandbox init" first/));
+    await assert.rejects(
+      prepareMitm(base, {
+        caDir: `${dir}/own`,
+        env: { SANDBOX_UPSTREAM_CA: `${dir}/missing.pem` },
+      }),
+      isCaError(/Cannot read SANDBOX_UPSTREAM_CA/),
+    );
+    await Deno.writeTextFile(`${dir}/empty.pem`, "nothing here");
+    await assert.rejects(
+      prepareMitm(base, { caDir: `${dir}/own`, env: { SANDBOX_UPSTREAM_CA: `${dir}/empty.pem` } }),
+      isCaError(/holds no PEM certificate/),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

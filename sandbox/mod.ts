@@ -64,3 +64,5 @@ export { relayConns, startBridge } from "./bridge.ts";
 export type { BridgeListenAddress, BridgeOptions, RunningBridge } from "./bridge.ts";
 export { createRunDir, RUN_DIR_PREFIX, sweepStaleRunDirs } from "./run_dir.ts";
 export type { CreateRunDirOptions, RunDir, SweepOptions } from "./run_dir.ts";
+export { CA_BUNDLE_FILE, CA_TRUST_ENV_NAMES, caTrustEnv, writeCaBundle } from "./ca_trust.ts";
+export type { WriteCaBundleOptions } from "./ca_trust.ts";
