@@ -98,6 +98,16 @@ export async function prepareShims(
   if (targets.length === 0) return [];
   const dirs = unique([...options.pathDirs, ...(options.extraDirs ?? COMMON_BIN_DIRS)])
     .filter((d) => d.startsWith("/"));
+  // The shims run on /bin/sh and (conditional ones) on this program: covering
+  // either would make every shim run itself.
+  const excluded = new Set<string>();
+  for (const path of ["/bin/sh", options.self.argv[0]]) {
+    try {
+      excluded.add(await Deno.realPath(path));
+    } catch {
+      // not there: nothing to protect
+    }
+  }
   const groups = new Map<string, ShimGroup>();
   for (const dir of dirs) {
     const entries = await listNames(dir, targets);
@@ -107,7 +117,7 @@ export async function prepareShims(
       let real: string;
       try {
         real = await Deno.realPath(`${dir}/${name}`);
-        if (!(await Deno.stat(real)).isFile) continue;
+        if (excluded.has(real) || !(await Deno.stat(real)).isFile) continue;
       } catch {
         continue; // dangling link or vanished file: nothing to cover
       }

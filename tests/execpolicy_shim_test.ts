@@ -85,14 +85,25 @@ Deno.test("prepareShims() covers each real file once and binds the real program 
   assert.deepEqual(rules.rules.map((r: ExecRule) => r.pattern), ["fakecurl *", "fakegit push *"]);
 });
 
-Deno.test("prepareShims() returns nothing when no deny rule names a program that exists", async () => {
+Deno.test("prepareShims() returns nothing when no deny rule names a program it may cover", async () => {
   await using fx = await fixture();
   const binds = await prepareShims(
     {
       default: "deny",
-      rules: [rule("*", "deny"), rule("nosuchprogram *", "deny"), rule("ls", "allow")],
+      rules: [
+        rule("*", "deny"),
+        rule("nosuchprogram *", "deny"),
+        rule("ls", "allow"),
+        rule("sh *", "deny"),
+      ],
     },
-    { runDir: `${fx.dir}/run`, pathDirs: [`${fx.dir}/bin`], self: selfInvocation(), extraDirs: [] },
+    // /bin/sh runs every shim, so it is never covered.
+    {
+      runDir: `${fx.dir}/run`,
+      pathDirs: [`${fx.dir}/bin`, "/bin"],
+      self: selfInvocation(),
+      extraDirs: [],
+    },
   );
   assert.deepEqual(binds, []);
 });
