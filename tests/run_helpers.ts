@@ -1,0 +1,199 @@
+/**
+ * Helpers for the `sandbox run` end-to-end tests: run the CLI as a real
+ * subprocess, and small loopback servers written with raw sockets.
+ *
+ * @module
+ */
+
+/** Path of the binary entry point. */
+export const MAIN = decodeURIComponent(new URL("../main.ts", import.meta.url).pathname);
+
+/** What a `sandbox …` subprocess did. */
+export interface CliResult {
+  /** Exit code (128+N when it died of signal N). */
+  readonly code: number;
+  /** Everything written to stdout. */
+  readonly stdout: string;
+  /** Everything written to stderr. */
+  readonly stderr: string;
+}
+
+/** Options for {@linkcode sandboxCli}. */
+export interface SandboxCliOptions {
+  /** Working directory. */
+  readonly cwd?: string;
+  /** Extra environment variables (on top of the test's own). */
+  readonly env?: Record<string, string>;
+  /** Kill it after this long (default 60 s). */
+  readonly timeoutMs?: number;
+}
+
+/** argv that starts `sandbox` under the Deno running the tests. */
+export function sandboxArgv(args: readonly string[]): string[] {
+  return [Deno.execPath(), "run", "-A", "--no-prompt", "--quiet", MAIN, ...args];
+}
+
+/**
+ * Runs `sandbox ARGS…` to completion and returns its exit code and output.
+ *
+ * @example
+ * ```ts
+ * const { code, stdout } = await sandboxCli(["run", "--", "true"]);
+ * ```
+ */
+export async function sandboxCli(
+  args: readonly string[],
+  options: SandboxCliOptions = {},
+): Promise<CliResult> {
+  const [cmd, ...rest] = sandboxArgv(args);
+  const child = new Deno.Command(cmd, {
+    args: rest,
+    cwd: options.cwd,
+    env: options.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }, options.timeoutMs ?? 60_000);
+  try {
+    const out = await child.output();
+    const decoder = new TextDecoder();
+    return {
+      code: out.signal === null ? out.code : 128 + signalNumber(out.signal),
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function signalNumber(signal: Deno.Signal): number {
+  const numbers: Partial<Record<Deno.Signal, number>> = {
+    SIGHUP: 1,
+    SIGINT: 2,
+    SIGKILL: 9,
+    SIGTERM: 15,
+  };
+  return numbers[signal] ?? 0;
+}
+
+/** A server the test started; close it when done. */
+export interface TestServer extends AsyncDisposable {
+  /** Port (TCP servers) or 0. */
+  readonly port: number;
+  /** How many connections it accepted. */
+  readonly accepted: () => number;
+  /** Stops it and closes every connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * A raw HTTP/1.1 server: answers every request with `200` and `body`, then
+ * closes the connection.
+ */
+export function startHttpServer(body: string, hostname = "127.0.0.1"): TestServer {
+  return startServer(Deno.listen({ hostname, port: 0 }), async (conn) => {
+    const buf = new Uint8Array(16384);
+    let head = "";
+    while (!head.includes("\r\n\r\n")) {
+      const n = await conn.read(buf);
+      if (n === null) return;
+      head += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    const bytes = new TextEncoder().encode(body);
+    await writeAll(
+      conn,
+      new TextEncoder().encode(
+        `HTTP/1.1 200 OK\r\nContent-Length: ${bytes.length}\r\nConnection: close\r\n\r\n`,
+      ),
+    );
+    await writeAll(conn, bytes);
+  });
+}
+
+/** A unix stream socket server that writes `reply` to each client and closes. */
+export function startUnixServer(path: string, reply = "pong"): TestServer {
+  return startServer(Deno.listen({ transport: "unix", path }), async (conn) => {
+    await writeAll(conn, new TextEncoder().encode(reply));
+  });
+}
+
+function startServer(
+  listener: Deno.Listener,
+  handle: (conn: Deno.Conn) => Promise<void>,
+): TestServer {
+  const conns = new Set<Deno.Conn>();
+  let count = 0;
+  const tasks = new Set<Promise<void>>();
+  const loop = (async () => {
+    for (;;) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch {
+        return;
+      }
+      count++;
+      conns.add(conn);
+      const task = handle(conn).catch(() => {}).finally(() => {
+        if (conns.delete(conn)) conn.close();
+      });
+      tasks.add(task);
+      task.finally(() => tasks.delete(task));
+    }
+  })();
+  const close = async () => {
+    listener.close();
+    for (const conn of conns) conn.close();
+    conns.clear();
+    await loop;
+    await Promise.allSettled([...tasks]);
+  };
+  const addr = listener.addr;
+  return {
+    port: addr.transport === "tcp" ? addr.port : 0,
+    accepted: () => count,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+}
+
+/** Paths of `/tmp/sandbox-run-*` directories right now. */
+export function runDirs(): string[] {
+  const out: string[] = [];
+  for (const entry of Deno.readDirSync("/tmp")) {
+    if (entry.name.startsWith("sandbox-run-")) out.push(`/tmp/${entry.name}`);
+  }
+  return out.sort();
+}
+
+/** Parses `key=value` lines of a command's output into a map (later lines win). */
+export function parseLines(text: string): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const eq = line.indexOf("=");
+    if (eq > 0) map.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  return map;
+}
+
+/** Whether a program exists at this absolute path (tests skip what the machine lacks). */
+export function hasProgram(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
