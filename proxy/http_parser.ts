@@ -114,6 +114,7 @@ export interface BufferProvider {
   release(buffer: Uint8Array): void;
 }
 
+const EMPTY = new Uint8Array(0);
 const CR = 0x0d;
 const LF = 0x0a;
 const SP = 0x20;
@@ -179,7 +180,9 @@ export class BufferedReader implements ByteReader {
         if (this.#buf.length >= maxBuffered) {
           throw new HttpParseError("head_too_large", "Message head is larger than the limit");
         }
-        const grown = new Uint8Array(Math.min(this.#buf.length * 2, maxBuffered));
+        const grown = new Uint8Array(
+          Math.min(Math.max(this.#buf.length * 2, this.#initialSize), maxBuffered),
+        );
         grown.set(this.#buf.subarray(this.#start, this.#end));
         this.#buf = grown;
       }
@@ -208,10 +211,15 @@ export class BufferedReader implements ByteReader {
     return this.#source.read(p);
   }
 
-  /** Removes and returns a copy of every buffered byte (e.g. to start a tunnel with). */
+  /**
+   * Removes and returns a copy of every buffered byte (e.g. to start a
+   * tunnel with) and lets go of the buffer; a later read allocates again.
+   */
   take(): Uint8Array {
     const copy = this.peek().slice();
-    this.consume(copy.length);
+    this.#start = 0;
+    this.#end = 0;
+    this.#buf = EMPTY;
     return copy;
   }
 }

@@ -7,9 +7,9 @@
  *
  * Memory: an idle tunnel holds only two small buffers (one pending read per
  * direction). A direction whose reads fill its small buffer borrows a 1 MiB
- * buffer from a shared {@linkcode BufferPool} and gives it back as soon as
- * reads get small again, so 1,000 idle tunnels stay cheap while a bulk
- * transfer runs with large reads.
+ * buffer from a shared {@linkcode BufferPool} (bounded) and gives it back as
+ * soon as reads get small again, so 1,000 idle tunnels stay cheap while a
+ * bulk transfer runs with large reads.
  *
  * @example
  * ```ts
@@ -28,18 +28,32 @@ export interface BufferPoolOptions {
   size?: number;
   /** How many free buffers to keep for reuse (default 8); extra ones are left to the GC. */
   maxFree?: number;
+  /** Most large buffers lent out at once (default 64); past that, callers get a fallback buffer. */
+  maxLent?: number;
+  /** Size of the fallback buffer handed out past `maxLent` (default 16 KiB). */
+  fallbackSize?: number;
 }
 
-/** A small free list of large buffers shared by all tunnels of one proxy. */
+/**
+ * A small free list of large buffers shared by all tunnels of one proxy.
+ * The number lent out at once is bounded, so many busy tunnels cannot make
+ * the proxy hold gigabytes: past the bound, `acquire()` returns a modest
+ * fallback buffer instead.
+ */
 export class BufferPool implements BufferProvider {
-  /** Size of each buffer. */
+  /** Size of each large buffer. */
   readonly size: number;
   #maxFree: number;
+  #maxLent: number;
+  #fallbackSize: number;
   #free: Uint8Array[] = [];
+  #lent = 0;
 
   constructor(options: BufferPoolOptions = {}) {
     this.size = options.size ?? 1024 * 1024;
     this.#maxFree = options.maxFree ?? 8;
+    this.#maxLent = options.maxLent ?? 64;
+    this.#fallbackSize = options.fallbackSize ?? 16 * 1024;
   }
 
   /** Number of buffers currently kept for reuse. */
@@ -47,14 +61,23 @@ export class BufferPool implements BufferProvider {
     return this.#free.length;
   }
 
-  /** Takes a buffer (reused or new). */
+  /** Number of large buffers currently lent out. */
+  get lent(): number {
+    return this.#lent;
+  }
+
+  /** Takes a large buffer (reused or new), or a fallback-size one when too many are lent out. */
   acquire(): Uint8Array {
+    if (this.#lent >= this.#maxLent) return new Uint8Array(this.#fallbackSize);
+    this.#lent++;
     return this.#free.pop() ?? new Uint8Array(this.size);
   }
 
-  /** Gives a buffer back. */
+  /** Gives a buffer from {@linkcode BufferPool.acquire} back. */
   release(buffer: Uint8Array): void {
-    if (buffer.length === this.size && this.#free.length < this.#maxFree) this.#free.push(buffer);
+    if (buffer.length !== this.size) return;
+    this.#lent--;
+    if (this.#free.length < this.#maxFree) this.#free.push(buffer);
   }
 }
 
@@ -78,7 +101,7 @@ export interface RelayOptions {
   onActivity?: () => void;
   /** Bytes already read from `a` (e.g. pipelined after a CONNECT head) to send to `b` first. */
   initialAtoB?: Uint8Array;
-  /** Starting buffer size per direction (default 8 KiB). */
+  /** Starting buffer size per direction (default 2 KiB: an idle tunnel holds two of these). */
   smallBufferSize?: number;
 }
 
@@ -118,7 +141,7 @@ async function pump(
   initial: Uint8Array | undefined,
   count: (n: number) => void,
 ): Promise<void> {
-  const smallSize = options.smallBufferSize ?? 8 * 1024;
+  const smallSize = options.smallBufferSize ?? 2 * 1024;
   const small: Uint8Array = new Uint8Array(smallSize);
   let buf: Uint8Array = small;
   let large = false;
