@@ -296,3 +296,124 @@ Deno.test("sandbox learn --merge refuses a broken profile before running anythin
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+// ---- end to end: learn, then run with the written profile ----
+
+const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+
+/** How tests start the CLI: SANDBOX_BIN (a compiled binary) or `deno run main.ts`. */
+function sandboxArgv(): string[] {
+  const binary = Deno.env.get("SANDBOX_BIN");
+  return binary ? [binary] : [Deno.execPath(), "run", "-A", "--quiet", `${ROOT}/main.ts`];
+}
+
+async function runCli(
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const [program, ...rest] = sandboxArgv();
+  const env = Deno.env.toObject();
+  delete env.GITHUB_ACTIONS;
+  delete env.GITHUB_STEP_SUMMARY;
+  const output = await new Deno.Command(program, {
+    args: [...rest, ...args],
+    cwd: options.cwd,
+    env: { ...env, ...options.env },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(90_000),
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** Two loopback HTTP servers standing in for two hosts; counts requests. */
+async function withTwoHosts(
+  fn: (ports: { a: number; b: number }, hits: { a: number; b: number }) => Promise<void>,
+): Promise<void> {
+  const hits = { a: 0, b: 0 };
+  const serve = (name: "a" | "b") =>
+    Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+      hits[name]++;
+      return new Response(`hello from ${name}\n`);
+    });
+  const a = serve("a");
+  const b = serve("b");
+  try {
+    await fn({ a: a.addr.port, b: b.addr.port }, hits);
+  } finally {
+    await a.shutdown();
+    await b.shutdown();
+  }
+}
+
+Deno.test("sandbox learn on two hosts writes their allowlist; run with it passes; without one host it fails naming it", async () => {
+  await withTwoHosts(async (ports, hits) => {
+    const dir = await Deno.makeTempDir();
+    try {
+      // Isolated config: no user file, an empty managed file.
+      await Deno.writeTextFile(`${dir}/managed.toml`, "");
+      const env = { SANDBOX_MANAGED_CONFIG: `${dir}/managed.toml`, XDG_CONFIG_HOME: `${dir}/xdg` };
+      const resolve = ["--resolve", "a.test=127.0.0.1", "--resolve", "b.test=127.0.0.1"];
+      const fetchBoth = [
+        "sh",
+        "-c",
+        `curl -sSf http://a.test:${ports.a}/ && curl -sSf http://b.test:${ports.b}/ && curl -sSf http://a.test:${ports.a}/x`,
+      ];
+      const profile = `${dir}/learned.toml`;
+      // Loopback servers are private addresses: learn reaches them only with --allow-local-binding.
+      const learned = await runCli(
+        ["learn", "--allow-local-binding", ...resolve, "--out", profile, "--", ...fetchBoth],
+        { env, cwd: dir },
+      );
+      assert.equal(learned.code, 0, learned.stderr);
+      assert.equal(learned.stdout, "hello from a\nhello from b\nhello from a\n");
+      assert.deepEqual(hits, { a: 2, b: 1 });
+      assert.match(
+        learned.stderr,
+        /sandbox learn: wrote .*learned\.toml: an allowlist of 2 hosts in profile "learned"/,
+      );
+      const text = await Deno.readTextFile(profile);
+      const entries = text.split("\n").filter((line) => line.includes('= "allow"'));
+      assert.deepEqual(entries, [
+        `"a.test" = "allow" # 2 connections; port ${ports.a}; http`,
+        `"b.test" = "allow" # 1 connection; port ${ports.b}; http`,
+      ]);
+      assert.doesNotMatch(text, /"\*"/);
+
+      // Lock down: the written profile alone (no --allow-local-binding: exact names unlock loopback).
+      const locked = await runCli(["run", "--config", profile, ...resolve, "--", ...fetchBoth], {
+        env,
+        cwd: dir,
+      });
+      assert.equal(locked.code, 0, locked.stderr);
+      assert.equal(locked.stdout, "hello from a\nhello from b\nhello from a\n");
+      assert.doesNotMatch(locked.stderr, /blocked/);
+
+      // One host removed: the command fails and the summary names the host.
+      await Deno.writeTextFile(profile, text.replace(/^"b\.test".*\n/m, ""));
+      const failing = await runCli(["run", "--config", profile, ...resolve, "--", ...fetchBoth], {
+        env,
+        cwd: dir,
+      });
+      assert.notEqual(failing.code, 0);
+      assert.match(failing.stderr, /sandbox: blocked 1 connection to 1 host:/);
+      assert.match(
+        failing.stderr,
+        new RegExp(
+          `^  b\\.test:${ports.b} +not_allowed: Domain not in allowlist +\\(once\\)$`,
+          "m",
+        ),
+      );
+      assert.deepEqual(hits, { a: 5, b: 2 });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});
