@@ -39,6 +39,7 @@ Options:
   --dry-run                Print the plan (bwrap argv, mounts, env) and exit
   --platform linux|macos   Which platform's plan --dry-run prints
   --fail-on-block          Exit 3 instead of 0 when the proxy blocked anything
+  --ask                    Ask on the terminal about hosts outside the allowlist
   --json                   Machine-readable report (with --dry-run: the plan)
 
 Exit codes: CMD's own; 128+N when CMD died of signal N; 126 when execpolicy
@@ -53,6 +54,7 @@ const RUN_OPTIONS = {
   "dry-run": { type: "boolean" },
   platform: { type: "string" },
   "fail-on-block": { type: "boolean" },
+  ask: { type: "boolean" },
 } as const;
 
 /**
@@ -93,7 +95,7 @@ export async function runCommand(args: string[]): Promise<number> {
   }
   const resolver = createResolver({ overrides: parseResolveFlags(flags.resolve) });
   const dryRun = values["dry-run"] === true;
-  await using prompter = config.network.ask && !dryRun
+  await using prompter = (config.network.ask || values.ask === true) && !dryRun
     ? await openAskPrompter({
       env,
       command: rest,
