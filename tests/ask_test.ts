@@ -299,3 +299,98 @@ Deno.test("openAskPrompter() under CI=true asks nothing even with a terminal", a
     assert.deepEqual(result.results, ["deny"]);
   });
 });
+
+// ---- end to end: sandbox run --ask ----
+
+const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+
+/** How tests start the CLI: SANDBOX_BIN (a compiled binary) or `deno run main.ts`. */
+function sandboxArgv(): string[] {
+  const binary = Deno.env.get("SANDBOX_BIN");
+  return binary ? [binary] : [Deno.execPath(), "run", "-A", "--quiet", `${ROOT}/main.ts`];
+}
+
+/** Two loopback HTTP servers standing in for b.test and c.test, in an isolated config. */
+async function withHosts(
+  fn: (setup: { argv: string[]; env: Record<string, string>; dir: string }) => Promise<void>,
+): Promise<void> {
+  const serve = (name: string) =>
+    Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      () => new Response(`${name}\n`),
+    );
+  const b = serve("b");
+  const c = serve("c");
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/managed.toml`, "");
+    const script = [
+      `curl -sS -o /dev/null -w 'b:%{http_code}\\n' http://b.test:${b.addr.port}/`,
+      `curl -sS -o /dev/null -w 'c:%{http_code}\\n' http://c.test:${c.addr.port}/`,
+    ].join("; ");
+    const argv = [
+      ...sandboxArgv(),
+      "run",
+      "--ask",
+      "--resolve",
+      "b.test=127.0.0.1",
+      "--resolve",
+      "c.test=127.0.0.1",
+      "--",
+      "sh",
+      "-c",
+      script,
+    ];
+    const env = { SANDBOX_MANAGED_CONFIG: `${dir}/managed.toml`, XDG_CONFIG_HOME: `${dir}/xdg` };
+    await fn({ argv, env, dir });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await b.shutdown();
+    await c.shutdown();
+  }
+}
+
+Deno.test("sandbox run --ask on a pty: allow once lets b.test through, deny blocks c.test", async () => {
+  await withHosts(async ({ argv, env }) => {
+    const run = await runInPty(argv, [
+      { expect: "wants to connect to b\\.test:[0-9]+ \\(http\\)[\\s\\S]*?> ", send: "y\r" },
+      { expect: "Allowed b\\.test:[0-9]+ once" },
+      { expect: "wants to connect to c\\.test:[0-9]+ \\(http\\)[\\s\\S]*?> ", send: "n\r" },
+      { expect: "Denied c\\.test for this run" },
+    ], { env, unset: ["CI", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"], timeout: 60 });
+    assert.equal(run.error, null, run.output);
+    assert.equal(run.status, 0, run.output);
+    assert.match(run.output, /^b:200\r?$/m);
+    assert.match(run.output, /^c:403\r?$/m);
+    assert.match(run.output, /sandbox: blocked 1 connection to 1 host:/);
+    assert.match(run.output, /c\.test:[0-9]+ +not_allowed/);
+  });
+});
+
+Deno.test("sandbox run --ask without a terminal asks nothing and denies", async () => {
+  await withHosts(async ({ argv, env }) => {
+    const parent = Deno.env.toObject();
+    delete parent.CI;
+    delete parent.GITHUB_ACTIONS;
+    delete parent.GITHUB_STEP_SUMMARY;
+    const output = await new Deno.Command("setsid", {
+      args: ["-w", ...argv],
+      env: { ...parent, ...env },
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(60_000),
+    }).output();
+    const stdout = new TextDecoder().decode(output.stdout);
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 0, stderr);
+    assert.equal(stdout, "b:403\nc:403\n");
+    assert.doesNotMatch(stderr, /Allow\?/);
+    assert.match(
+      stderr,
+      /--ask: no terminal to ask on .* denied without a question \(first: b\.test\)/,
+    );
+    assert.match(stderr, /sandbox: blocked 2 connections to 2 hosts:/);
+  });
+});

@@ -223,3 +223,127 @@ Deno.test("reportRun() says on stderr when the step summary cannot be written, k
     /Cannot append to GITHUB_STEP_SUMMARY "\/nonexistent-dir\/for\/summary\.md"/,
   );
 });
+
+// ---- end to end: sandbox run under GitHub Actions, with --fail-on-block ----
+
+const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+
+/** How tests start the CLI: SANDBOX_BIN (a compiled binary) or `deno run main.ts`. */
+function sandboxArgv(): string[] {
+  const binary = Deno.env.get("SANDBOX_BIN");
+  return binary ? [binary] : [Deno.execPath(), "run", "-A", "--quiet", `${ROOT}/main.ts`];
+}
+
+Deno.test("sandbox run under GITHUB_ACTIONS annotates and summarizes a block; --fail-on-block exits 3", async () => {
+  const serve = () =>
+    Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => new Response("ok\n"));
+  const a = serve();
+  const b = serve();
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/managed.toml`, "");
+    const summaryFile = `${dir}/step_summary.md`;
+    const parent = Deno.env.toObject();
+    delete parent.CI;
+    const env = {
+      ...parent,
+      SANDBOX_MANAGED_CONFIG: `${dir}/managed.toml`,
+      XDG_CONFIG_HOME: `${dir}/xdg`,
+      GITHUB_ACTIONS: "true",
+      GITHUB_STEP_SUMMARY: summaryFile,
+    };
+    // curl without -f: the command itself succeeds even though b.test is refused.
+    const script =
+      `curl -sS -o /dev/null http://a.test:${a.addr.port}/ && curl -sS -o /dev/null http://b.test:${b.addr.port}/`;
+    const run = async (extra: string[]) => {
+      const [program, ...rest] = sandboxArgv();
+      const output = await new Deno.Command(program, {
+        args: [
+          ...rest,
+          "run",
+          "--allow",
+          "a.test",
+          "--resolve",
+          "a.test=127.0.0.1",
+          "--resolve",
+          "b.test=127.0.0.1",
+          ...extra,
+          "--",
+          "sh",
+          "-c",
+          script,
+        ],
+        env,
+        clearEnv: true,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(60_000),
+      }).output();
+      const decoder = new TextDecoder();
+      return {
+        code: output.code,
+        stdout: decoder.decode(output.stdout),
+        stderr: decoder.decode(output.stderr),
+      };
+    };
+
+    const plain = await run([]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(
+      plain.stdout,
+      `::warning title=sandbox blocked b.test::Blocked b.test port ${b.addr.port} (not_allowed: Domain not in allowlist), once\n`,
+    );
+    assert.match(
+      plain.stderr,
+      new RegExp(
+        `^  b\\.test:${b.addr.port} +not_allowed: Domain not in allowlist +\\(once\\)$`,
+        "m",
+      ),
+    );
+    const summary = await Deno.readTextFile(summaryFile);
+    assert.match(summary, /^### sandbox: `sh -c curl /m);
+    assert.match(
+      summary,
+      /Exit code 0, [0-9.]+ s; 1 connection allowed to 1 host, 1 connection blocked\./,
+    );
+    assert.match(
+      summary,
+      new RegExp(
+        `^\\| \`b\\.test\` \\| ${b.addr.port} \\| not_allowed: Domain not in allowlist \\| 1 \\|$`,
+        "m",
+      ),
+    );
+
+    const failing = await run(["--fail-on-block", "--json"]);
+    assert.equal(failing.code, 3, failing.stderr);
+    assert.match(
+      failing.stderr,
+      /exit code 3 instead of 0: --fail-on-block is set and the proxy blocked 1 connection/,
+    );
+    const lines = failing.stdout.trim().split("\n");
+    const report = JSON.parse(lines.at(-1)!);
+    assert.equal(report.exitCode, 3);
+    assert.equal(report.commandExitCode, 0);
+    assert.equal(report.failedOnBlock, true);
+    assert.equal(report.decision, "allow-network");
+    assert.deepEqual(report.blocked, [{
+      host: "b.test",
+      reason: "not_allowed",
+      ports: [b.addr.port],
+      count: 1,
+    }]);
+    assert.deepEqual(report.allowed, [{
+      host: "a.test",
+      ports: [a.addr.port],
+      protocols: ["http"],
+      count: 1,
+    }]);
+    // Both runs appended their own section to the step summary.
+    assert.equal((await Deno.readTextFile(summaryFile)).match(/^### sandbox:/gm)?.length, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await a.shutdown();
+    await b.shutdown();
+  }
+});
