@@ -417,3 +417,59 @@ Deno.test("sandbox learn on two hosts writes their allowlist; run with it passes
     }
   });
 });
+
+Deno.test("sandbox learn --merge adds to an existing profile in place and exits with the command's code", async () => {
+  await withTwoHosts(async (ports) => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(`${dir}/managed.toml`, "");
+      const env = { SANDBOX_MANAGED_CONFIG: `${dir}/managed.toml`, XDG_CONFIG_HOME: `${dir}/xdg` };
+      const profile = `${dir}/sandbox.toml`;
+      const original = [
+        "# Our CI profile: reviewed by the platform team",
+        'default_permissions = "ci"',
+        "",
+        "[permissions.ci.network.domains]",
+        '"a.test" = "allow" # the registry',
+        "",
+        "# unrelated settings stay",
+        "[permissions.ci.filesystem]",
+        'writable = ["/tmp"]',
+        "",
+      ].join("\n");
+      await Deno.writeTextFile(profile, original);
+      const learned = await runCli([
+        "learn",
+        "--allow-local-binding",
+        "--resolve",
+        "a.test=127.0.0.1",
+        "--resolve",
+        "b.test=127.0.0.1",
+        "--merge",
+        profile,
+        "--",
+        "sh",
+        "-c",
+        `curl -sS http://a.test:${ports.a}/ http://b.test:${ports.b}/; exit 7`,
+      ], { env, cwd: dir });
+      assert.equal(learned.code, 7, learned.stderr);
+      assert.match(
+        learned.stderr,
+        /added 1 host to profile "ci" \(1 already allowed\) \(the command exited 7/,
+      );
+      const text = await Deno.readTextFile(profile);
+      const [head, tail] = original.split("\n\n# unrelated");
+      assert.ok(text.startsWith(head + "\n# Added by `sandbox learn` at "), text);
+      assert.match(
+        text,
+        new RegExp(
+          `^"b\\.test" = "allow" # 1 connection; port ${ports.b}; http\\n\\n# unrelated`,
+          "m",
+        ),
+      );
+      assert.ok(text.endsWith("# unrelated" + tail), text);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});
