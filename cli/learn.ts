@@ -148,6 +148,7 @@ export async function learnCommand(
     ...loaded,
     network: { ...loaded.network, enabled: true, ask: false },
   };
+  for (const notice of loaded.notices) stderr(`sandbox learn: ${notice}\n`);
   if (loaded.network.managedAllowedDomainsOnly) {
     stderr(
       "sandbox learn: the managed requirements pin the allowlist, so only the hosts they allow can be learned\n",
@@ -158,6 +159,7 @@ export async function learnCommand(
   const result = await runSandboxed(config, rest, {
     resolver,
     logFile: flags.log ?? null,
+    caDir: flags["ca-dir"] ?? null,
     cwd,
     env,
   });
