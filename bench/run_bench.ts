@@ -1,0 +1,172 @@
+/**
+ * `sandbox run` start-up and throughput, with baselines from the same run.
+ *
+ *   deno run -A bench/run_bench.ts [--runs N] [--mib M]
+ *
+ * Start-up (median wall time of N runs each, measured from this process):
+ *   - bare `bwrap` with the same namespaces running `true` (the floor),
+ *   - `deno run main.ts --version` (the launcher's own start-up),
+ *   - bwrap starting the bridge inside it (`__bridge`, exits at once): the
+ *     cost of the "bridge inside" design, for comparison,
+ *   - `sandbox run -- true` with network (proxy, bwrap, bridge entered with nsenter),
+ *   - `sandbox run -- true` for an execpolicy `allow` command (no proxy, no bridge).
+ * Throughput: curl inside the sandbox downloads M MiB through the bridge and
+ * the proxy (CONNECT tunnel) from a loopback server; beside it, curl on the
+ * host straight from the same server.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { runs: { type: "string", default: "15" }, mib: { type: "string", default: "1024" } },
+});
+const RUNS = Number(values.runs);
+const MIB = Number(values.mib);
+const MAIN = decodeURIComponent(new URL("../main.ts", import.meta.url).pathname);
+const SELF = [Deno.execPath(), "run", "-A", "--no-prompt", "--quiet", MAIN];
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+async function time(argv: string[], options: { cwd?: string } = {}): Promise<number> {
+  const start = performance.now();
+  const out = await new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    cwd: options.cwd,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const elapsed = performance.now() - start;
+  if (!out.success) {
+    throw new Error(`${argv.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return elapsed;
+}
+
+const dir = await Deno.makeTempDir({ prefix: "run-bench-" });
+await Deno.writeTextFile(`${dir}/allow.toml`, `[execpolicy]\n"true" = "allow"\n`);
+const BWRAP_NS = [
+  "bwrap",
+  "--unshare-user",
+  "--unshare-pid",
+  "--unshare-ipc",
+  "--unshare-net",
+  "--unshare-uts",
+  "--die-with-parent",
+  "--new-session",
+  "--ro-bind",
+  "/",
+  "/",
+  "--dev",
+  "/dev",
+  "--proc",
+  "/proc",
+  "--tmpfs",
+  "/tmp",
+];
+const cases: [string, string[]][] = [
+  ["bare bwrap … true", [...BWRAP_NS, "true"]],
+  ["deno run main.ts --version", [...SELF, "--version"]],
+  [
+    "bwrap … sandbox __bridge (bridge-inside design, start-up only)",
+    [...BWRAP_NS, ...SELF, "__bridge", "--target", "/nonexistent", "--listen", "127.0.0.1:3128"],
+  ],
+  ["sandbox run -- true (network: proxy + bridge)", [...SELF, "run", "--", "true"]],
+  [
+    "sandbox run -- true (execpolicy allow: no network)",
+    [...SELF, "run", "--config", `${dir}/allow.toml`, "--", "true"],
+  ],
+];
+try {
+  const results = new Map<string, number[]>(cases.map(([name]) => [name, []]));
+  for (const [, argv] of cases) await time(argv, { cwd: dir }); // warm caches
+  // Interleaved, so that load from other users of the machine hits every case alike.
+  for (let i = 0; i < RUNS; i++) {
+    for (const [name, argv] of cases) results.get(name)!.push(await time(argv, { cwd: dir }));
+  }
+  console.log(`start-up, median of ${RUNS} runs (ms):`);
+  for (const [name, xs] of results) console.log(`  ${median(xs).toFixed(1).padStart(7)}  ${name}`);
+
+  // Throughput.
+  const chunk = new Uint8Array(1024 * 1024).fill(97);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        try {
+          const buf = new Uint8Array(8192);
+          let head = "";
+          while (!head.includes("\r\n\r\n")) {
+            const n = await conn.read(buf);
+            if (n === null) return;
+            head += new TextDecoder().decode(buf.subarray(0, n));
+          }
+          const header = `HTTP/1.1 200 OK\r\nContent-Length: ${MIB * 1024 * 1024}\r\n\r\n`;
+          await conn.write(new TextEncoder().encode(header));
+          for (let i = 0; i < MIB; i++) {
+            let off = 0;
+            while (off < chunk.length) off += await conn.write(chunk.subarray(off));
+          }
+        } catch {
+          // client went away
+        } finally {
+          conn.close();
+        }
+      })();
+    }
+  })();
+  const url = `http://big.test:${listener.addr.port}/big`;
+  const speed = async (argv: string[]) => {
+    const out = await new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      cwd: dir,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
+    const bytesPerSecond = Number(text);
+    if (!out.success || !Number.isFinite(bytesPerSecond) || bytesPerSecond <= 0) {
+      throw new Error(`download failed: ${text} ${new TextDecoder().decode(out.stderr)}`);
+    }
+    return bytesPerSecond / 1e6;
+  };
+  const curl = ["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download}\n"];
+  const direct: number[] = [];
+  const sandboxed: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    direct.push(
+      await speed([...curl, "--resolve", `big.test:${listener.addr.port}:127.0.0.1`, url]),
+    );
+    sandboxed.push(
+      await speed([
+        ...SELF,
+        "run",
+        "--resolve",
+        "big.test=127.0.0.1",
+        "--allow",
+        "big.test",
+        "--",
+        ...curl,
+        "-p",
+        url,
+      ]),
+    );
+  }
+  listener.close();
+  await serving.catch(() => {});
+  console.log(`download of ${MIB} MiB, median of 3 (MB/s):`);
+  console.log(`  ${median(direct).toFixed(0).padStart(7)}  curl on the host, direct`);
+  console.log(
+    `  ${
+      median(sandboxed).toFixed(0).padStart(7)
+    }  curl in the sandbox via bridge + proxy (CONNECT)`,
+  );
+} finally {
+  await Deno.remove(dir, { recursive: true });
+}
