@@ -134,7 +134,11 @@ export interface ProxyOptions {
   command?: readonly string[];
   /** Called for every decision (e.g. for the launcher's end-of-run summary). Must not throw. */
   onDecision?: (event: DecisionEvent) => void;
-  /** Consulted only when a host is `not_allowed`; the request waits for the answer. */
+  /**
+   * Consulted only when a host is `not_allowed`; the request waits for the answer. An
+   * "allow" admits this one request only: the proxy remembers nothing, so the asker decides
+   * what to remember (allow for the run, always, deny for the run).
+   */
   askOnMiss?: (
     miss: { host: string; port: number; protocol: ProxyProtocol },
   ) => Promise<"allow" | "deny">;
@@ -394,9 +398,6 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   };
   let log: DecisionLog | null = null;
   let closing: Promise<void> | null = null;
-  const askCache = new Map<string, Promise<"allow" | "deny">>();
-  const askAllowed: string[] = [];
-  let askPolicy: { base: PolicyState; policy: NetworkPolicy } | null = null;
   const interfaceAddresses = localInterfaceAddresses();
 
   const isSelf = (address: string, port: number): boolean => {
@@ -427,33 +428,28 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     command,
   });
 
-  const policyWithAsked = (current: PolicyState): NetworkPolicy => {
-    if (askAllowed.length === 0) return current.policy;
-    if (askPolicy === null || askPolicy.base !== current) {
-      const domains = [
-        ...current.config.network.domains,
-        ...askAllowed.map((pattern) => ({ pattern, action: "allow" as const, source: "ask" })),
-      ];
-      askPolicy = {
-        base: current,
-        policy: compileNetworkPolicy({ ...current.config.network, domains }),
-      };
-    }
-    return askPolicy.policy;
-  };
+  // An answered miss admits one request: the policy is widened by that exact host for one
+  // decision, so the usual checks (private addresses, one resolution) still apply to it.
+  const policyAllowingOnce = (current: PolicyState, host: string): NetworkPolicy =>
+    compileNetworkPolicy({
+      ...current.config.network,
+      domains: [...current.config.network.domains, {
+        pattern: host,
+        action: "allow",
+        source: "ask",
+      }],
+    });
 
-  const ask = (host: string, port: number, protocol: ProxyProtocol): Promise<"allow" | "deny"> => {
-    const cached = askCache.get(host);
-    if (cached !== undefined) return cached;
-    const pending = (async () => {
-      try {
-        return (await options.askOnMiss!({ host, port, protocol })) === "allow" ? "allow" : "deny";
-      } catch {
-        return "deny" as const;
-      }
-    })();
-    askCache.set(host, pending);
-    return pending;
+  const ask = async (
+    host: string,
+    port: number,
+    protocol: ProxyProtocol,
+  ): Promise<"allow" | "deny"> => {
+    try {
+      return (await options.askOnMiss!({ host, port, protocol })) === "allow" ? "allow" : "deny";
+    } catch {
+      return "deny";
+    }
   };
 
   const decideInner = async (request: DecisionRequest, current: PolicyState) => {
@@ -489,15 +485,16 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     if (request.protocol === "socks5" && !current.config.network.enableSocks5) {
       modeDeny = { reason: "other", detail: "SOCKS5 is disabled by the configuration" };
     }
-    let decision = await decideHost(policyWithAsked(current), host, { resolver: options.resolver });
+    let decision = await decideHost(current.policy, host, { resolver: options.resolver });
     if (
       decision.decision === "deny" && decision.reason === "not_allowed" && modeDeny === null &&
       options.askOnMiss !== undefined && !abort.signal.aborted
     ) {
       const answer = await ask(decision.host, request.port, request.protocol);
       if (answer === "allow") {
-        if (!askAllowed.includes(decision.host)) askAllowed.push(decision.host);
-        decision = await decideHost(policyWithAsked(current), host, { resolver: options.resolver });
+        decision = await decideHost(policyAllowingOnce(current, decision.host), host, {
+          resolver: options.resolver,
+        });
       }
     }
     return { host: decision.host || host, decision, modeDeny };
