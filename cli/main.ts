@@ -5,23 +5,26 @@
  *
  * @module
  */
-import { BRIDGE_HELP, bridgeCommand } from "./bridge.ts";
 import { ConfigError, SandboxError, UsageError } from "./errors.ts";
-import { INIT_HELP, initCommand } from "./init.ts";
-import { LEARN_HELP, learnCommand } from "./learn.ts";
-import { POLICY_HELP, POLICY_SUBCOMMAND_HELP, policyCommand } from "./policy.ts";
-import { PROFILE_HELP, PROFILE_SUBCOMMAND_HELP, profileCommand } from "./profile.ts";
-import { PROXY_HELP, proxyCommand } from "./proxy.ts";
-import { RUN_HELP, runCommand } from "./run.ts";
-import { SHIM_HELP, shimCommand } from "./shim.ts";
 import { VERSION } from "./version.ts";
 
-/** A subcommand: what it does (one line), its help text and its entry point. */
-interface CommandEntry {
-  readonly summary: string;
+/** What a command module provides once loaded. */
+interface LoadedCommand {
   readonly help: string;
   readonly subcommandHelp?: Readonly<Record<string, string>>;
   readonly run: (args: string[]) => Promise<number>;
+}
+
+/**
+ * A subcommand: what it does (one line), how to load it, and its exit code
+ * for a {@linkcode SandboxError}. Modules are imported only when their command
+ * runs: loading every command (TLS and TOML libraries included) for each
+ * start cost time and ~15 MiB that `sandbox proxy` and `sandbox run` pay for
+ * their whole life.
+ */
+interface CommandEntry {
+  readonly summary: string;
+  readonly load: () => Promise<LoadedCommand>;
   /** Exit code for a {@linkcode SandboxError} (run and learn use 126, per CLI.md). */
   readonly failureCode: number;
   /** Internal entry points (the in-sandbox helpers) are not listed in help. */
@@ -31,53 +34,75 @@ interface CommandEntry {
 const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   run: {
     summary: "Run a command in the sandbox, network only through the proxy",
-    help: RUN_HELP,
-    run: runCommand,
+    load: async () => {
+      const m = await import("./run.ts");
+      return { help: m.RUN_HELP, run: m.runCommand };
+    },
     failureCode: 126,
   },
   proxy: {
     summary: "Run the egress proxy alone, in the foreground",
-    help: PROXY_HELP,
-    run: proxyCommand,
+    load: async () => {
+      const m = await import("./proxy.ts");
+      return { help: m.PROXY_HELP, run: m.proxyCommand };
+    },
     failureCode: 1,
   },
   policy: {
     summary: "Show how the policy decides a host (policy host) or a command (policy check)",
-    help: POLICY_HELP,
-    subcommandHelp: POLICY_SUBCOMMAND_HELP,
-    run: policyCommand,
+    load: async () => {
+      const m = await import("./policy.ts");
+      return {
+        help: m.POLICY_HELP,
+        subcommandHelp: m.POLICY_SUBCOMMAND_HELP,
+        run: m.policyCommand,
+      };
+    },
     failureCode: 1,
   },
   learn: {
     summary: "Run a command with public hosts allowed and write a profile of the hosts it used",
-    help: LEARN_HELP,
-    run: learnCommand,
+    load: async () => {
+      const m = await import("./learn.ts");
+      return { help: m.LEARN_HELP, run: m.learnCommand };
+    },
     failureCode: 126,
   },
   init: {
     summary: "Create the local CA for limited-mode TLS inspection",
-    help: INIT_HELP,
-    run: initCommand,
+    load: async () => {
+      const m = await import("./init.ts");
+      return { help: m.INIT_HELP, run: m.initCommand };
+    },
     failureCode: 1,
   },
   profile: {
     summary: "Show the effective policy (profile show) or check config files (profile validate)",
-    help: PROFILE_HELP,
-    subcommandHelp: PROFILE_SUBCOMMAND_HELP,
-    run: profileCommand,
+    load: async () => {
+      const m = await import("./profile.ts");
+      return {
+        help: m.PROFILE_HELP,
+        subcommandHelp: m.PROFILE_SUBCOMMAND_HELP,
+        run: m.profileCommand,
+      };
+    },
     failureCode: 1,
   },
   __bridge: {
     summary: "Internal: relay the sandbox's loopback proxy ports to the proxy's unix socket",
-    help: BRIDGE_HELP,
-    run: bridgeCommand,
+    load: async () => {
+      const m = await import("./bridge.ts");
+      return { help: m.BRIDGE_HELP, run: m.bridgeCommand };
+    },
     failureCode: 1,
     hidden: true,
   },
   __shim: {
     summary: "Internal: decide a shimmed program's argv by the execpolicy deny rules, then run it",
-    help: SHIM_HELP,
-    run: shimCommand,
+    load: async () => {
+      const m = await import("./shim.ts");
+      return { help: m.SHIM_HELP, run: m.shimCommand };
+    },
     failureCode: 126,
     hidden: true,
   },
@@ -119,16 +144,19 @@ const DEFAULT_IO: MainIo = {
   stderr: (text) => void Deno.stderr.writeSync(encoder.encode(text)),
 };
 
-function helpFor(path: readonly string[]): string {
+async function helpFor(path: readonly string[]): Promise<string> {
   if (path.length === 0) return mainHelp();
   const entry = COMMANDS[path[0]];
   if (entry === undefined || entry.hidden) {
     throw new UsageError(
-      `Unknown command "${path[0]}": expected one of ${Object.keys(COMMANDS).join(", ")}`,
+      `Unknown command "${path[0]}": expected one of ${
+        Object.keys(COMMANDS).filter((name) => !COMMANDS[name].hidden).join(", ")
+      }`,
     );
   }
-  if (path.length === 1) return entry.help;
-  const sub = entry.subcommandHelp?.[path[1]];
+  const loaded = await entry.load();
+  if (path.length === 1) return loaded.help;
+  const sub = loaded.subcommandHelp?.[path[1]];
   if (sub === undefined) {
     throw new UsageError(`Unknown command "${path.slice(0, 2).join(" ")}"`, { command: path[0] });
   }
@@ -158,7 +186,7 @@ export async function main(args: readonly string[], io: MainIo = DEFAULT_IO): Pr
       return 0;
     }
     if (first === "help" || first === "--help" || first === "-h") {
-      io.stdout(helpFor(rest) + "\n");
+      io.stdout(await helpFor(rest) + "\n");
       return 0;
     }
     entry = COMMANDS[first];
@@ -169,11 +197,12 @@ export async function main(args: readonly string[], io: MainIo = DEFAULT_IO): Pr
         }, or "help"`,
       );
     }
+    const loaded = await entry.load();
     if (rest[0] === "--help" || rest[0] === "-h") {
-      io.stdout(entry.help + "\n");
+      io.stdout(loaded.help + "\n");
       return 0;
     }
-    return await entry.run(rest);
+    return await loaded.run(rest);
   } catch (error) {
     return reportError(error, entry, io);
   }

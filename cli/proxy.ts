@@ -7,9 +7,11 @@
  * @module
  */
 import { type OptionSpecs, parseCommandArgs, SHARED_OPTIONS, type SharedValues } from "./args.ts";
+import { alwaysFileFor, openAskPrompter } from "./ask.ts";
 import { UsageError } from "./errors.ts";
 import { loadEffectiveConfig } from "../profiles/load.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
+import { prepareMitm } from "../proxy/mitm.ts";
 import { watchConfig } from "../proxy/reload.ts";
 import { createResolver, parseResolveFlags } from "../proxy/resolver.ts";
 import { type ListenAddress, startProxy } from "../proxy/server.ts";
@@ -39,6 +41,8 @@ Options:
   --allow-unix-socket PATH Allow a unix socket (repeatable)
   --resolve HOST=ADDR      Resolve HOST to ADDR instead of asking DNS (repeatable)
   --log FILE               Append every decision as one JSON line
+  --ca-dir DIR             Where the MITM CA lives (with --mode limited --mitm; see "sandbox init")
+  --ask                    Ask on the terminal when a host is not in the allowlist
 
 The launcher's own HTTPS_PROXY / HTTP_PROXY / NO_PROXY (read once at start)
 make allowed connections go out through that upstream proxy.
@@ -51,6 +55,7 @@ const PROXY_OPTIONS = {
   "http-port": { type: "string" },
   "socks-port": { type: "string" },
   "listen-unix": { type: "string" },
+  ask: { type: "boolean" },
 } as const satisfies OptionSpecs;
 
 function portFlag(value: unknown, flag: string): number | undefined {
@@ -111,13 +116,30 @@ export async function proxyCommand(args: string[]): Promise<number> {
   const socksPort = portFlag(values["socks-port"], "--socks-port");
   const unixPath = typeof values["listen-unix"] === "string" ? values["listen-unix"] : null;
   const resolver = createResolver({ overrides: parseResolveFlags(flags.resolve) });
-  const config: EffectiveConfig = await loadEffectiveConfig(flags);
-  const upstreamProxy = upstreamProxyFromEnv(Deno.env.toObject());
+  const env = Deno.env.toObject();
+  const config: EffectiveConfig = await loadEffectiveConfig(flags, { env });
+  for (const notice of config.notices) console.error(`sandbox: ${notice}`);
+  const upstreamProxy = upstreamProxyFromEnv(env);
   const network = config.network;
+
+  // Limited mode over HTTPS needs the CA; without --mitm such CONNECTs are refused (mitm_required).
+  const mitm = network.mitm && network.mode === "limited"
+    ? (await prepareMitm(config, { caDir: flags["ca-dir"], env })).handler
+    : null;
+  await using prompter = network.ask || values.ask === true
+    ? await openAskPrompter({
+      env,
+      command: ["sandbox", "proxy"],
+      alwaysFile: alwaysFileFor(flags.config, env),
+      profile: config.profileName,
+    })
+    : null;
 
   const stop = waitForStopSignal();
   try {
     await using proxy = await startProxy({
+      mitm,
+      askOnMiss: prompter === null ? undefined : (miss) => prompter.askOnMiss(miss),
       config,
       resolver,
       http: listenFor(httpPort, network.proxyUrl),
