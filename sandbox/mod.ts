@@ -66,3 +66,9 @@ export { createRunDir, RUN_DIR_PREFIX, sweepStaleRunDirs } from "./run_dir.ts";
 export type { CreateRunDirOptions, RunDir, SweepOptions } from "./run_dir.ts";
 export { CA_BUNDLE_FILE, CA_TRUST_ENV_NAMES, caTrustEnv, writeCaBundle } from "./ca_trust.ts";
 export type { WriteCaBundleOptions } from "./ca_trust.ts";
+export {
+  connectAllowedUnixSocket,
+  UnixForwardError,
+  X_UNIX_SOCKET_HEADER,
+} from "./unix_forward.ts";
+export type { ConnectAllowedUnixSocketOptions, UnixForwardRefusal } from "./unix_forward.ts";
