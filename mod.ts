@@ -1,12 +1,76 @@
 /**
  * sandbox: run untrusted or semi-trusted commands under an enforced network
- * posture. The library surface: the policy engine, the proxy, the sandbox
- * plan builders and the configuration loader.
+ * posture. This is the library surface; the `sandbox` binary (`main.ts`) is
+ * built on it.
+ *
+ * - Configuration: {@linkcode loadEffectiveConfig} merges managed
+ *   requirements, the user file, `--config` files and flags.
+ * - Network policy: {@linkcode compileNetworkPolicy} and
+ *   {@linkcode decideHost} decide a host (no DNS for refused hosts).
+ * - Proxy: {@linkcode startProxy} runs the HTTP/SOCKS5 egress proxy.
+ * - Execpolicy: {@linkcode decideCommand} decides `deny`, `allow` or
+ *   `allow-network` for an argv.
+ * - Sandbox: {@linkcode buildSandboxPlan} makes the platform-neutral plan,
+ *   {@linkcode buildBwrapArgs} and {@linkcode renderSeatbeltProfile} derive
+ *   the Linux argv and the macOS profile from it, {@linkcode runSandboxed}
+ *   runs a command end to end.
+ *
+ * @example
+ * ```ts
+ * import { compileNetworkPolicy, createResolver, decideHost, loadEffectiveConfig } from "./mod.ts";
+ *
+ * const config = await loadEffectiveConfig({ allow: ["*.example.com"] });
+ * const policy = compileNetworkPolicy(config.network);
+ * const decision = await decideHost(policy, "api.example.com", { resolver: createResolver() });
+ * console.log(decision.decision, decision.reason);
+ * ```
  *
  * @module
  */
-export { DENY_REASON_NAMES, DENY_REASONS } from "./proxy/reasons.ts";
-export type { DenyReason, DenyReasonInfo } from "./proxy/reasons.ts";
 export { ConfigError, SandboxError, UsageError } from "./cli/errors.ts";
-export type { ConfigProblem } from "./cli/errors.ts";
+export type {
+  ConfigErrorCode,
+  ConfigProblem,
+  SandboxErrorCode,
+  UsageErrorCode,
+} from "./cli/errors.ts";
 export { VERSION } from "./cli/version.ts";
+
+export { loadEffectiveConfig, validateConfigText } from "./profiles/mod.ts";
+export type {
+  DomainRule,
+  EffectiveConfig,
+  ExecDecision,
+  ExecPolicyConfig,
+  ExecRule,
+  NetworkConfig,
+  NetworkMode,
+  UnixSocketRule,
+} from "./profiles/mod.ts";
+export { PRESETS } from "./profiles/mod.ts";
+
+export {
+  compileNetworkPolicy,
+  createResolver,
+  decideHost,
+  decideMethod,
+  DENY_REASONS,
+  isNonPublicAddress,
+  normalizeHost,
+  parseIpLiteral,
+  validateDomainPattern,
+} from "./proxy/mod.ts";
+export type { DenyReason, HostDecision, IpAddress, NetworkPolicy, Resolver } from "./proxy/mod.ts";
+export { startProxy } from "./proxy/mod.ts";
+export type { DecisionEvent, ProxyOptions, ProxyProtocol, RunningProxy } from "./proxy/mod.ts";
+
+export { decideCommand, formatExecDenial } from "./execpolicy/mod.ts";
+export type { ExecVerdict } from "./execpolicy/mod.ts";
+
+export {
+  buildBwrapArgs,
+  buildSandboxPlan,
+  renderSeatbeltProfile,
+  runSandboxed,
+} from "./sandbox/mod.ts";
+export type { RunOptions, RunResult, SandboxPlan } from "./sandbox/mod.ts";
