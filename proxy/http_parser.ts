@@ -461,7 +461,12 @@ export function parseResponseHead(
   if (firstSp <= 0) throw new HttpParseError("malformed", "Malformed status line");
   const version = parseVersion(start.subarray(0, firstSp));
   const statusBytes = start.subarray(firstSp + 1, firstSp + 4);
-  if (statusBytes.length !== 3 || !statusBytes.every((b) => b >= 0x30 && b <= 0x39)) {
+  // A status below 100 ("000", "042") is no status at all; taking it for an interim 1xx
+  // would make the proxy read the next bytes as another response.
+  if (
+    statusBytes.length !== 3 || !statusBytes.every((b) => b >= 0x30 && b <= 0x39) ||
+    statusBytes[0] === 0x30
+  ) {
     throw new HttpParseError("malformed", "Malformed status code");
   }
   const after = start[firstSp + 4];
