@@ -563,7 +563,9 @@ export function responseBodyFraming(head: ResponseHead, requestMethod: string): 
   }
   const te = headerTokens(head.headers, "transfer-encoding");
   const length = contentLength(head.headers);
-  if (te.length > 0) {
+  // Presence counts, as for requests: an empty Transfer-Encoding next to a
+  // Content-Length is still both, and clients disagree about which wins.
+  if (headerValues(head.headers, "transfer-encoding").length > 0) {
     if (length !== null) {
       throw new HttpParseError(
         "bad_framing",
