@@ -1,39 +1,17 @@
 import assert from "node:assert/strict";
+import { sandboxCli, tempDir } from "../tests/cli_helpers.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const DATA = new URL("../testdata/profiles/", import.meta.url).pathname;
 
-async function sandbox(args: string[], env: Record<string, string>) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-prompt", MAIN, ...args],
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
-async function tempHome(): Promise<{ dir: string } & AsyncDisposable> {
-  const dir = await Deno.makeTempDir({ prefix: "profile_cli_test_" });
-  return { dir, [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }) };
-}
-
 Deno.test("sandbox profile validate lists every problem as FILE:LINE: key KEYPATH and exits 2", async () => {
-  await using home = await tempHome();
-  const env = { HOME: home.dir, XDG_CONFIG_HOME: `${home.dir}/xdg` };
-  const bad = await sandbox([
+  await using home = await tempDir("profile_cli_test_");
+  const env = { HOME: home.path, XDG_CONFIG_HOME: `${home.path}/xdg` };
+  const bad = await sandboxCli([
     "profile",
     "validate",
     `${DATA}many_problems.toml`,
     `${DATA}codex_config.toml`,
-  ], env);
+  ], { env });
   assert.equal(bad.code, 2, bad.stderr);
   const lines = bad.stdout.trim().split("\n");
   assert.ok(
@@ -49,26 +27,26 @@ Deno.test("sandbox profile validate lists every problem as FILE:LINE: key KEYPAT
   );
   assert.ok(lines.includes(`${DATA}codex_config.toml: ok (user config)`));
 
-  const good = await sandbox([
+  const good = await sandboxCli([
     "profile",
     "validate",
     `${DATA}codex_config.toml`,
     `${DATA}requirements_legacy.toml`,
-  ], env);
+  ], { env });
   assert.equal(good.code, 0, good.stdout + good.stderr);
   assert.match(good.stdout, /requirements_legacy\.toml: ok \(managed requirements\)/);
 
   await Deno.writeTextFile(
-    `${home.dir}/exec.toml`,
+    `${home.path}/exec.toml`,
     '[execpolicy]\n"git push *" = { decision = "deny", not_match = ["git push x"] }\n',
   );
-  const exec = await sandbox(["profile", "validate", `${home.dir}/exec.toml`], env);
+  const exec = await sandboxCli(["profile", "validate", `${home.path}/exec.toml`], { env });
   assert.equal(exec.code, 2, exec.stdout);
   assert.match(exec.stdout, /exec\.toml:2: key execpolicy\."git push \*"\.not_match\[0\]: /);
 
-  const mixed = await sandbox(
+  const mixed = await sandboxCli(
     ["profile", "validate", "--json", `${DATA}requirements_mixed.toml`],
-    env,
+    { env },
   );
   assert.equal(mixed.code, 2);
   const report = JSON.parse(mixed.stdout);
@@ -77,22 +55,22 @@ Deno.test("sandbox profile validate lists every problem as FILE:LINE: key KEYPAT
 });
 
 Deno.test("sandbox profile show --json prints the merged policy with sources", async () => {
-  await using home = await tempHome();
-  await Deno.mkdir(`${home.dir}/xdg/sandbox`, { recursive: true });
-  await Deno.copyFile(`${DATA}codex_config.toml`, `${home.dir}/xdg/sandbox/config.toml`);
-  await Deno.copyFile(`${DATA}requirements_legacy.toml`, `${home.dir}/requirements.toml`);
+  await using home = await tempDir("profile_cli_test_");
+  await Deno.mkdir(`${home.path}/xdg/sandbox`, { recursive: true });
+  await Deno.copyFile(`${DATA}codex_config.toml`, `${home.path}/xdg/sandbox/config.toml`);
+  await Deno.copyFile(`${DATA}requirements_legacy.toml`, `${home.path}/requirements.toml`);
   const env = {
-    HOME: home.dir,
-    XDG_CONFIG_HOME: `${home.dir}/xdg`,
-    SANDBOX_MANAGED_CONFIG: `${home.dir}/requirements.toml`,
+    HOME: home.path,
+    XDG_CONFIG_HOME: `${home.path}/xdg`,
+    SANDBOX_MANAGED_CONFIG: `${home.path}/requirements.toml`,
   };
-  const shown = await sandbox(["profile", "show", "--json", "--allow", "flag.example"], env);
+  const shown = await sandboxCli(["profile", "show", "--json", "--allow", "flag.example"], { env });
   assert.equal(shown.code, 0, shown.stderr);
   const config = JSON.parse(shown.stdout);
   assert.equal(config.profileName, "ci");
   assert.deepEqual(config.files, [
-    `${home.dir}/requirements.toml`,
-    `${home.dir}/xdg/sandbox/config.toml`,
+    `${home.path}/requirements.toml`,
+    `${home.path}/xdg/sandbox/config.toml`,
   ]);
   assert.deepEqual(
     config.network.domains.map((r: { pattern: string; action: string }) =>
@@ -105,25 +83,25 @@ Deno.test("sandbox profile show --json prints the merged policy with sources", a
       "deny evil.pkg.example",
     ],
   );
-  assert.equal(config.network.domains[0].source, `managed:${home.dir}/requirements.toml`);
+  assert.equal(config.network.domains[0].source, `managed:${home.path}/requirements.toml`);
   assert.ok(config.notices.some((n: string) => n.includes('"flag.example" (flag:--allow)')));
 
-  const human = await sandbox(["profile", "show"], env);
+  const human = await sandboxCli(["profile", "show"], { env });
   assert.equal(human.code, 0, human.stderr);
   assert.match(human.stdout, /deny {2}evil\.pkg\.example +user:/);
   assert.match(human.stdout, /Notices:\n[\s\S]*sets managed_allowed_domains_only = true/);
 
-  const unknown = await sandbox(["profile", "show", "--profile", "nope"], env);
+  const unknown = await sandboxCli(["profile", "show", "--profile", "nope"], { env });
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /Unknown profile "nope": expected one of "ci", "open"/);
 });
 
 Deno.test("sandbox help profile show has examples; a missing FILE is a usage error", async () => {
-  await using home = await tempHome();
-  const help = await sandbox(["help", "profile", "show"], { HOME: home.dir });
+  await using home = await tempDir("profile_cli_test_");
+  const help = await sandboxCli(["help", "profile", "show"], { env: { HOME: home.path } });
   assert.equal(help.code, 0);
   assert.match(help.stdout, /Examples:\n {2}sandbox profile show/);
-  const missing = await sandbox(["profile", "validate"], { HOME: home.dir });
+  const missing = await sandboxCli(["profile", "validate"], { env: { HOME: home.path } });
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /Missing FILE for "sandbox profile validate"/);
 });

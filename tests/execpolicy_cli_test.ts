@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { policyCheckCommand } from "../cli/policy_check.ts";
 import { ConfigError, UsageError } from "../cli/errors.ts";
+import { sandboxCli, tempDir } from "./cli_helpers.ts";
 
 const TABLE = `[execpolicy]
 "npm ci" = "allow-network"
@@ -9,10 +10,10 @@ const TABLE = `[execpolicy]
 `;
 
 async function withConfig(text: string): Promise<{ path: string } & AsyncDisposable> {
-  const dir = await Deno.makeTempDir({ prefix: "execpolicy_cli_" });
-  const path = `${dir}/sandbox.toml`;
+  const dir = await tempDir("execpolicy_cli_");
+  const path = `${dir.path}/sandbox.toml`;
   await Deno.writeTextFile(path, text);
-  return { path, [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }) };
+  return { path, [Symbol.asyncDispose]: () => dir[Symbol.asyncDispose]() };
 }
 
 async function check(args: string[]): Promise<{ code: number; out: string }> {
@@ -87,16 +88,8 @@ Deno.test("policy check reports bad input as usage or config errors", async () =
 Deno.test("sandbox policy check exits 1 on deny and 2 on a bad table, as a real process", async () => {
   await using cfg = await withConfig(TABLE);
   await using bad = await withConfig('[execpolicy]\n"curl \\"x" = "deny"\n');
-  const main = new URL("../main.ts", import.meta.url).pathname;
-  const run = async (args: string[]) => {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", main, "policy", "check", ...args],
-      env: { HOME: "/nonexistent" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
-  };
+  const run = (args: string[]) =>
+    sandboxCli(["policy", "check", ...args], { env: { HOME: "/nonexistent" } });
   assert.equal((await run(["--config", cfg.path, "--", "curl", "x"])).code, 1);
   assert.equal((await run(["--config", cfg.path, "--", "npm", "ci"])).code, 0);
   const failed = await run(["--config", bad.path, "--", "ls"]);

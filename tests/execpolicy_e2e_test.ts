@@ -6,20 +6,10 @@
  * nested call (a make recipe).
  */
 import assert from "node:assert/strict";
+import { type CliResult, exists, onPath, sandboxCli } from "./cli_helpers.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const HOST = "allowed.test";
 const ADDR = "127.0.0.6";
-
-function onPath(name: string): boolean {
-  return (Deno.env.get("PATH") ?? "").split(":").some((dir) => {
-    try {
-      return Deno.statSync(`${dir}/${name}`).isFile;
-    } catch {
-      return false;
-    }
-  });
-}
 
 const missing = ["curl", "bwrap", "make"].filter((name) => !onPath(name));
 if (missing.length > 0) {
@@ -46,7 +36,7 @@ interface Fixture extends AsyncDisposable {
   readonly dir: string;
   readonly port: number;
   readonly requests: string[];
-  run(config: string, command: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  run(config: string, command: string[]): Promise<CliResult>;
 }
 
 async function fixture(): Promise<Fixture> {
@@ -64,50 +54,24 @@ async function fixture(): Promise<Fixture> {
     async run(config, command) {
       const path = `${dir}/sandbox-${crypto.randomUUID()}.toml`;
       await Deno.writeTextFile(path, config);
-      const output = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          "--quiet",
-          MAIN,
-          "run",
-          "--config",
-          path,
-          "--allow",
-          HOST,
-          "--allow-local-binding",
-          "--resolve",
-          `${HOST}=${ADDR}`,
-          "--",
-          ...command,
-        ], // deno-fmt-ignore
-        cwd: `${dir}`,
-        env: { HOME: dir },
-        stdout: "piped",
-        stderr: "piped",
-        signal: AbortSignal.timeout(90_000),
-      }).output();
-      const decoder = new TextDecoder();
-      return {
-        code: output.code,
-        stdout: decoder.decode(output.stdout),
-        stderr: decoder.decode(output.stderr),
-      };
+      return await sandboxCli([
+        "run",
+        "--config",
+        path,
+        "--allow",
+        HOST,
+        "--allow-local-binding",
+        "--resolve",
+        `${HOST}=${ADDR}`,
+        "--",
+        ...command,
+      ], { cwd: dir, env: { HOME: dir }, timeoutMs: 90_000 });
     },
     async [Symbol.asyncDispose]() {
       await server.shutdown();
       await Deno.remove(dir, { recursive: true });
     },
   };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 Deno.test({

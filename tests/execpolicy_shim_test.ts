@@ -3,6 +3,7 @@ import { selfInvocation } from "../cli/self.ts";
 import { prepareShims } from "../execpolicy/shim.ts";
 import { runShim } from "../execpolicy/shim_run.ts";
 import type { ExecDecision, ExecPolicyConfig, ExecRule } from "../profiles/types.ts";
+import { exists } from "./cli_helpers.ts";
 
 function rule(
   pattern: string,
@@ -206,12 +207,3 @@ Deno.test("shims stop denied programs started inside real bwrap, also through sh
   assert.equal(status.code, 7, status.stderr);
   assert.equal(status.stdout, "fakegit ran: status --short\n");
 });
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -7,44 +7,22 @@
 import assert from "node:assert/strict";
 import { type CertificateAuthority, initCa } from "../proxy/ca.ts";
 import { createLeafIssuer } from "../proxy/leaf_certs.ts";
+import { type CliResult, onPath, sandboxCli } from "./cli_helpers.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const HOST = "upstream.test";
 const ADDR = "127.0.0.5";
-
-function onPath(name: string): boolean {
-  return (Deno.env.get("PATH") ?? "").split(":").some((dir) => {
-    try {
-      return Deno.statSync(`${dir}/${name}`).isFile;
-    } catch {
-      return false;
-    }
-  });
-}
 
 const missing = ["curl", "bwrap"].filter((name) => !onPath(name));
 if (missing.length > 0) {
   console.warn(`mitm_run_test: skipped, not installed: ${missing.join(", ")}`);
 }
 
-async function sandboxRun(
+function sandboxRun(
   args: string[],
   command: string[],
   env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN, "run", ...args, "--", ...command],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(90_000),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+): Promise<CliResult> {
+  return sandboxCli(["run", ...args, "--", ...command], { env, timeoutMs: 90_000 });
 }
 
 Deno.test({
@@ -76,13 +54,8 @@ Deno.test({
     ];
     const env = { SANDBOX_UPSTREAM_CA: upstreamCa.certPath!, HOME: dir };
     try {
-      const init = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", "--quiet", MAIN, "init", "--ca-dir", caDir],
-        stdout: "null",
-        stderr: "piped",
-        signal: AbortSignal.timeout(60_000),
-      }).output();
-      assert.equal(init.code, 0, new TextDecoder().decode(init.stderr));
+      const init = await sandboxCli(["init", "--ca-dir", caDir], { timeoutMs: 60_000 });
+      assert.equal(init.code, 0, init.stderr);
 
       await t.step("a GET with plain curl (no -k) succeeds", async () => {
         const result = await sandboxRun(flags, ["curl", "-sS", "--fail", url("/hello")], env);

@@ -5,84 +5,14 @@
  * @module
  */
 
-/** Path of the binary entry point. */
-export const MAIN = decodeURIComponent(new URL("../main.ts", import.meta.url).pathname);
-
-/** What a `sandbox …` subprocess did. */
-export interface CliResult {
-  /** Exit code (128+N when it died of signal N). */
-  readonly code: number;
-  /** Everything written to stdout. */
-  readonly stdout: string;
-  /** Everything written to stderr. */
-  readonly stderr: string;
-}
-
-/** Options for {@linkcode sandboxCli}. */
-export interface SandboxCliOptions {
-  /** Working directory. */
-  readonly cwd?: string;
-  /** Extra environment variables (on top of the test's own). */
-  readonly env?: Record<string, string>;
-  /** Kill it after this long (default 60 s). */
-  readonly timeoutMs?: number;
-}
-
-/** argv that starts `sandbox` under the Deno running the tests. */
-export function sandboxArgv(args: readonly string[]): string[] {
-  return [Deno.execPath(), "run", "-A", "--no-prompt", "--quiet", MAIN, ...args];
-}
-
-/**
- * Runs `sandbox ARGS…` to completion and returns its exit code and output.
- *
- * @example
- * ```ts
- * const { code, stdout } = await sandboxCli(["run", "--", "true"]);
- * ```
- */
-export async function sandboxCli(
-  args: readonly string[],
-  options: SandboxCliOptions = {},
-): Promise<CliResult> {
-  const [cmd, ...rest] = sandboxArgv(args);
-  const child = new Deno.Command(cmd, {
-    args: rest,
-    cwd: options.cwd,
-    env: options.env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-  }, options.timeoutMs ?? 60_000);
-  try {
-    const out = await child.output();
-    const decoder = new TextDecoder();
-    return {
-      code: out.signal === null ? out.code : 128 + signalNumber(out.signal),
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
-    };
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function signalNumber(signal: Deno.Signal): number {
-  const numbers: Partial<Record<Deno.Signal, number>> = {
-    SIGHUP: 1,
-    SIGINT: 2,
-    SIGKILL: 9,
-    SIGTERM: 15,
-  };
-  return numbers[signal] ?? 0;
-}
+// The subprocess runner lives in cli_helpers.ts, shared with the other CLI tests.
+export {
+  type CliResult,
+  MAIN,
+  sandboxArgv,
+  sandboxCli,
+  type SandboxCliOptions,
+} from "./cli_helpers.ts";
 
 /** A server the test started; close it when done. */
 export interface TestServer extends AsyncDisposable {
