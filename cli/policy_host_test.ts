@@ -1,27 +1,25 @@
 import assert from "node:assert/strict";
 import { UsageError } from "./errors.ts";
 import { formatHostDecision, policyHostCommand } from "./policy_host.ts";
+import { tempDir } from "../tests/cli_helpers.ts";
 
 /** Runs the command in-process with an isolated config home and a resolver that refuses DNS. */
 async function run(args: string[]): Promise<{ code: number; out: string; lookups: string[] }> {
-  const home = await Deno.makeTempDir({ prefix: "sandbox_policy_host_" });
+  await using tmp = await tempDir("sandbox_policy_host_");
+  const home = tmp.path;
   const lookups: string[] = [];
   let out = "";
-  try {
-    await Deno.writeTextFile(`${home}/managed.toml`, "");
-    const code = await policyHostCommand(args, {
-      stdout: (text) => void (out += text),
-      env: { HOME: home, XDG_CONFIG_HOME: home, SANDBOX_MANAGED_CONFIG: `${home}/managed.toml` },
-      cwd: home,
-      resolver: (host) => {
-        lookups.push(host);
-        return Promise.reject(new Error(`Cannot resolve "${host}": ENOTFOUND`));
-      },
-    });
-    return { code, out, lookups };
-  } finally {
-    await Deno.remove(home, { recursive: true });
-  }
+  await Deno.writeTextFile(`${home}/managed.toml`, "");
+  const code = await policyHostCommand(args, {
+    stdout: (text) => void (out += text),
+    env: { HOME: home, XDG_CONFIG_HOME: home, SANDBOX_MANAGED_CONFIG: `${home}/managed.toml` },
+    cwd: home,
+    resolver: (host) => {
+      lookups.push(host);
+      return Promise.reject(new Error(`Cannot resolve "${host}": ENOTFOUND`));
+    },
+  });
+  return { code, out, lookups };
 }
 
 Deno.test("policyHostCommand() prints the four CLI.md fields first and exits 0 when allowed", async () => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { alwaysFileFor, ciReason, parseAnswer, terminalSafe } from "../cli/ask.ts";
+import { runCommand, sandboxArgv, tempDir } from "./cli_helpers.ts";
 
 // A pseudo-terminal driver: runs argv as the session leader of a new pty (so
 // /dev/tty is that pty), waits for each `expect` regex in the output and then
@@ -122,15 +123,6 @@ function askArgv(): string[] {
   return [Deno.execPath(), "eval", "--quiet", ASK_PROGRAM];
 }
 
-async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir();
-  try {
-    return await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 function indexes(text: string, needles: string[]): number[] {
   return needles.map((needle) => {
     const at = text.indexOf(needle);
@@ -170,145 +162,130 @@ Deno.test("terminalSafe() turns escape sequences from the sandbox into visible t
 });
 
 Deno.test("openAskPrompter() on a pty: allow once, deny, re-ask after once, timeout; one question at a time", async () => {
-  await withTempDir(async (dir) => {
-    const resultFile = `${dir}/result.json`;
-    const spec = {
-      timeoutMs: 1500,
-      misses: [
-        { host: "a.test", port: 80, protocol: "http" },
-        { host: "b.test", port: 443, protocol: "https-connect" },
-        { host: "b.test", port: 443, protocol: "https-connect" },
-        { host: "a.test", port: 80, protocol: "http" },
-        { host: "c.test", port: 1080, protocol: "socks5" },
-      ],
-    };
-    const run = await runInPty(askArgv(), [
-      {
-        expect: "wants to connect to a\\.test:80 \\(http\\)[\\s\\S]*?Allow\\? \\[y/r/n\\][^>]*> ",
-        send: "y\r",
-      },
-      { expect: "Allowed a\\.test:80 once" },
-      { expect: "wants to connect to b\\.test:443[\\s\\S]*?> ", send: "maybe\r" },
-      { expect: 'Unrecognized answer "maybe"[^>]*> ', send: "n\r" },
-      { expect: "Denied b\\.test for this run" },
-      { expect: "wants to connect to a\\.test:80[\\s\\S]*?> ", send: "r\r" },
-      { expect: "Allowed a\\.test for this run" },
-      { expect: "wants to connect to c\\.test:1080 \\(socks5\\)" },
-      { expect: "Denied c\\.test:1080: no answer within 2 s" },
-    ], {
-      env: { ASK_SPEC: JSON.stringify(spec), ASK_RESULT: resultFile },
-      unset: ["CI", "GITHUB_ACTIONS"],
-    });
-    assert.equal(run.error, null, run.output);
-    assert.equal(run.status, 0, run.output);
-    const result: AskRun = JSON.parse(await Deno.readTextFile(resultFile));
-    assert.equal(result.interactive, true);
-    assert.deepEqual(result.results, ["allow", "deny", "deny", "allow", "deny"]);
-    // Four questions (b.test's second miss is answered by the earlier "n"), strictly in turn.
-    assert.equal(run.output.match(/wants to connect to/g)?.length, 4, run.output);
-    const order = indexes(run.output, [
-      "wants to connect to a.test:80",
-      "Allowed a.test:80 once",
-      "wants to connect to b.test:443",
-      "Denied b.test for this run",
-      "Allowed a.test for this run",
-      "wants to connect to c.test:1080",
-    ]);
-    assert.deepEqual(order, [...order].sort((x, y) => x - y));
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const resultFile = `${dir}/result.json`;
+  const spec = {
+    timeoutMs: 1500,
+    misses: [
+      { host: "a.test", port: 80, protocol: "http" },
+      { host: "b.test", port: 443, protocol: "https-connect" },
+      { host: "b.test", port: 443, protocol: "https-connect" },
+      { host: "a.test", port: 80, protocol: "http" },
+      { host: "c.test", port: 1080, protocol: "socks5" },
+    ],
+  };
+  const run = await runInPty(askArgv(), [
+    {
+      expect: "wants to connect to a\\.test:80 \\(http\\)[\\s\\S]*?Allow\\? \\[y/r/n\\][^>]*> ",
+      send: "y\r",
+    },
+    { expect: "Allowed a\\.test:80 once" },
+    { expect: "wants to connect to b\\.test:443[\\s\\S]*?> ", send: "maybe\r" },
+    { expect: 'Unrecognized answer "maybe"[^>]*> ', send: "n\r" },
+    { expect: "Denied b\\.test for this run" },
+    { expect: "wants to connect to a\\.test:80[\\s\\S]*?> ", send: "r\r" },
+    { expect: "Allowed a\\.test for this run" },
+    { expect: "wants to connect to c\\.test:1080 \\(socks5\\)" },
+    { expect: "Denied c\\.test:1080: no answer within 2 s" },
+  ], {
+    env: { ASK_SPEC: JSON.stringify(spec), ASK_RESULT: resultFile },
+    unset: ["CI", "GITHUB_ACTIONS"],
   });
+  assert.equal(run.error, null, run.output);
+  assert.equal(run.status, 0, run.output);
+  const result: AskRun = JSON.parse(await Deno.readTextFile(resultFile));
+  assert.equal(result.interactive, true);
+  assert.deepEqual(result.results, ["allow", "deny", "deny", "allow", "deny"]);
+  // Four questions (b.test's second miss is answered by the earlier "n"), strictly in turn.
+  assert.equal(run.output.match(/wants to connect to/g)?.length, 4, run.output);
+  const order = indexes(run.output, [
+    "wants to connect to a.test:80",
+    "Allowed a.test:80 once",
+    "wants to connect to b.test:443",
+    "Denied b.test for this run",
+    "Allowed a.test for this run",
+    "wants to connect to c.test:1080",
+  ]);
+  assert.deepEqual(order, [...order].sort((x, y) => x - y));
 });
 
 Deno.test("openAskPrompter() on a pty: always saves the host into the profile file and stops asking", async () => {
-  await withTempDir(async (dir) => {
-    const resultFile = `${dir}/result.json`;
-    const profile = `${dir}/sandbox.toml`;
-    const original =
-      '# my profile\ndefault_permissions = "dev"\n\n[permissions.dev.network.domains]\n"a.test" = "allow"\n';
-    await Deno.writeTextFile(profile, original);
-    const spec = {
-      timeoutMs: 20_000,
-      alwaysFile: profile,
-      misses: [
-        { host: "new.test", port: 443, protocol: "https-connect" },
-        { host: "new.test", port: 443, protocol: "https-connect" },
-      ],
-    };
-    const run = await runInPty(askArgv(), [
-      {
-        expect: `A = always \\(saved to ${dir.replaceAll("/", "\\/")}\\/sandbox\\.toml\\)[^>]*> `,
-        send: "A\r",
-      },
-      { expect: "Allowed new\\.test always" },
-    ], {
-      env: { ASK_SPEC: JSON.stringify(spec), ASK_RESULT: resultFile },
-      unset: ["CI", "GITHUB_ACTIONS"],
-    });
-    assert.equal(run.error, null, run.output);
-    const result: AskRun = JSON.parse(await Deno.readTextFile(resultFile));
-    assert.deepEqual(result.results, ["allow", "allow"]);
-    assert.equal(run.output.match(/wants to connect to/g)?.length, 1, run.output);
-    const saved = await Deno.readTextFile(profile);
-    assert.ok(saved.startsWith(original), saved);
-    assert.match(saved, /^"new\.test" = "allow" # 1 connection; port 443; https-connect$/m);
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const resultFile = `${dir}/result.json`;
+  const profile = `${dir}/sandbox.toml`;
+  const original =
+    '# my profile\ndefault_permissions = "dev"\n\n[permissions.dev.network.domains]\n"a.test" = "allow"\n';
+  await Deno.writeTextFile(profile, original);
+  const spec = {
+    timeoutMs: 20_000,
+    alwaysFile: profile,
+    misses: [
+      { host: "new.test", port: 443, protocol: "https-connect" },
+      { host: "new.test", port: 443, protocol: "https-connect" },
+    ],
+  };
+  const run = await runInPty(askArgv(), [
+    {
+      expect: `A = always \\(saved to ${dir.replaceAll("/", "\\/")}\\/sandbox\\.toml\\)[^>]*> `,
+      send: "A\r",
+    },
+    { expect: "Allowed new\\.test always" },
+  ], {
+    env: { ASK_SPEC: JSON.stringify(spec), ASK_RESULT: resultFile },
+    unset: ["CI", "GITHUB_ACTIONS"],
   });
+  assert.equal(run.error, null, run.output);
+  const result: AskRun = JSON.parse(await Deno.readTextFile(resultFile));
+  assert.deepEqual(result.results, ["allow", "allow"]);
+  assert.equal(run.output.match(/wants to connect to/g)?.length, 1, run.output);
+  const saved = await Deno.readTextFile(profile);
+  assert.ok(saved.startsWith(original), saved);
+  assert.match(saved, /^"new\.test" = "allow" # 1 connection; port 443; https-connect$/m);
 });
 
 Deno.test("openAskPrompter() without a terminal denies at once and says why, without a question", async () => {
-  await withTempDir(async (dir) => {
-    const resultFile = `${dir}/result.json`;
-    const spec = { timeoutMs: 60_000, misses: [{ host: "a.test", port: 80, protocol: "http" }] };
-    const env = Deno.env.toObject();
-    delete env.CI;
-    delete env.GITHUB_ACTIONS;
-    // setsid: a new session has no controlling terminal, so /dev/tty cannot be opened.
-    const output = await new Deno.Command("setsid", {
-      args: ["-w", ...askArgv()],
-      env: { ...env, ASK_SPEC: JSON.stringify(spec), ASK_RESULT: resultFile },
-      clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(30_000),
-    }).output();
-    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
-    const result: AskRun = JSON.parse(await Deno.readTextFile(resultFile));
-    assert.equal(result.interactive, false);
-    assert.deepEqual(result.results, ["deny"]);
-    assert.match(result.reason ?? "", /^no terminal to ask on/);
-    assert.equal(result.notices.length, 1);
-    assert.match(
-      result.notices[0],
-      /--ask: no terminal to ask on .* denied without a question \(first: a\.test\)/,
-    );
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const resultFile = `${dir}/result.json`;
+  const spec = { timeoutMs: 60_000, misses: [{ host: "a.test", port: 80, protocol: "http" }] };
+  // setsid: a new session has no controlling terminal, so /dev/tty cannot be opened.
+  const output = await runCommand(["setsid", "-w", ...askArgv()], {
+    env: { ASK_SPEC: JSON.stringify(spec), ASK_RESULT: resultFile },
+    unset: ["CI", "GITHUB_ACTIONS"],
+    timeoutMs: 30_000,
   });
+  assert.equal(output.code, 0, output.stderr);
+  const result: AskRun = JSON.parse(await Deno.readTextFile(resultFile));
+  assert.equal(result.interactive, false);
+  assert.deepEqual(result.results, ["deny"]);
+  assert.match(result.reason ?? "", /^no terminal to ask on/);
+  assert.equal(result.notices.length, 1);
+  assert.match(
+    result.notices[0],
+    /--ask: no terminal to ask on .* denied without a question \(first: a\.test\)/,
+  );
 });
 
 Deno.test("openAskPrompter() under CI=true asks nothing even with a terminal", async () => {
-  await withTempDir(async (dir) => {
-    const resultFile = `${dir}/result.json`;
-    const spec = { timeoutMs: 60_000, misses: [{ host: "a.test", port: 80, protocol: "http" }] };
-    const run = await runInPty(askArgv(), [], {
-      env: { ASK_SPEC: JSON.stringify(spec), ASK_RESULT: resultFile, CI: "true" },
-      unset: ["GITHUB_ACTIONS"],
-    });
-    assert.equal(run.error, null, run.output);
-    assert.doesNotMatch(run.output, /Allow\?/);
-    const result: AskRun = JSON.parse(await Deno.readTextFile(resultFile));
-    assert.equal(result.interactive, false);
-    assert.equal(result.reason, "CI=true: this looks like CI");
-    assert.deepEqual(result.results, ["deny"]);
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const resultFile = `${dir}/result.json`;
+  const spec = { timeoutMs: 60_000, misses: [{ host: "a.test", port: 80, protocol: "http" }] };
+  const run = await runInPty(askArgv(), [], {
+    env: { ASK_SPEC: JSON.stringify(spec), ASK_RESULT: resultFile, CI: "true" },
+    unset: ["GITHUB_ACTIONS"],
   });
+  assert.equal(run.error, null, run.output);
+  assert.doesNotMatch(run.output, /Allow\?/);
+  const result: AskRun = JSON.parse(await Deno.readTextFile(resultFile));
+  assert.equal(result.interactive, false);
+  assert.equal(result.reason, "CI=true: this looks like CI");
+  assert.deepEqual(result.results, ["deny"]);
 });
 
 // ---- end to end: sandbox run --ask ----
-
-const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-
-/** How tests start the CLI: SANDBOX_BIN (a compiled binary) or `deno run main.ts`. */
-function sandboxArgv(): string[] {
-  const binary = Deno.env.get("SANDBOX_BIN");
-  return binary ? [binary] : [Deno.execPath(), "run", "-A", "--quiet", `${ROOT}/main.ts`];
-}
 
 /** Two loopback HTTP servers standing in for b.test and c.test, in an isolated config. */
 async function withHosts(
@@ -328,8 +305,7 @@ async function withHosts(
       `curl -sS -o /dev/null -w 'b:%{http_code}\\n' http://b.test:${b.addr.port}/`,
       `curl -sS -o /dev/null -w 'c:%{http_code}\\n' http://c.test:${c.addr.port}/`,
     ].join("; ");
-    const argv = [
-      ...sandboxArgv(),
+    const argv = sandboxArgv([
       "run",
       "--ask",
       "--resolve",
@@ -340,7 +316,7 @@ async function withHosts(
       "sh",
       "-c",
       script,
-    ];
+    ], { sandboxBin: true });
     const env = { SANDBOX_MANAGED_CONFIG: `${dir}/managed.toml`, XDG_CONFIG_HOME: `${dir}/xdg` };
     await fn({ argv, env, dir });
   } finally {
@@ -369,22 +345,12 @@ Deno.test("sandbox run --ask on a pty: allow once lets b.test through, deny bloc
 
 Deno.test("sandbox run --ask without a terminal asks nothing and denies", async () => {
   await withHosts(async ({ argv, env }) => {
-    const parent = Deno.env.toObject();
-    delete parent.CI;
-    delete parent.GITHUB_ACTIONS;
-    delete parent.GITHUB_STEP_SUMMARY;
-    const output = await new Deno.Command("setsid", {
-      args: ["-w", ...argv],
-      env: { ...parent, ...env },
-      clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(60_000),
-    }).output();
-    const stdout = new TextDecoder().decode(output.stdout);
-    const stderr = new TextDecoder().decode(output.stderr);
-    assert.equal(output.code, 0, stderr);
+    const { code, stdout, stderr } = await runCommand(["setsid", "-w", ...argv], {
+      env,
+      unset: ["CI", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"],
+      timeoutMs: 60_000,
+    });
+    assert.equal(code, 0, stderr);
     assert.equal(stdout, "b:403\nc:403\n");
     assert.doesNotMatch(stderr, /Allow\?/);
     assert.match(

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { selfInvocation } from "../cli/self.ts";
 import { VERSION } from "../cli/version.ts";
+import { runCommand, tempDir } from "./cli_helpers.ts";
 import {
   cachedRuntimePath,
   compileArgs,
@@ -170,14 +171,8 @@ Deno.test("selfInvocation() under deno run restarts main.ts, and the argv really
     `${ROOT}/main.ts`,
   ]);
   assert.deepEqual(self.readPaths, [Deno.execPath(), ROOT]);
-  const output = await new Deno.Command(self.argv[0], {
-    args: [...self.argv.slice(1), "--version"],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(30_000),
-  }).output();
-  assert.equal(new TextDecoder().decode(output.stdout), `sandbox ${VERSION}\n`);
+  const output = await runCommand([...self.argv, "--version"], { timeoutMs: 30_000 });
+  assert.equal(output.stdout, `sandbox ${VERSION}\n`);
 });
 
 Deno.test("selfInvocation() as a compiled binary restarts the binary itself, nothing else", () => {
@@ -195,64 +190,48 @@ Deno.test("selfInvocation() as a compiled binary restarts the binary itself, not
 });
 
 Deno.test("deno task compile --if-available skips with the reason and exits 0 when no runtime is at hand", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const env = Deno.env.toObject();
-    delete env.DENORT_BIN;
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        `${ROOT}/tools/compile.ts`,
-        "--if-available",
-        "--target",
-        "linux-x64",
-        "--out-dir",
-        `${dir}/out`,
-      ],
-      // An empty Deno cache: no cached runtime, whatever this machine has.
-      env: { ...env, DENO_DIR: `${dir}/deno_dir` },
-      clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(60_000),
-    }).output();
-    const stdout = new TextDecoder().decode(output.stdout);
-    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
-    assert.match(
-      stdout,
-      /^compile: skipped linux-x64: the Deno runtime for x86_64-unknown-linux-gnu \(denort [0-9.]+\) is not at hand: DENORT_BIN is not set; no cached runtime at .*deno_dir\/dl\/release\/v[0-9.]+\/denort-x86_64-unknown-linux-gnu\.zip\./m,
-    );
-    assert.match(stdout, /^compile: nothing built/m);
-    assert.deepEqual([...Deno.readDirSync(`${dir}/out`)], []);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const { code, stdout, stderr } = await runCommand([
+    Deno.execPath(),
+    "run",
+    "-A",
+    `${ROOT}/tools/compile.ts`,
+    "--if-available",
+    "--target",
+    "linux-x64",
+    "--out-dir",
+    `${dir}/out`,
+  ], {
+    // An empty Deno cache: no cached runtime, whatever this machine has.
+    env: { DENO_DIR: `${dir}/deno_dir` },
+    unset: ["DENORT_BIN"],
+    timeoutMs: 60_000,
+  });
+  assert.equal(code, 0, stderr);
+  assert.match(
+    stdout,
+    /^compile: skipped linux-x64: the Deno runtime for x86_64-unknown-linux-gnu \(denort [0-9.]+\) is not at hand: DENORT_BIN is not set; no cached runtime at .*deno_dir\/dl\/release\/v[0-9.]+\/denort-x86_64-unknown-linux-gnu\.zip\./m,
+  );
+  assert.match(stdout, /^compile: nothing built/m);
+  assert.deepEqual([...Deno.readDirSync(`${dir}/out`)], []);
 });
 
 Deno.test("deno task compile fails with the reason: bad DENORT_BIN (exit 1), unknown target (exit 2)", async () => {
   const run = (args: string[], env: Record<string, string>) =>
-    new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${ROOT}/tools/compile.ts`, ...args],
+    runCommand([Deno.execPath(), "run", "-A", `${ROOT}/tools/compile.ts`, ...args], {
       env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(60_000),
-    }).output();
+      timeoutMs: 60_000,
+    });
   const missing = await run(["--target", "linux-x64"], { DENORT_BIN: "/nonexistent/denort" });
   assert.equal(missing.code, 1);
   assert.match(
-    new TextDecoder().decode(missing.stderr),
+    missing.stderr,
     /compile: DENORT_BIN="\/nonexistent\/denort" does not exist: point it at a denort binary or unset it/,
   );
   const unknown = await run(["--target", "windows"], {});
   assert.equal(unknown.code, 2);
-  assert.match(
-    new TextDecoder().decode(unknown.stderr),
-    /Unknown target "windows": expected one of "linux-x64"/,
-  );
+  assert.match(unknown.stderr, /Unknown target "windows": expected one of "linux-x64"/);
 });
 
 // The compiled binary, when one was built here: SANDBOX_BIN, or dist/sandbox-<this target>.
@@ -274,20 +253,9 @@ Deno.test({
   ignore: compiledBinary() === null,
   async fn() {
     const binary = compiledBinary()!;
-    const version = await new Deno.Command(binary, {
-      args: ["--version"],
-      stdin: "null",
-      stdout: "piped",
-      signal: AbortSignal.timeout(30_000),
-    }).output();
-    assert.equal(new TextDecoder().decode(version.stdout), `sandbox ${VERSION}\n`);
-    const run = await new Deno.Command(binary, {
-      args: ["run", "--", "true"],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(60_000),
-    }).output();
-    assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
+    const version = await runCommand([binary, "--version"], { timeoutMs: 30_000 });
+    assert.equal(version.stdout, `sandbox ${VERSION}\n`);
+    const run = await runCommand([binary, "run", "--", "true"], { timeoutMs: 60_000 });
+    assert.equal(run.code, 0, run.stderr);
   },
 });

@@ -19,9 +19,9 @@ import { compileNetworkPolicy, decideHost, type HostDecision } from "../proxy/po
 import { DENY_REASON_NAMES, DENY_REASONS } from "../proxy/reasons.ts";
 import { createResolver, type Resolver } from "../proxy/resolver.ts";
 import type { DomainRule, NetworkConfig } from "../profiles/types.ts";
+import { sandboxCli } from "./cli_helpers.ts";
 
 const ROOT = new URL("../", import.meta.url);
-const MAIN = decodeURIComponent(new URL("main.ts", ROOT).pathname);
 
 function vectors<T>(name: string): T {
   return JSON.parse(Deno.readTextFileSync(new URL(`testdata/conformance/${name}`, ROOT)));
@@ -329,27 +329,16 @@ async function runCli(
   env: Record<string, string>,
   cwd: string,
 ): Promise<CliResult> {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), CLI_TIMEOUT_MS);
-  try {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--no-prompt", "--quiet", MAIN, "policy", "host", ...args],
-      env,
-      clearEnv: true,
-      cwd,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: controller.signal,
-    }).output();
-    const stdout = new TextDecoder().decode(output.stdout).trim();
-    const stderr = new TextDecoder().decode(output.stderr);
-    let json: Record<string, unknown> | null = null;
-    if (stdout !== "") json = JSON.parse(stdout);
-    return { code: output.code, json, stderr };
-  } finally {
-    clearTimeout(timer);
-  }
+  const output = await sandboxCli(["policy", "host", ...args], {
+    env,
+    clearEnv: true,
+    cwd,
+    timeoutMs: CLI_TIMEOUT_MS,
+  });
+  const stdout = output.stdout.trim();
+  let json: Record<string, unknown> | null = null;
+  if (stdout !== "") json = JSON.parse(stdout);
+  return { code: output.code, json, stderr: output.stderr };
 }
 
 /** Runs every case with an isolated, empty config home; a few at a time. */

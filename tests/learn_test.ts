@@ -10,6 +10,7 @@ import {
   tomlString,
 } from "../cli/learn_profile.ts";
 import type { AllowedHost } from "../cli/report.ts";
+import { captureIo, type CliResult, sandboxCli, tempDir } from "./cli_helpers.ts";
 
 /** smol-toml returns null-prototype tables; compare as plain data. */
 // deno-lint-ignore no-explicit-any
@@ -205,60 +206,40 @@ Deno.test("mergeLearnedHosts() refuses what it cannot edit in place, naming file
 // ---- round trip through the real config loader ----
 
 async function loadOnly(file: string, profile?: string) {
-  const dir = await Deno.makeTempDir();
-  try {
-    const managed = `${dir}/managed.toml`;
-    await Deno.writeTextFile(managed, "");
-    return await loadEffectiveConfig({ config: [file], profile }, {
-      env: { SANDBOX_MANAGED_CONFIG: managed, XDG_CONFIG_HOME: `${dir}/none` },
-    });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const managed = `${dir}/managed.toml`;
+  await Deno.writeTextFile(managed, "");
+  return await loadEffectiveConfig({ config: [file], profile }, {
+    env: { SANDBOX_MANAGED_CONFIG: managed, XDG_CONFIG_HOME: `${dir}/none` },
+  });
 }
 
 Deno.test("renderLearnedProfile() and mergeLearnedHosts() output loads with loadEffectiveConfig()", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const file = `${dir}/learned.toml`;
-    await Deno.writeTextFile(file, renderLearnedProfile([B, A], { command: ["x"], time: TIME }));
-    const config = await loadOnly(file);
-    assert.equal(config.profileName, "learned");
-    assert.deepEqual(
-      config.network.domains.map((r) => [r.pattern, r.action]),
-      [["a.test", "allow"], ["b.test", "allow"]],
-    );
-    assert.equal(config.network.enabled, true);
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const file = `${dir}/learned.toml`;
+  await Deno.writeTextFile(file, renderLearnedProfile([B, A], { command: ["x"], time: TIME }));
+  const config = await loadOnly(file);
+  assert.equal(config.profileName, "learned");
+  assert.deepEqual(
+    config.network.domains.map((r) => [r.pattern, r.action]),
+    [["a.test", "allow"], ["b.test", "allow"]],
+  );
+  assert.equal(config.network.enabled, true);
 
-    const merged = mergeLearnedHosts(EXISTING, [B], { file, command: ["x"], time: TIME });
-    await Deno.writeTextFile(file, merged.text);
-    const again = await loadOnly(file);
-    assert.equal(again.profileName, "ci");
-    assert.equal(again.network.mode, "limited");
-    assert.deepEqual(
-      again.network.domains.map((r) => [r.pattern, r.action]).sort(),
-      [["a.test", "allow"], ["b.test", "allow"], ["evil.test", "deny"]],
-    );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  const merged = mergeLearnedHosts(EXISTING, [B], { file, command: ["x"], time: TIME });
+  await Deno.writeTextFile(file, merged.text);
+  const again = await loadOnly(file);
+  assert.equal(again.profileName, "ci");
+  assert.equal(again.network.mode, "limited");
+  assert.deepEqual(
+    again.network.domains.map((r) => [r.pattern, r.action]).sort(),
+    [["a.test", "allow"], ["b.test", "allow"], ["evil.test", "deny"]],
+  );
 });
 
 // ---- the command line ----
-
-function captureIo() {
-  const io = {
-    out: "",
-    err: "",
-    stdout(text: string) {
-      io.out += text;
-    },
-    stderr(text: string) {
-      io.err += text;
-    },
-  };
-  return io;
-}
 
 Deno.test("sandbox learn: usage errors say what to type instead (exit 2)", async () => {
   const cases: [string[], RegExp][] = [
@@ -283,54 +264,30 @@ Deno.test("sandbox learn: usage errors say what to type instead (exit 2)", async
 });
 
 Deno.test("sandbox learn --merge refuses a broken profile before running anything", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const file = `${dir}/bad.toml`;
-    const marker = `${dir}/ran`;
-    await Deno.writeTextFile(file, "[permissions.a.network]\n[permissions.b.network]\n");
-    const io = captureIo();
-    assert.equal(await main(["learn", "--merge", file, "--", "touch", marker], io), 2);
-    assert.match(io.err, /pass --profile NAME/);
-    await assert.rejects(Deno.stat(marker), Deno.errors.NotFound);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const file = `${dir}/bad.toml`;
+  const marker = `${dir}/ran`;
+  await Deno.writeTextFile(file, "[permissions.a.network]\n[permissions.b.network]\n");
+  const io = captureIo();
+  assert.equal(await main(["learn", "--merge", file, "--", "touch", marker], io), 2);
+  assert.match(io.err, /pass --profile NAME/);
+  await assert.rejects(Deno.stat(marker), Deno.errors.NotFound);
 });
 
 // ---- end to end: learn, then run with the written profile ----
 
-const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-
-/** How tests start the CLI: SANDBOX_BIN (a compiled binary) or `deno run main.ts`. */
-function sandboxArgv(): string[] {
-  const binary = Deno.env.get("SANDBOX_BIN");
-  return binary ? [binary] : [Deno.execPath(), "run", "-A", "--quiet", `${ROOT}/main.ts`];
-}
-
-async function runCli(
+/** `sandbox ARGS…` ($SANDBOX_BIN when set) outside GitHub Actions, so no annotations mix in. */
+function runCli(
   args: string[],
   options: { cwd?: string; env?: Record<string, string> } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const [program, ...rest] = sandboxArgv();
-  const env = Deno.env.toObject();
-  delete env.GITHUB_ACTIONS;
-  delete env.GITHUB_STEP_SUMMARY;
-  const output = await new Deno.Command(program, {
-    args: [...rest, ...args],
-    cwd: options.cwd,
-    env: { ...env, ...options.env },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(90_000),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+): Promise<CliResult> {
+  return sandboxCli(args, {
+    ...options,
+    sandboxBin: true,
+    unset: ["GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"],
+    timeoutMs: 90_000,
+  });
 }
 
 /** Two loopback HTTP servers standing in for two hosts; counts requests. */
@@ -355,121 +312,115 @@ async function withTwoHosts(
 
 Deno.test("sandbox learn on two hosts writes their allowlist; run with it passes; without one host it fails naming it", async () => {
   await withTwoHosts(async (ports, hits) => {
-    const dir = await Deno.makeTempDir();
-    try {
-      // Isolated config: no user file, an empty managed file.
-      await Deno.writeTextFile(`${dir}/managed.toml`, "");
-      const env = { SANDBOX_MANAGED_CONFIG: `${dir}/managed.toml`, XDG_CONFIG_HOME: `${dir}/xdg` };
-      const resolve = ["--resolve", "a.test=127.0.0.1", "--resolve", "b.test=127.0.0.1"];
-      const fetchBoth = [
-        "sh",
-        "-c",
-        `curl -sSf http://a.test:${ports.a}/ && curl -sSf http://b.test:${ports.b}/ && curl -sSf http://a.test:${ports.a}/x`,
-      ];
-      const profile = `${dir}/learned.toml`;
-      // Loopback servers are private addresses: learn reaches them only with --allow-local-binding.
-      const learned = await runCli(
-        ["learn", "--allow-local-binding", ...resolve, "--out", profile, "--", ...fetchBoth],
-        { env, cwd: dir },
-      );
-      assert.equal(learned.code, 0, learned.stderr);
-      assert.equal(learned.stdout, "hello from a\nhello from b\nhello from a\n");
-      assert.deepEqual(hits, { a: 2, b: 1 });
-      assert.match(
-        learned.stderr,
-        /sandbox learn: wrote .*learned\.toml: an allowlist of 2 hosts in profile "learned"/,
-      );
-      const text = await Deno.readTextFile(profile);
-      const entries = text.split("\n").filter((line) => line.includes('= "allow"'));
-      assert.deepEqual(entries, [
-        `"a.test" = "allow" # 2 connections; port ${ports.a}; http`,
-        `"b.test" = "allow" # 1 connection; port ${ports.b}; http`,
-      ]);
-      assert.doesNotMatch(text, /"\*"/);
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    // Isolated config: no user file, an empty managed file.
+    await Deno.writeTextFile(`${dir}/managed.toml`, "");
+    const env = { SANDBOX_MANAGED_CONFIG: `${dir}/managed.toml`, XDG_CONFIG_HOME: `${dir}/xdg` };
+    const resolve = ["--resolve", "a.test=127.0.0.1", "--resolve", "b.test=127.0.0.1"];
+    const fetchBoth = [
+      "sh",
+      "-c",
+      `curl -sSf http://a.test:${ports.a}/ && curl -sSf http://b.test:${ports.b}/ && curl -sSf http://a.test:${ports.a}/x`,
+    ];
+    const profile = `${dir}/learned.toml`;
+    // Loopback servers are private addresses: learn reaches them only with --allow-local-binding.
+    const learned = await runCli(
+      ["learn", "--allow-local-binding", ...resolve, "--out", profile, "--", ...fetchBoth],
+      { env, cwd: dir },
+    );
+    assert.equal(learned.code, 0, learned.stderr);
+    assert.equal(learned.stdout, "hello from a\nhello from b\nhello from a\n");
+    assert.deepEqual(hits, { a: 2, b: 1 });
+    assert.match(
+      learned.stderr,
+      /sandbox learn: wrote .*learned\.toml: an allowlist of 2 hosts in profile "learned"/,
+    );
+    const text = await Deno.readTextFile(profile);
+    const entries = text.split("\n").filter((line) => line.includes('= "allow"'));
+    assert.deepEqual(entries, [
+      `"a.test" = "allow" # 2 connections; port ${ports.a}; http`,
+      `"b.test" = "allow" # 1 connection; port ${ports.b}; http`,
+    ]);
+    assert.doesNotMatch(text, /"\*"/);
 
-      // Lock down: the written profile alone (no --allow-local-binding: exact names unlock loopback).
-      const locked = await runCli(["run", "--config", profile, ...resolve, "--", ...fetchBoth], {
-        env,
-        cwd: dir,
-      });
-      assert.equal(locked.code, 0, locked.stderr);
-      assert.equal(locked.stdout, "hello from a\nhello from b\nhello from a\n");
-      assert.doesNotMatch(locked.stderr, /blocked/);
+    // Lock down: the written profile alone (no --allow-local-binding: exact names unlock loopback).
+    const locked = await runCli(["run", "--config", profile, ...resolve, "--", ...fetchBoth], {
+      env,
+      cwd: dir,
+    });
+    assert.equal(locked.code, 0, locked.stderr);
+    assert.equal(locked.stdout, "hello from a\nhello from b\nhello from a\n");
+    assert.doesNotMatch(locked.stderr, /blocked/);
 
-      // One host removed: the command fails and the summary names the host.
-      await Deno.writeTextFile(profile, text.replace(/^"b\.test".*\n/m, ""));
-      const failing = await runCli(["run", "--config", profile, ...resolve, "--", ...fetchBoth], {
-        env,
-        cwd: dir,
-      });
-      assert.notEqual(failing.code, 0);
-      assert.match(failing.stderr, /sandbox: blocked 1 connection to 1 host:/);
-      assert.match(
-        failing.stderr,
-        new RegExp(
-          `^  b\\.test:${ports.b} +not_allowed: Domain not in allowlist +\\(once\\)$`,
-          "m",
-        ),
-      );
-      assert.deepEqual(hits, { a: 5, b: 2 });
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    // One host removed: the command fails and the summary names the host.
+    await Deno.writeTextFile(profile, text.replace(/^"b\.test".*\n/m, ""));
+    const failing = await runCli(["run", "--config", profile, ...resolve, "--", ...fetchBoth], {
+      env,
+      cwd: dir,
+    });
+    assert.notEqual(failing.code, 0);
+    assert.match(failing.stderr, /sandbox: blocked 1 connection to 1 host:/);
+    assert.match(
+      failing.stderr,
+      new RegExp(
+        `^  b\\.test:${ports.b} +not_allowed: Domain not in allowlist +\\(once\\)$`,
+        "m",
+      ),
+    );
+    assert.deepEqual(hits, { a: 5, b: 2 });
   });
 });
 
 Deno.test("sandbox learn --merge adds to an existing profile in place and exits with the command's code", async () => {
   await withTwoHosts(async (ports) => {
-    const dir = await Deno.makeTempDir();
-    try {
-      await Deno.writeTextFile(`${dir}/managed.toml`, "");
-      const env = { SANDBOX_MANAGED_CONFIG: `${dir}/managed.toml`, XDG_CONFIG_HOME: `${dir}/xdg` };
-      const profile = `${dir}/sandbox.toml`;
-      const original = [
-        "# Our CI profile: reviewed by the platform team",
-        'default_permissions = "ci"',
-        "",
-        "[permissions.ci.network.domains]",
-        '"a.test" = "allow" # the registry',
-        "",
-        "# unrelated settings stay",
-        "[permissions.ci.filesystem]",
-        'writable = ["/tmp"]',
-        "",
-      ].join("\n");
-      await Deno.writeTextFile(profile, original);
-      const learned = await runCli([
-        "learn",
-        "--allow-local-binding",
-        "--resolve",
-        "a.test=127.0.0.1",
-        "--resolve",
-        "b.test=127.0.0.1",
-        "--merge",
-        profile,
-        "--",
-        "sh",
-        "-c",
-        `curl -sS http://a.test:${ports.a}/ http://b.test:${ports.b}/; exit 7`,
-      ], { env, cwd: dir });
-      assert.equal(learned.code, 7, learned.stderr);
-      assert.match(
-        learned.stderr,
-        /added 1 host to profile "ci" \(1 already allowed\) \(the command exited 7/,
-      );
-      const text = await Deno.readTextFile(profile);
-      const [head, tail] = original.split("\n\n# unrelated");
-      assert.ok(text.startsWith(head + "\n# Added by `sandbox learn` at "), text);
-      assert.match(
-        text,
-        new RegExp(
-          `^"b\\.test" = "allow" # 1 connection; port ${ports.b}; http\\n\\n# unrelated`,
-          "m",
-        ),
-      );
-      assert.ok(text.endsWith("# unrelated" + tail), text);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    await Deno.writeTextFile(`${dir}/managed.toml`, "");
+    const env = { SANDBOX_MANAGED_CONFIG: `${dir}/managed.toml`, XDG_CONFIG_HOME: `${dir}/xdg` };
+    const profile = `${dir}/sandbox.toml`;
+    const original = [
+      "# Our CI profile: reviewed by the platform team",
+      'default_permissions = "ci"',
+      "",
+      "[permissions.ci.network.domains]",
+      '"a.test" = "allow" # the registry',
+      "",
+      "# unrelated settings stay",
+      "[permissions.ci.filesystem]",
+      'writable = ["/tmp"]',
+      "",
+    ].join("\n");
+    await Deno.writeTextFile(profile, original);
+    const learned = await runCli([
+      "learn",
+      "--allow-local-binding",
+      "--resolve",
+      "a.test=127.0.0.1",
+      "--resolve",
+      "b.test=127.0.0.1",
+      "--merge",
+      profile,
+      "--",
+      "sh",
+      "-c",
+      `curl -sS http://a.test:${ports.a}/ http://b.test:${ports.b}/; exit 7`,
+    ], { env, cwd: dir });
+    assert.equal(learned.code, 7, learned.stderr);
+    assert.match(
+      learned.stderr,
+      /added 1 host to profile "ci" \(1 already allowed\) \(the command exited 7/,
+    );
+    const text = await Deno.readTextFile(profile);
+    const [head, tail] = original.split("\n\n# unrelated");
+    assert.ok(text.startsWith(head + "\n# Added by `sandbox learn` at "), text);
+    assert.match(
+      text,
+      new RegExp(
+        `^"b\\.test" = "allow" # 1 connection; port ${ports.b}; http\\n\\n# unrelated`,
+        "m",
+      ),
+    );
+    assert.ok(text.endsWith("# unrelated" + tail), text);
   });
 });

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
+import { sandboxArgv, sandboxCli, tempDir } from "./cli_helpers.ts";
 import { exchange, fakeServer, parseResponse, respondWith } from "./proxy_helpers.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 interface ProxyProcess extends AsyncDisposable {
   ready: Record<string, string>;
@@ -12,8 +11,9 @@ interface ProxyProcess extends AsyncDisposable {
 
 /** Starts `sandbox proxy ARGS` and waits (with a timeout) for its ready line. */
 async function startCli(args: string[]): Promise<ProxyProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN, "proxy", ...args],
+  const [cmd, ...rest] = sandboxArgv(["proxy", ...args]);
+  const child = new Deno.Command(cmd, {
+    args: rest,
     stdout: "piped",
     stderr: "piped",
     env: { HOME: "/nonexistent-home-for-tests", NO_COLOR: "1" },
@@ -76,43 +76,40 @@ async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_0
 
 Deno.test("sandbox proxy prints one ready line, serves, and exits 0 on SIGTERM", async () => {
   await using upstream = fakeServer("127.0.0.2", respondWith("ok"));
-  const dir = await Deno.makeTempDir();
-  try {
-    await using proxy = await startCli([
-      "--allow",
-      "allowed.test",
-      "--resolve",
-      "allowed.test=127.0.0.2",
-      "--listen-unix",
-      `${dir}/p.sock`,
-      "--log",
-      `${dir}/log.jsonl`,
-    ]);
-    assert.deepEqual(Object.keys(proxy.ready), ["http", "socks5", "unix"]);
-    assert.match(proxy.ready.http, /^127\.0\.0\.1:\d+$/);
-    assert.match(proxy.ready.socks5, /^127\.0\.0\.1:\d+$/);
-    assert.equal(proxy.ready.unix, `${dir}/p.sock`);
-    const port = Number(proxy.ready.http.split(":")[1]);
-    const p = upstream.port;
-    const response = parseResponse(
-      await exchange(
-        port,
-        `GET http://allowed.test:${p}/ HTTP/1.1\r\nHost: allowed.test:${p}\r\nConnection: close\r\n\r\n`,
-      ),
-    );
-    assert.equal(response.status, 200);
-    const { code, stdout } = await proxy.stop("SIGTERM");
-    assert.equal(code, 0, proxy.stderr());
-    assert.equal(stdout.trim().split("\n").length, 1, "exactly one line on stdout");
-    const log = (await Deno.readTextFile(`${dir}/log.jsonl`)).trim().split("\n").map((l) =>
-      JSON.parse(l)
-    );
-    assert.equal(log.length, 1);
-    assert.equal(log[0].host, "allowed.test");
-    await assert.rejects(Deno.stat(`${dir}/p.sock`), Deno.errors.NotFound);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  await using proxy = await startCli([
+    "--allow",
+    "allowed.test",
+    "--resolve",
+    "allowed.test=127.0.0.2",
+    "--listen-unix",
+    `${dir}/p.sock`,
+    "--log",
+    `${dir}/log.jsonl`,
+  ]);
+  assert.deepEqual(Object.keys(proxy.ready), ["http", "socks5", "unix"]);
+  assert.match(proxy.ready.http, /^127\.0\.0\.1:\d+$/);
+  assert.match(proxy.ready.socks5, /^127\.0\.0\.1:\d+$/);
+  assert.equal(proxy.ready.unix, `${dir}/p.sock`);
+  const port = Number(proxy.ready.http.split(":")[1]);
+  const p = upstream.port;
+  const response = parseResponse(
+    await exchange(
+      port,
+      `GET http://allowed.test:${p}/ HTTP/1.1\r\nHost: allowed.test:${p}\r\nConnection: close\r\n\r\n`,
+    ),
+  );
+  assert.equal(response.status, 200);
+  const { code, stdout } = await proxy.stop("SIGTERM");
+  assert.equal(code, 0, proxy.stderr());
+  assert.equal(stdout.trim().split("\n").length, 1, "exactly one line on stdout");
+  const log = (await Deno.readTextFile(`${dir}/log.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
+  assert.equal(log.length, 1);
+  assert.equal(log[0].host, "allowed.test");
+  await assert.rejects(Deno.stat(`${dir}/p.sock`), Deno.errors.NotFound);
 });
 
 Deno.test("sandbox proxy honours --http-port and refuses a bad port with exit 2", async () => {
@@ -122,13 +119,9 @@ Deno.test("sandbox proxy honours --http-port and refuses a bad port with exit 2"
   await using proxy = await startCli(["--http-port", String(free), "--allow", "a.test"]);
   assert.equal(proxy.ready.http, `127.0.0.1:${free}`);
   assert.equal((await proxy.stop("SIGINT")).code, 0);
-  const bad = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN, "proxy", "--http-port", "70000"],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const bad = await sandboxCli(["proxy", "--http-port", "70000"]);
   assert.equal(bad.code, 2);
-  assert.match(new TextDecoder().decode(bad.stderr), /Invalid --http-port "70000"/);
+  assert.match(bad.stderr, /Invalid --http-port "70000"/);
 });
 
 Deno.test("sandbox proxy reloads the policy when its config file changes, and keeps it when broken", async () => {

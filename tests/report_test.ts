@@ -8,6 +8,7 @@ import {
   type RunReport,
   summarizeDecisions,
 } from "../cli/report.ts";
+import { sandboxCli, tempDir } from "./cli_helpers.ts";
 
 function event(
   host: string,
@@ -109,62 +110,56 @@ Deno.test("reportRun() --fail-on-block turns a zero exit into 3 and says why; a 
 });
 
 Deno.test("reportRun() under GitHub Actions writes annotations and appends a step summary table", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const file = `${dir}/summary.md`;
-    await Deno.writeTextFile(file, "earlier step\n");
-    const io = capture();
-    const code = await reportRun(
-      { exitCode: 0, signal: null, durationMs: 1500, decisions: MIXED },
-      {
-        command: ["npm", "ci"],
-        env: { GITHUB_ACTIONS: "true", GITHUB_STEP_SUMMARY: file },
-        stdout: io.stdout,
-        stderr: io.stderr,
-      },
-    );
-    assert.equal(code, 0);
-    const annotations = io.out.stdout.trim().split("\n");
-    assert.deepEqual(annotations, [
-      "::warning title=sandbox blocked 10.0.0.1::Blocked 10.0.0.1 port 443 (not_allowed_local: Sandbox policy blocks local/private network addresses), once",
-      "::warning title=sandbox blocked b.test::Blocked b.test port 80,8080 (not_allowed: Domain not in allowlist), 2 times",
-    ]);
-    const summary = await Deno.readTextFile(file);
-    assert.ok(summary.startsWith("earlier step\n### sandbox: `npm ci`\n"), summary);
-    assert.match(
-      summary,
-      /Exit code 0, 1\.5 s; 3 connections allowed to 1 host, 3 connections blocked\./,
-    );
-    assert.match(summary, /\| Blocked host \| Port \| Reason \| Count \|/);
-    assert.match(
-      summary,
-      /^\| `b\.test` \| 80, 8080 \| not_allowed: Domain not in allowlist \| 2 \|$/m,
-    );
-    assert.match(summary, /^\| `10\.0\.0\.1` \| 443 \| not_allowed_local: .* \| 1 \|$/m);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const file = `${dir}/summary.md`;
+  await Deno.writeTextFile(file, "earlier step\n");
+  const io = capture();
+  const code = await reportRun(
+    { exitCode: 0, signal: null, durationMs: 1500, decisions: MIXED },
+    {
+      command: ["npm", "ci"],
+      env: { GITHUB_ACTIONS: "true", GITHUB_STEP_SUMMARY: file },
+      stdout: io.stdout,
+      stderr: io.stderr,
+    },
+  );
+  assert.equal(code, 0);
+  const annotations = io.out.stdout.trim().split("\n");
+  assert.deepEqual(annotations, [
+    "::warning title=sandbox blocked 10.0.0.1::Blocked 10.0.0.1 port 443 (not_allowed_local: Sandbox policy blocks local/private network addresses), once",
+    "::warning title=sandbox blocked b.test::Blocked b.test port 80,8080 (not_allowed: Domain not in allowlist), 2 times",
+  ]);
+  const summary = await Deno.readTextFile(file);
+  assert.ok(summary.startsWith("earlier step\n### sandbox: `npm ci`\n"), summary);
+  assert.match(
+    summary,
+    /Exit code 0, 1\.5 s; 3 connections allowed to 1 host, 3 connections blocked\./,
+  );
+  assert.match(summary, /\| Blocked host \| Port \| Reason \| Count \|/);
+  assert.match(
+    summary,
+    /^\| `b\.test` \| 80, 8080 \| not_allowed: Domain not in allowlist \| 2 \|$/m,
+  );
+  assert.match(summary, /^\| `10\.0\.0\.1` \| 443 \| not_allowed_local: .* \| 1 \|$/m);
 });
 
 Deno.test("reportRun() writes nothing for GitHub unless GITHUB_ACTIONS is exactly true", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const file = `${dir}/summary.md`;
-    const io = capture();
-    await reportRun(
-      { exitCode: 0, signal: null, durationMs: 1, decisions: MIXED },
-      {
-        command: ["x"],
-        env: { GITHUB_ACTIONS: "1", GITHUB_STEP_SUMMARY: file },
-        stdout: io.stdout,
-        stderr: io.stderr,
-      },
-    );
-    assert.equal(io.out.stdout, "");
-    await assert.rejects(Deno.stat(file), Deno.errors.NotFound);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const file = `${dir}/summary.md`;
+  const io = capture();
+  await reportRun(
+    { exitCode: 0, signal: null, durationMs: 1, decisions: MIXED },
+    {
+      command: ["x"],
+      env: { GITHUB_ACTIONS: "1", GITHUB_STEP_SUMMARY: file },
+      stdout: io.stdout,
+      stderr: io.stderr,
+    },
+  );
+  assert.equal(io.out.stdout, "");
+  await assert.rejects(Deno.stat(file), Deno.errors.NotFound);
 });
 
 Deno.test("reportRun() --json prints one final report line with hosts and counts", async () => {
@@ -226,14 +221,6 @@ Deno.test("reportRun() says on stderr when the step summary cannot be written, k
 
 // ---- end to end: sandbox run under GitHub Actions, with --fail-on-block ----
 
-const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-
-/** How tests start the CLI: SANDBOX_BIN (a compiled binary) or `deno run main.ts`. */
-function sandboxArgv(): string[] {
-  const binary = Deno.env.get("SANDBOX_BIN");
-  return binary ? [binary] : [Deno.execPath(), "run", "-A", "--quiet", `${ROOT}/main.ts`];
-}
-
 Deno.test("sandbox run under GITHUB_ACTIONS annotates and summarizes a block; --fail-on-block exits 3", async () => {
   const serve = () =>
     Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => new Response("ok\n"));
@@ -243,10 +230,7 @@ Deno.test("sandbox run under GITHUB_ACTIONS annotates and summarizes a block; --
   try {
     await Deno.writeTextFile(`${dir}/managed.toml`, "");
     const summaryFile = `${dir}/step_summary.md`;
-    const parent = Deno.env.toObject();
-    delete parent.CI;
     const env = {
-      ...parent,
       SANDBOX_MANAGED_CONFIG: `${dir}/managed.toml`,
       XDG_CONFIG_HOME: `${dir}/xdg`,
       GITHUB_ACTIONS: "true",
@@ -255,38 +239,21 @@ Deno.test("sandbox run under GITHUB_ACTIONS annotates and summarizes a block; --
     // curl without -f: the command itself succeeds even though b.test is refused.
     const script =
       `curl -sS -o /dev/null http://a.test:${a.addr.port}/ && curl -sS -o /dev/null http://b.test:${b.addr.port}/`;
-    const run = async (extra: string[]) => {
-      const [program, ...rest] = sandboxArgv();
-      const output = await new Deno.Command(program, {
-        args: [
-          ...rest,
-          "run",
-          "--allow",
-          "a.test",
-          "--resolve",
-          "a.test=127.0.0.1",
-          "--resolve",
-          "b.test=127.0.0.1",
-          ...extra,
-          "--",
-          "sh",
-          "-c",
-          script,
-        ],
-        env,
-        clearEnv: true,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        signal: AbortSignal.timeout(60_000),
-      }).output();
-      const decoder = new TextDecoder();
-      return {
-        code: output.code,
-        stdout: decoder.decode(output.stdout),
-        stderr: decoder.decode(output.stderr),
-      };
-    };
+    const run = (extra: string[]) =>
+      sandboxCli([
+        "run",
+        "--allow",
+        "a.test",
+        "--resolve",
+        "a.test=127.0.0.1",
+        "--resolve",
+        "b.test=127.0.0.1",
+        ...extra,
+        "--",
+        "sh",
+        "-c",
+        script,
+      ], { env, unset: ["CI"], sandboxBin: true, timeoutMs: 60_000 });
 
     const plain = await run([]);
     assert.equal(plain.code, 0, plain.stderr);
