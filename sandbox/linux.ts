@@ -15,8 +15,6 @@
  *
  * @module
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import type { Readable, Writable } from "node:stream";
 import { SandboxError } from "../cli/errors.ts";
 import { buildBwrapArgs } from "./bwrap_args.ts";
 import { BRIDGE_HOST } from "./env.ts";
@@ -58,6 +56,11 @@ const BRIDGE_READY_TIMEOUT_MS = 15_000;
  * bridge is gone. Throws a {@linkcode SandboxError} (`sandbox_failed`,
  * `userns_disabled`) when the sandbox could not be set up.
  *
+ * Both processes are started with `Deno.Command`: `node:child_process`
+ * would cost ~12 ms to load and ~20 ms for its first spawn, on every run.
+ * bwrap's status and block descriptors are pipes made with `pipe2(2)` whose
+ * child ends alone are inheritable, and only for the instant of the spawn.
+ *
  * @example
  * ```ts
  * const { exitCode } = await runLinuxPlan(plan, { bwrap: "/usr/bin/bwrap", uid: 0, self });
@@ -69,25 +72,12 @@ export async function runLinuxPlan(
 ): Promise<LinuxRunResult> {
   markInheritedFdsCloseOnExec();
   const withNetwork = plan.network.kind === "proxy";
-  const args = buildBwrapArgs(plan, {
-    fds: { jsonStatusFd: 3, blockFd: withNetwork ? 4 : null },
-  });
-  const bwrap = spawn(options.bwrap, args, {
-    stdio: withNetwork
-      ? ["inherit", "inherit", "inherit", "pipe", "pipe"]
-      : ["inherit", "inherit", "inherit", "pipe"],
-    // Its own session: the terminal's Ctrl-C goes to the launcher alone, which forwards it.
-    detached: true,
-    env: { ...plan.env },
-    cwd: plan.cwd,
-  });
+  const { bwrap, status, block } = spawnBwrap(plan, options.bwrap, withNetwork);
   let bwrapDone = false;
-  const exited = waitExit(bwrap).finally(() => bwrapDone = true);
+  const exited = bwrap.status.then((s) => s.code).finally(() => bwrapDone = true);
   const killBwrap = () => {
     if (!bwrapDone) killQuietly(bwrap.pid, "SIGKILL");
   };
-  const status = new JsonLines(bwrap.stdio[3] as Readable);
-  const block = withNetwork ? bwrap.stdio[4] as Writable : null;
   let bridge: BridgeProcess | null = null;
 
   // Signals: before the command runs, one ends the run; afterwards it goes to the command's group.
@@ -156,7 +146,7 @@ export async function runLinuxPlan(
       await writeAndClose(block, "1");
     }
     running = true;
-    options.onStarted?.({ bwrap: bwrap.pid ?? 0, sandbox: sandboxPid });
+    options.onStarted?.({ bwrap: bwrap.pid, sandbox: sandboxPid });
     const last = await status.next();
     const code = await exited;
     const exitCode = typeof last?.["exit-code"] === "number" ? last["exit-code"] : code;
@@ -174,16 +164,80 @@ export async function runLinuxPlan(
       await killAndReap(sandboxPid);
     }
     killBwrap();
+    // The bridge has nothing to flush (the command is gone): stop it while bwrap is reaped.
+    const stopping = bridge?.stop();
     await exited;
     for (const timer of retries) clearTimeout(timer);
-    status.destroy();
-    block?.destroy();
-    if (bridge !== null) await bridge.stop();
+    status.close();
+    if (block !== null) closeQuietly(block);
+    await stopping;
   }
 }
 
 function interrupted(signal: Deno.Signal): LinuxRunResult {
   return { exitCode: 128 + SIGNAL_NUMBERS[signal], signal };
+}
+
+/**
+ * Starts bwrap in its own session (the terminal's Ctrl-C goes to the
+ * launcher alone, which forwards it) with `--json-status-fd` and, with
+ * network, `--block-fd` on fresh pipes. Its environment is exactly the
+ * plan's.
+ */
+function spawnBwrap(
+  plan: SandboxPlan,
+  bwrapPath: string,
+  withNetwork: boolean,
+): { bwrap: Deno.ChildProcess; status: JsonLines; block: Deno.FsFile | null } {
+  using libc = openLibc("hand Bubblewrap its status and block pipes");
+  const statusPipe = makePipe(libc);
+  const blockPipe = withNetwork ? makePipe(libc) : null;
+  // The launcher's ends become ordinary Deno files (opened again through
+  // /proc, close-on-exec); the raw descriptors are closed whatever happens.
+  const childEnds = [statusPipe.write, ...(blockPipe === null ? [] : [blockPipe.read])];
+  let status: Deno.FsFile | null = null;
+  let block: Deno.FsFile | null = null;
+  try {
+    status = Deno.openSync(`/proc/self/fd/${statusPipe.read}`, { read: true });
+    if (blockPipe !== null) {
+      block = Deno.openSync(`/proc/self/fd/${blockPipe.write}`, { write: true });
+    }
+    const args = buildBwrapArgs(plan, {
+      fds: { jsonStatusFd: statusPipe.write, blockFd: blockPipe?.read ?? null },
+    });
+    // Inheritable only from here to the (synchronous) spawn: nothing else starts in between.
+    for (const fd of childEnds) setInheritable(libc, fd, true);
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(bwrapPath, {
+        args,
+        stdin: "inherit",
+        stdout: "inherit",
+        stderr: "inherit",
+        detached: true,
+        clearEnv: true,
+        env: { ...plan.env },
+        cwd: plan.cwd,
+      }).spawn();
+    } catch (error) {
+      throw new SandboxError(
+        "sandbox_failed",
+        `Cannot start Bubblewrap ("${bwrapPath}"): ${
+          error instanceof Error ? error.message : String(error)
+        }`,
+        { cause: error },
+      );
+    }
+    return { bwrap: child, status: new JsonLines(status), block };
+  } catch (error) {
+    if (status !== null) closeQuietly(status);
+    if (block !== null) closeQuietly(block);
+    throw error;
+  } finally {
+    for (const fd of [statusPipe.read, ...childEnds, ...(blockPipe ? [blockPipe.write] : [])]) {
+      libc.symbols.close(fd);
+    }
+  }
 }
 
 interface BridgeProcess {
@@ -223,77 +277,100 @@ function startBridgeProcess(
     options.target,
     ...options.ports.flatMap((port) => ["--listen", `${BRIDGE_HOST}:${port}`]),
   ];
-  const child = spawn(options.nsenter, args, {
-    // stdin stays open for the bridge's lifetime: its end (also when the launcher dies) stops it.
-    stdio: ["pipe", "pipe", "inherit"],
-    env: { ...options.env },
-  });
-  const exited = waitExit(child);
-  const stdout = child.stdout as Readable;
-  const ready = new Promise<void>((resolve, reject) => {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(options.nsenter, {
+      args,
+      // stdin stays open for the bridge's lifetime: its end (also when the launcher dies) stops it.
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+      clearEnv: true,
+      env: { ...options.env },
+    }).spawn();
+  } catch (error) {
+    owner?.[Symbol.dispose]();
+    throw new SandboxError(
+      "sandbox_failed",
+      `Cannot start the bridge with "${options.nsenter}": ${
+        error instanceof Error ? error.message : String(error)
+      }`,
+      { cause: error },
+    );
+  }
+  let done = false;
+  const exited = child.status.finally(() => done = true);
+  const stdin = child.stdin.getWriter();
+  const stdout = child.stdout.getReader();
+  const ready = (async () => {
+    const { promise: timedOut, reject } = Promise.withResolvers<never>();
+    const timer = setTimeout(
+      () => reject(new SandboxError("sandbox_failed", "The bridge did not start within 15 s")),
+      BRIDGE_READY_TIMEOUT_MS,
+    );
+    const decoder = new TextDecoder();
     let text = "";
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new SandboxError("sandbox_failed", "The bridge did not start within 15 s"));
-    }, BRIDGE_READY_TIMEOUT_MS);
-    const onData = (chunk: Uint8Array | string) => {
-      text += chunk.toString();
-      if (text.includes("\n")) {
-        cleanup();
-        if (text.startsWith("ready")) resolve();
-        else reject(new SandboxError("sandbox_failed", `The bridge failed: ${text.trim()}`));
+    try {
+      while (!text.includes("\n")) {
+        const chunk = await Promise.race([stdout.read(), timedOut]);
+        if (chunk.done) {
+          throw new SandboxError("sandbox_failed", "The bridge exited before it was ready");
+        }
+        text += decoder.decode(chunk.value, { stream: true });
       }
-    };
-    const onEnd = () => {
-      cleanup();
-      reject(new SandboxError("sandbox_failed", "The bridge exited before it was ready"));
-    };
-    const cleanup = () => {
+    } finally {
       clearTimeout(timer);
-      stdout.off("data", onData);
-      stdout.off("end", onEnd);
-    };
-    stdout.on("data", onData);
-    stdout.on("end", onEnd);
-  });
-  ready.catch(() => {}).finally(() => owner?.[Symbol.dispose]());
+      owner?.[Symbol.dispose]();
+    }
+    if (!text.startsWith("ready")) {
+      throw new SandboxError("sandbox_failed", `The bridge failed: ${text.trim()}`);
+    }
+  })();
+  ready.catch(() => {});
   return {
     ready,
     async stop() {
       owner?.[Symbol.dispose]();
-      (child.stdin as Writable).end();
-      let done = false;
-      const timer = setTimeout(() => {
-        if (!done) killQuietly(child.pid, "SIGKILL");
-      }, 2_000);
-      exited.then(() => done = true);
-      try {
-        await exited;
-      } finally {
-        clearTimeout(timer);
-        stdout.destroy();
-        (child.stdin as Writable).destroy();
-      }
+      if (!done) killQuietly(child.pid, "SIGKILL");
+      await exited;
+      await stdin.close().catch(() => {});
+      await stdout.cancel().catch(() => {});
     },
   };
 }
 
-/** Reads JSON objects, one per line, from bwrap's status fd. */
+/** Reads JSON objects, one per line, from bwrap's status pipe. */
 class JsonLines {
-  #stream: Readable;
-  #buffer = "";
+  #file: Deno.FsFile;
   #queue: Record<string, unknown>[] = [];
   #waiters: ((value: Record<string, unknown> | null) => void)[] = [];
   #ended = false;
 
-  constructor(stream: Readable) {
-    this.#stream = stream;
-    stream.on("data", (chunk: Uint8Array | string) => {
-      this.#buffer += chunk.toString();
+  constructor(file: Deno.FsFile) {
+    this.#file = file;
+    this.#pump().finally(() => {
+      this.#ended = true;
+      for (const waiter of this.#waiters.splice(0)) waiter(null);
+    });
+  }
+
+  async #pump(): Promise<void> {
+    const decoder = new TextDecoder();
+    const chunk = new Uint8Array(4096);
+    let buffer = "";
+    for (;;) {
+      let n: number | null;
+      try {
+        n = await this.#file.read(chunk);
+      } catch {
+        return; // closed
+      }
+      if (n === null) return;
+      buffer += decoder.decode(chunk.subarray(0, n), { stream: true });
       let newline: number;
-      while ((newline = this.#buffer.indexOf("\n")) !== -1) {
-        const line = this.#buffer.slice(0, newline).trim();
-        this.#buffer = this.#buffer.slice(newline + 1);
+      while ((newline = buffer.indexOf("\n")) !== -1) {
+        const line = buffer.slice(0, newline).trim();
+        buffer = buffer.slice(newline + 1);
         if (line === "") continue;
         try {
           this.#push(JSON.parse(line));
@@ -301,14 +378,7 @@ class JsonLines {
           // Not JSON: bwrap never writes that; ignore rather than guess.
         }
       }
-    });
-    const end = () => {
-      this.#ended = true;
-      for (const waiter of this.#waiters.splice(0)) waiter(null);
-    };
-    stream.on("end", end);
-    stream.on("close", end);
-    stream.on("error", end);
+    }
   }
 
   #push(value: Record<string, unknown>): void {
@@ -325,31 +395,25 @@ class JsonLines {
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
-  destroy(): void {
-    this.#stream.destroy();
+  close(): void {
+    closeQuietly(this.#file);
   }
 }
 
-function waitExit(child: ChildProcess): Promise<number> {
-  return new Promise((resolve) => {
-    child.on("error", () => resolve(126));
-    child.on("exit", (code, signal) => {
-      if (code !== null) resolve(code);
-      else resolve(128 + (signal === null ? 0 : (signalNumber(signal) ?? 0)));
-    });
-  });
+async function writeAndClose(file: Deno.FsFile, text: string): Promise<void> {
+  try {
+    await file.write(new TextEncoder().encode(text));
+  } finally {
+    closeQuietly(file);
+  }
 }
 
-function signalNumber(name: string): number | null {
-  const numbers: Record<string, number> = { ...SIGNAL_NUMBERS, SIGKILL: 9, SIGQUIT: 3, SIGABRT: 6 };
-  return numbers[name] ?? null;
-}
-
-function writeAndClose(stream: Writable, text: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    stream.once("error", reject);
-    stream.end(text, () => resolve());
-  });
+function closeQuietly(resource: { close(): void }): void {
+  try {
+    resource.close();
+  } catch {
+    // Already closed.
+  }
 }
 
 /** The first child of `pid` (bwrap's init inside the sandbox has exactly one: the command). */
@@ -428,16 +492,7 @@ export function markInheritedFdsCloseOnExec(): void {
   }
   if (leaked.length === 0) return;
   using libc = openLibc(`keep inherited file descriptors ${leaked.join(", ")} from the command`);
-  const F_SETFD = 2;
-  const FD_CLOEXEC = 1;
-  for (const fd of leaked) {
-    if (libc.symbols.fcntl(fd, F_SETFD, FD_CLOEXEC) !== 0) {
-      throw new SandboxError(
-        "sandbox_failed",
-        `Cannot mark inherited file descriptor ${fd} close-on-exec`,
-      );
-    }
-  }
+  for (const fd of leaked) setInheritable(libc, fd, false);
 }
 
 /**
@@ -479,7 +534,34 @@ function openNetnsOwner(pid: number): { fd: number } & Disposable {
   };
 }
 
+/** A pipe from `pipe2(2)`, both ends close-on-exec. */
+function makePipe(libc: Deno.DynamicLibrary<typeof LIBC_SYMBOLS>): { read: number; write: number } {
+  const O_CLOEXEC = 0o2000000;
+  const fds = new Int32Array(2);
+  if (libc.symbols.pipe2(fds, O_CLOEXEC) !== 0) {
+    throw new SandboxError("sandbox_failed", "Cannot create a pipe for Bubblewrap");
+  }
+  return { read: fds[0], write: fds[1] };
+}
+
+/** Sets or clears a descriptor's close-on-exec flag; fails closed. */
+function setInheritable(
+  libc: Deno.DynamicLibrary<typeof LIBC_SYMBOLS>,
+  fd: number,
+  inheritable: boolean,
+): void {
+  const F_SETFD = 2;
+  const FD_CLOEXEC = 1;
+  if (libc.symbols.fcntl(fd, F_SETFD, inheritable ? 0 : FD_CLOEXEC) !== 0) {
+    throw new SandboxError(
+      "sandbox_failed",
+      `Cannot change the close-on-exec flag of file descriptor ${fd}`,
+    );
+  }
+}
+
 const LIBC_SYMBOLS = {
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   open: { parameters: ["buffer", "i32"], result: "i32" },
   ioctl: { parameters: ["i32", "u64"], result: "i32" },
