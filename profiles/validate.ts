@@ -238,6 +238,17 @@ export const CODEX_IGNORED_REQUIREMENT_KEYS: ReadonlySet<string> = new Set([
 
 const EXEC_DECISIONS: readonly ExecDecision[] = ["allow", "allow-network", "deny"];
 
+/** The true/false keys of a network table and the {@linkcode NetworkLayer} field each sets. */
+const NETWORK_BOOLEANS = {
+  enabled: "enabled",
+  allow_local_binding: "allowLocalBinding",
+  mitm: "mitm",
+  dangerously_allow_all_unix_sockets: "dangerouslyAllowAllUnixSockets",
+  dangerously_allow_non_loopback_proxy: "dangerouslyAllowNonLoopbackProxy",
+  enable_socks5: "enableSocks5",
+  ask: "ask",
+} as const satisfies Record<string, keyof NetworkLayer>;
+
 /**
  * Validates a parsed config file. Reports every problem (not just the
  * first), each with its key path; never fills in a default for a key the
@@ -325,6 +336,23 @@ class Checker {
     });
   }
 
+  /** Notes the keys accepted but ignored in the table at `path`, if there are any. */
+  noteIgnored(path: readonly string[], what: string, keys: readonly string[]): void {
+    if (keys.length === 0) return;
+    const where = path.length === 0 ? "" : `: ${formatKeyPath(path)}`;
+    this.notices.push(`${this.file}${where}: ${what}: ${keys.join(", ")}`);
+  }
+
+  /** Whether `text` is an absolute or `~/` path; reports it at `path` when not. */
+  homePath(text: string, path: readonly string[]): boolean {
+    if (isAbsoluteOrHome(text)) return true;
+    this.problem(
+      path,
+      `Invalid path "${text}": expected an absolute path or one starting with "~/"`,
+    );
+    return false;
+  }
+
   /** Reports every key of `table` not in `allowed`; returns false if any. */
   knownKeys(table: Table, path: readonly string[], allowed: readonly string[]): void {
     for (const key of Object.keys(table)) {
@@ -332,6 +360,21 @@ class Checker {
         this.problem([...path, key], `Unknown key: expected one of ${quoteList(allowed)}`);
       }
     }
+  }
+
+  /**
+   * `check`s `table[key]` when the key is written; `fallback` when it is not
+   * (or when its value was invalid, which `check` has reported).
+   */
+  optional<T, F>(
+    table: Table,
+    key: string,
+    path: readonly string[],
+    check: (this: Checker, value: unknown, path: readonly string[]) => T | null | undefined,
+    fallback: F,
+  ): T | F {
+    if (table[key] === undefined) return fallback;
+    return check.call(this, table[key], [...path, key]) ?? fallback;
   }
 
   table(value: unknown, path: readonly string[]): Table | null {
@@ -365,6 +408,21 @@ class Checker {
     return undefined;
   }
 
+  /** Checks a `{ NAME = ACTION }` table and hands each entry with a valid action to `add`. */
+  actionMap<T extends string>(
+    value: unknown,
+    path: readonly string[],
+    actions: readonly T[],
+    add: (name: string, action: T, path: readonly string[]) => void,
+  ): void {
+    const map = this.table(value, path);
+    if (map === null) return;
+    for (const [name, action] of Object.entries(map)) {
+      const checked = this.oneOf(action, [...path, name], actions);
+      if (checked !== undefined) add(name, checked, [...path, name]);
+    }
+  }
+
   stringList(value: unknown, path: readonly string[]): string[] | undefined {
     if (!Array.isArray(value)) {
       this.problem(path, `Expected an array of strings, found ${typeName(value)}`);
@@ -386,18 +444,7 @@ class Checker {
   }
 
   pathList(value: unknown, path: readonly string[]): string[] {
-    const list = this.stringList(value, path) ?? [];
-    const out: string[] = [];
-    for (const item of list) {
-      if (isAbsoluteOrHome(item)) out.push(item);
-      else {
-        this.problem(
-          path,
-          `Invalid path "${item}": expected an absolute path or one starting with "~/"`,
-        );
-      }
-    }
-    return out;
+    return (this.stringList(value, path) ?? []).filter((item) => this.homePath(item, path));
   }
 
   port(value: unknown, path: readonly string[]): number | undefined {
@@ -474,11 +521,7 @@ class Checker {
           }
       }
     }
-    if (ignored.length > 0) {
-      this.notices.push(
-        `${this.file}: ignored Codex keys not used by sandbox: ${ignored.join(", ")}`,
-      );
-    }
+    this.noteIgnored([], "ignored Codex keys not used by sandbox", ignored);
     return {
       kind: "user",
       file: this.file,
@@ -519,11 +562,7 @@ class Checker {
           }
       }
     }
-    if (ignored.length > 0) {
-      this.notices.push(
-        `${this.file}: ignored Codex requirement keys not used by sandbox: ${ignored.join(", ")}`,
-      );
-    }
+    this.noteIgnored([], "ignored Codex requirement keys not used by sandbox", ignored);
     return {
       kind: "managed",
       file: this.file,
@@ -539,19 +578,13 @@ class Checker {
     if (table === null) return null;
     if (path[path.length - 1].trim() === "") this.problem(path, "A profile name cannot be empty");
     this.knownKeys(table, path, ["description", "extends", "network", "filesystem", "env"]);
-    const description = table.description === undefined
-      ? null
-      : this.string(table.description, [...path, "description"]) ?? null;
-    const parent = table.extends === undefined
-      ? null
-      : this.string(table.extends, [...path, "extends"]) ?? null;
-    const network = table.network === undefined
-      ? emptyNetwork()
-      : this.network(table.network, [...path, "network"], "user") ?? emptyNetwork();
-    const filesystem = table.filesystem === undefined
-      ? { writable: [], denyRead: [] }
-      : this.filesystem(table.filesystem, [...path, "filesystem"]);
-    const env = table.env === undefined ? { deny: [] } : this.env(table.env, [...path, "env"]);
+    const description = this.optional(table, "description", path, this.string, null);
+    const parent = this.optional(table, "extends", path, this.string, null);
+    const userNetwork = (v: unknown, p: readonly string[]) => this.network(v, p, "user");
+    const network = this.optional(table, "network", path, userNetwork, emptyNetwork());
+    const noFiles = { writable: [], denyRead: [] };
+    const filesystem = this.optional(table, "filesystem", path, this.filesystem, noFiles);
+    const env = this.optional(table, "env", path, this.env, { deny: [] });
     return { description, extends: parent, network, filesystem, env };
   }
 
@@ -594,36 +627,19 @@ class Checker {
     }
     for (const [key, inner] of Object.entries(table)) {
       const p = at(key);
+      if (Object.hasOwn(NETWORK_BOOLEANS, key)) {
+        out[NETWORK_BOOLEANS[key as keyof typeof NETWORK_BOOLEANS]] = this.bool(inner, p);
+        continue;
+      }
       switch (key) {
-        case "enabled":
-          out.enabled = this.bool(inner, p);
-          break;
         case "mode":
           out.mode = this.oneOf(inner, p, ["full", "limited"] as const);
-          break;
-        case "allow_local_binding":
-          out.allowLocalBinding = this.bool(inner, p);
-          break;
-        case "mitm":
-          out.mitm = this.bool(inner, p);
-          break;
-        case "dangerously_allow_all_unix_sockets":
-          out.dangerouslyAllowAllUnixSockets = this.bool(inner, p);
-          break;
-        case "dangerously_allow_non_loopback_proxy":
-          out.dangerouslyAllowNonLoopbackProxy = this.bool(inner, p);
           break;
         case "proxy_url":
           out.proxyUrl = this.proxyAddress(inner, p);
           break;
         case "socks_url":
           out.socksUrl = this.proxyAddress(inner, p);
-          break;
-        case "enable_socks5":
-          out.enableSocks5 = this.bool(inner, p);
-          break;
-        case "ask":
-          out.ask = this.bool(inner, p);
           break;
         case "mitm_ca":
           out.mitmCa = this.mitmCa(inner, p);
@@ -641,24 +657,16 @@ class Checker {
           out.presets = names.filter(isPresetName);
           break;
         }
-        case "domains": {
-          const map = this.table(inner, p);
-          if (map === null) break;
-          for (const [pattern, action] of Object.entries(map)) {
-            const a = this.oneOf(action, [...p, pattern], ["allow", "deny"] as const);
-            if (a !== undefined) this.domainRule(domains, pattern, a, [...p, pattern]);
-          }
+        case "domains":
+          this.actionMap(inner, p, ["allow", "deny"] as const, (pattern, action, at) => {
+            this.domainRule(domains, pattern, action, at);
+          });
           break;
-        }
-        case "unix_sockets": {
-          const map = this.table(inner, p);
-          if (map === null) break;
-          for (const [socket, action] of Object.entries(map)) {
-            const a = this.oneOf(action, [...p, socket], ["allow", "none"] as const);
-            if (a !== undefined) this.socketRule(sockets, socket, a, [...p, socket]);
-          }
+        case "unix_sockets":
+          this.actionMap(inner, p, ["allow", "none"] as const, (socket, action, at) => {
+            this.socketRule(sockets, socket, action, at);
+          });
           break;
-        }
         case "enable_socks5_udp":
         case "allow_upstream_proxy":
           if (this.bool(inner, p) !== undefined) ignored.push(key);
@@ -670,13 +678,7 @@ class Checker {
           this.problem(p, `Unknown key: expected one of ${quoteList(networkKeys(kind))}`);
       }
     }
-    if (ignored.length > 0) {
-      this.notices.push(
-        `${this.file}: ${formatKeyPath(path)}: ignored Codex keys not used by sandbox: ${
-          ignored.join(", ")
-        }`,
-      );
-    }
+    this.noteIgnored(path, "ignored Codex keys not used by sandbox", ignored);
     // Drop keys whose value was invalid (undefined) so "absent" keeps meaning "not written".
     for (const key of Object.keys(out) as (keyof NetworkLayer)[]) {
       if (out[key] === undefined) delete out[key];
@@ -777,14 +779,7 @@ class Checker {
         return undefined;
       }
       const s = this.string(table[k], [...path, k]);
-      if (s !== undefined && !isAbsoluteOrHome(s)) {
-        this.problem(
-          [...path, k],
-          `Invalid path "${s}": expected an absolute path or one starting with "~/"`,
-        );
-        return undefined;
-      }
-      return s;
+      return s !== undefined && this.homePath(s, [...path, k]) ? s : undefined;
     };
     const cert = get("cert");
     const key = get("key");
@@ -822,13 +817,7 @@ class Checker {
         );
       }
     }
-    if (ignored.length > 0) {
-      this.notices.push(
-        `${this.file}: ${
-          formatKeyPath(path)
-        }: ignored Codex entries (the sandbox's defaults apply): ${ignored.join(", ")}`,
-      );
-    }
+    this.noteIgnored(path, "ignored Codex entries (the sandbox's defaults apply)", ignored);
     return out;
   }
 
@@ -889,15 +878,9 @@ class Checker {
           `Missing key: expected decision = ${quoteList(EXEC_DECISIONS)}`,
         );
       } else decision = this.oneOf(spec.decision, [...p, "decision"], EXEC_DECISIONS);
-      const justification = spec.justification === undefined
-        ? null
-        : this.string(spec.justification, [...p, "justification"]) ?? null;
-      const match = spec.match === undefined
-        ? []
-        : this.stringList(spec.match, [...p, "match"]) ?? [];
-      const notMatch = spec.not_match === undefined
-        ? []
-        : this.stringList(spec.not_match, [...p, "not_match"]) ?? [];
+      const justification = this.optional(spec, "justification", p, this.string, null);
+      const match = this.optional(spec, "match", p, this.stringList, []);
+      const notMatch = this.optional(spec, "not_match", p, this.stringList, []);
       if (decision !== undefined) rules.push({ pattern, decision, justification, match, notMatch });
     }
     return rules;
