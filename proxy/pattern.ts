@@ -66,6 +66,31 @@ function lowerAscii(text: string): string {
   return text.replace(/[A-Z]+/g, (run) => run.toLowerCase());
 }
 
+const GLOBAL_DENY = "a global wildcard is not allowed in a deny rule";
+
+/** Why `[*]`-like patterns are refused: a global wildcard (deny) or a misplaced one (allow). */
+function bracketedWildcard(action: "allow" | "deny"): string {
+  return action === "deny"
+    ? GLOBAL_DENY
+    : 'brackets hold an IPv6 address, not a wildcard: use "*" to allow every host';
+}
+
+/** The compiled form of a pattern that names one IP address. */
+function addressPattern(
+  pattern: string,
+  action: "allow" | "deny",
+  address: IpAddress,
+): DomainPattern {
+  return {
+    text: pattern,
+    normalized: address.canonical,
+    action,
+    exact: true,
+    kind: "address",
+    address,
+  };
+}
+
 /** Compiles or explains why not; the one implementation behind both exports. */
 function compile(pattern: string, action: "allow" | "deny"): DomainPattern | string {
   if (action !== "allow" && action !== "deny") return `unknown action "${action}"`;
@@ -76,22 +101,18 @@ function compile(pattern: string, action: "allow" | "deny"): DomainPattern | str
   if (text === "") return "a pattern cannot be only dots";
 
   if (text === "*") {
-    if (action === "deny") return "a global wildcard is not allowed in a deny rule";
+    if (action === "deny") return GLOBAL_DENY;
     return { text: pattern, normalized: "*", action, exact: false, kind: "any" };
   }
 
   if (text.includes("[") || text.includes("]")) {
     const inner = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : null;
     if (inner !== null && inner.includes("*")) {
-      return action === "deny"
-        ? "a global wildcard is not allowed in a deny rule"
-        : 'brackets hold an IPv6 address, not a wildcard: use "*" to allow every host';
+      return bracketedWildcard(action);
     }
     if (inner === null || inner.includes("[") || inner.includes("]")) {
       if (/^\*\*?\.\[\*\]$/.test(text)) {
-        return action === "deny"
-          ? "a global wildcard is not allowed in a deny rule"
-          : 'brackets hold an IPv6 address, not a wildcard: use "*" to allow every host';
+        return bracketedWildcard(action);
       }
       return 'brackets are only allowed around a whole IPv6 address, e.g. "[::1]"';
     }
@@ -99,14 +120,7 @@ function compile(pattern: string, action: "allow" | "deny"): DomainPattern | str
     if (address === null || address.family !== 6) {
       return `"${inner}" is not an IPv6 address: brackets are only allowed around one, e.g. "[::1]"`;
     }
-    return {
-      text: pattern,
-      normalized: address.canonical,
-      action,
-      exact: true,
-      kind: "address",
-      address,
-    };
+    return addressPattern(pattern, action, address);
   }
 
   if (text.includes(":") || text.includes("%")) {
@@ -114,14 +128,7 @@ function compile(pattern: string, action: "allow" | "deny"): DomainPattern | str
     if (address === null || address.family !== 6) {
       return 'a pattern is a domain name, an IP address or "*": ":" and "%" only appear in IPv6 addresses (a port is not part of a pattern)';
     }
-    return {
-      text: pattern,
-      normalized: address.canonical,
-      action,
-      exact: true,
-      kind: "address",
-      address,
-    };
+    return addressPattern(pattern, action, address);
   }
 
   let scope: NameScope = "exact";
@@ -163,14 +170,7 @@ function compile(pattern: string, action: "allow" | "deny"): DomainPattern | str
     if (address.canonical !== rest) {
       return `the IPv4 address "${rest}" is not in dotted-decimal form: write "${address.canonical}"`;
     }
-    return {
-      text: pattern,
-      normalized: address.canonical,
-      action,
-      exact: true,
-      kind: "address",
-      address,
-    };
+    return addressPattern(pattern, action, address);
   }
   if (rest.length > 253) return "a domain name is at most 253 characters long";
   return { text: pattern, normalized: text, action, exact: !wildcard, kind: "name", scope, labels };
