@@ -419,8 +419,7 @@ class Tunnel {
     if (upstream === null) {
       const opened = await this.#openUpstream(upstreamTrust);
       if (opened.kind === "error") {
-        await this.#respondPlain(client, 502, "Bad Gateway", opened.message, opened.xProxyError);
-        return false;
+        return await this.#badGateway(client, opened.message, opened.xProxyError);
       }
       upstream = opened.upstream;
       this.#upstream = upstream;
@@ -440,15 +439,10 @@ class Tunnel {
       });
     } catch (error) {
       if (error instanceof HttpParseError) return false;
-      await this.#respondPlain(
-        client,
-        502,
-        "Bad Gateway",
-        `Upstream write failed: ${errorText(error)}`,
-      );
-      return false;
+      return await this.#badGateway(client, `Upstream write failed: ${errorText(error)}`);
     }
     let response;
+    let bodyFraming: BodyFraming;
     try {
       // Interim 1xx answers (100 Continue) are forwarded; 101 never comes (upgrades are refused).
       for (;;) {
@@ -461,26 +455,9 @@ class Tunnel {
       if (response.status === 101) {
         throw new HttpParseError("malformed", "Unexpected 101 Switching Protocols");
       }
-    } catch (error) {
-      await this.#respondPlain(
-        client,
-        502,
-        "Bad Gateway",
-        `Invalid upstream response: ${errorText(error)}`,
-      );
-      return false;
-    }
-    let bodyFraming: BodyFraming;
-    try {
       bodyFraming = responseBodyFraming(response, head.method);
     } catch (error) {
-      await this.#respondPlain(
-        client,
-        502,
-        "Bad Gateway",
-        `Invalid upstream response: ${errorText(error)}`,
-      );
-      return false;
+      return await this.#badGateway(client, `Invalid upstream response: ${errorText(error)}`);
     }
     const upstreamCloses = bodyFraming.kind === "until_close" ||
       wantsClose(response.version, response.headers);
@@ -567,6 +544,12 @@ class Tunnel {
       xProxyError: refusal.xProxyError,
       extra: refusal.status === 405 ? [["Allow", "GET, HEAD, OPTIONS"]] : [],
     });
+  }
+
+  /** Answers 502 with `message`; resolves false (the client connection must close). */
+  async #badGateway(client: StreamEnd, message: string, xProxyError?: string): Promise<false> {
+    await this.#respondPlain(client, 502, "Bad Gateway", message, xProxyError);
+    return false;
   }
 
   async #respondPlain(
