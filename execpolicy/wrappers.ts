@@ -101,6 +101,14 @@ export function unwrap(words: readonly ScriptWord[]): WrapperResult {
   const extra: ScriptWord[][] = [];
   const uncertain = (reason: string): WrapperResult => ({ kind: "uncertain", reason, extra });
   let i = 1;
+  // The word after the option as its value (moving past it), or why it cannot be known.
+  const nextValue = (option: string): string | WrapperResult => {
+    i++;
+    const next = words[i];
+    if (next === undefined) return uncertain(`"${option}" has no value`);
+    if (next.kind !== "literal") return uncertain(`"${next.text}" is only known at run time`);
+    return next.text;
+  };
   for (; i < words.length; i++) {
     const w = words[i];
     if (w.kind !== "literal") return uncertain(`"${w.text}" is only known at run time`);
@@ -118,14 +126,8 @@ export function unwrap(words: readonly ScriptWord[]): WrapperResult {
       if (spec.longFlags.includes(name) && value === null) continue;
       if (spec.longOptionalArg?.includes(name)) continue;
       if (spec.longWithArg.includes(name)) {
-        let arg = value;
-        if (arg === null) {
-          i++;
-          const next = words[i];
-          if (next === undefined) return uncertain(`"${t}" has no value`);
-          if (next.kind !== "literal") return uncertain(`"${next.text}" is only known at run time`);
-          arg = next.text;
-        }
+        const arg = value ?? nextValue(t);
+        if (typeof arg !== "string") return arg;
         if (name === "--split-string") extra.push(splitString(arg, words.slice(i + 1)));
         continue;
       }
@@ -138,14 +140,8 @@ export function unwrap(words: readonly ScriptWord[]): WrapperResult {
       if (spec.noCommand?.includes(c)) return { kind: "no-command" };
       if (spec.flags.includes(c)) continue;
       if (spec.withArg.includes(c)) {
-        let arg = t.slice(j + 1);
-        if (arg === "") {
-          i++;
-          const next = words[i];
-          if (next === undefined) return uncertain(`"-${c}" has no value`);
-          if (next.kind !== "literal") return uncertain(`"${next.text}" is only known at run time`);
-          arg = next.text;
-        }
+        const arg = j + 1 < t.length ? t.slice(j + 1) : nextValue(`-${c}`);
+        if (typeof arg !== "string") return arg;
         if (c === "S" && head.text.endsWith("env")) {
           extra.push(splitString(arg, words.slice(i + 1)));
         }
