@@ -272,7 +272,7 @@ function decideWords(
   }
   const name = programName(head.text);
   if (OTHER_SHELLS.has(name) && words.some((w) => w.text === "-c")) {
-    out.push(opaque(ctx, words, `scripts of "${name}" are not split`, scriptTokens(words)));
+    out.push(opaque(ctx, words, `scripts of "${name}" are not split`));
     return;
   }
   if (!SPLIT_SHELLS.has(name)) {
@@ -285,29 +285,19 @@ function decideWords(
     return;
   }
   if (shell.kind === "uncertain") {
-    out.push(opaque(ctx, words, shell.reason, scriptTokens(words)));
+    out.push(opaque(ctx, words, shell.reason));
     return;
   }
   if (shell.script.kind !== "literal") {
     out.push(
-      opaque(
-        ctx,
-        words,
-        `the script "${shell.script.text}" is only known at run time`,
-        scriptTokens(words),
-      ),
+      opaque(ctx, words, `the script "${shell.script.text}" is only known at run time`),
     );
     return;
   }
   const parsed = parseScript(shell.script.text);
   if (parsed.kind === "opaque") {
     out.push(
-      opaque(
-        ctx,
-        words,
-        `the script cannot be split safely: ${parsed.reason}`,
-        scriptTokens(words),
-      ),
+      opaque(ctx, words, `the script cannot be split safely: ${parsed.reason}`),
     );
     return;
   }
@@ -370,13 +360,14 @@ function explicit(
  * An opaque command: rules matching the whole argv decide it, together with
  * every rule whose program name appears as a word inside; with no rule for
  * the whole argv, the strictest decision of the table (rules and default)
- * applies, because the script could run anything.
+ * applies, because the script could run anything. `tokens` are the words
+ * that may name a program run inside (by default, those of its script).
  */
 function opaque(
   ctx: Context,
   words: readonly ScriptWord[],
   reason: string,
-  tokens: readonly string[],
+  tokens: readonly string[] = scriptTokens(words),
 ): ExecCommandVerdict {
   const whole = ctx.rules.filter((r) => matchWords(r.pattern, words) !== "no");
   const inside = ctx.rules.filter((r) =>
