@@ -15,26 +15,10 @@ import { createLeafIssuer } from "./leaf_certs.ts";
 import { createMitmHandler, type MitmTarget, type MitmTunnelContext, prepareMitm } from "./mitm.ts";
 import { loadEffectiveConfig } from "../profiles/load.ts";
 import { SandboxError } from "../cli/errors.ts";
+import { readFramedResponse, testCa, withTimeout } from "../tests/proxy_helpers.ts";
 
 const UPSTREAM_HOST = "upstream.test";
 const UPSTREAM_ADDR = "127.0.0.2";
-
-async function makeCa(name: string): Promise<CertificateAuthority> {
-  const dir = await Deno.makeTempDir({ prefix: `sandbox_mitm_${name}_` });
-  try {
-    return (await initCa(dir, { commonName: `${name} test CA` })).ca;
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** An HTTPS server on 127.0.0.2 whose certificate comes from `ca`; echoes method, path and body length. */
 function startUpstream(ca: CertificateAuthority) {
@@ -118,45 +102,14 @@ async function tlsClient(port: number, ca: CertificateAuthority, sni = UPSTREAM_
     caCerts: [ca.certPem],
     alpnProtocols: ["http/1.1"],
   });
-  let buffered = "";
-  const decoder = new TextDecoder();
+  const state = { buffered: "" };
   return {
     conn,
     async send(text: string) {
       await conn.write(new TextEncoder().encode(text));
     },
     /** Reads one response (Content-Length framed); null when the connection ends first. */
-    async response(): Promise<
-      { status: number; headers: Map<string, string>; body: string } | null
-    > {
-      const buf = new Uint8Array(64 * 1024);
-      for (;;) {
-        const end = buffered.indexOf("\r\n\r\n");
-        if (end !== -1) {
-          const lines = buffered.slice(0, end).split("\r\n");
-          const headers = new Map<string, string>();
-          for (const line of lines.slice(1)) {
-            const colon = line.indexOf(":");
-            headers.set(line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim());
-          }
-          const length = Number(headers.get("content-length") ?? "0");
-          if (buffered.length >= end + 4 + length) {
-            const body = buffered.slice(end + 4, end + 4 + length);
-            buffered = buffered.slice(end + 4 + length);
-            return { status: Number(lines[0].split(" ")[1]), headers, body };
-          }
-        }
-        let n: number | null;
-        try {
-          n = await withTimeout(conn.read(buf), 10_000, "response");
-        } catch (error) {
-          if (error instanceof Error && error.message.startsWith("Timed out")) throw error;
-          return null; // reset or TLS alert: the connection is over
-        }
-        if (n === null) return null;
-        buffered += decoder.decode(buf.subarray(0, n), { stream: true });
-      }
-    },
+    response: () => readFramedResponse(conn, state),
     close() {
       try {
         conn.close();
@@ -168,8 +121,8 @@ async function tlsClient(port: number, ca: CertificateAuthority, sni = UPSTREAM_
 }
 
 async function setup(options: { trustUpstream?: boolean; mode?: NetworkMode } = {}) {
-  const mitmCa = await makeCa("mitm");
-  const upstreamCa = await makeCa("upstream");
+  const mitmCa = await testCa("mitm");
+  const upstreamCa = await testCa("upstream");
   const upstream = startUpstream(upstreamCa);
   const handler = createMitmHandler({
     ca: mitmCa,

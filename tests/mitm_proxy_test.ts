@@ -5,31 +5,13 @@
  * `--resolve`-style name.
  */
 import assert from "node:assert/strict";
-import { type CertificateAuthority, initCa } from "../proxy/ca.ts";
 import type { DecisionEvent } from "../proxy/decision_log.ts";
 import { createLeafIssuer } from "../proxy/leaf_certs.ts";
 import { createMitmHandler } from "../proxy/mitm.ts";
-import { proxyFor } from "./proxy_helpers.ts";
+import { proxyFor, readFramedResponse, testCa, withTimeout } from "./proxy_helpers.ts";
 
 const HOST = "upstream.test";
 const ADDR = "127.0.0.3";
-
-async function makeCa(name: string): Promise<CertificateAuthority> {
-  const dir = await Deno.makeTempDir({ prefix: `sandbox_mitm_proxy_${name}_` });
-  try {
-    return (await initCa(dir, { commonName: `${name} test CA` })).ca;
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 async function readHead(conn: Deno.Conn): Promise<string> {
   // Byte by byte so that nothing after the head (TLS) is consumed.
@@ -43,42 +25,9 @@ async function readHead(conn: Deno.Conn): Promise<string> {
   return text;
 }
 
-/** Reads one Content-Length framed response, or null when the connection ends. */
-async function readResponse(conn: Deno.TlsConn, state: { buffered: string }) {
-  const buf = new Uint8Array(64 * 1024);
-  const decoder = new TextDecoder();
-  for (;;) {
-    const end = state.buffered.indexOf("\r\n\r\n");
-    if (end !== -1) {
-      const lines = state.buffered.slice(0, end).split("\r\n");
-      const headers = new Map(
-        lines.slice(1).map((line) => {
-          const colon = line.indexOf(":");
-          return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()] as const;
-        }),
-      );
-      const length = Number(headers.get("content-length") ?? "0");
-      if (state.buffered.length >= end + 4 + length) {
-        const body = state.buffered.slice(end + 4, end + 4 + length);
-        state.buffered = state.buffered.slice(end + 4 + length);
-        return { status: Number(lines[0].split(" ")[1]), headers, body };
-      }
-    }
-    let n: number | null;
-    try {
-      n = await withTimeout(conn.read(buf), 10_000, "response");
-    } catch (error) {
-      if (error instanceof Error && error.message.startsWith("Timed out")) throw error;
-      return null;
-    }
-    if (n === null) return null;
-    state.buffered += decoder.decode(buf.subarray(0, n), { stream: true });
-  }
-}
-
 Deno.test("startProxy() with the MITM handler: GET passes, POST is 403 with JSON, decisions carry the method", async () => {
-  const mitmCa = await makeCa("mitm");
-  const upstreamCa = await makeCa("upstream");
+  const mitmCa = await testCa("mitm");
+  const upstreamCa = await testCa("upstream");
   const leaf = createLeafIssuer(upstreamCa).certificateFor(HOST);
   const server = Deno.serve(
     { hostname: ADDR, port: 0, cert: leaf.chainPem, key: leaf.keyPem, onListen() {} },
@@ -111,7 +60,7 @@ Deno.test("startProxy() with the MITM handler: GET passes, POST is 403 with JSON
     conn = await Deno.startTls(tcp, { hostname: HOST, caCerts: [mitmCa.certPem] });
     const state = { buffered: "" };
     await conn.write(new TextEncoder().encode(`GET /x HTTP/1.1\r\nHost: ${authority}\r\n\r\n`));
-    const ok = await readResponse(conn, state);
+    const ok = await readFramedResponse(conn, state);
     assert.equal(ok?.status, 200);
     assert.equal(ok?.body, "hello GET /x\n");
     await conn.write(
@@ -119,7 +68,7 @@ Deno.test("startProxy() with the MITM handler: GET passes, POST is 403 with JSON
         `POST /x HTTP/1.1\r\nHost: ${authority}\r\nContent-Length: 2\r\n\r\nhi`,
       ),
     );
-    const blocked = await readResponse(conn, state);
+    const blocked = await readFramedResponse(conn, state);
     assert.equal(blocked?.status, 403);
     assert.equal(blocked?.headers.get("x-proxy-error"), "blocked-by-method-policy");
     assert.equal(JSON.parse(blocked!.body).reason, "method_not_allowed");
@@ -142,8 +91,8 @@ Deno.test("startProxy() with the MITM handler: GET passes, POST is 403 with JSON
 });
 
 Deno.test("startProxy() with the MITM handler keeps an active download alive past the proxy's idle timeout", async () => {
-  const mitmCa = await makeCa("mitm");
-  const upstreamCa = await makeCa("upstream");
+  const mitmCa = await testCa("mitm");
+  const upstreamCa = await testCa("upstream");
   const leaf = createLeafIssuer(upstreamCa).certificateFor(HOST);
   const timers = new Set<ReturnType<typeof setTimeout>>();
   const server = Deno.serve(
@@ -187,7 +136,7 @@ Deno.test("startProxy() with the MITM handler keeps an active download alive pas
     assert.match(await readHead(tcp), /^HTTP\/1\.1 200 /);
     conn = await Deno.startTls(tcp, { hostname: HOST, caCerts: [mitmCa.certPem] });
     await conn.write(new TextEncoder().encode(`GET /slow HTTP/1.1\r\nHost: ${authority}\r\n\r\n`));
-    const response = await readResponse(conn, { buffered: "" });
+    const response = await readFramedResponse(conn, { buffered: "" });
     assert.equal(response?.status, 200);
     assert.match(response!.body, /^chunk1;.*chunk12;$/);
   } finally {

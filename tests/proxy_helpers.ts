@@ -6,10 +6,12 @@
  * @module
  */
 import type { SharedValues } from "../cli/args.ts";
+import { type CertificateAuthority, initCa } from "../proxy/ca.ts";
 import { loadEffectiveConfig } from "../profiles/load.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
 import { createResolver } from "../proxy/resolver.ts";
 import { type ProxyOptions, type RunningProxy, startProxy } from "../proxy/server.ts";
+import { tempDir } from "./cli_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -219,4 +221,58 @@ export function respondWith(body: string, extraHeaders = ""): (conn: Deno.Conn) 
       );
     }
   };
+}
+
+/** `promise`, or a rejection `Timed out after MS ms: WHAT` once `ms` pass. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A new CA for a test, kept in memory (its files are removed at once). */
+export async function testCa(name: string): Promise<CertificateAuthority> {
+  await using dir = await tempDir(`sandbox_test_ca_${name}_`);
+  return (await initCa(dir.path, { commonName: `${name} test CA` })).ca;
+}
+
+/**
+ * Reads one Content-Length framed response from `conn` (bytes after it stay
+ * in `state.buffered` for the next call); null when the connection ends or
+ * fails first. Each read times out after 10 s.
+ */
+export async function readFramedResponse(
+  conn: { read(buffer: Uint8Array): Promise<number | null> },
+  state: { buffered: string },
+): Promise<{ status: number; headers: Map<string, string>; body: string } | null> {
+  const buf = new Uint8Array(64 * 1024);
+  const decoder = new TextDecoder();
+  for (;;) {
+    const end = state.buffered.indexOf("\r\n\r\n");
+    if (end !== -1) {
+      const lines = state.buffered.slice(0, end).split("\r\n");
+      const headers = new Map<string, string>();
+      for (const line of lines.slice(1)) {
+        const colon = line.indexOf(":");
+        headers.set(line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim());
+      }
+      const length = Number(headers.get("content-length") ?? "0");
+      if (state.buffered.length >= end + 4 + length) {
+        const body = state.buffered.slice(end + 4, end + 4 + length);
+        state.buffered = state.buffered.slice(end + 4 + length);
+        return { status: Number(lines[0].split(" ")[1]), headers, body };
+      }
+    }
+    let n: number | null;
+    try {
+      n = await withTimeout(conn.read(buf), 10_000, "response");
+    } catch (error) {
+      if (error instanceof Error && error.message.startsWith("Timed out")) throw error;
+      return null; // reset or TLS alert: the connection is over
+    }
+    if (n === null) return null;
+    state.buffered += decoder.decode(buf.subarray(0, n), { stream: true });
+  }
 }
