@@ -5,6 +5,7 @@
  * `--resolve`-style name.
  */
 import assert from "node:assert/strict";
+import type { CertificateAuthority } from "../proxy/ca.ts";
 import type { DecisionEvent } from "../proxy/decision_log.ts";
 import { createLeafIssuer } from "../proxy/leaf_certs.ts";
 import { createMitmHandler } from "../proxy/mitm.ts";
@@ -23,6 +24,25 @@ async function readHead(conn: Deno.Conn): Promise<string> {
     text += String.fromCharCode(one[0]);
   }
   return text;
+}
+
+/** CONNECTs to `authority` through the proxy, then speaks TLS trusting only `ca`. */
+async function tunnel(
+  proxyPort: number,
+  authority: string,
+  ca: CertificateAuthority,
+): Promise<Deno.TlsConn> {
+  const tcp = await Deno.connect({ hostname: "127.0.0.1", port: proxyPort });
+  try {
+    await tcp.write(
+      new TextEncoder().encode(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`),
+    );
+    assert.match(await readHead(tcp), /^HTTP\/1\.1 200 /);
+  } catch (error) {
+    tcp.close();
+    throw error;
+  }
+  return await Deno.startTls(tcp, { hostname: HOST, caCerts: [ca.certPem] });
 }
 
 Deno.test("startProxy() with the MITM handler: GET passes, POST is 403 with JSON, decisions carry the method", async () => {
@@ -50,14 +70,8 @@ Deno.test("startProxy() with the MITM handler: GET passes, POST is 403 with JSON
   );
   let conn: Deno.TlsConn | null = null;
   try {
-    const tcp = await Deno.connect({ hostname: "127.0.0.1", port: proxy.http!.port });
     const authority = `${HOST}:${server.addr.port}`;
-    await tcp.write(
-      new TextEncoder().encode(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`),
-    );
-    const answer = await readHead(tcp);
-    assert.match(answer, /^HTTP\/1\.1 200 /);
-    conn = await Deno.startTls(tcp, { hostname: HOST, caCerts: [mitmCa.certPem] });
+    conn = await tunnel(proxy.http!.port, authority, mitmCa);
     const state = { buffered: "" };
     await conn.write(new TextEncoder().encode(`GET /x HTTP/1.1\r\nHost: ${authority}\r\n\r\n`));
     const ok = await readFramedResponse(conn, state);
@@ -128,13 +142,8 @@ Deno.test("startProxy() with the MITM handler keeps an active download alive pas
   );
   let conn: Deno.TlsConn | null = null;
   try {
-    const tcp = await Deno.connect({ hostname: "127.0.0.1", port: proxy.http!.port });
     const authority = `${HOST}:${server.addr.port}`;
-    await tcp.write(
-      new TextEncoder().encode(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`),
-    );
-    assert.match(await readHead(tcp), /^HTTP\/1\.1 200 /);
-    conn = await Deno.startTls(tcp, { hostname: HOST, caCerts: [mitmCa.certPem] });
+    conn = await tunnel(proxy.http!.port, authority, mitmCa);
     await conn.write(new TextEncoder().encode(`GET /slow HTTP/1.1\r\nHost: ${authority}\r\n\r\n`));
     const response = await readFramedResponse(conn, { buffered: "" });
     assert.equal(response?.status, 200);
