@@ -55,9 +55,45 @@ export function fakeServer(
   handler: (conn: Deno.Conn, index: number) => Promise<void>,
 ): FakeServer {
   const listener = Deno.listen({ hostname, port: 0 });
+  const served = serveConnections(listener, handler);
+  return {
+    hostname,
+    port: listener.addr.port,
+    get accepted() {
+      return served.accepted();
+    },
+    close: served.close,
+    [Symbol.asyncDispose]: served.close,
+  };
+}
+
+/** What {@linkcode serveConnections} returns. */
+export interface ServedConnections {
+  /** How many connections it accepted so far. */
+  accepted(): number;
+  /** Closes the listener and every open connection; resolves when every handler is done. */
+  close(): Promise<void>;
+}
+
+/**
+ * Accepts connections on `listener` until closed and runs `handler` on each
+ * (its errors are ignored: the test decides what matters); each connection is
+ * closed when its handler ends.
+ */
+export function serveConnections(
+  listener: Deno.Listener,
+  handler: (conn: Deno.Conn, index: number) => Promise<void>,
+): ServedConnections {
   const conns = new Set<Deno.Conn>();
-  const tasks: Promise<void>[] = [];
+  const tasks = new Set<Promise<void>>();
   let accepted = 0;
+  const closeQuietly = (conn: Deno.Conn) => {
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+  };
   const loop = (async () => {
     for (;;) {
       let conn: Deno.Conn;
@@ -68,42 +104,21 @@ export function fakeServer(
       }
       const index = accepted++;
       conns.add(conn);
-      tasks.push((async () => {
-        try {
-          await handler(conn, index);
-        } catch {
-          // The test decides what matters.
-        } finally {
-          conns.delete(conn);
-          try {
-            conn.close();
-          } catch {
-            // Already closed.
-          }
-        }
-      })());
+      const task = (async () => await handler(conn, index))().catch(() => {}).finally(() => {
+        if (conns.delete(conn)) closeQuietly(conn);
+      });
+      tasks.add(task);
+      task.finally(() => tasks.delete(task));
     }
   })();
-  const close = async () => {
-    listener.close();
-    await loop;
-    for (const conn of conns) {
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-    }
-    await Promise.allSettled(tasks);
-  };
   return {
-    hostname,
-    port: listener.addr.port,
-    get accepted() {
-      return accepted;
+    accepted: () => accepted,
+    async close() {
+      listener.close();
+      await loop;
+      for (const conn of conns) closeQuietly(conn);
+      await Promise.allSettled([...tasks]);
     },
-    close,
-    [Symbol.asyncDispose]: close,
   };
 }
 

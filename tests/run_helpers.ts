@@ -13,6 +13,7 @@ export {
   sandboxCli,
   type SandboxCliOptions,
 } from "./cli_helpers.ts";
+import { serveConnections } from "./proxy_helpers.ts";
 
 /** A server the test started; close it when done. */
 export interface TestServer extends AsyncDisposable {
@@ -59,39 +60,13 @@ function startServer(
   listener: Deno.Listener,
   handle: (conn: Deno.Conn) => Promise<void>,
 ): TestServer {
-  const conns = new Set<Deno.Conn>();
-  let count = 0;
-  const tasks = new Set<Promise<void>>();
-  const loop = (async () => {
-    for (;;) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch {
-        return;
-      }
-      count++;
-      conns.add(conn);
-      const task = handle(conn).catch(() => {}).finally(() => {
-        if (conns.delete(conn)) conn.close();
-      });
-      tasks.add(task);
-      task.finally(() => tasks.delete(task));
-    }
-  })();
-  const close = async () => {
-    listener.close();
-    for (const conn of conns) conn.close();
-    conns.clear();
-    await loop;
-    await Promise.allSettled([...tasks]);
-  };
+  const served = serveConnections(listener, handle);
   const addr = listener.addr;
   return {
     port: addr.transport === "tcp" ? addr.port : 0,
-    accepted: () => count,
-    close,
-    [Symbol.asyncDispose]: close,
+    accepted: served.accepted,
+    close: served.close,
+    [Symbol.asyncDispose]: served.close,
   };
 }
 
