@@ -6,6 +6,7 @@ import {
   openDecisionLog,
   readDecisionLog,
 } from "./decision_log.ts";
+import { tempDir } from "../tests/cli_helpers.ts";
 
 const EVENT: DecisionEvent = {
   time: "2026-01-02T03:04:05.678Z",
@@ -27,20 +28,17 @@ Deno.test("formatDecisionLine() writes the CLI.md fields as one JSON line", () =
 });
 
 Deno.test("readDecisionLog() reads events back, skips junk lines and filters blocked ones", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const path = `${dir}/log.jsonl`;
-    {
-      using log = openDecisionLog(path);
-      log.write({ ...EVENT, decision: "allow", reason: "allowed", host: "ok.test" });
-      log.write(EVENT);
-    }
-    await Deno.writeTextFile(path, 'not json\n{"time":1}\n{"host":"torn', { append: true });
-    assert.deepEqual((await readDecisionLog(path)).map((e) => e.host), ["ok.test", "a.test"]);
-    assert.deepEqual(await readDecisionLog(path, { blockedOnly: true }), [EVENT]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const path = `${dir}/log.jsonl`;
+  {
+    using log = openDecisionLog(path);
+    log.write({ ...EVENT, decision: "allow", reason: "allowed", host: "ok.test" });
+    log.write(EVENT);
   }
+  await Deno.writeTextFile(path, 'not json\n{"time":1}\n{"host":"torn', { append: true });
+  assert.deepEqual((await readDecisionLog(path)).map((e) => e.host), ["ok.test", "a.test"]);
+  assert.deepEqual(await readDecisionLog(path, { blockedOnly: true }), [EVENT]);
 });
 
 Deno.test("formatCommand() quotes arguments that need it", () => {

@@ -1,20 +1,11 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import { initCa } from "./ca.ts";
 import { createLeafIssuer } from "./leaf_certs.ts";
-
-async function testCa() {
-  const dir = await Deno.makeTempDir({ prefix: "sandbox_leaf_test_" });
-  try {
-    return (await initCa(dir)).ca;
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { testCa } from "../tests/proxy_helpers.ts";
 
 Deno.test("createLeafIssuer() issues a serverAuth leaf for a DNS name, signed by the CA", async () => {
-  const ca = await testCa();
+  const ca = await testCa("leaf");
   const issuer = createLeafIssuer(ca);
   const leaf = issuer.certificateFor("API.Example.test.");
   assert.equal(leaf.host, "api.example.test");
@@ -41,7 +32,7 @@ Deno.test("createLeafIssuer() issues a serverAuth leaf for a DNS name, signed by
 });
 
 Deno.test("createLeafIssuer() uses an IP SAN for IPv4 and IPv6 literals", async () => {
-  const issuer = createLeafIssuer(await testCa());
+  const issuer = createLeafIssuer(await testCa("leaf"));
   const v4 = new X509Certificate(issuer.certificateFor("127.0.0.7").certPem);
   assert.equal(v4.subjectAltName, "IP Address:127.0.0.7");
   assert.equal(v4.checkIP("127.0.0.7"), "127.0.0.7");
@@ -52,7 +43,7 @@ Deno.test("createLeafIssuer() uses an IP SAN for IPv4 and IPv6 literals", async 
 });
 
 Deno.test("createLeafIssuer() caches per host, evicts the least recently used and gives random serials", async () => {
-  const issuer = createLeafIssuer(await testCa(), { maxEntries: 2 });
+  const issuer = createLeafIssuer(await testCa("leaf"), { maxEntries: 2 });
   const a = issuer.certificateFor("a.test");
   const b = issuer.certificateFor("b.test");
   assert.equal(issuer.certificateFor("a.test"), a, "cached");
@@ -68,7 +59,10 @@ Deno.test("createLeafIssuer() caches per host, evicts the least recently used an
 
 Deno.test("createLeafIssuer() reissues a certificate that is about to expire", async () => {
   let clock = Date.now();
-  const issuer = createLeafIssuer(await testCa(), { now: () => clock, validityMs: 2 * 3600_000 });
+  const issuer = createLeafIssuer(await testCa("leaf"), {
+    now: () => clock,
+    validityMs: 2 * 3600_000,
+  });
   const first = issuer.certificateFor("a.test");
   clock += 30 * 60_000;
   assert.equal(issuer.certificateFor("a.test"), first);

@@ -19,7 +19,7 @@ import { compileNetworkPolicy, decideHost, type HostDecision } from "../proxy/po
 import { DENY_REASON_NAMES, DENY_REASONS } from "../proxy/reasons.ts";
 import { createResolver, type Resolver } from "../proxy/resolver.ts";
 import type { DomainRule, NetworkConfig } from "../profiles/types.ts";
-import { sandboxCli } from "./cli_helpers.ts";
+import { sandboxCli, tempDir } from "./cli_helpers.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -343,44 +343,41 @@ async function runCli(
 
 /** Runs every case with an isolated, empty config home; a few at a time. */
 async function runCliCases(cases: readonly CliCase[]): Promise<void> {
-  const home = await Deno.makeTempDir({ prefix: "sandbox_conformance_" });
-  try {
-    await Deno.mkdir(`${home}/xdg`);
-    await Deno.writeTextFile(`${home}/managed.toml`, "");
-    const env: Record<string, string> = {};
-    for (
-      const key of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "NPM_CONFIG_CACHE", "TMPDIR"]
-    ) {
-      const value = Deno.env.get(key);
-      if (value !== undefined) env[key] = value;
-    }
-    env.XDG_CONFIG_HOME = `${home}/xdg`;
-    env.SANDBOX_MANAGED_CONFIG = `${home}/managed.toml`;
-    env.NO_COLOR = "1";
-    const failures: string[] = [];
-    let next = 0;
-    const worker = async () => {
-      while (next < cases.length) {
-        const c = cases[next++];
-        const result = await runCli(c.args, env, home);
-        try {
-          c.check(result);
-        } catch (error) {
-          const why = error instanceof Error ? error.message : String(error);
-          failures.push(
-            `${c.label}\n  args: ${JSON.stringify(c.args)}\n  exit ${result.code}, ` +
-              `stdout ${JSON.stringify(result.json)}, stderr ${
-                JSON.stringify(result.stderr)
-              }\n  ${why}`,
-          );
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: CLI_CONCURRENCY }, worker));
-    assert.deepEqual(failures, [], failures.join("\n\n"));
-  } finally {
-    await Deno.remove(home, { recursive: true });
+  await using tmp = await tempDir("sandbox_conformance_");
+  const home = tmp.path;
+  await Deno.mkdir(`${home}/xdg`);
+  await Deno.writeTextFile(`${home}/managed.toml`, "");
+  const env: Record<string, string> = {};
+  for (
+    const key of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "NPM_CONFIG_CACHE", "TMPDIR"]
+  ) {
+    const value = Deno.env.get(key);
+    if (value !== undefined) env[key] = value;
   }
+  env.XDG_CONFIG_HOME = `${home}/xdg`;
+  env.SANDBOX_MANAGED_CONFIG = `${home}/managed.toml`;
+  env.NO_COLOR = "1";
+  const failures: string[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < cases.length) {
+      const c = cases[next++];
+      const result = await runCli(c.args, env, home);
+      try {
+        c.check(result);
+      } catch (error) {
+        const why = error instanceof Error ? error.message : String(error);
+        failures.push(
+          `${c.label}\n  args: ${JSON.stringify(c.args)}\n  exit ${result.code}, ` +
+            `stdout ${JSON.stringify(result.json)}, stderr ${
+              JSON.stringify(result.stderr)
+            }\n  ${why}`,
+        );
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: CLI_CONCURRENCY }, worker));
+  assert.deepEqual(failures, [], failures.join("\n\n"));
 }
 
 /** `--resolve NAME=8.8.8.8` for every name among `hosts`, so nothing reaches DNS. */
