@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { SandboxError } from "../cli/errors.ts";
 
 /** A run directory; dispose it to remove it. */
 export interface RunDir extends AsyncDisposable {
@@ -39,7 +40,17 @@ const OWNER_FILE = "owner";
 export async function createRunDir(options: CreateRunDirOptions = {}): Promise<RunDir> {
   const base = options.base ?? "/tmp";
   await sweepStaleRunDirs({ base });
-  const path = await Deno.makeTempDir({ dir: base, prefix: RUN_DIR_PREFIX });
+  let path: string;
+  try {
+    path = await Deno.makeTempDir({ dir: base, prefix: RUN_DIR_PREFIX });
+  } catch (error) {
+    const why = error instanceof Error ? error.message.replace(/: tmpdir$/, "") : String(error);
+    throw new SandboxError(
+      "io",
+      `Cannot create the run directory in "${base}": ${why}: the launcher needs a writable "${base}" for the proxy socket`,
+      { cause: error },
+    );
+  }
   try {
     await Deno.chmod(path, 0o700);
     await Deno.writeTextFile(`${path}/${OWNER_FILE}`, ownerStamp(Deno.pid) ?? `${Deno.pid}`, {

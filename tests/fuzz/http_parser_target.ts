@@ -347,14 +347,16 @@ async function checkResponse(
     sameHead(parseResponseHead(again.subarray(0, again.length - 2)), head),
     "a serialized response head does not re-parse to itself",
   );
+  let framing;
   try {
-    const framing = responseBodyFraming(head, method);
-    const hasCl = headerValues(head.headers, "content-length").length > 0;
-    const hasTe = headerValues(head.headers, "transfer-encoding").length > 0;
-    if (framing.kind !== "none") check(!(hasCl && hasTe), "framing chosen with both CL and TE");
+    framing = responseBodyFraming(head, method);
   } catch (error) {
     onlyRefusals(error, [HttpParseError], "responseBodyFraming");
+    return;
   }
+  const hasCl = headerValues(head.headers, "content-length").length > 0;
+  const hasTe = headerValues(head.headers, "transfer-encoding").length > 0;
+  if (framing.kind !== "none") check(!(hasCl && hasTe), "framing chosen with both CL and TE");
 }
 
 /** `http_request`: request heads, body framing and body copy. */
