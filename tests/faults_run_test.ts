@@ -1,0 +1,298 @@
+/**
+ * Fault tests for `sandbox run` as a real subprocess on Linux with bwrap:
+ *
+ * - /tmp unwritable (the launcher's run dir lives in /tmp by design; TMPDIR is
+ *   not used for it): a clear error, exit 126, nothing started. /tmp is made
+ *   read-only only inside a private mount namespace (`unshare --mount`, root).
+ * - TMPDIR pointing at a read-only directory: the launcher does not depend on it.
+ * - bwrap exits early: PATH puts a fake `bwrap` first that prints a message and
+ *   exits 1. This is an injected fault (the launcher meets a bwrap that fails
+ *   at once, as with a bad bind path), not a stand-in for bwrap under test.
+ * - The proxy is in-process with the launcher, so "the proxy dies while CMD
+ *   runs" is tested two ways: the bridge process (the only separate hop
+ *   between CMD and the proxy) is killed, and the launcher itself (with its
+ *   proxy) is killed with SIGKILL.
+ *
+ * After each: no process of the run is left (found by markers in
+ * /proc/PID/cmdline) and no run directory of the run remains in /tmp (the
+ * SIGKILL case: the next run sweeps it).
+ */
+import assert from "node:assert/strict";
+import { fakeServer, respondWith } from "./proxy_helpers.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const decoder = new TextDecoder();
+
+function which(name: string): string | null {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    try {
+      if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
+    } catch {
+      // Not here.
+    }
+  }
+  return null;
+}
+
+const LINUX = Deno.build.os === "linux" && which("bwrap") !== null;
+const ROOT = LINUX && Deno.uid() === 0 && which("unshare") !== null;
+
+/** Processes whose command line contains `marker` (never this test process). */
+function processesWith(marker: string): number[] {
+  const found: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name) || Number(entry.name) === Deno.pid) continue;
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
+      if (cmdline.includes(marker)) found.push(Number(entry.name));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
+}
+
+function childrenOf(pid: number): { pid: number; cmdline: string }[] {
+  const out: { pid: number; cmdline: string }[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const status = Deno.readTextFileSync(`/proc/${entry.name}/status`);
+      if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) !== pid) continue;
+      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
+      out.push({ pid: Number(entry.name), cmdline });
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
+
+/** Run dirs in /tmp owned by `pid`. */
+function runDirsOf(pid: number): string[] {
+  const out: string[] = [];
+  for (const entry of Deno.readDirSync("/tmp")) {
+    if (!entry.name.startsWith("sandbox-run-")) continue;
+    try {
+      const owner = Deno.readTextFileSync(`/tmp/${entry.name}/owner`);
+      if (owner === String(pid) || owner.startsWith(`${pid} `)) out.push(`/tmp/${entry.name}`);
+    } catch {
+      // Not ours to read, or gone.
+    }
+  }
+  return out;
+}
+
+async function eventually(what: string, ok: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > until) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** Streams a child's output into a string as it comes. */
+function collect(stream: ReadableStream<Uint8Array>): { text: () => string; done: Promise<void> } {
+  let text = "";
+  const done = (async () => {
+    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
+  })();
+  return { text: () => text, done };
+}
+
+function sandboxRun(
+  args: string[],
+  options: { env?: Record<string, string>; stdin?: "piped" | "null"; prefix?: string[] } = {},
+) {
+  const prefix = options.prefix ?? [];
+  const argv = [...prefix, Deno.execPath(), "run", "-A", MAIN, "run", ...args];
+  return new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    env: { XDG_CONFIG_HOME: "/nonexistent-sandbox-fault-config", ...options.env },
+    stdin: options.stdin ?? "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+Deno.test({
+  name: "fault: /tmp unwritable => a clear error, exit 126, nothing started",
+  ignore: !ROOT,
+  async fn() {
+    const marker = `fault-ro-tmp-${crypto.randomUUID()}`;
+    const output = await sandboxRun(["--allow", "allowed.test", "--", "echo", marker], {
+      prefix: [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        'mount -t tmpfs -o ro tmpfs /tmp && exec "$@"',
+        "sh",
+      ],
+    }).output();
+    const stderr = decoder.decode(output.stderr);
+    assert.equal(output.code, 126, stderr);
+    assert.match(
+      stderr,
+      /^sandbox: Cannot create the run directory in "\/tmp": Read-only file system.*needs a writable "\/tmp"/m,
+    );
+    assert.doesNotMatch(stderr, /Internal error|\n\s+at /);
+    assert.ok(!decoder.decode(output.stdout).includes(marker), "the command ran");
+    assert.deepEqual(processesWith(marker), []);
+  },
+});
+
+Deno.test({
+  name: "fault: TMPDIR pointing at a read-only directory does not stop the launcher",
+  ignore: !LINUX,
+  async fn() {
+    const output = await sandboxRun(["--", "sh", "-c", "echo ran"], {
+      env: { TMPDIR: "/proc/self" },
+    }).output();
+    assert.equal(output.code, 0, decoder.decode(output.stderr));
+    assert.equal(decoder.decode(output.stdout), "ran\n");
+  },
+});
+
+Deno.test({
+  name: "fault: bwrap exits early => a clear error, exit 126, proxy and run dir gone",
+  ignore: !LINUX,
+  async fn() {
+    const fake = await Deno.makeTempDir({ prefix: "sandbox-fake-bwrap-" });
+    try {
+      await Deno.writeTextFile(
+        `${fake}/bwrap`,
+        "#!/bin/sh\necho \"bwrap: Can't find source path /nonexistent: No such file or directory\" >&2\nexit 1\n",
+        { mode: 0o755 },
+      );
+      const child = sandboxRun(["--allow", "allowed.test", "--", "true"], {
+        env: { PATH: `${fake}:${Deno.env.get("PATH")}` },
+      }).spawn();
+      const err = collect(child.stderr);
+      const out = collect(child.stdout);
+      const status = await child.status;
+      await Promise.all([err.done, out.done]);
+      assert.equal(status.code, 126, err.text());
+      assert.match(err.text(), /bwrap: Can't find source path/);
+      assert.match(
+        err.text(),
+        /sandbox: Bubblewrap could not set up the sandbox \(exit code 1\): see its message above/,
+      );
+      assert.deepEqual(
+        runDirsOf(child.pid),
+        [],
+        "the run dir (and the proxy socket in it) is left",
+      );
+      assert.deepEqual(processesWith(fake), []);
+    } finally {
+      await Deno.remove(fake, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "fault: the bridge to the proxy is killed while CMD runs => CMD's next connection fails at once, nothing is left",
+  ignore: !LINUX,
+  async fn() {
+    await using upstream = fakeServer("127.0.0.2", respondWith("ok"));
+    const url = `http://allowed.test:${upstream.port}/`;
+    const curl = `curl -s -o /dev/null --max-time 5 -w '%{http_code}' ${url}`;
+    const child = sandboxRun(
+      [
+        "--allow",
+        "allowed.test",
+        "--resolve",
+        "allowed.test=127.0.0.2",
+        "--",
+        "sh",
+        "-c",
+        `echo "first:$(${curl})"; read go; ${curl}; code=$?; echo "second:$code"; exit $code`,
+      ],
+      { stdin: "piped" },
+    ).spawn();
+    const out = collect(child.stdout);
+    const err = collect(child.stderr);
+    const stdin = child.stdin.getWriter();
+    let status: Deno.CommandStatus;
+    let runDirs: string[] = [];
+    try {
+      await eventually("the first request", () => out.text().includes("first:"), 30_000);
+      assert.match(out.text(), /first:200/);
+      runDirs = runDirsOf(child.pid);
+      assert.equal(runDirs.length, 1);
+      const bridges = childrenOf(child.pid).filter((p) => p.cmdline.includes("__bridge"));
+      assert.equal(bridges.length, 1, JSON.stringify(childrenOf(child.pid)));
+      Deno.kill(bridges[0].pid, "SIGKILL");
+      await eventually("the bridge to exit", () => processesWith(runDirs[0]).length === 0);
+      const started = Date.now();
+      await stdin.write(new TextEncoder().encode("go\n"));
+      await stdin.close();
+      status = await child.status;
+      // curl gets "connection refused" at once rather than waiting out --max-time.
+      assert.ok(Date.now() - started < 4000, `took ${Date.now() - started} ms`);
+    } finally {
+      await stdin.close().catch(() => {});
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already exited.
+      }
+      status = await child.status;
+      await Promise.all([out.done, err.done]);
+    }
+    assert.match(out.text(), /second:7\b/, out.text());
+    assert.equal(status.code, 7, err.text());
+    assert.deepEqual(runDirsOf(child.pid), []);
+    for (const dir of runDirs) assert.deepEqual(processesWith(dir), []);
+  },
+});
+
+Deno.test({
+  name:
+    "fault: the launcher (and its in-process proxy) is killed while CMD runs => CMD and the bridge die, the next run sweeps the run dir",
+  ignore: !LINUX,
+  async fn() {
+    const marker = `29.${Math.floor(Math.random() * 1e6)}`;
+    const child = sandboxRun([
+      "--allow",
+      "allowed.test",
+      "--",
+      "sh",
+      "-c",
+      `echo started; exec sleep ${marker}`,
+    ]).spawn();
+    const out = collect(child.stdout);
+    const err = collect(child.stderr);
+    let runDirs: string[] = [];
+    try {
+      await eventually("the command to start", () => out.text().includes("started"), 30_000);
+      await eventually("the sleep", () => processesWith(`sleep ${marker}`).length > 0);
+      runDirs = runDirsOf(child.pid);
+      assert.equal(runDirs.length, 1);
+      assert.ok(processesWith(runDirs[0]).length > 0, "no bridge found");
+      child.kill("SIGKILL");
+      const status = await child.status;
+      assert.equal(status.signal, "SIGKILL");
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+      await child.status;
+      await Promise.all([out.done, err.done]);
+    }
+    // bwrap's --die-with-parent ends CMD; the bridge ends when its stdin (from the launcher) closes.
+    await eventually("CMD to die", () => processesWith(`sleep ${marker}`).length === 0);
+    await eventually("the bridge to die", () => processesWith(runDirs[0]).length === 0);
+    // The run dir outlives a SIGKILLed launcher; the next run removes it.
+    assert.ok(await Deno.stat(runDirs[0]).then(() => true, () => false));
+    const next = await sandboxRun(["--", "true"]).output();
+    assert.equal(next.code, 0, decoder.decode(next.stderr));
+    assert.equal(await Deno.stat(runDirs[0]).then(() => true, () => false), false);
+  },
+});
