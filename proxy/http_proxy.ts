@@ -7,6 +7,16 @@
  * `x-proxy-error` and a JSON body for policy blocks, 502 when the upstream
  * fails, 503 past the connection bound.
  *
+ * `x-unix-socket: /abs/path` on an absolute-form request sends it to that
+ * unix socket instead of the target host, when the path is allowlisted
+ * (rules in sandbox/unix_forward.ts); the header is removed before
+ * forwarding, the URL's host is not judged (it only fills `Host`), the
+ * method rules of `limited` mode still apply, and the decision is logged
+ * with host `unix:/abs/path` and port 0. Otherwise: 403, reason `other`,
+ * never connected. CONNECT with the header is refused the same way: a
+ * tunnel to a socket would bypass the per-request method check, and no
+ * common client asks for it.
+ *
  * @module
  */
 import { parseIpLiteral } from "./address.ts";
@@ -32,10 +42,17 @@ import {
   writeAll,
 } from "./http_parser.ts";
 import { decideMethod } from "./policy.ts";
-import { DENY_REASONS } from "./reasons.ts";
+import { DENY_REASONS, type DenyReason } from "./reasons.ts";
 import { prependBytes, relay } from "./relay.ts";
 import type { ConnectionSlot, MitmContext, ProxyRuntime, Verdict } from "./server.ts";
 import { UpstreamError } from "./upstream.ts";
+import {
+  type AllowedUnixSocket,
+  checkAllowedUnixSocket,
+  connectAllowedUnixSocket,
+  UnixForwardError,
+  X_UNIX_SOCKET_HEADER,
+} from "../sandbox/unix_forward.ts";
 
 /** A request target or Host value split into host and port. */
 export interface Authority {
@@ -43,6 +60,16 @@ export interface Authority {
   readonly host: string;
   /** Port, or null when none was written. */
   readonly port: number | null;
+}
+
+/** An `x-unix-socket` target that changed between the decision and the connect (403). */
+class UnixRefused extends Error {
+  readonly verdict: Extract<Verdict, { decision: "deny" }>;
+  constructor(verdict: Extract<Verdict, { decision: "deny" }>) {
+    super(verdict.detail);
+    this.name = "UnixRefused";
+    this.verdict = verdict;
+  }
 }
 
 /** A request the proxy refuses as malformed (400). */
@@ -229,8 +256,81 @@ async function sendBadGateway(conn: Deno.Conn, error: unknown): Promise<void> {
 
 interface UpstreamLink {
   readonly key: string;
-  readonly conn: Deno.TcpConn;
+  readonly conn: Deno.Conn;
   readonly reader: BufferedReader;
+}
+
+type DenyVerdict = Extract<Verdict, { decision: "deny" }>;
+
+/** The `x-unix-socket` value, or null; more than one is ambiguous (400). */
+function unixSocketHeader(head: RequestHead): string | null {
+  const values = headerValues(head.headers, X_UNIX_SOCKET_HEADER);
+  if (values.length > 1) throw new BadRequest(`More than one ${X_UNIX_SOCKET_HEADER} header`);
+  return values.length === 0 ? null : values[0];
+}
+
+/** How an `x-unix-socket` decision is logged: the path as a `unix:` host, port 0. */
+function unixHost(path: string): string {
+  return `unix:${path}`;
+}
+
+/**
+ * Decides an `x-unix-socket` request (allowlist, mode, protocol), logs it
+ * and, when denied, returns the verdict to answer with. Never connects.
+ */
+async function decideUnixSocket(
+  path: string,
+  request: { protocol: ProxyProtocol; method: string | null; upgrade: string | null },
+  runtime: ProxyRuntime,
+): Promise<{ decision: "allow"; socket: AllowedUnixSocket } | DenyVerdict> {
+  const mode = runtime.mode();
+  let deny: { reason: DenyReason; detail: string } | null = null;
+  let socket: AllowedUnixSocket | null = null;
+  if (request.protocol !== "http") {
+    deny = {
+      reason: "other",
+      detail:
+        `${X_UNIX_SOCKET_HEADER} "${path}" is honoured on absolute-form HTTP requests only, not on CONNECT`,
+    };
+  } else if (request.method !== null && decideMethod(mode, request.method).decision === "deny") {
+    deny = { reason: "method_not_allowed", detail: `method "${request.method}" in limited mode` };
+  } else if (mode === "limited" && request.upgrade !== null) {
+    deny = {
+      reason: "method_not_allowed",
+      detail: `upgrade to "${request.upgrade}" in limited mode`,
+    };
+  } else {
+    try {
+      socket = await checkAllowedUnixSocket(path, runtime.unixSockets());
+    } catch (error) {
+      deny = { reason: "other", detail: unixRefusalDetail(path, error) };
+    }
+  }
+  const event = runtime.event({
+    host: unixHost(path),
+    port: 0,
+    protocol: request.protocol,
+    method: request.method,
+    decision: deny === null ? "allow" : "deny",
+    reason: deny === null ? "allowed" : deny.reason,
+    rule: socket?.rule ?? null,
+    source: socket?.source ?? null,
+  });
+  runtime.record(event);
+  if (deny === null && socket !== null) return { decision: "allow", socket };
+  return {
+    decision: "deny",
+    host: unixHost(path),
+    port: 0,
+    reason: deny?.reason ?? "other",
+    detail: deny?.detail ?? `unix socket "${path}" refused`,
+    event,
+  };
+}
+
+function unixRefusalDetail(path: string, error: unknown): string {
+  if (error instanceof UnixForwardError) return error.message;
+  return `unix socket "${path}" refused: check failed: ${errorMessage(error)}`;
 }
 
 /**
@@ -284,6 +384,16 @@ async function handleConnect(
   checkHostHeader(head, target.host, target.port, null);
   if (requestBodyFraming(head).kind !== "none") {
     throw new BadRequest("CONNECT must not have a body");
+  }
+  const socketPath = unixSocketHeader(head);
+  if (socketPath !== null) {
+    const refused = await decideUnixSocket(socketPath, {
+      protocol: "https-connect",
+      method: null,
+      upgrade: null,
+    }, runtime);
+    if (refused.decision === "deny") await sendBlocked(conn, refused, "https-connect");
+    return;
   }
   const verdict = await runtime.decide({
     host: target.host,
@@ -393,19 +503,71 @@ async function forward(
   checkHostHeader(head, target.host, target.port, 80);
   const framing = requestBodyFraming(head);
   const upgrade = isUpgradeRequest(head);
-  const verdict = await runtime.decide({
-    host: target.host,
-    port: target.port,
-    protocol: "http",
-    method: head.method,
-    upgrade,
-  });
-  if (verdict.decision === "deny") {
-    await sendBlocked(conn, verdict, "http");
-    return false;
+  const socketPath = unixSocketHeader(head);
+  // Where the request goes: a checked TCP target, or an allowlisted unix socket.
+  let key: string;
+  let connectUpstream: () => Promise<Deno.Conn>;
+  if (socketPath === null) {
+    const verdict = await runtime.decide({
+      host: target.host,
+      port: target.port,
+      protocol: "http",
+      method: head.method,
+      upgrade,
+    });
+    if (verdict.decision === "deny") {
+      await sendBlocked(conn, verdict, "http");
+      return false;
+    }
+    key = `${verdict.host}|${verdict.port}|${verdict.addresses.join(",")}`;
+    connectUpstream = () =>
+      runtime.connect(
+        { host: verdict.host, port: verdict.port, addresses: verdict.addresses },
+        "http",
+      );
+  } else {
+    const decided = await decideUnixSocket(socketPath, {
+      protocol: "http",
+      method: head.method,
+      upgrade,
+    }, runtime);
+    if (decided.decision === "deny") {
+      await sendBlocked(conn, decided, "http");
+      return false;
+    }
+    key = `unix|${decided.socket.canonical}`;
+    connectUpstream = async () => {
+      try {
+        return (await connectAllowedUnixSocket(socketPath, runtime.unixSockets())).conn;
+      } catch (error) {
+        if (!(error instanceof UnixForwardError)) throw error;
+        // Changed between the decision and the connect: log the refusal too.
+        const event = runtime.event({
+          host: unixHost(socketPath),
+          port: 0,
+          protocol: "http",
+          method: head.method,
+          decision: "deny",
+          reason: "other",
+          rule: decided.socket.rule,
+          source: decided.socket.source,
+        });
+        runtime.record(event);
+        throw new UnixRefused({
+          decision: "deny",
+          host: unixHost(socketPath),
+          port: 0,
+          reason: "other",
+          detail: error.message,
+          event,
+        });
+      }
+    };
   }
 
-  const headers: HttpHeader[] = stripHopByHop(head.headers);
+  const headers: HttpHeader[] = stripHopByHop(head.headers).filter(
+    (header) => header.name.toLowerCase() !== X_UNIX_SOCKET_HEADER,
+  );
   if (headerValues(headers, "host").length === 0) {
     headers.unshift({ name: "Host", value: target.authority });
   }
@@ -420,7 +582,6 @@ async function forward(
   });
 
   slot.watchIdle();
-  const key = `${verdict.host}|${verdict.port}|${verdict.addresses.join(",")}`;
   let up: UpstreamLink;
   let reused = false;
   const open = async (): Promise<UpstreamLink | null> => {
@@ -429,15 +590,13 @@ async function forward(
       link.current = null;
     }
     try {
-      const upstream = await runtime.connect(
-        { host: verdict.host, port: verdict.port, addresses: verdict.addresses },
-        "http",
-      );
+      const upstream = await connectUpstream();
       slot.add(upstream);
       link.current = { key, conn: upstream, reader: new BufferedReader(upstream, 4096) };
       return link.current;
     } catch (error) {
-      await sendBadGateway(conn, error);
+      if (error instanceof UnixRefused) await sendBlocked(conn, error.verdict, "http");
+      else await sendBadGateway(conn, error);
       return null;
     }
   };

@@ -32,6 +32,7 @@ import { BufferPool } from "./relay.ts";
 import type { Resolver } from "./resolver.ts";
 import { handleSocks5Client, refuseSocksOverload } from "./socks5.ts";
 import { type ConnectTarget, connectTarget, type UpstreamProxyConfig } from "./upstream.ts";
+import { unixSocketAllowlist, type UnixSocketEntry } from "../sandbox/unix_forward.ts";
 
 export type { DecisionEvent, ProxyProtocol } from "./decision_log.ts";
 
@@ -292,6 +293,14 @@ export interface ProxyRuntime {
   event(fields: Omit<DecisionEvent, "time" | "command">): DecisionEvent;
   /** Connects out to checked addresses. Throws UpstreamError. */
   connect(target: ConnectTarget, protocol: ProxyProtocol): Promise<Deno.TcpConn>;
+  /**
+   * What `x-unix-socket` may name under the current config: the allowlist
+   * (or `"all"`), and the proxy's own unix socket, which is never a target.
+   */
+  unixSockets(): {
+    readonly allowed: readonly UnixSocketEntry[] | "all";
+    readonly exclude: readonly string[];
+  };
 }
 
 interface PolicyState {
@@ -399,6 +408,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   let log: DecisionLog | null = null;
   let closing: Promise<void> | null = null;
   const interfaceAddresses = localInterfaceAddresses();
+  // The proxy's own unix socket (as given and canonical, filled in once listening).
+  const ownUnixPaths: string[] = [];
 
   const isSelf = (address: string, port: number): boolean => {
     if (!ownPorts.has(port)) return false;
@@ -602,6 +613,10 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         protocol,
         isSelf,
       }),
+    unixSockets: () => ({
+      allowed: unixSocketAllowlist(state.config.network),
+      exclude: ownUnixPaths,
+    }),
   };
 
   const serve = (conn: Deno.Conn, kind: "http" | "socks" | "unix"): void => {
@@ -733,6 +748,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       try {
         unixListener = Deno.listen({ path: options.unixPath, transport: "unix" });
         Deno.chmodSync(options.unixPath, 0o600);
+        ownUnixPaths.push(options.unixPath, Deno.realPathSync(options.unixPath));
       } catch (error) {
         const why = error instanceof Error ? error.message : String(error);
         throw new SandboxError(
