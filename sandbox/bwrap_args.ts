@@ -2,9 +2,20 @@
  * `buildBwrapArgs(plan)`: the Bubblewrap argument list for a plan. Pure: no
  * I/O, the same plan always gives the same argv, and the tests pin it.
  *
+ * Fail closed: the Linux file view needs facts about the host (which socket
+ * files are bound, whether a hidden path is a directory or a file) that a
+ * pure function cannot find out, so a plan without `plan.linux` (what
+ * `buildSandboxPlan()` records from those facts) is refused rather than
+ * run with defaults that would ignore `denyRead` and `unixSockets`. What
+ * can be derived from the platform-neutral fields is enforced on top of
+ * `plan.linux`: a socket bound back must be on `plan.unixSockets`, and the
+ * run dir is hidden whenever a writable bind would show it.
+ *
  * @module
  */
+import { SandboxError } from "../cli/errors.ts";
 import type { LinuxPlanDetails, SandboxPlan } from "./plan.ts";
+import { isUnder } from "./unix_sockets.ts";
 
 /** File descriptors the launcher hands to bwrap (see {@linkcode BwrapArgsOptions}). */
 export interface BwrapFds {
@@ -20,14 +31,6 @@ export interface BwrapArgsOptions {
   readonly fds?: BwrapFds;
 }
 
-const DEFAULT_LINUX: LinuxPlanDetails = Object.freeze({
-  unshareUser: true,
-  emptyDirs: Object.freeze(["/tmp", "/dev/shm", "/run"]),
-  hiddenDirs: Object.freeze([]),
-  maskedFiles: Object.freeze([]),
-  socketBinds: Object.freeze([]),
-});
-
 /**
  * Returns bwrap's arguments (without the `bwrap` itself) that run
  * `plan.argv` in its own user, pid, ipc, uts, cgroup and network
@@ -41,13 +44,26 @@ const DEFAULT_LINUX: LinuxPlanDetails = Object.freeze({
  * an emptied dir such as `/tmp`), then everything that hides or adds single
  * paths on top.
  *
+ * Throws {@linkcode SandboxError} (`sandbox_failed`) for a plan without
+ * `plan.linux`, and for one whose `plan.linux.socketBinds` binds a socket
+ * that `plan.unixSockets` does not allow.
+ *
  * @example
  * ```ts
  * const argv = ["bwrap", ...buildBwrapArgs(plan)];
  * ```
  */
 export function buildBwrapArgs(plan: SandboxPlan, options: BwrapArgsOptions = {}): string[] {
-  const linux = plan.linux ?? DEFAULT_LINUX;
+  const linux = plan.linux;
+  if (linux === undefined) {
+    throw new SandboxError(
+      "sandbox_failed",
+      'Cannot build the bwrap arguments: the plan has no "linux" field (plan.linux: which ' +
+        "directories exist and which unix sockets are bound on the host): build the plan with " +
+        "buildSandboxPlan()",
+    );
+  }
+  checkSocketBinds(plan, linux);
   const args: string[] = [];
   if (linux.unshareUser) args.push("--unshare-user");
   args.push(
@@ -65,7 +81,7 @@ export function buildBwrapArgs(plan: SandboxPlan, options: BwrapArgsOptions = {}
   for (const dir of linux.emptyDirs) args.push("--tmpfs", dir);
   args.push("--bind", plan.cwd, plan.cwd);
   for (const path of plan.writable) args.push("--bind-try", path, path);
-  for (const dir of linux.hiddenDirs) args.push("--tmpfs", dir);
+  for (const dir of hiddenDirs(plan, linux)) args.push("--tmpfs", dir);
   for (const path of linux.maskedFiles) args.push("--ro-bind", "/dev/null", path);
   for (const bind of linux.socketBinds) args.push("--bind", bind.source, bind.target);
   for (const bind of plan.extraBinds) args.push("--ro-bind", bind.source, bind.target);
@@ -76,4 +92,34 @@ export function buildBwrapArgs(plan: SandboxPlan, options: BwrapArgsOptions = {}
   args.push("--chdir", plan.cwd);
   args.push("--", ...plan.argv);
   return args;
+}
+
+/**
+ * With an allowlist, each socket bound back must be an allowlisted path, or
+ * the canonical path of one (the source of a bind whose target is
+ * allowlisted, bound at its own path too).
+ */
+function checkSocketBinds(plan: SandboxPlan, linux: LinuxPlanDetails): void {
+  if (plan.unixSockets.kind === "all") return;
+  const allowed = new Set(plan.unixSockets.paths);
+  const canonical = new Set(
+    linux.socketBinds.filter((bind) => allowed.has(bind.target)).map((bind) => bind.source),
+  );
+  for (const bind of linux.socketBinds) {
+    if (allowed.has(bind.target)) continue;
+    if (bind.source === bind.target && canonical.has(bind.target)) continue;
+    throw new SandboxError(
+      "sandbox_failed",
+      `Cannot build the bwrap arguments: plan.linux.socketBinds binds "${bind.source}" to ` +
+        `"${bind.target}", which plan.unixSockets does not allow: allowlist it or drop the bind`,
+    );
+  }
+}
+
+/** `plan.linux.hiddenDirs`, plus the run dir when the emptied dirs would not keep it out of sight. */
+function hiddenDirs(plan: SandboxPlan, linux: LinuxPlanDetails): readonly string[] {
+  if (linux.hiddenDirs.includes(plan.runDir)) return linux.hiddenDirs;
+  const emptied = linux.emptyDirs.some((dir) => isUnder(plan.runDir, dir));
+  const exposed = [plan.cwd, ...plan.writable].some((dir) => isUnder(plan.runDir, dir));
+  return emptied && !exposed ? linux.hiddenDirs : [...linux.hiddenDirs, plan.runDir];
 }

@@ -52,7 +52,9 @@ export interface SandboxPlan {
   /**
    * Linux-only details derived from facts about the host (which directories
    * exist, which unix sockets are bound). Absent in plans built by hand,
-   * e.g. for the macOS renderer's tests; `buildBwrapArgs` then uses defaults.
+   * e.g. for the macOS renderer's tests; `buildBwrapArgs` refuses such a
+   * plan (it cannot find those facts out without I/O, and defaults would
+   * ignore `denyRead` and `unixSockets`).
    */
   readonly linux?: LinuxPlanDetails;
 }
