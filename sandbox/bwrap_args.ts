@@ -9,7 +9,10 @@
  * run with defaults that would ignore `denyRead` and `unixSockets`. What
  * can be derived from the platform-neutral fields is enforced on top of
  * `plan.linux`: a socket bound back must be on `plan.unixSockets`, and the
- * run dir is hidden whenever a writable bind would show it.
+ * run dir is hidden whenever a writable bind would show it. Not checkable
+ * here: a `denyRead` path that `plan.linux` neither hides nor masks is taken
+ * to be missing on the host (as `buildSandboxPlan()` records it), and which
+ * host sockets need masking.
  *
  * @module
  */
