@@ -429,7 +429,9 @@ class Tunnel {
       method: head.method,
       target: originForm(head.target),
       version: head.version,
-      headers: stripHopByHop(head.headers),
+      // `x-unix-socket` addresses the proxy, never the origin: inside a tunnel the target is
+      // fixed by the CONNECT, so the header is dropped rather than leaked upstream.
+      headers: stripHopByHop(head.headers, ["x-unix-socket"]),
     };
     try {
       await writeAll(upstream.conn, serializeRequestHead(outHead));

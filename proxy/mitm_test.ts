@@ -34,6 +34,7 @@ function startUpstream(ca: CertificateAuthority) {
     const body = new Uint8Array(await request.arrayBuffer());
     const url = new URL(request.url);
     seen.push(`${request.method} ${url.pathname}`);
+    if (request.headers.has("x-unix-socket")) seen.push("x-unix-socket reached the origin");
     if (url.pathname === "/big") return new Response(new Uint8Array(3 * 1024 * 1024).fill(120));
     return new Response(`upstream saw ${request.method} ${url.pathname} body=${body.length}\n`, {
       headers: { "x-upstream": "yes" },
@@ -189,6 +190,20 @@ Deno.test("createMitmHandler() lets several keep-alive requests through and reus
   }
   assert.equal(env.handler.leaves.issued, 1, "the second tunnel used the cached leaf");
   assert.equal(env.harness.events.filter((e) => e.decision === "allow").length, 6);
+});
+
+Deno.test("createMitmHandler() drops x-unix-socket: it addresses the proxy, not the origin", async () => {
+  await using env = await setup();
+  const client = await tlsClient(env.harness.port, env.mitmCa);
+  try {
+    await client.send(
+      get("/sock", UPSTREAM_HOST, env.upstream.port, "x-unix-socket: /run/x.sock\r\n"),
+    );
+    assert.equal((await client.response())?.status, 200);
+  } finally {
+    client.close();
+  }
+  assert.deepEqual(env.upstream.seen, ["GET /sock"]);
 });
 
 Deno.test("createMitmHandler() blocks a POST with 403 blocked-by-method-policy and a JSON body", async () => {
