@@ -1,7 +1,10 @@
 /**
  * `sandbox run` start-up and throughput, with baselines from the same run.
  *
- *   deno run -A bench/run_bench.ts [--runs N] [--mib M]
+ *   deno run -A bench/run_bench.ts [--runs N] [--mib M] [--main PATH]
+ *
+ * `--runs 0` skips the start-up part, `--mib 0` the throughput part;
+ * `--main` points at another checkout's main.ts (for A/B comparisons).
  *
  * Start-up (median wall time of N runs each, measured from this process):
  *   - bare `bwrap` with the same namespaces running `true` (the floor),
@@ -20,11 +23,15 @@ import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { runs: { type: "string", default: "15" }, mib: { type: "string", default: "1024" } },
+  options: {
+    runs: { type: "string", default: "15" },
+    mib: { type: "string", default: "1024" },
+    main: { type: "string" },
+  },
 });
 const RUNS = Number(values.runs);
 const MIB = Number(values.mib);
-const MAIN = decodeURIComponent(new URL("../main.ts", import.meta.url).pathname);
+const MAIN = values.main ?? decodeURIComponent(new URL("../main.ts", import.meta.url).pathname);
 const SELF = [Deno.execPath(), "run", "-A", "--no-prompt", "--quiet", MAIN];
 
 function median(xs: number[]): number {
@@ -84,6 +91,13 @@ const cases: [string, string[]][] = [
   ],
 ];
 try {
+  if (RUNS > 0) await startUp();
+  if (MIB > 0) await throughput();
+} finally {
+  await Deno.remove(dir, { recursive: true });
+}
+
+async function startUp(): Promise<void> {
   const results = new Map<string, number[]>(cases.map(([name]) => [name, []]));
   for (const [, argv] of cases) await time(argv, { cwd: dir }); // warm caches
   // Interleaved, so that load from other users of the machine hits every case alike.
@@ -92,8 +106,9 @@ try {
   }
   console.log(`start-up, median of ${RUNS} runs (ms):`);
   for (const [name, xs] of results) console.log(`  ${median(xs).toFixed(1).padStart(7)}  ${name}`);
+}
 
-  // Throughput.
+async function throughput(): Promise<void> {
   const chunk = new Uint8Array(1024 * 1024).fill(97);
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const serving = (async () => {
@@ -167,6 +182,4 @@ try {
       median(sandboxed).toFixed(0).padStart(7)
     }  curl in the sandbox via bridge + proxy (CONNECT)`,
   );
-} finally {
-  await Deno.remove(dir, { recursive: true });
 }

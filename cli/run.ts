@@ -9,7 +9,6 @@ import { loadEffectiveConfig } from "../profiles/load.ts";
 import { createResolver, parseResolveFlags } from "../proxy/resolver.ts";
 import { runSandboxed } from "../sandbox/run.ts";
 import { parseCommandArgs, SHARED_OPTIONS, type SharedValues } from "./args.ts";
-import { alwaysFileFor, openAskPrompter } from "./ask.ts";
 import { UsageError } from "./errors.ts";
 import { reportRun } from "./report.ts";
 
@@ -95,11 +94,15 @@ export async function runCommand(args: string[]): Promise<number> {
   }
   const resolver = createResolver({ overrides: parseResolveFlags(flags.resolve) });
   const dryRun = values["dry-run"] === true;
-  await using prompter = (config.network.ask || values.ask === true) && !dryRun
-    ? await openAskPrompter({
+  // The prompt's module (and the TOML writer it brings) loads only when asking.
+  const ask = (config.network.ask || values.ask === true) && !dryRun
+    ? await import("./ask.ts")
+    : null;
+  await using prompter = ask !== null
+    ? await ask.openAskPrompter({
       env,
       command: rest,
-      alwaysFile: alwaysFileFor(flags.config, env),
+      alwaysFile: ask.alwaysFileFor(flags.config, env),
       profile: config.profileName,
     })
     : null;

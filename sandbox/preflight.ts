@@ -21,13 +21,17 @@ export interface PreflightOptions {
 export interface PreflightResult {
   /** Absolute path of `bwrap`. */
   readonly bwrap: string;
+  /** Absolute path of util-linux `setsid`, or null when it is not on PATH. */
+  readonly setsid: string | null;
 }
 
 const INSTALL_BWRAP =
   'install it with "apt-get install -y bubblewrap" (Debian, Ubuntu), "dnf install -y bubblewrap" (Fedora, RHEL) or "apk add bubblewrap" (Alpine)';
 
 /**
- * Finds `bwrap` and checks the sysctls that switch user namespaces off.
+ * Finds `bwrap` (and `setsid`, which starts it in its own session more
+ * cheaply than a fork of the launcher) and checks the sysctls that switch
+ * user namespaces off.
  * Throws a {@linkcode SandboxError} (`bwrap_missing`, `userns_disabled`).
  *
  * @example
@@ -36,16 +40,19 @@ const INSTALL_BWRAP =
  * ```
  */
 export async function preflightLinux(options: PreflightOptions): Promise<PreflightResult> {
-  const found = await resolveCommand("bwrap", { path: options.path, cwd: "/" });
+  const [found, setsid, problem] = await Promise.all([
+    resolveCommand("bwrap", { path: options.path, cwd: "/" }),
+    resolveCommand("setsid", { path: options.path, cwd: "/" }),
+    userNamespaceProblem(options),
+  ]);
   if (found.kind !== "found") {
     throw new SandboxError(
       "bwrap_missing",
       `Bubblewrap ("bwrap") was not found on PATH: ${INSTALL_BWRAP}`,
     );
   }
-  const problem = await userNamespaceProblem(options);
   if (problem !== null) throw new SandboxError("userns_disabled", problem);
-  return { bwrap: found.path };
+  return { bwrap: found.path, setsid: setsid.kind === "found" ? setsid.path : null };
 }
 
 /**

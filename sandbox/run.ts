@@ -11,8 +11,7 @@ import { decideCommand, formatExecDenial, prepareShims } from "../execpolicy/mod
 import type { ExecVerdict } from "../execpolicy/decide.ts";
 import type { DecisionEvent, ProxyProtocol } from "../proxy/decision_log.ts";
 import { createResolver, type Resolver } from "../proxy/resolver.ts";
-import { type RunningProxy, startProxy } from "../proxy/server.ts";
-import { upstreamProxyFromEnv } from "../proxy/upstream.ts";
+import type { RunningProxy } from "../proxy/server.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
 import { buildSandboxPlan, collectHostFacts, type PlanNetwork } from "./build_plan.ts";
 import { buildBwrapArgs } from "./bwrap_args.ts";
@@ -143,15 +142,17 @@ export async function runSandboxed(
   }
 
   const uid = Deno.uid() ?? 0;
-  const { bwrap } = await preflightLinux({ path: env.PATH, uid });
+  const { bwrap, setsid } = await preflightLinux({ path: env.PATH, uid });
   await checkCommand(argv[0], { env: filterEnv(env, config.env), cwd });
 
   await using runDir: RunDir = await createRunDir();
-  let proxy: RunningProxy | null = null;
+  // The proxy starts while bwrap and the bridge start (see runLinuxPlan's beforeCommand).
+  let proxyStarting: Promise<RunningProxy> | null = null;
   try {
     const extraEnv: Record<string, string> = {};
     const extraBinds: { source: string; target: string }[] = [];
     let network: PlanNetwork | null = null;
+    let startProxyNow: (() => Promise<RunningProxy>) | null = null;
     if (withNetwork) {
       const mitm = config.network.mitm && config.network.mode === "limited"
         ? await prepareMitmFor(config, runDir.path, options.caDir ?? null, env)
@@ -161,22 +162,29 @@ export async function runSandboxed(
         extraBinds.push({ source: mitm.bundle, target: mitm.bundle });
       }
       const proxySocket = `${runDir.path}/proxy.sock`;
-      proxy = await startProxy({
-        config,
-        resolver: options.resolver ?? createResolver(),
-        http: null,
-        socks: null,
-        unixPath: proxySocket,
-        logFile: options.logFile ?? null,
-        command: argv,
-        onDecision: (event) => {
-          decisions.push(event);
-          options.onDecision?.(event);
-        },
-        askOnMiss: options.askOnMiss,
-        mitm: mitm?.handler ?? null,
-        upstreamProxy: upstreamProxyFromEnv(env),
-      });
+      // Loaded here, not at the top: a run without network never needs the proxy's code.
+      startProxyNow = async () => {
+        const [{ startProxy }, { upstreamProxyFromEnv }] = await Promise.all([
+          import("../proxy/server.ts"),
+          import("../proxy/upstream.ts"),
+        ]);
+        return await startProxy({
+          config,
+          resolver: options.resolver ?? createResolver(),
+          http: null,
+          socks: null,
+          unixPath: proxySocket,
+          logFile: options.logFile ?? null,
+          command: argv,
+          onDecision: (event) => {
+            decisions.push(event);
+            options.onDecision?.(event);
+          },
+          askOnMiss: options.askOnMiss,
+          mitm: mitm?.handler ?? null,
+          upstreamProxy: upstreamProxyFromEnv(env),
+        });
+      };
       network = { ...BRIDGE_PORTS, proxySocket };
     }
     Object.assign(extraEnv, options.extraEnv ?? {});
@@ -203,14 +211,32 @@ export async function runSandboxed(
     checkVisible(plan, argv[0], cwd);
     const ended = await runLinuxPlan(plan, {
       bwrap,
+      setsid,
       uid,
-      self: selfInvocation().argv,
+      self: bridgeInvocation(),
       bridgeEnv: env as Record<string, string>,
+      beforeCommand: async () => {
+        if (startProxyNow === null) return;
+        proxyStarting = startProxyNow();
+        await proxyStarting;
+      },
     });
     return result(ended.exitCode, ended.signal);
   } finally {
-    if (proxy !== null) await proxy.close();
+    const proxy = await (proxyStarting as Promise<RunningProxy> | null)?.catch(() => null);
+    await proxy?.close();
   }
+}
+
+/**
+ * How the launcher starts the bridge. Under `deno run` it adds
+ * `--no-config`: the bridge needs no npm package, and skipping the config
+ * (package.json, lockfile, node_modules checks) starts it sooner.
+ */
+function bridgeInvocation(): readonly string[] {
+  const { kind, argv } = selfInvocation();
+  if (kind !== "script" || argv[1] !== "run") return argv;
+  return [argv[0], "run", "--no-config", ...argv.slice(2)];
 }
 
 async function checkCommand(
