@@ -165,7 +165,7 @@ Deno.test({
     try {
       await Deno.writeTextFile(
         `${fake}/bwrap`,
-        "#!/bin/sh\necho \"bwrap: Can't find source path /nonexistent: No such file or directory\" >&2\nexit 1\n",
+        '#!/bin/sh\necho "bwrap: Can\'t find source path /nonexistent: No such file or directory" >&2\nexit 1\n',
         { mode: 0o755 },
       );
       const child = sandboxRun(["--allow", "allowed.test", "--", "true"], {
