@@ -19,8 +19,10 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { sandboxTaskFlags } from "./task_flags.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const TASK_FLAGS = await sandboxTaskFlags();
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -138,9 +140,10 @@ async function startProxyProcess(sourceHost: string): Promise<ProxyProcess> {
       "run",
       "-A",
       "--quiet",
-      ...(Deno.env.get("BENCH_PROXY_V8_FLAGS")
+      // As `deno task sandbox` runs it (its V8 flags), unless BENCH_PROXY_V8_FLAGS says otherwise.
+      ...(Deno.env.get("BENCH_PROXY_V8_FLAGS") !== undefined
         ? [`--v8-flags=${Deno.env.get("BENCH_PROXY_V8_FLAGS")}`]
-        : []),
+        : TASK_FLAGS),
       MAIN,
       "proxy",
       "--allow",

@@ -20,6 +20,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { sandboxTaskFlags } from "./task_flags.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -32,7 +33,16 @@ const { values } = parseArgs({
 const RUNS = Number(values.runs);
 const MIB = Number(values.mib);
 const MAIN = values.main ?? decodeURIComponent(new URL("../main.ts", import.meta.url).pathname);
-const SELF = [Deno.execPath(), "run", "-A", "--no-prompt", "--quiet", MAIN];
+// As `deno task sandbox` starts it (its V8 flags included).
+const SELF = [
+  Deno.execPath(),
+  "run",
+  "-A",
+  "--no-prompt",
+  "--quiet",
+  ...await sandboxTaskFlags(),
+  MAIN,
+];
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
