@@ -58,7 +58,7 @@ export async function collectHostFacts(
   if (xdg !== undefined && xdg.startsWith("/")) candidates.add(xdg);
   for (const path of config.filesystem.denyRead) candidates.add(path);
   const kinds = new Map<string, PathKind>();
-  await Promise.all([...candidates].map(async (path) => kinds.set(path, await pathKind(path))));
+  for (const path of candidates) kinds.set(path, pathKind(path));
   const allowed = new Map<string, string>();
   await Promise.all(
     allowedSocketRules(config).map(async (path) => {
@@ -214,9 +214,9 @@ export function buildSandboxPlan(
   };
 }
 
-async function pathKind(path: string): Promise<PathKind> {
+function pathKind(path: string): PathKind {
   try {
-    const info = await Deno.lstat(path);
+    const info = Deno.lstatSync(path); // synchronous: cheaper than a thread-pool round trip
     if (info.isSymlink) return "symlink";
     return info.isDirectory ? "dir" : "file";
   } catch {

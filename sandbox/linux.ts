@@ -87,18 +87,22 @@ export async function runLinuxPlan(
   const withNetwork = plan.network.kind === "proxy";
   // Without network nothing holds the command back once bwrap starts: finish first.
   if (!withNetwork) await options.beforeCommand?.();
-  markInheritedFdsCloseOnExec();
-  const { bwrap, status, block } = spawnBwrap(plan, {
-    bwrap: options.bwrap,
-    setsid: options.setsid ?? null,
-    withNetwork,
-  });
+  const { bwrap, status, block } = (() => {
+    using libc = openLibc("hand Bubblewrap its status and block pipes");
+    closeInheritedOnExec(libc);
+    return spawnBwrap(plan, libc, {
+      bwrap: options.bwrap,
+      setsid: options.setsid ?? null,
+      withNetwork,
+    });
+  })();
   let bwrapDone = false;
   const exited = bwrap.status.then((s) => s.code).finally(() => bwrapDone = true);
   const killBwrap = () => {
     if (!bwrapDone) killQuietly(bwrap.pid, "SIGKILL");
   };
   let bridge: BridgeProcess | null = null;
+  let stopping: Promise<void> | undefined;
 
   // Signals: before the command runs, one ends the run; afterwards it goes to the command's group.
   let sandboxPid: number | null = null;
@@ -171,6 +175,8 @@ export async function runLinuxPlan(
     running = true;
     options.onStarted?.({ bwrap: bwrap.pid, sandbox: sandboxPid });
     const last = await status.next();
+    // The command has exited and its pid namespace goes with it: the bridge is done too.
+    stopping = bridge?.stop();
     const code = await exited;
     const exitCode = typeof last?.["exit-code"] === "number" ? last["exit-code"] : code;
     const signal: Deno.Signal | null = forwardedSignal !== null &&
@@ -188,7 +194,7 @@ export async function runLinuxPlan(
     }
     killBwrap();
     // The bridge has nothing to flush (the command is gone): stop it while bwrap is reaped.
-    const stopping = bridge?.stop();
+    stopping ??= bridge?.stop();
     await exited;
     for (const timer of retries) clearTimeout(timer);
     status.close();
@@ -209,10 +215,10 @@ function interrupted(signal: Deno.Signal): LinuxRunResult {
  */
 function spawnBwrap(
   plan: SandboxPlan,
+  libc: Deno.DynamicLibrary<typeof LIBC_SYMBOLS>,
   options: { bwrap: string; setsid: string | null; withNetwork: boolean },
 ): { bwrap: Deno.ChildProcess; status: JsonLines; block: Deno.FsFile | null } {
   const { bwrap: bwrapPath, setsid, withNetwork } = options;
-  using libc = openLibc("hand Bubblewrap its status and block pipes");
   const statusPipe = makePipe(libc);
   const blockPipe = withNetwork ? makePipe(libc) : null;
   // The launcher's ends become ordinary Deno files (opened again through
@@ -498,26 +504,24 @@ async function setupFailure(code: number, uid: number): Promise<SandboxError> {
  * Marks every inherited descriptor above 2 close-on-exec, so that nothing
  * the launcher was given (a CI runner's pipes, an agent's sockets) reaches
  * the command. Deno opens its own descriptors close-on-exec; this catches
- * the rest. Uses `fcntl` from libc through FFI, only when such a descriptor
- * exists; fails closed when it cannot.
+ * the rest. Uses `fcntl` from libc through FFI; fails closed when it cannot.
  */
 export function markInheritedFdsCloseOnExec(): void {
-  const leaked: number[] = [];
-  for (const entry of Deno.readDirSync("/proc/self/fd")) {
-    const fd = Number(entry.name);
-    if (!Number.isInteger(fd) || fd <= 2) continue;
-    let info: string;
-    try {
-      info = Deno.readTextFileSync(`/proc/self/fdinfo/${fd}`);
-    } catch {
-      continue; // the directory's own descriptor, closed by now
-    }
-    const flags = /^flags:\s*([0-7]+)/m.exec(info);
-    if (flags === null || (Number.parseInt(flags[1], 8) & 0o2000000) === 0) leaked.push(fd);
+  using libc = openLibc("keep inherited file descriptors from the command");
+  closeInheritedOnExec(libc);
+}
+
+function closeInheritedOnExec(libc: Deno.DynamicLibrary<typeof LIBC_SYMBOLS>): void {
+  const F_GETFD = 1;
+  const FD_CLOEXEC = 1;
+  const fds = [...Deno.readDirSync("/proc/self/fd")]
+    .map((entry) => Number(entry.name))
+    .filter((fd) => Number.isInteger(fd) && fd > 2);
+  for (const fd of fds) {
+    const flags = libc.symbols.fcntl(fd, F_GETFD, 0);
+    if (flags < 0) continue; // closed since the listing (the listing's own descriptor)
+    if ((flags & FD_CLOEXEC) === 0) setInheritable(libc, fd, false);
   }
-  if (leaked.length === 0) return;
-  using libc = openLibc(`keep inherited file descriptors ${leaked.join(", ")} from the command`);
-  for (const fd of leaked) setInheritable(libc, fd, false);
 }
 
 /**

@@ -39,12 +39,18 @@ const INSTALL_BWRAP =
  * const { bwrap } = await preflightLinux({ path: Deno.env.get("PATH"), uid: Deno.uid() ?? 0 });
  * ```
  */
-export async function preflightLinux(options: PreflightOptions): Promise<PreflightResult> {
-  const [found, setsid, problem] = await Promise.all([
-    resolveCommand("bwrap", { path: options.path, cwd: "/" }),
-    resolveCommand("setsid", { path: options.path, cwd: "/" }),
-    userNamespaceProblem(options),
-  ]);
+export function preflightLinux(options: PreflightOptions): Promise<PreflightResult> {
+  try {
+    return Promise.resolve(preflightLinuxSync(options));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+function preflightLinuxSync(options: PreflightOptions): PreflightResult {
+  const found = resolveCommandSync("bwrap", { path: options.path, cwd: "/" });
+  const setsid = resolveCommandSync("setsid", { path: options.path, cwd: "/" });
+  const problem = userNamespaceProblemSync(options);
   if (found.kind !== "found") {
     throw new SandboxError(
       "bwrap_missing",
@@ -68,21 +74,27 @@ export async function preflightLinux(options: PreflightOptions): Promise<Preflig
  * const why = await userNamespaceProblem({ uid: 1000, strict: true });
  * ```
  */
-export async function userNamespaceProblem(
+export function userNamespaceProblem(
   options: { readonly uid: number; readonly procSys?: string; readonly strict?: boolean },
 ): Promise<string | null> {
+  return Promise.resolve(userNamespaceProblemSync(options));
+}
+
+function userNamespaceProblemSync(
+  options: { readonly uid: number; readonly procSys?: string; readonly strict?: boolean },
+): string | null {
   const sys = options.procSys ?? "/proc/sys";
-  const max = await readSysctl(`${sys}/user/max_user_namespaces`);
+  const max = readSysctl(`${sys}/user/max_user_namespaces`);
   if (max === "0") {
     return 'User namespaces are disabled: sysctl "user.max_user_namespaces" is 0: run "sysctl -w user.max_user_namespaces=15000" (and set it in /etc/sysctl.d/ to keep it)';
   }
   if (options.uid === 0) return null;
-  const clone = await readSysctl(`${sys}/kernel/unprivileged_userns_clone`);
+  const clone = readSysctl(`${sys}/kernel/unprivileged_userns_clone`);
   if (clone === "0") {
     return 'Unprivileged user namespaces are disabled: sysctl "kernel.unprivileged_userns_clone" is 0: run "sysctl -w kernel.unprivileged_userns_clone=1" (and set it in /etc/sysctl.d/ to keep it)';
   }
   if (options.strict === true) {
-    const apparmor = await readSysctl(`${sys}/kernel/apparmor_restrict_unprivileged_userns`);
+    const apparmor = readSysctl(`${sys}/kernel/apparmor_restrict_unprivileged_userns`);
     if (apparmor === "1") {
       return 'Unprivileged user namespaces are restricted by AppArmor: sysctl "kernel.apparmor_restrict_unprivileged_userns" is 1 (Ubuntu 23.10 and later): give bwrap a profile that allows them, e.g. /etc/apparmor.d/bwrap with "abi <abi/4.0>, include <tunables/global> profile bwrap /usr/bin/bwrap flags=(unconfined) { userns, }" then "apparmor_parser -r /etc/apparmor.d/bwrap", or run "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"';
     }
@@ -114,14 +126,18 @@ export interface ResolveCommandOptions {
  * await resolveCommand("sh", { path: "/usr/bin:/bin", cwd: "/" }); // { kind: "found", path: "/usr/bin/sh" }
  * ```
  */
-export async function resolveCommand(
+export function resolveCommand(
   name: string,
   options: ResolveCommandOptions,
 ): Promise<ResolvedCommand> {
+  return Promise.resolve(resolveCommandSync(name, options));
+}
+
+function resolveCommandSync(name: string, options: ResolveCommandOptions): ResolvedCommand {
   if (name === "") return { kind: "not_found" };
   if (name.includes("/")) {
     const path = name.startsWith("/") ? name : `${options.cwd.replace(/\/$/, "")}/${name}`;
-    const check = await executable(path);
+    const check = executable(path);
     if (check === "yes") return { kind: "found", path };
     return check === "no" ? { kind: "not_executable", path } : { kind: "not_found" };
   }
@@ -129,17 +145,19 @@ export async function resolveCommand(
   for (const entry of (options.path ?? "/usr/local/bin:/usr/bin:/bin").split(":")) {
     const dir = entry === "" ? options.cwd : entry;
     const path = `${dir.replace(/\/$/, "")}/${name}`;
-    const check = await executable(path);
+    const check = executable(path);
     if (check === "yes") return { kind: "found", path };
     if (check === "no") denied ??= path;
   }
   return denied === null ? { kind: "not_found" } : { kind: "not_executable", path: denied };
 }
 
-async function executable(path: string): Promise<"yes" | "no" | "missing"> {
+function executable(path: string): "yes" | "no" | "missing" {
   let info: Deno.FileInfo;
   try {
-    info = await Deno.stat(path);
+    // Synchronous: a few of these run before every sandbox starts, and each
+    // asynchronous one costs a thread-pool round trip.
+    info = Deno.statSync(path);
   } catch {
     return "missing";
   }
@@ -154,9 +172,9 @@ async function executable(path: string): Promise<"yes" | "no" | "missing"> {
   return (mode & 0o001) !== 0 ? "yes" : "no";
 }
 
-async function readSysctl(path: string): Promise<string | null> {
+function readSysctl(path: string): string | null {
   try {
-    return (await Deno.readTextFile(path)).trim();
+    return Deno.readTextFileSync(path).trim();
   } catch {
     return null;
   }

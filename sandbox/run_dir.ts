@@ -8,6 +8,9 @@
  * owner (pid and process start time), and every new run first removes the
  * directories whose owner is gone.
  *
+ * Set-up uses synchronous file calls: a handful of them on every run's
+ * critical path, where each asynchronous one costs a thread-pool round trip.
+ *
  * @module
  */
 import { SandboxError } from "../cli/errors.ts";
@@ -42,7 +45,7 @@ export async function createRunDir(options: CreateRunDirOptions = {}): Promise<R
   await sweepStaleRunDirs({ base });
   let path: string;
   try {
-    path = await Deno.makeTempDir({ dir: base, prefix: RUN_DIR_PREFIX });
+    path = Deno.makeTempDirSync({ dir: base, prefix: RUN_DIR_PREFIX });
   } catch (error) {
     const why = error instanceof Error ? error.message.replace(/: tmpdir$/, "") : String(error);
     throw new SandboxError(
@@ -52,8 +55,8 @@ export async function createRunDir(options: CreateRunDirOptions = {}): Promise<R
     );
   }
   try {
-    await Deno.chmod(path, 0o700);
-    await Deno.writeTextFile(`${path}/${OWNER_FILE}`, ownerStamp(Deno.pid) ?? `${Deno.pid}`, {
+    Deno.chmodSync(path, 0o700);
+    Deno.writeTextFileSync(`${path}/${OWNER_FILE}`, ownerStamp(Deno.pid) ?? `${Deno.pid}`, {
       mode: 0o600,
     });
   } catch (error) {
@@ -93,7 +96,7 @@ export async function sweepStaleRunDirs(options: SweepOptions = {}): Promise<str
   const removed: string[] = [];
   let entries: Deno.DirEntry[];
   try {
-    entries = await Array.fromAsync(Deno.readDir(base));
+    entries = [...Deno.readDirSync(base)];
   } catch {
     return removed;
   }
@@ -101,11 +104,11 @@ export async function sweepStaleRunDirs(options: SweepOptions = {}): Promise<str
     if (!entry.isDirectory || !entry.name.startsWith(RUN_DIR_PREFIX)) continue;
     const path = `${base}/${entry.name}`;
     try {
-      const info = await Deno.lstat(path);
+      const info = Deno.lstatSync(path);
       if (info.uid !== uid) continue;
       let owner: string;
       try {
-        owner = (await Deno.readTextFile(`${path}/${OWNER_FILE}`)).trim();
+        owner = Deno.readTextFileSync(`${path}/${OWNER_FILE}`).trim();
       } catch {
         // No owner file: being created right now, or left by a crash; wait a minute to be sure.
         const age = Date.now() - (info.mtime?.getTime() ?? Date.now());
