@@ -6,7 +6,6 @@
  * @module
  */
 import { loadEffectiveConfig } from "../profiles/load.ts";
-import { createResolver, parseResolveFlags } from "../proxy/resolver.ts";
 import { runSandboxed } from "../sandbox/run.ts";
 import { parseCommandArgs, SHARED_OPTIONS, type SharedValues } from "./args.ts";
 import { UsageError } from "./errors.ts";
@@ -92,7 +91,13 @@ export async function runCommand(args: string[]): Promise<number> {
   for (const notice of config.notices) {
     Deno.stderr.writeSync(new TextEncoder().encode(`sandbox: ${notice}\n`));
   }
-  const resolver = createResolver({ overrides: parseResolveFlags(flags.resolve) });
+  // Without --resolve the run builds its default resolver itself, and only when it starts the
+  // proxy: a run without network never loads the resolver (node:dns).
+  const resolver = flags.resolve !== undefined && flags.resolve.length > 0
+    ? await import("../proxy/resolver.ts").then((m) =>
+      m.createResolver({ overrides: m.parseResolveFlags(flags.resolve) })
+    )
+    : undefined;
   const dryRun = values["dry-run"] === true;
   // The prompt's module (and the TOML writer it brings) loads only when asking.
   const ask = (config.network.ask || values.ask === true) && !dryRun

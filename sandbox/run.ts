@@ -10,7 +10,7 @@ import { SandboxError, UsageError } from "../cli/errors.ts";
 import { decideCommand, formatExecDenial, prepareShims } from "../execpolicy/mod.ts";
 import type { ExecVerdict } from "../execpolicy/decide.ts";
 import type { DecisionEvent, ProxyProtocol } from "../proxy/decision_log.ts";
-import { createResolver, type Resolver } from "../proxy/resolver.ts";
+import type { Resolver } from "../proxy/resolver.ts";
 import type { RunningProxy } from "../proxy/server.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
 import { buildSandboxPlan, collectHostFacts, type PlanNetwork } from "./build_plan.ts";
@@ -164,9 +164,10 @@ export async function runSandboxed(
       const proxySocket = `${runDir.path}/proxy.sock`;
       // Loaded here, not at the top: a run without network never needs the proxy's code.
       startProxyNow = async () => {
-        const [{ startProxy }, { upstreamProxyFromEnv }] = await Promise.all([
+        const [{ startProxy }, { upstreamProxyFromEnv }, { createResolver }] = await Promise.all([
           import("../proxy/server.ts"),
           import("../proxy/upstream.ts"),
+          import("../proxy/resolver.ts"),
         ]);
         return await startProxy({
           config,
