@@ -230,16 +230,25 @@ export async function runSandboxed(
 }
 
 /**
- * How the launcher starts the bridge. Under `deno run` it adds
- * `--no-config`: the bridge needs no npm package, and skipping the config
- * (package.json, lockfile, node_modules checks) starts it sooner; and the
- * small young generation of the `sandbox` task (deno.json), which keeps a
- * relay of many connections small without costing throughput.
+ * How the launcher starts the bridge. Under `deno run` it adds, as the
+ * `sandbox` task in deno.json does: `--no-config` (the bridge needs no npm
+ * package; skipping package.json, the lockfile and node_modules checks
+ * starts it sooner), `--unstable-lazy-dynamic-imports` (Deno would
+ * otherwise read every module `main.ts` can import before running the
+ * bridge's few: ~4 ms) and a small young generation (keeps a relay of many
+ * connections small without costing throughput).
  */
 function bridgeInvocation(): readonly string[] {
   const { kind, argv } = selfInvocation();
   if (kind !== "script" || argv[1] !== "run") return argv;
-  return [argv[0], "run", "--no-config", "--v8-flags=--max-semi-space-size=2", ...argv.slice(2)];
+  return [
+    argv[0],
+    "run",
+    "--no-config",
+    "--unstable-lazy-dynamic-imports",
+    "--v8-flags=--max-semi-space-size=2",
+    ...argv.slice(2),
+  ];
 }
 
 async function checkCommand(
