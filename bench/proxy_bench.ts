@@ -23,6 +23,7 @@ import { sandboxTaskFlags } from "./task_flags.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const TASK_FLAGS = await sandboxTaskFlags();
+const V8_OVERRIDE = Deno.env.get("BENCH_PROXY_V8_FLAGS");
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -140,10 +141,11 @@ async function startProxyProcess(sourceHost: string): Promise<ProxyProcess> {
       "run",
       "-A",
       "--quiet",
-      // As `deno task sandbox` runs it (its V8 flags), unless BENCH_PROXY_V8_FLAGS says otherwise.
-      ...(Deno.env.get("BENCH_PROXY_V8_FLAGS") !== undefined
-        ? [`--v8-flags=${Deno.env.get("BENCH_PROXY_V8_FLAGS")}`]
-        : TASK_FLAGS),
+      // As `deno task sandbox` runs it (its flags), unless BENCH_PROXY_V8_FLAGS says otherwise
+      // (set but empty: plain `deno run`).
+      ...(V8_OVERRIDE === undefined ? TASK_FLAGS : V8_OVERRIDE === "" ? [] : [
+        `--v8-flags=${V8_OVERRIDE}`,
+      ]),
       MAIN,
       "proxy",
       "--allow",

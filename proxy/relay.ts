@@ -6,10 +6,12 @@
  * still work.
  *
  * Memory: an idle tunnel holds only two small buffers (one pending read per
- * direction). A direction whose reads fill its small buffer borrows a 1 MiB
+ * direction). A direction whose reads fill its small buffer borrows a 4 MiB
  * buffer from a shared {@linkcode BufferPool} (bounded) and gives it back as
  * soon as reads get small again, so 1,000 idle tunnels stay cheap while a
- * bulk transfer runs with large reads.
+ * bulk transfer runs with large reads. 4 MiB rather than 1 MiB: a loopback
+ * TCP read fills it, and the fewer, larger reads and writes moved ~20% more
+ * through a tunnel here (bench/proxy_bench.ts, 1,633-1,730 -> 1,915-2,415 MB/s).
  *
  * @example
  * ```ts
@@ -24,11 +26,11 @@ import { writeAll } from "./http_parser.ts";
 
 /** Options for {@linkcode BufferPool}. */
 export interface BufferPoolOptions {
-  /** Size of each large buffer (default 1 MiB). */
+  /** Size of each large buffer (default 4 MiB). */
   size?: number;
-  /** How many free buffers to keep for reuse (default 8); extra ones are left to the GC. */
+  /** How many free buffers to keep for reuse (default 2); extra ones are left to the GC. */
   maxFree?: number;
-  /** Most large buffers lent out at once (default 64); past that, callers get a fallback buffer. */
+  /** Most large buffers lent out at once (default 16: 64 MiB); past that, callers get a fallback buffer. */
   maxLent?: number;
   /** Size of the fallback buffer handed out past `maxLent` (default 16 KiB). */
   fallbackSize?: number;
@@ -50,9 +52,9 @@ export class BufferPool implements BufferProvider {
   #lent = 0;
 
   constructor(options: BufferPoolOptions = {}) {
-    this.size = options.size ?? 1024 * 1024;
-    this.#maxFree = options.maxFree ?? 8;
-    this.#maxLent = options.maxLent ?? 64;
+    this.size = options.size ?? 4 * 1024 * 1024;
+    this.#maxFree = options.maxFree ?? 2;
+    this.#maxLent = options.maxLent ?? 16;
     this.#fallbackSize = options.fallbackSize ?? 16 * 1024;
   }
 
