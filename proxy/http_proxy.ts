@@ -5,7 +5,8 @@
  * responses relayed with correct framing, `CONNECT host:port` tunnels, and
  * the refusals: 400 for anything malformed or ambiguous, 403 with
  * `x-proxy-error` and a JSON body for policy blocks, 502 when the upstream
- * fails, 503 past the connection bound.
+ * fails and 504 when it does not connect or answer in time (also with
+ * `x-proxy-error` and a JSON body), 503 past the connection bound.
  *
  * `x-unix-socket: /abs/path` on an absolute-form request sends it to that
  * unix socket instead of the target host, when the path is allowlisted
@@ -248,10 +249,73 @@ async function sendBlocked(
   }
 }
 
-async function sendBadGateway(conn: Deno.Conn, error: unknown): Promise<void> {
-  const timeout = error instanceof UpstreamError && error.code === "timeout";
-  const message = error instanceof Error ? error.message : String(error);
-  await sendText(conn, timeout ? 504 : 502, timeout ? "Gateway Timeout" : "Bad Gateway", message);
+/**
+ * Why an allowed request or tunnel could not be delivered. These are not
+ * policy decisions, so they stay out of the deny-reason table
+ * (proxy/reasons.ts); their `x-proxy-error` values sit beside the MITM
+ * handler's `upstream-error` and `upstream-tls-error`.
+ */
+type GatewayFailure = "upstream_error" | "upstream_timeout";
+
+const GATEWAY_FAILURES: Readonly<
+  Record<
+    GatewayFailure,
+    { status: number; statusText: string; xProxyError: string; message: string }
+  >
+> = Object.freeze({
+  upstream_error: {
+    status: 502,
+    statusText: "Bad Gateway",
+    xProxyError: "upstream-error",
+    message: "The upstream server could not be reached or sent an invalid response",
+  },
+  upstream_timeout: {
+    status: 504,
+    statusText: "Gateway Timeout",
+    xProxyError: "upstream-timeout",
+    message: "The upstream server did not connect or answer in time",
+  },
+});
+
+/** Where an allowed request was going, for the body of a 502 / 504. */
+interface GatewayTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly protocol: ProxyProtocol;
+  readonly method: string | null;
+}
+
+/** Answers 502 (504 for a timeout) with `x-proxy-error` and a JSON body shaped like a 403's. */
+async function sendBadGateway(
+  conn: Deno.Conn,
+  error: unknown,
+  target: GatewayTarget,
+): Promise<void> {
+  const failure: GatewayFailure = error instanceof UpstreamError && error.code === "timeout"
+    ? "upstream_timeout"
+    : "upstream_error";
+  const info = GATEWAY_FAILURES[failure];
+  const body = JSON.stringify({
+    status: info.status,
+    reason: failure,
+    host: target.host,
+    port: target.port,
+    protocol: target.protocol,
+    method: target.method,
+    message: info.message,
+    detail: errorMessage(error),
+  });
+  try {
+    await writeAll(
+      conn,
+      simpleResponse(info.status, info.statusText, [
+        ["Content-Type", "application/json"],
+        ["x-proxy-error", info.xProxyError],
+      ], body + "\n"),
+    );
+  } catch {
+    // The client is gone.
+  }
 }
 
 interface UpstreamLink {
@@ -424,7 +488,12 @@ async function handleConnect(
       "https-connect",
     );
   } catch (error) {
-    await sendBadGateway(conn, error);
+    await sendBadGateway(conn, error, {
+      host: verdict.host,
+      port: verdict.port,
+      protocol: "https-connect",
+      method: null,
+    });
     return;
   }
   slot.add(upstream);
@@ -507,6 +576,7 @@ async function forward(
   // Where the request goes: a checked TCP target, or an allowlisted unix socket.
   let key: string;
   let connectUpstream: () => Promise<Deno.Conn>;
+  let where: GatewayTarget;
   if (socketPath === null) {
     const verdict = await runtime.decide({
       host: target.host,
@@ -520,6 +590,7 @@ async function forward(
       return false;
     }
     key = `${verdict.host}|${verdict.port}|${verdict.addresses.join(",")}`;
+    where = { host: verdict.host, port: verdict.port, protocol: "http", method: head.method };
     connectUpstream = () =>
       runtime.connect(
         { host: verdict.host, port: verdict.port, addresses: verdict.addresses },
@@ -536,6 +607,7 @@ async function forward(
       return false;
     }
     key = `unix|${decided.socket.canonical}`;
+    where = { host: unixHost(socketPath), port: 0, protocol: "http", method: head.method };
     connectUpstream = async () => {
       try {
         return (await connectAllowedUnixSocket(socketPath, runtime.unixSockets())).conn;
@@ -596,7 +668,7 @@ async function forward(
       return link.current;
     } catch (error) {
       if (error instanceof UnixRefused) await sendBlocked(conn, error.verdict, "http");
-      else await sendBadGateway(conn, error);
+      else await sendBadGateway(conn, error, where);
       return null;
     }
   };
@@ -631,13 +703,37 @@ async function forward(
       },
     );
   };
+  // Waiting for the response head, the idle timeout drops the upstream and
+  // answers 504 instead of closing the client connection without a word.
+  let timedOut = false;
+  slot.watchIdle(() => {
+    timedOut = true;
+    slot.drop(up.conn);
+  });
   for (let attempt = 0;; attempt++) {
     try {
+      if (timedOut) throw new Error("Timed out while reconnecting"); // During the retry's connect.
       await writeAll(up.conn, outHead);
       startBody(up);
       response = await readInformational(up, conn, head);
+      slot.watchIdle();
       break;
     } catch (error) {
+      if (timedOut) {
+        // The client connection closes too: its request body may still be on its way.
+        if (link.current !== null) slot.drop(link.current.conn);
+        link.current = null;
+        await sendBadGateway(
+          conn,
+          new UpstreamError(
+            "timeout",
+            `No response from the upstream within ${runtime.limits.idleTimeoutMs} ms`,
+            { cause: error },
+          ),
+          where,
+        );
+        return false;
+      }
       if (bodyError !== null) {
         await bodyDone;
         await sendText(conn, 400, "Bad Request", errorMessage(bodyError));
@@ -649,6 +745,7 @@ async function forward(
         await sendBadGateway(
           conn,
           error instanceof HttpParseError ? new Error(`Invalid response: ${error.message}`) : error,
+          where,
         );
         return false;
       }
@@ -664,6 +761,7 @@ async function forward(
       await sendBadGateway(
         conn,
         new Error("Upstream switched protocols without an upgrade request"),
+        where,
       );
       return false;
     }
@@ -680,7 +778,7 @@ async function forward(
   try {
     responseFraming = responseBodyFraming(response, head.method);
   } catch (error) {
-    await sendBadGateway(conn, new Error(`Invalid response: ${errorMessage(error)}`));
+    await sendBadGateway(conn, new Error(`Invalid response: ${errorMessage(error)}`), where);
     return false;
   }
   const clientClose = head.version === "HTTP/1.0" ||

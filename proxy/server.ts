@@ -44,7 +44,10 @@ export interface ProxyLimits {
   readonly socksHandshakeTimeoutMs: number;
   /** Time to establish one outgoing connection (per address tried). */
   readonly connectTimeoutMs: number;
-  /** A tunnel or a request in flight with no bytes either way for this long is closed. */
+  /**
+   * A tunnel or a request in flight with no bytes either way for this long is
+   * closed; a request still waiting for its response head is answered 504 first.
+   */
   readonly idleTimeoutMs: number;
   /** Most client connections at once; more are refused (HTTP 503, SOCKS5 0x01). */
   readonly maxConnections: number;
@@ -211,6 +214,8 @@ export class ConnectionSlot {
   lastActivity = 0;
   /** Whether the idle timeout applies now. */
   idleWatch = false;
+  /** Runs instead of closing when the idle timeout fires (set by {@linkcode watchIdle}). */
+  #onIdle: (() => void) | null = null;
 
   constructor(conn: { close(): void }) {
     this.#conns.add(conn);
@@ -240,19 +245,42 @@ export class ConnectionSlot {
   expectWithin(ms: number): void {
     this.deadline = Date.now() + ms;
     this.idleWatch = false;
+    this.#onIdle = null;
   }
 
-  /** Clears the deadline and starts idle watching. */
-  watchIdle(): void {
+  /**
+   * Clears the deadline and starts idle watching. With `onIdle`, the idle
+   * timeout calls it (once, then stops watching) instead of closing the
+   * connection, so the handler can still answer the client (e.g. a 504).
+   */
+  watchIdle(onIdle?: () => void): void {
     this.deadline = Infinity;
     this.idleWatch = true;
     this.lastActivity = Date.now();
+    this.#onIdle = onIdle ?? null;
   }
 
   /** Neither deadline nor idle watch (e.g. while the user is being asked). */
   unwatch(): void {
     this.deadline = Infinity;
     this.idleWatch = false;
+    this.#onIdle = null;
+  }
+
+  /** Called by the sweeper when the deadline or the idle timeout passed. */
+  expire(): void {
+    const onIdle = this.idleWatch ? this.#onIdle : null;
+    if (onIdle === null) {
+      this.close();
+      return;
+    }
+    this.idleWatch = false;
+    this.#onIdle = null;
+    try {
+      onIdle();
+    } catch {
+      this.close();
+    }
   }
 
   /** Notes that bytes moved (bound, so it can be passed as a callback). */
@@ -724,7 +752,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       if (
         now > slot.deadline || (slot.idleWatch && now - slot.lastActivity > limits.idleTimeoutMs)
       ) {
-        slot.close();
+        slot.expire();
       }
     }
   }, tick);

@@ -77,11 +77,16 @@ Deno.test("fault: the upstream resets before answering; the client gets 502", as
     `POST http://allowed.test:${p}/ HTTP/1.1\r\nHost: allowed.test:${p}\r\nContent-Length: 3\r\n\r\nabc` +
       "trailing bytes nobody reads",
   );
-  assert.equal(parseResponse(text).status, 502, text);
+  const response = parseResponse(text);
+  assert.equal(response.status, 502, text);
+  assert.equal(response.headers.get("x-proxy-error"), "upstream-error");
+  const body = JSON.parse(response.body);
+  assert.equal(body.reason, "upstream_error");
+  assert.equal(body.host, "allowed.test");
   await stillServes(proxy.http!.port);
 });
 
-Deno.test("fault: the upstream accepts and never answers; the idle timeout ends the request and frees both sockets", async () => {
+Deno.test("fault: the upstream accepts and never answers; the idle timeout answers 504 and frees both sockets", async () => {
   let upstreamClosed = false;
   await using upstream = fakeServer("127.0.0.2", async (conn) => {
     // Read (and keep reading) until the proxy gives up on us.
@@ -94,19 +99,66 @@ Deno.test("fault: the upstream accepts and never answers; the idle timeout ends 
   });
   const p = upstream.port;
   const started = Date.now();
+  // No `Connection: close`: the proxy closes the client connection itself after the 504.
   const text = await exchange(
     proxy.http!.port,
-    `GET http://allowed.test:${p}/ HTTP/1.1\r\nHost: allowed.test:${p}\r\n\r\n`,
+    `GET http://allowed.test:${p}/x HTTP/1.1\r\nHost: allowed.test:${p}\r\n\r\n`,
     { timeoutMs: 5000 },
   );
   const waited = Date.now() - started;
-  // Today the idle sweep closes the client connection without an answer (curl: "Empty reply
-  // from server"); a 504 would be kinder and is what this accepts once the proxy sends one.
-  // Never a hang, never a made-up answer.
-  assert.ok(text === "" || [502, 504].includes(parseResponse(text).status), JSON.stringify(text));
+  assert.ok(completeResponse(text), JSON.stringify(text));
+  const response = parseResponse(text);
+  assert.equal(response.status, 504, text);
+  assert.ok(text.startsWith("HTTP/1.1 504 Gateway Timeout\r\n"), text);
+  assert.equal(response.headers.get("x-proxy-error"), "upstream-timeout");
+  assert.equal(response.headers.get("content-type"), "application/json");
+  assert.equal(response.headers.get("connection"), "close");
+  const body = JSON.parse(response.body);
+  assert.equal(body.status, 504);
+  assert.equal(body.reason, "upstream_timeout");
+  assert.equal(body.host, "allowed.test");
+  assert.equal(body.port, p);
+  assert.equal(body.protocol, "http");
+  assert.equal(body.method, "GET");
+  assert.match(body.detail, /No response from the upstream within 300 ms/);
   assert.ok(waited < 4000, `took ${waited} ms`);
   for (let i = 0; i < 100 && !upstreamClosed; i++) await delay(20);
   assert.ok(upstreamClosed, "the proxy kept the upstream connection open");
+  await stillServes(proxy.http!.port);
+});
+
+Deno.test("fault: a kept-alive upstream that stops answering gets 504 on the next request, not a silent retry", async () => {
+  let requests = 0;
+  await using upstream = fakeServer("127.0.0.2", async (conn) => {
+    // Answers the first request, then reads the second and says nothing.
+    await readUntil(conn, (t) => t.includes("\r\n\r\n"));
+    requests++;
+    await send(conn, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+    await readUntil(conn, (t) => t.includes("\r\n\r\n"));
+    requests++;
+    await readAll(conn, 10_000).catch(() => {});
+  });
+  await using proxy = await proxyFor({ allow: ["allowed.test", "other.test"] }, {
+    names: NAMES,
+    limits: { idleTimeoutMs: 300 },
+  });
+  const p = upstream.port;
+  const request = `GET http://allowed.test:${p}/ HTTP/1.1\r\nHost: allowed.test:${p}\r\n\r\n`;
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: proxy.http!.port });
+  let second: string;
+  try {
+    await send(conn, request);
+    const first = await readUntil(conn, (t) => t.endsWith("first"));
+    assert.equal(parseResponse(first).status, 200, first);
+    await send(conn, request);
+    second = await readAll(conn, 5000);
+  } finally {
+    conn.close();
+  }
+  assert.equal(parseResponse(second).status, 504, second);
+  assert.equal(parseResponse(second).headers.get("x-proxy-error"), "upstream-timeout");
+  assert.equal(upstream.accepted, 1, "the proxy retried the request on a fresh connection");
+  assert.equal(requests, 2);
   await stillServes(proxy.http!.port);
 });
 
@@ -126,6 +178,7 @@ Deno.test("fault: a CONNECT upstream that accepts and never answers is closed by
     const head = await readUntil(conn, (t) => t.includes("\r\n\r\n"));
     assert.ok(head.startsWith("HTTP/1.1 200"), head);
     await send(conn, "hello?");
+    // Only the idle-tunnel timeout applies to a tunnel: no 504 is written into it, the tunnel just closes.
     assert.equal(await readAll(conn, 5000), "");
   } finally {
     conn.close();

@@ -124,7 +124,11 @@ Deno.test("proxy gives up on a connect that does not complete (504)", async () =
       }),
     );
     assert.equal(response.status, 504);
-    assert.match(response.body, /timed out/);
+    assert.equal(response.headers.get("x-proxy-error"), "upstream-timeout");
+    const body = JSON.parse(response.body);
+    assert.equal(body.reason, "upstream_timeout");
+    assert.equal(body.protocol, "https-connect");
+    assert.match(body.detail, /timed out/);
   } finally {
     for (const conn of filler) conn.close();
     silent.close();
