@@ -11,7 +11,11 @@
  * session so a terminal's Ctrl-C reaches only the launcher, which forwards
  * SIGINT, SIGTERM and SIGHUP to the command's process group; bwrap's
  * `--die-with-parent` and the bridge's watch on its stdin end both when the
- * launcher dies, however it dies.
+ * launcher dies, however it dies. The bridge, too, runs in a session of its
+ * own (with `setsid`), so a Ctrl-C leaves it relaying while the command
+ * shuts down. Should the bridge die while the command runs, the command's
+ * connections fail from then on: {@linkcode LinuxRunOptions.onBridgeStopped}
+ * is told at once, and the run still ends with the command's own exit code.
  *
  * @module
  */
@@ -41,6 +45,12 @@ export interface LinuxRunOptions {
   readonly uid: number;
   /** Called once the command runs (after the bridge listens), with bwrap's and the sandbox's pid. */
   readonly onStarted?: (pids: { bwrap: number; sandbox: number }) => void;
+  /**
+   * Called (at most once) when the bridge exits on its own after it was ready
+   * and before the command has exited, with how it ended (`killed by SIGKILL`,
+   * `exit code 1`). Never called for the launcher's own stop at the end.
+   */
+  readonly onBridgeStopped?: (how: string) => void;
   /** Stops the run early: the sandbox is killed. */
   readonly signal?: AbortSignal;
   /**
@@ -150,6 +160,7 @@ export async function runLinuxPlan(
         throw new SandboxError("sandbox_failed", "The plan has network but no proxy socket");
       }
       bridge = startBridgeProcess(sandboxPid, {
+        setsid: options.setsid ?? null,
         nsenter: options.nsenter ?? "nsenter",
         self: options.self ?? [],
         env: options.bridgeEnv ?? Deno.env.toObject(),
@@ -169,6 +180,7 @@ export async function runLinuxPlan(
         killBwrap();
         return interrupted(forwardedSignal);
       }
+      bridge.watch((how) => options.onBridgeStopped?.(how));
       // Only now may the command start: the bridge listens.
       await writeAndClose(block, "1");
     }
@@ -273,12 +285,15 @@ function spawnBwrap(
 
 interface BridgeProcess {
   readonly ready: Promise<void>;
+  /** Calls `onExit` if the bridge exits before {@linkcode BridgeProcess.stop} is called. */
+  watch(onExit: (how: string) => void): void;
   stop(): Promise<void>;
 }
 
 function startBridgeProcess(
   sandboxPid: number,
   options: {
+    setsid: string | null;
     nsenter: string;
     self: readonly string[];
     env: Readonly<Record<string, string>>;
@@ -310,8 +325,11 @@ function startBridgeProcess(
   ];
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(options.nsenter, {
-      args,
+    // Its own session (setsid execs in place: the pid stays the bridge's): the terminal's
+    // Ctrl-C goes to the launcher's process group, and the command still needs the bridge
+    // while it handles the SIGINT the launcher forwards.
+    child = new Deno.Command(options.setsid ?? options.nsenter, {
+      args: options.setsid === null ? args : ["-w", options.nsenter, ...args],
       // stdin stays open for the bridge's lifetime: its end (also when the launcher dies) stops it.
       stdin: "piped",
       stdout: "piped",
@@ -330,6 +348,7 @@ function startBridgeProcess(
     );
   }
   let done = false;
+  let stopped = false;
   const exited = child.status.finally(() => done = true);
   const stdin = child.stdin.getWriter();
   const stdout = child.stdout.getReader();
@@ -360,7 +379,14 @@ function startBridgeProcess(
   ready.catch(() => {});
   return {
     ready,
+    watch(onExit) {
+      exited.then((status) => {
+        if (stopped) return;
+        onExit(status.signal !== null ? `killed by ${status.signal}` : `exit code ${status.code}`);
+      });
+    },
     async stop() {
+      stopped = true;
       owner?.[Symbol.dispose]();
       if (!done) killQuietly(child.pid, "SIGKILL");
       await exited;

@@ -54,7 +54,7 @@ export interface RunOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Receives the dry-run plan; `Deno.stdout` unless set. */
   readonly stdout?: (text: string) => void;
-  /** Receives the launcher's own messages (an execpolicy denial); `Deno.stderr` unless set. */
+  /** Receives the launcher's own messages (an execpolicy denial, a bridge that died); `Deno.stderr` unless set. */
   readonly stderr?: (text: string) => void;
 }
 
@@ -216,6 +216,11 @@ export async function runSandboxed(
       uid,
       self: bridgeInvocation(),
       bridgeEnv: env as Record<string, string>,
+      // The run goes on (the command may not need the network again) and ends with its code.
+      onBridgeStopped: (how) =>
+        stderr(
+          `sandbox: The network bridge stopped (${how}): connections from the command fail from now on\n`,
+        ),
       beforeCommand: async () => {
         if (startProxyNow === null) return;
         proxyStarting = startProxyNow();

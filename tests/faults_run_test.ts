@@ -102,7 +102,12 @@ function collect(stream: ReadableStream<Uint8Array>): { text: () => string; done
 
 function sandboxRun(
   args: string[],
-  options: { env?: Record<string, string>; stdin?: "piped" | "null"; prefix?: string[] } = {},
+  options: {
+    env?: Record<string, string>;
+    stdin?: "piped" | "null";
+    prefix?: string[];
+    detached?: boolean;
+  } = {},
 ) {
   const prefix = options.prefix ?? [];
   const argv = [...prefix, Deno.execPath(), "run", "-A", MAIN, "run", ...args];
@@ -112,6 +117,7 @@ function sandboxRun(
     stdin: options.stdin ?? "null",
     stdout: "piped",
     stderr: "piped",
+    detached: options.detached ?? false,
   });
 }
 
@@ -195,7 +201,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "fault: the bridge to the proxy is killed while CMD runs => CMD's next connection fails at once, nothing is left",
+    "fault: the bridge to the proxy is killed while CMD runs => one clear line on stderr at once, CMD's next connection fails at once, CMD's own exit code (0) is kept, nothing is left",
   ignore: !LINUX,
   async fn() {
     await using upstream = fakeServer("127.0.0.2", respondWith("ok"));
@@ -210,7 +216,8 @@ Deno.test({
         "--",
         "sh",
         "-c",
-        `echo "first:$(${curl})"; read go; ${curl}; code=$?; echo "second:$code"; exit $code`,
+        // Exits 0 whatever curl says: the launcher keeps CMD's code even after the bridge died.
+        `echo "first:$(${curl})"; read go; ${curl}; code=$?; echo "second:$code"; exit 0`,
       ],
       { stdin: "piped" },
     ).spawn();
@@ -222,12 +229,15 @@ Deno.test({
     try {
       await eventually("the first request", () => out.text().includes("first:"), 30_000);
       assert.match(out.text(), /first:200/);
+      assert.doesNotMatch(err.text(), /network bridge/);
       runDirs = runDirsOf(child.pid);
       assert.equal(runDirs.length, 1);
       const bridges = childrenOf(child.pid).filter((p) => p.cmdline.includes("__bridge"));
       assert.equal(bridges.length, 1, JSON.stringify(childrenOf(child.pid)));
       Deno.kill(bridges[0].pid, "SIGKILL");
       await eventually("the bridge to exit", () => processesWith(runDirs[0]).length === 0);
+      // Said while CMD still runs (it is waiting on stdin), not only at the end.
+      await eventually("the launcher to notice", () => /network bridge stopped/.test(err.text()));
       const started = Date.now();
       await stdin.write(new TextEncoder().encode("go\n"));
       await stdin.close();
@@ -245,9 +255,64 @@ Deno.test({
       await Promise.all([out.done, err.done]);
     }
     assert.match(out.text(), /second:7\b/, out.text());
-    assert.equal(status.code, 7, err.text());
+    assert.equal(status.code, 0, err.text());
+    const lines = err.text().split("\n").filter((line) => line.includes("network bridge"));
+    assert.deepEqual(lines, [
+      "sandbox: The network bridge stopped (killed by SIGKILL): connections from the command fail from now on",
+    ]);
     assert.deepEqual(runDirsOf(child.pid), []);
     for (const dir of runDirs) assert.deepEqual(processesWith(dir), []);
+  },
+});
+
+Deno.test({
+  name:
+    "fault: a terminal's Ctrl-C (SIGINT to the launcher's process group) leaves the bridge relaying while CMD handles it, and no bridge message",
+  ignore: !LINUX,
+  async fn() {
+    await using upstream = fakeServer("127.0.0.2", respondWith("ok"));
+    const url = `http://allowed.test:${upstream.port}/`;
+    const curl = `curl -s -o /dev/null --max-time 5 -w '%{http_code}' ${url}`;
+    // `detached`: a process group (and session) of its own, like a shell's foreground job,
+    // so that a SIGINT to the group is what a terminal's Ctrl-C does.
+    const child = sandboxRun(
+      [
+        "--allow",
+        "allowed.test",
+        "--resolve",
+        "allowed.test=127.0.0.2",
+        "--",
+        "sh",
+        "-c",
+        // CMD ignores SIGINT (as a tool finishing its work would) and then uses the network.
+        `trap '' INT; echo ready; read go; echo "after:$(${curl})"`,
+      ],
+      { stdin: "piped", detached: true },
+    ).spawn();
+    const out = collect(child.stdout);
+    const err = collect(child.stderr);
+    const stdin = child.stdin.getWriter();
+    let status: Deno.CommandStatus;
+    try {
+      await eventually("the command to start", () => out.text().includes("ready"), 30_000);
+      Deno.kill(-child.pid, "SIGINT");
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await stdin.write(new TextEncoder().encode("go\n"));
+      await stdin.close();
+      status = await child.status;
+    } finally {
+      await stdin.close().catch(() => {});
+      try {
+        Deno.kill(-child.pid, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+      status = await child.status;
+      await Promise.all([out.done, err.done]);
+    }
+    assert.match(out.text(), /after:200/, out.text() + err.text());
+    assert.doesNotMatch(err.text(), /network bridge/);
+    assert.equal(status.code, 0, err.text());
   },
 });
 

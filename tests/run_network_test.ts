@@ -95,6 +95,8 @@ Deno.test({
     if (hasProgram("/usr/bin/node")) assert.match(out.get("node_v4") ?? "", /^error:/);
     // The blocked-host summary names the denied host.
     assert.match(result.stderr, /denied\.test/);
+    // The launcher stops the bridge itself at the end: that is not a bridge that died.
+    assert.doesNotMatch(result.stderr, /network bridge/);
     assert.deepEqual(runDirs(), before);
   },
 });
