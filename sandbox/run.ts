@@ -19,7 +19,7 @@ import { filterEnv } from "./env.ts";
 import { runLinuxPlan } from "./linux.ts";
 import type { SandboxPlan } from "./plan.ts";
 import { preflightLinux, resolveCommand } from "./preflight.ts";
-import { createRunDir, type RunDir } from "./run_dir.ts";
+import { createRunDir, type RunDir, runDirPlaceholder } from "./run_dir.ts";
 import { isUnder } from "./unix_sockets.ts";
 import { selfInvocation } from "../cli/self.ts";
 
@@ -127,7 +127,8 @@ export async function runSandboxed(
   const withNetwork = verdict.decision === "allow-network" && config.network.enabled;
 
   if (options.dryRun === true) {
-    const runDir = `${env.TMPDIR ?? "/tmp"}/sandbox-run-XXXXXX`.replace(/^\/\//, "/");
+    // Where a real run would make it (never under TMPDIR): the plan shows the same masks.
+    const runDir = runDirPlaceholder();
     const host = await collectHostFacts(config, { env, runDir });
     const plan = buildSandboxPlan(config, argv, {
       cwd,

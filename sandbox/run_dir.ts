@@ -2,7 +2,10 @@
  * The private directory of one run: `/tmp/sandbox-run-XXXXXX`, mode 0700,
  * with an unguessable name. It holds the proxy's unix socket (and the MITM
  * CA bundle); inside the sandbox `/tmp` is an empty tmpfs, so the command
- * can neither reach nor replace it.
+ * can neither reach nor replace it. `TMPDIR` is not used: it may point into
+ * a directory the sandbox shows (or makes writable), or be long enough to
+ * push the socket's path past the 108 bytes a unix socket address holds.
+ * `sandbox run --dry-run` shows the same parent ({@linkcode runDirPlaceholder}).
  *
  * A launcher killed with SIGKILL cannot clean up: each directory records its
  * owner (pid and process start time), and every new run first removes the
@@ -23,12 +26,29 @@ export interface RunDir extends AsyncDisposable {
 
 /** Options for {@linkcode createRunDir}. */
 export interface CreateRunDirOptions {
-  /** Parent directory (default `/tmp`). */
+  /** Parent directory (default {@linkcode RUN_DIR_BASE}). */
   readonly base?: string;
 }
 
 /** Prefix of every run directory's name. */
 export const RUN_DIR_PREFIX = "sandbox-run-";
+
+/** The parent of every run directory, whatever `TMPDIR` says. */
+export const RUN_DIR_BASE = "/tmp";
+
+/**
+ * The run directory's path as a plan shows it before one exists (for
+ * `--dry-run`): the same parent as {@linkcode createRunDir}, `XXXXXX` for
+ * the random part.
+ *
+ * @example
+ * ```ts
+ * runDirPlaceholder(); // "/tmp/sandbox-run-XXXXXX"
+ * ```
+ */
+export function runDirPlaceholder(options: CreateRunDirOptions = {}): string {
+  return `${options.base ?? RUN_DIR_BASE}/${RUN_DIR_PREFIX}XXXXXX`;
+}
 const OWNER_FILE = "owner";
 
 /**
@@ -41,7 +61,7 @@ const OWNER_FILE = "owner";
  * ```
  */
 export async function createRunDir(options: CreateRunDirOptions = {}): Promise<RunDir> {
-  const base = options.base ?? "/tmp";
+  const base = options.base ?? RUN_DIR_BASE;
   await sweepStaleRunDirs({ base });
   let path: string;
   try {
@@ -76,7 +96,7 @@ export async function createRunDir(options: CreateRunDirOptions = {}): Promise<R
 
 /** Options for {@linkcode sweepStaleRunDirs}. */
 export interface SweepOptions {
-  /** Parent directory (default `/tmp`). */
+  /** Parent directory (default {@linkcode RUN_DIR_BASE}). */
   readonly base?: string;
 }
 
@@ -91,7 +111,7 @@ export interface SweepOptions {
  * ```
  */
 export async function sweepStaleRunDirs(options: SweepOptions = {}): Promise<string[]> {
-  const base = options.base ?? "/tmp";
+  const base = options.base ?? RUN_DIR_BASE;
   const uid = Deno.uid();
   const removed: string[] = [];
   let entries: Deno.DirEntry[];

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createRunDir, sweepStaleRunDirs } from "./run_dir.ts";
+import { createRunDir, runDirPlaceholder, sweepStaleRunDirs } from "./run_dir.ts";
 
 Deno.test("createRunDir() makes a private dir with an owner stamp and removes it on dispose", async () => {
   const base = await Deno.makeTempDir();
@@ -36,4 +36,17 @@ Deno.test("sweepStaleRunDirs() removes dirs whose owner is gone and keeps live o
   } finally {
     await Deno.remove(base, { recursive: true });
   }
+});
+
+Deno.test("runDirPlaceholder() names the parent createRunDir() uses by default, and a given base", async () => {
+  const placeholder = runDirPlaceholder();
+  assert.match(placeholder, /\/sandbox-run-XXXXXX$/);
+  {
+    await using dir = await createRunDir();
+    assert.equal(
+      dir.path.slice(0, dir.path.lastIndexOf("/")),
+      placeholder.slice(0, placeholder.lastIndexOf("/")),
+    );
+  }
+  assert.equal(runDirPlaceholder({ base: "/var/x" }), "/var/x/sandbox-run-XXXXXX");
 });

@@ -1,0 +1,88 @@
+/**
+ * `sandbox run --dry-run` shows the plan a real run would use. These tests
+ * hold it to that for the run directory (where the proxy socket lives):
+ * a real run makes it under /tmp whatever `TMPDIR` says, and the dry run
+ * must show the same parent, or its masks and binds describe another run.
+ */
+import assert from "node:assert/strict";
+import { MAIN, onPath, sandboxCli, tempDir } from "./cli_helpers.ts";
+
+const LINUX = Deno.build.os === "linux" && onPath("bwrap");
+const ARGS = ["--allow", "allowed.test"];
+
+function parent(path: string): string {
+  return path.slice(0, path.lastIndexOf("/")) || "/";
+}
+
+/** The run dir of the launcher `pid`: its bridge's `--target` is RUN_DIR/proxy.sock. */
+function bridgeRunDir(pid: number): string | null {
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const status = Deno.readTextFileSync(`/proc/${entry.name}/status`);
+      if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) !== pid) continue;
+      const argv = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0");
+      const target = argv.indexOf("--target");
+      if (!argv.includes("__bridge") || target === -1) continue;
+      return parent(argv[target + 1]);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return null;
+}
+
+async function eventually<T>(what: string, get: () => T | null, timeoutMs = 30_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = get();
+    if (value !== null) return value;
+    if (Date.now() > until) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+Deno.test("sandbox run --dry-run: the run dir is under /tmp even when TMPDIR points elsewhere", async () => {
+  await using tmp = await tempDir();
+  const result = await sandboxCli(["run", "--dry-run", "--json", ...ARGS, "--", "true"], {
+    env: { TMPDIR: tmp.path, XDG_CONFIG_HOME: "/nonexistent-sandbox-dry-run-config" },
+  });
+  assert.equal(result.code, 0, result.stderr);
+  const plan = JSON.parse(result.stdout);
+  const socket: string = plan.network.proxySocket;
+  assert.match(socket, /^\/tmp\/sandbox-run-XXXXXX\/proxy\.sock$/);
+  assert.ok(!result.stdout.includes(tmp.path + "/sandbox-run-"), "a run dir under TMPDIR");
+});
+
+Deno.test({
+  name: "sandbox run --dry-run: the plan's run dir has the same parent as a real run's",
+  ignore: !LINUX,
+  async fn() {
+    await using tmp = await tempDir();
+    const env = { TMPDIR: tmp.path, XDG_CONFIG_HOME: "/nonexistent-sandbox-dry-run-config" };
+    const dry = await sandboxCli(["run", "--dry-run", "--json", ...ARGS, "--", "true"], { env });
+    assert.equal(dry.code, 0, dry.stderr);
+    const planned = parent(parent(JSON.parse(dry.stdout).network.proxySocket));
+
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "run", ...ARGS, "--", "sh", "-c", "echo started; read go"],
+      env,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stdin = child.stdin.getWriter();
+    let real: string | null = null;
+    let output: Deno.CommandOutput;
+    try {
+      real = await eventually("the bridge of the real run", () => bridgeRunDir(child.pid));
+    } finally {
+      await stdin.write(new TextEncoder().encode("go\n")).catch(() => {});
+      await stdin.close().catch(() => {});
+      output = await child.output();
+    }
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    assert.match(real, /\/sandbox-run-[^/]+$/);
+    assert.equal(planned, parent(real));
+  },
+});
