@@ -299,7 +299,7 @@ async function validateFile(file: string, cwd: string | undefined): Promise<Vali
       notices: [],
     };
   }
-  const parsed = parseTomlText(text, file);
+  const parsed = await parseTomlText(text, file);
   if (!parsed.ok) {
     return { file, kind: byName, valid: false, problems: parsed.problems, notices: [] };
   }

@@ -187,7 +187,7 @@ export async function readConfigFile(
     options.problems.push({ file: path, keyPath: "", message: `Cannot read config file: ${why}` });
     return null;
   }
-  const parsed = parseTomlText(text, path);
+  const parsed = await parseTomlText(text, path);
   if (parsed.ok) options.lines?.set(path, parsed.lines);
   const result: ValidationResult = parsed.ok
     ? validateConfig(parsed.value, { file: path, kind, lines: parsed.lines })

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { parse, TomlError } from "smol-toml";
 import type { ConfigProblem } from "../cli/errors.ts";
 
 /** The result of {@linkcode parseTomlText}: the parsed value, or the syntax problem. */
@@ -17,13 +16,18 @@ export type ParsedToml =
  * Parses `text` (read from `file`). Duplicate keys and redefined tables are
  * errors, as the TOML spec says; they come back as a problem with the line.
  *
+ * Asynchronous because the TOML parser (smol-toml) is imported on the first
+ * call: a run without a config file never loads it, which keeps it out of
+ * `sandbox run`'s start-up.
+ *
  * @example
  * ```ts
- * const parsed = parseTomlText('a = 1\na = 2\n', "x.toml");
+ * const parsed = await parseTomlText('a = 1\na = 2\n', "x.toml");
  * // { ok: false, problems: [{ file: "x.toml", line: 2, keyPath: "", message: "Duplicate key or table: …" }] }
  * ```
  */
-export function parseTomlText(text: string, file: string): ParsedToml {
+export async function parseTomlText(text: string, file: string): Promise<ParsedToml> {
+  const { parse, TomlError } = await import("smol-toml");
   let value: unknown;
   try {
     value = parse(text);

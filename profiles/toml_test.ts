@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatKeyPath, indexKeyLines, splitDottedKey } from "./toml.ts";
+import { formatKeyPath, indexKeyLines, parseTomlText, splitDottedKey } from "./toml.ts";
 
 Deno.test("indexKeyLines() finds headers, dotted keys, quoted keys and inline tables", () => {
   const text = [
@@ -30,4 +30,28 @@ Deno.test("splitDottedKey() and formatKeyPath() round-trip quoted segments", () 
     formatKeyPath(["permissions", "ci", "network", "domains", "*"]),
     'permissions.ci.network.domains."*"',
   );
+});
+
+Deno.test("parseTomlText() returns the value and the key lines, or a problem with the line", async () => {
+  const parsed = await parseTomlText('a = 1\n[b]\nc = "x"\n', "x.toml");
+  assert.ok(parsed.ok);
+  assert.deepEqual(JSON.parse(JSON.stringify(parsed.value)), { a: 1, b: { c: "x" } });
+  assert.equal(parsed.lines.lineOf(["b", "c"]), 3);
+  assert.deepEqual(await parseTomlText("a = 1\na = 2\n", "x.toml"), {
+    ok: false,
+    problems: [{
+      file: "x.toml",
+      line: 2,
+      keyPath: "",
+      message:
+        "Duplicate key or table: each key and table may be defined only once (TOML forbids redefinition)",
+    }],
+  });
+  const bad = await parseTomlText("a = \n", "y.toml");
+  assert.equal(bad.ok, false);
+  if (!bad.ok) {
+    assert.equal(bad.problems[0].file, "y.toml");
+    assert.equal(bad.problems[0].line, 1);
+    assert.match(bad.problems[0].message, /^Invalid TOML: /);
+  }
 });

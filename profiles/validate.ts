@@ -276,15 +276,15 @@ export function validateConfig(value: unknown, options: ValidateConfigOptions): 
  *
  * @example
  * ```ts
- * const result = validateConfigText('default_permissions = "ci"\n[permissions.ci.network]\nenabled = true\n',
+ * const result = await validateConfigText('default_permissions = "ci"\n[permissions.ci.network]\nenabled = true\n',
  *   { file: "c.toml", kind: "user" });
  * ```
  */
-export function validateConfigText(
+export async function validateConfigText(
   text: string,
   options: Omit<ValidateConfigOptions, "lines">,
-): ValidationResult {
-  const parsed = parseTomlText(text, options.file);
+): Promise<ValidationResult> {
+  const parsed = await parseTomlText(text, options.file);
   if (!parsed.ok) return { ok: false, problems: parsed.problems };
   return validateConfig(parsed.value, { ...options, lines: parsed.lines });
 }

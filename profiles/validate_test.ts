@@ -152,8 +152,8 @@ Deno.test("validateConfigText() loads our additions: filesystem, env, ask, mitm_
   });
 });
 
-Deno.test("validateConfigText() refuses managed keys in a user file and user keys in a managed file", () => {
-  const user = validateConfigText("[experimental_network]\nenabled = true\n", {
+Deno.test("validateConfigText() refuses managed keys in a user file and user keys in a managed file", async () => {
+  const user = await validateConfigText("[experimental_network]\nenabled = true\n", {
     file: "u.toml",
     kind: "user",
   });
@@ -161,7 +161,7 @@ Deno.test("validateConfigText() refuses managed keys in a user file and user key
   if (!user.ok) {
     assert.match(user.problems[0].message, /Managed requirements are not allowed in a user config/);
   }
-  const managed = validateConfigText('default_permissions = "x"\n', {
+  const managed = await validateConfigText('default_permissions = "x"\n', {
     file: "m.toml",
     kind: "managed",
   });
@@ -169,10 +169,10 @@ Deno.test("validateConfigText() refuses managed keys in a user file and user key
   if (!managed.ok) assert.equal(managed.problems[0].keyPath, "default_permissions");
 });
 
-Deno.test("validateConfigText() reports a pattern both allowed and denied in one block", () => {
+Deno.test("validateConfigText() reports a pattern both allowed and denied in one block", async () => {
   const text =
     '[experimental_network]\nallowed_domains = ["a.example"]\ndenied_domains = ["A.example."]\n';
-  const result = validateConfigText(text, { file: "m.toml", kind: "managed" });
+  const result = await validateConfigText(text, { file: "m.toml", kind: "managed" });
   assert.equal(result.ok, false);
   if (!result.ok) {
     assert.equal(result.problems[0].keyPath, "experimental_network.denied_domains");

@@ -19,7 +19,7 @@ import {
   type FuzzReport,
   type FuzzRunOptions,
   type FuzzTarget,
-  runSync,
+  runAsync,
 } from "./harness.ts";
 
 const FILE = "/fuzz/config.toml";
@@ -149,7 +149,7 @@ function same(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-function checkProfile({ kind, value, edits }: ProfileInput): boolean {
+async function checkProfile({ kind, value, edits }: ProfileInput): Promise<boolean> {
   let text: string;
   try {
     text = stringify(value);
@@ -163,11 +163,11 @@ function checkProfile({ kind, value, edits }: ProfileInput): boolean {
   const options = { file: FILE, kind };
   if (edits.length === 0) {
     const fromValue = validateConfig(value, options);
-    const fromText = validateConfigText(text, options);
+    const fromText = await validateConfigText(text, options);
     check(fromValue.ok === fromText.ok, "a value and its TOML text disagree on validity");
   }
-  const first = validateConfigText(text, options);
-  const second = validateConfigText(text, options);
+  const first = await validateConfigText(text, options);
+  const second = await validateConfigText(text, options);
   check(same(first, second), "the same text validated differently twice");
   if (!first.ok) {
     check(first.problems.length > 0, "refused without a problem");
@@ -184,7 +184,7 @@ function checkProfile({ kind, value, edits }: ProfileInput): boolean {
     if (direct.ok && first.ok) check(same(direct.config, first.config), "configs differ");
   }
   if (!first.ok) return false;
-  const again = validateConfigText(stringify(parse(text)), options);
+  const again = await validateConfigText(stringify(parse(text)), options);
   check(again.ok, "a config that validated does not re-validate after a round trip");
   check(same(again.config, first.config), "a round trip changed the validated config");
   return true;
@@ -195,14 +195,15 @@ export const profileConfigTarget: FuzzTarget = {
   name: "profile_config",
   description: "validateConfigText on generated and mutated TOML: no throw, stable, round-trips",
   kind: "pure",
-  run(options: FuzzRunOptions): Promise<FuzzReport> {
+  async run(options: FuzzRunOptions): Promise<FuzzReport> {
     let valid = 0;
-    const result = runSync("profile_config", input, (i) => {
-      if (checkProfile(i)) valid++;
+    // Async since validateConfigText loads the TOML parser on first use.
+    const result = await runAsync("profile_config", input, async (i) => {
+      if (await checkProfile(i)) valid++;
     }, options);
-    return Promise.resolve({
+    return {
       ...result,
       notes: `${valid} inputs validated and were round-tripped`,
-    });
+    };
   },
 };
