@@ -10,6 +10,7 @@ import {
   INCLUDE,
   type RuntimeEnvironment,
   TARGETS,
+  V8_FLAGS,
 } from "../tools/compile.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -101,6 +102,7 @@ Deno.test("compileArgs() builds one deno compile argv per target with every perm
       "--allow-all",
       "--no-prompt",
       "--quiet",
+      "--v8-flags=--max-semi-space-size=2",
       "--target",
       "x86_64-apple-darwin",
       "--include",
@@ -110,6 +112,25 @@ Deno.test("compileArgs() builds one deno compile argv per target with every perm
       "main.ts",
     ],
   );
+  assert.ok(
+    !compileArgs(TARGETS[0], { output: "x", entry: "main.ts" }).includes(
+      "--unstable-lazy-dynamic-imports",
+    ),
+    "deno compile would leave the dynamically imported modules out of the binary",
+  );
+  assert.deepEqual(
+    compileArgs(TARGETS[0], { output: "x", entry: "main.ts", v8Flags: [] }).slice(0, 6),
+    ["compile", "--allow-all", "--no-prompt", "--quiet", "--target", "x86_64-unknown-linux-gnu"],
+  );
+});
+
+Deno.test("V8_FLAGS are the sandbox task's V8 flags in deno.json", async () => {
+  const config = JSON.parse(await Deno.readTextFile(`${ROOT}/deno.json`));
+  const task: string = config.tasks.sandbox;
+  const flags = task.split(/\s+/).filter((word) => word.startsWith("--v8-flags="))
+    .flatMap((word) => word.slice("--v8-flags=".length).split(","));
+  assert.ok(flags.length > 0, task);
+  assert.deepEqual(V8_FLAGS, flags);
 });
 
 /** Every non-test TypeScript module the binary is built from. */

@@ -15,6 +15,15 @@
  * - without it: builds every requested target, letting `deno compile`
  *   download what is missing; any failure exits 1 with the reason.
  *
+ * The binary gets the `sandbox` task's V8 flags ({@linkcode V8_FLAGS}, baked
+ * in by `deno compile`), not its `--unstable-lazy-dynamic-imports`: that
+ * flag only spares `deno run` from reading dynamically imported modules
+ * before it starts, which a binary never does (its modules are embedded and
+ * loaded when imported), and `deno compile` builds the code-only module
+ * graph it embeds with the same setting, so with it the modules this
+ * program imports dynamically (the proxy, MITM) would be left out of the
+ * binary.
+ *
  * Nothing outside the binary is needed at run time: the code reads no file
  * of its own (presets are TS data; `tests/compile_test.ts` checks that only
  * cli/self.ts looks at `import.meta.url`), so {@linkcode INCLUDE} is empty.
@@ -38,6 +47,13 @@ export const TARGETS: readonly CompileTarget[] = Object.freeze([
   { name: "macos-x64", triple: "x86_64-apple-darwin" },
   { name: "macos-arm64", triple: "aarch64-apple-darwin" },
 ]);
+
+/**
+ * V8 flags baked into the binary: the same as the `sandbox` task in
+ * deno.json (a 2 MiB young generation keeps a proxy with many tunnels
+ * small; `tests/compile_test.ts` keeps the two lists equal).
+ */
+export const V8_FLAGS: readonly string[] = Object.freeze(["--max-semi-space-size=2"]);
 
 /**
  * Files read at run time that `deno compile` must embed (`--include`). Empty:
@@ -130,6 +146,8 @@ export interface CompileArgsOptions {
   readonly entry: string;
   /** Files to embed. */
   readonly include?: readonly string[];
+  /** V8 flags for the binary (default {@linkcode V8_FLAGS}). */
+  readonly v8Flags?: readonly string[];
 }
 
 /** The `deno compile` arguments for one target. Pure. */
@@ -139,6 +157,7 @@ export function compileArgs(target: CompileTarget, options: CompileArgsOptions):
     "--allow-all",
     "--no-prompt",
     "--quiet",
+    ...v8FlagsArg(options.v8Flags ?? V8_FLAGS),
     "--target",
     target.triple,
     ...(options.include ?? []).flatMap((path) => ["--include", path]),
@@ -146,6 +165,10 @@ export function compileArgs(target: CompileTarget, options: CompileArgsOptions):
     options.output,
     options.entry,
   ];
+}
+
+function v8FlagsArg(flags: readonly string[]): string[] {
+  return flags.length === 0 ? [] : [`--v8-flags=${flags.join(",")}`];
 }
 
 async function readHeader(path: string): Promise<Uint8Array | null> {
