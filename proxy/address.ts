@@ -230,76 +230,179 @@ export type AddressClass =
     readonly embedded: string | null;
   };
 
+/**
+ * A range as constant data, so that loading this module parses nothing (it is on every
+ * `sandbox run`'s start-up path). `address_test.ts` checks each row against its `cidr`.
+ */
 interface Range extends AddressRange {
-  readonly bytes: Uint8Array;
+  readonly family: 4 | 6;
   readonly prefix: number;
+  /** The network address's leading bytes: as many as the prefix reaches into. */
+  readonly bytes: readonly number[];
 }
 
-function range(cidr: string, label: string): Range {
-  const [address, prefix] = cidr.split("/");
-  const parsed = parseIpLiteral(address);
-  if (parsed === null) throw new TypeError(`Bad built-in range "${cidr}"`);
-  return { cidr, label, bytes: parsed.bytes, prefix: Number(prefix) };
+function zeros(count: number): number[] {
+  return new Array(count).fill(0);
 }
 
 /** Non-public IPv4 ranges (IANA special-purpose registry, the non-global rows). */
 const IPV4_NON_PUBLIC: readonly Range[] = [
-  range("0.0.0.0/8", "this network"),
-  range("10.0.0.0/8", "private"),
-  range("100.64.0.0/10", "shared address space (carrier-grade NAT)"),
-  range("127.0.0.0/8", "loopback"),
-  range("169.254.0.0/16", "link-local"),
-  range("172.16.0.0/12", "private"),
-  range("192.0.0.0/24", "IETF protocol assignments"),
-  range("192.0.2.0/24", "documentation (TEST-NET-1)"),
-  range("192.88.99.0/24", "deprecated 6to4 relay anycast"),
-  range("192.168.0.0/16", "private"),
-  range("198.18.0.0/15", "benchmarking"),
-  range("198.51.100.0/24", "documentation (TEST-NET-2)"),
-  range("203.0.113.0/24", "documentation (TEST-NET-3)"),
-  range("224.0.0.0/4", "multicast"),
-  range("240.0.0.0/4", "reserved"),
-  range("255.255.255.255/32", "broadcast"),
+  { cidr: "0.0.0.0/8", label: "this network", family: 4, prefix: 8, bytes: [0] },
+  { cidr: "10.0.0.0/8", label: "private", family: 4, prefix: 8, bytes: [10] },
+  {
+    cidr: "100.64.0.0/10",
+    label: "shared address space (carrier-grade NAT)",
+    family: 4,
+    prefix: 10,
+    bytes: [100, 64],
+  },
+  { cidr: "127.0.0.0/8", label: "loopback", family: 4, prefix: 8, bytes: [127] },
+  { cidr: "169.254.0.0/16", label: "link-local", family: 4, prefix: 16, bytes: [169, 254] },
+  { cidr: "172.16.0.0/12", label: "private", family: 4, prefix: 12, bytes: [172, 16] },
+  {
+    cidr: "192.0.0.0/24",
+    label: "IETF protocol assignments",
+    family: 4,
+    prefix: 24,
+    bytes: [192, 0, 0],
+  },
+  {
+    cidr: "192.0.2.0/24",
+    label: "documentation (TEST-NET-1)",
+    family: 4,
+    prefix: 24,
+    bytes: [192, 0, 2],
+  },
+  {
+    cidr: "192.88.99.0/24",
+    label: "deprecated 6to4 relay anycast",
+    family: 4,
+    prefix: 24,
+    bytes: [192, 88, 99],
+  },
+  { cidr: "192.168.0.0/16", label: "private", family: 4, prefix: 16, bytes: [192, 168] },
+  { cidr: "198.18.0.0/15", label: "benchmarking", family: 4, prefix: 15, bytes: [198, 18] },
+  {
+    cidr: "198.51.100.0/24",
+    label: "documentation (TEST-NET-2)",
+    family: 4,
+    prefix: 24,
+    bytes: [198, 51, 100],
+  },
+  {
+    cidr: "203.0.113.0/24",
+    label: "documentation (TEST-NET-3)",
+    family: 4,
+    prefix: 24,
+    bytes: [203, 0, 113],
+  },
+  { cidr: "224.0.0.0/4", label: "multicast", family: 4, prefix: 4, bytes: [224] },
+  { cidr: "240.0.0.0/4", label: "reserved", family: 4, prefix: 4, bytes: [240] },
+  {
+    cidr: "255.255.255.255/32",
+    label: "broadcast",
+    family: 4,
+    prefix: 32,
+    bytes: [255, 255, 255, 255],
+  },
 ];
 
 /** IPv6 ranges that carry an IPv4 address; judged by that address. */
 const IPV6_EMBEDDING: readonly (Range & { readonly offset: number })[] = [
-  { ...range("::ffff:0:0/96", "IPv4-mapped"), offset: 12 },
-  { ...range("::ffff:0:0:0/96", "IPv4-translated (SIIT)"), offset: 12 },
-  { ...range("64:ff9b::/96", "NAT64 well-known prefix"), offset: 12 },
-  { ...range("2002::/16", "6to4"), offset: 2 },
+  {
+    cidr: "::ffff:0:0/96",
+    label: "IPv4-mapped",
+    family: 6,
+    prefix: 96,
+    bytes: [...zeros(10), 0xff, 0xff],
+    offset: 12,
+  },
+  {
+    cidr: "::ffff:0:0:0/96",
+    label: "IPv4-translated (SIIT)",
+    family: 6,
+    prefix: 96,
+    bytes: [...zeros(8), 0xff, 0xff, 0, 0],
+    offset: 12,
+  },
+  {
+    cidr: "64:ff9b::/96",
+    label: "NAT64 well-known prefix",
+    family: 6,
+    prefix: 96,
+    bytes: [0x00, 0x64, 0xff, 0x9b, ...zeros(8)],
+    offset: 12,
+  },
+  { cidr: "2002::/16", label: "6to4", family: 6, prefix: 16, bytes: [0x20, 0x02], offset: 2 },
   // IPv4-compatible (deprecated); also holds :: and ::1, which the embedded
   // 0.0.0.0/8 address makes non-public.
-  { ...range("::/96", "IPv4-compatible"), offset: 12 },
+  {
+    cidr: "::/96",
+    label: "IPv4-compatible",
+    family: 6,
+    prefix: 96,
+    bytes: zeros(12),
+    offset: 12,
+  },
 ];
 
 /** Non-public IPv6 ranges inside the global unicast block 2000::/3. */
 const IPV6_NON_PUBLIC: readonly Range[] = [
-  range("2001::/23", "IETF protocol assignments (Teredo, benchmarking, ORCHID)"),
-  range("2001:db8::/32", "documentation"),
-  range("3fff::/20", "documentation"),
+  {
+    cidr: "2001::/23",
+    label: "IETF protocol assignments (Teredo, benchmarking, ORCHID)",
+    family: 6,
+    prefix: 23,
+    bytes: [0x20, 0x01, 0x00],
+  },
+  {
+    cidr: "2001:db8::/32",
+    label: "documentation",
+    family: 6,
+    prefix: 32,
+    bytes: [0x20, 0x01, 0x0d, 0xb8],
+  },
+  { cidr: "3fff::/20", label: "documentation", family: 6, prefix: 20, bytes: [0x3f, 0xff, 0x00] },
 ];
 
 /** Everything outside 2000::/3 that is not an embedding form is non-public. */
 const IPV6_OUTSIDE_GLOBAL: readonly Range[] = [
-  range("::1/128", "loopback"),
-  range("::/128", "unspecified"),
-  range("64:ff9b:1::/48", "NAT64 local-use prefix"),
-  range("100::/64", "discard-only"),
-  range("fc00::/7", "unique local"),
-  range("fe80::/10", "link-local"),
-  range("fec0::/10", "site-local (deprecated)"),
-  range("ff00::/8", "multicast"),
+  { cidr: "::1/128", label: "loopback", family: 6, prefix: 128, bytes: [...zeros(15), 1] },
+  { cidr: "::/128", label: "unspecified", family: 6, prefix: 128, bytes: zeros(16) },
+  {
+    cidr: "64:ff9b:1::/48",
+    label: "NAT64 local-use prefix",
+    family: 6,
+    prefix: 48,
+    bytes: [0x00, 0x64, 0xff, 0x9b, 0x00, 0x01],
+  },
+  { cidr: "100::/64", label: "discard-only", family: 6, prefix: 64, bytes: [0x01, ...zeros(7)] },
+  { cidr: "fc00::/7", label: "unique local", family: 6, prefix: 7, bytes: [0xfc] },
+  { cidr: "fe80::/10", label: "link-local", family: 6, prefix: 10, bytes: [0xfe, 0x80] },
+  {
+    cidr: "fec0::/10",
+    label: "site-local (deprecated)",
+    family: 6,
+    prefix: 10,
+    bytes: [0xfe, 0xc0],
+  },
+  { cidr: "ff00::/8", label: "multicast", family: 6, prefix: 8, bytes: [0xff] },
 ];
 
-const GLOBAL_UNICAST = range("2000::/3", "global unicast");
+const GLOBAL_UNICAST: Range = {
+  cidr: "2000::/3",
+  label: "global unicast",
+  family: 6,
+  prefix: 3,
+  bytes: [0x20],
+};
 const OUTSIDE_GLOBAL_UNICAST: AddressRange = {
   cidr: "not in 2000::/3",
   label: "IPv6 space not allocated for global unicast",
 };
 
 function inRange(bytes: Uint8Array, r: Range): boolean {
-  if (bytes.length !== r.bytes.length) return false;
+  if (bytes.length !== (r.family === 4 ? 4 : 16)) return false;
   const full = Math.floor(r.prefix / 8);
   for (let i = 0; i < full; i++) if (bytes[i] !== r.bytes[i]) return false;
   const bits = r.prefix % 8;

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   classifyAddress,
+  type IpAddress,
   isNonPublicAddress,
   NON_PUBLIC_RANGES,
   parseIpLiteral,
@@ -150,6 +151,88 @@ Deno.test("NON_PUBLIC_RANGES: the first and last address of every range is non-p
     for (let bit = prefix; bit < last.length * 8; bit++) last[bit >> 3] |= 0x80 >> (bit & 7);
     assert.equal(classifyAddress(ip).public, false, cidr);
     assert.equal(classifyAddress({ ...ip, bytes: last }).public, false, `${cidr} last`);
+  }
+});
+
+/** `bytes` plus `delta` as one big-endian number; null when it wraps. */
+function step(bytes: Uint8Array, delta: 1 | -1): Uint8Array | null {
+  const out = bytes.slice();
+  for (let i = out.length - 1; i >= 0; i--) {
+    const value = out[i] + delta;
+    out[i] = value & 0xff;
+    if (value >= 0 && value <= 0xff) return out;
+  }
+  return null;
+}
+
+/** -1, 0 or 1 as `a` is below, equal to or above `b` (same length). */
+function compare(a: Uint8Array, b: Uint8Array): number {
+  const i = a.findIndex((x, j) => x !== b[j]);
+  return i === -1 ? 0 : Math.sign(a[i] - b[i]);
+}
+
+/** The first and last address of `cidr`. */
+function bounds(cidr: string): [IpAddress, IpAddress] {
+  const [base, prefixText] = cidr.split("/");
+  const first = parseIpLiteral(base)!;
+  const last = first.bytes.slice();
+  for (let bit = Number(prefixText); bit < last.length * 8; bit++) {
+    last[bit >> 3] |= 0x80 >> (bit & 7);
+  }
+  return [first, { ...first, bytes: last }];
+}
+
+Deno.test("NON_PUBLIC_RANGES: each row covers exactly its CIDR (first and last in it, neighbours not)", () => {
+  // The table is constant data (no parsing at module load): this checks each row's bytes and
+  // prefix against the CIDR it names.
+  for (const { cidr } of NON_PUBLIC_RANGES) {
+    const [first, last] = bounds(cidr);
+    // An earlier row that holds this whole range names it (255.255.255.255 is in 240.0.0.0/4).
+    const holder = NON_PUBLIC_RANGES.find((row) => {
+      const [lo, hi] = bounds(row.cidr);
+      return lo.family === first.family && compare(lo.bytes, first.bytes) <= 0 &&
+        compare(last.bytes, hi.bytes) <= 0;
+    })!;
+    for (const ip of [first, last]) {
+      const result = classifyAddress(ip);
+      assert.ok(!result.public, cidr);
+      assert.deepEqual(
+        result.range,
+        { cidr: holder.cidr, label: holder.label },
+        `${cidr}: ${ip.bytes.join(",")}`,
+      );
+    }
+    if (holder.cidr !== cidr) continue;
+    for (const bytes of [step(first.bytes, -1), step(last.bytes, 1)]) {
+      if (bytes === null) continue;
+      const result = classifyAddress({ ...first, bytes });
+      assert.ok(result.public || result.range.cidr !== cidr, `${cidr}: ${bytes.join(",")}`);
+    }
+  }
+});
+
+Deno.test("classifyAddress() reads the embedded IPv4 address exactly inside each embedding prefix", () => {
+  const prefixes: [string, number][] = [
+    ["::ffff:0:0/96", 12],
+    ["::ffff:0:0:0/96", 12],
+    ["64:ff9b::/96", 12],
+    ["2002::/16", 2],
+    ["::/96", 12],
+  ];
+  for (const [cidr, offset] of prefixes) {
+    const [first, last] = bounds(cidr);
+    const inside = first.bytes.slice();
+    inside.set([10, 0, 0, 1], offset);
+    const result = classifyAddress({ ...first, bytes: inside });
+    assert.ok(!result.public && result.embedded === "10.0.0.1", cidr);
+    assert.deepEqual(result.range, { cidr: "10.0.0.0/8", label: "private" }, cidr);
+    const top = classifyAddress(last);
+    assert.ok(!top.public && top.embedded === "255.255.255.255", `${cidr} last`);
+    for (const bytes of [step(first.bytes, -1), step(last.bytes, 1)]) {
+      if (bytes === null) continue;
+      const outside = classifyAddress({ ...first, bytes });
+      assert.ok(outside.public || outside.embedded === null, `${cidr}: ${bytes.join(",")}`);
+    }
   }
 });
 
