@@ -24,7 +24,9 @@ if (import.meta.main) {
   const unknown = names.filter((name) => !(name in BENCHES));
   if (unknown.length > 0) {
     console.error(
-      `bench: Unknown benchmark "${unknown[0]}": expected one of ${Object.keys(BENCHES).join(", ")}`,
+      `bench: Unknown benchmark "${unknown[0]}": expected one of ${
+        Object.keys(BENCHES).join(", ")
+      }`,
     );
     Deno.exit(2);
   }

@@ -44,8 +44,10 @@ Exit codes: CMD's own; 128+N when CMD died of signal N; 126 when execpolicy
 denied CMD or the sandbox could not start; 127 when CMD was not found; 2 for a
 usage or config error.
 
-Example:
-  sandbox run --allow registry.npmjs.org -- npm ci`;
+Examples:
+  sandbox run --preset common-dependencies -- npm ci
+  sandbox run --allow registry.example --log decisions.jsonl -- npm ci
+  sandbox run --mode limited --mitm --allow api.example -- ./agent-task.sh`;
 
 const RUN_OPTIONS = {
   ...SHARED_OPTIONS,

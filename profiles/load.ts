@@ -21,7 +21,8 @@
 import type { SharedValues } from "../cli/args.ts";
 import { ConfigError, type ConfigProblem } from "../cli/errors.ts";
 import { DEFAULTS } from "./defaults.ts";
-import { isPresetName, PRESETS } from "./presets.ts";
+import { discoverPresetHosts } from "./preset_hosts.ts";
+import { isPresetName, type PresetName, PRESETS } from "./presets.ts";
 import { checkDomainPattern } from "./_pattern.ts";
 import { type KeyLines, parseTomlText, splitDottedKey } from "./toml.ts";
 import { checkExecPolicyExamples } from "../execpolicy/mod.ts";
@@ -141,6 +142,7 @@ export async function loadEffectiveConfig(
   }
   for (const { file, source } of userLayers) applyExecLayer(draft, file, source);
   applyFlags(draft, flags, problems);
+  await addDiscoveredPresetHosts(draft, env);
   if (managed !== null) enforceManaged(draft, managed);
   expandHome(draft, env, problems);
   if (problems.length > 0) throw new ConfigError(problems);
@@ -263,6 +265,8 @@ interface Draft {
   files: string[];
   sources: Record<string, RuleSource>;
   notices: string[];
+  /** Every use of a preset, for adding the hosts it takes from the machine afterwards. */
+  presetUses: { name: PresetName; source: RuleSource; managed: boolean }[];
 }
 
 function newDraft(): Draft {
@@ -299,6 +303,7 @@ function newDraft(): Draft {
     files: [],
     sources: {},
     notices: [],
+    presetUses: [],
   };
 }
 
@@ -337,12 +342,10 @@ function applyNetworkLayer(
   }
   for (const name of layer.presets) {
     if (!isPresetName(name)) continue;
+    const presetRuleSource = presetSource(name, source, options);
+    draft.presetUses.push({ name, source: presetRuleSource, managed: options.managed });
     for (const pattern of PRESETS[name].allow) {
-      addDomainRule(draft, {
-        pattern,
-        action: "allow",
-        source: presetSource(name, source, options),
-      }, options);
+      addDomainRule(draft, { pattern, action: "allow", source: presetRuleSource }, options);
     }
   }
   for (const rule of layer.domains) addDomainRule(draft, { ...rule, source }, options);
@@ -351,6 +354,36 @@ function applyNetworkLayer(
 
 function presetSource(name: string, source: RuleSource, options: { managed: boolean }): RuleSource {
   return options.managed ? `preset:${name} (${source})` : `preset:${name}`;
+}
+
+/**
+ * Adds the hosts that used presets take from the machine (the configured npm
+ * registry, APT's archives). They never replace a rule already written for
+ * the same pattern: a user's deny of the registry stays a deny.
+ */
+async function addDiscoveredPresetHosts(draft: Draft, env: Record<string, string>): Promise<void> {
+  const sources = [...new Set(draft.presetUses.flatMap((use) => PRESETS[use.name].discover))];
+  if (sources.length === 0) return;
+  const found = await discoverPresetHosts(sources, { env });
+  draft.notices.push(...found.notes);
+  for (const use of draft.presetUses) {
+    for (const source of PRESETS[use.name].discover) {
+      for (const discovered of found.hosts[source]) {
+        const host = discovered.includes(":") ? `[${discovered}]` : discovered;
+        if (checkDomainPattern(host, "allow") !== null) {
+          draft.notices.push(
+            `Preset "${use.name}" skipped "${discovered}" from ${source}: not a host pattern`,
+          );
+          continue;
+        }
+        const key = normalizePattern(host);
+        if (draft.network.domains.some((rule) => normalizePattern(rule.pattern) === key)) continue;
+        addDomainRule(draft, { pattern: host, action: "allow", source: use.source }, {
+          managed: use.managed,
+        });
+      }
+    }
+  }
 }
 
 /** Adds a rule; a non-managed rule replaces an earlier non-managed rule of the same pattern (later wins). */
@@ -511,6 +544,7 @@ function applyFlags(draft: Draft, flags: SharedValues, problems: ConfigProblem[]
       });
       continue;
     }
+    draft.presetUses.push({ name, source: `preset:${name}`, managed: false });
     for (const pattern of PRESETS[name].allow) {
       addDomainRule(draft, { pattern, action: "allow", source: `preset:${name}` }, {
         managed: false,

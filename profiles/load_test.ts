@@ -261,3 +261,31 @@ Deno.test("loadEffectiveConfig() runs execpolicy example checks and reports them
   assert.equal(error.problems[0].line, 3);
   assert.match(error.problems[0].keyPath, /^execpolicy\."git push \*"\.match/);
 });
+
+Deno.test("loadEffectiveConfig() --preset common-dependencies adds the npm registry the machine is configured for", async () => {
+  const home = await Deno.makeTempDir({ prefix: "load_test_preset_" });
+  try {
+    const env = { HOME: home, npm_config_registry: "https://mirror.test/npm/" };
+    const config = await loadEffectiveConfig({ preset: ["common-dependencies"] }, { env });
+    const rule = config.network.domains.find((r) => r.pattern === "mirror.test");
+    assert.deepEqual(rule, {
+      pattern: "mirror.test",
+      action: "allow",
+      source: "preset:common-dependencies",
+    });
+    // An explicit deny of the same host is never replaced by what the preset discovers.
+    const denied = await loadEffectiveConfig({
+      preset: ["common-dependencies"],
+      deny: ["mirror.test"],
+    }, { env });
+    assert.deepEqual(
+      denied.network.domains.filter((r) => r.pattern === "mirror.test").map((r) => r.action),
+      ["deny"],
+    );
+    // Without the preset, nothing is discovered.
+    const plain = await loadEffectiveConfig({}, { env });
+    assert.equal(plain.network.domains.some((r) => r.pattern === "mirror.test"), false);
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});

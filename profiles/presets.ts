@@ -7,15 +7,23 @@
  * @module
  */
 
+import type { PresetHostSource } from "./preset_hosts.ts";
+
 /** The names of the built-in presets. */
 export type PresetName = "common-dependencies" | "python-ml";
 
-/** One preset: a sentence saying what it is for, and its allow patterns. */
+/**
+ * One preset: a sentence saying what it is for, its allow patterns, and the
+ * sources on this machine it also takes hosts from when used (see
+ * `preset_hosts.ts`: the configured npm registry, APT's archives).
+ */
 export interface Preset {
   /** What the preset is for. */
   readonly description: string;
   /** Domain patterns that the preset allows. */
   readonly allow: readonly string[];
+  /** Machine configuration the preset also takes hosts from, when it is used. */
+  readonly discover: readonly PresetHostSource[];
 }
 
 const GITHUB: readonly string[] = [
@@ -43,10 +51,12 @@ const PYPI: readonly string[] = ["pypi.org", "files.pythonhosted.org"];
 export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
   "common-dependencies": Object.freeze({
     description:
-      "Package registries and source hosts a build needs: npm, Yarn, PyPI, crates.io, the Go module proxy, Maven Central and Gradle, RubyGems, GitHub, Debian and Ubuntu archives",
+      "Package registries and source hosts a build needs: the npm registry your npm is configured for, Yarn, PyPI, crates.io, the Go module proxy, Maven Central and Gradle, RubyGems, GitHub, and the package archives of APT's sources",
+    // The npm registry and the APT archives are read from this machine's configuration when the
+    // preset is used (a company mirror is the registry a build must reach, not a fixed host).
+    discover: Object.freeze(["npm-registry", "apt-sources"] as const),
     allow: Object.freeze([
-      // npm and Yarn
-      "registry.npmjs.org",
+      // Yarn
       "registry.yarnpkg.com",
       "repo.yarnpkg.com",
       // Python
@@ -69,17 +79,12 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
       "index.rubygems.org",
       // GitHub and its content hosts
       ...GITHUB,
-      // Debian and Ubuntu package archives
-      "deb.debian.org",
-      "security.debian.org",
-      "archive.ubuntu.com",
-      "security.ubuntu.com",
-      "ports.ubuntu.com",
     ]),
   }),
   "python-ml": Object.freeze({
     description:
       "Python machine-learning work: PyPI, GitHub, Hugging Face and its CDN, PyTorch downloads",
+    discover: Object.freeze([]),
     allow: Object.freeze([
       ...PYPI,
       ...GITHUB,
