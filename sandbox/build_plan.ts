@@ -104,6 +104,8 @@ export interface BuildSandboxPlanOptions {
   readonly host: HostFacts;
   /** Read-only binds added on top (execpolicy shims). */
   readonly extraBinds?: readonly { readonly source: string; readonly target: string }[];
+  /** Host paths kept readable under emptied dirs (see {@linkcode SandboxPlan.readOnly}). */
+  readonly readOnly?: readonly string[];
   /** Variables added to the command's environment last (MITM trust, caller extras). */
   readonly extraEnv?: Readonly<Record<string, string>>;
 }
@@ -209,6 +211,7 @@ export function buildSandboxPlan(
     writable,
     denyRead: [...config.filesystem.denyRead],
     extraBinds: [...(options.extraBinds ?? [])],
+    readOnly: [...(options.readOnly ?? [])],
     runDir,
     linux,
   };

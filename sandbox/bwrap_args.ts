@@ -82,6 +82,9 @@ export function buildBwrapArgs(plan: SandboxPlan, options: BwrapArgsOptions = {}
   args.push("--dev", "/dev");
   args.push("--proc", "/proc");
   for (const dir of linux.emptyDirs) args.push("--tmpfs", dir);
+  // The launcher's own files (for the in-sandbox shim) may live under an emptied dir such as
+  // /tmp; bound read-only here, before cwd and the writable paths, which may lie inside them.
+  for (const path of plan.readOnly ?? []) args.push("--ro-bind-try", path, path);
   args.push("--bind", plan.cwd, plan.cwd);
   for (const path of plan.writable) args.push("--bind-try", path, path);
   for (const dir of hiddenDirs(plan, linux)) args.push("--tmpfs", dir);

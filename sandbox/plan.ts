@@ -47,6 +47,12 @@ export interface SandboxPlan {
   readonly denyRead: readonly string[];
   /** Read-only bind mounts added on top of the root (absolute host path -> sandbox path), e.g. shims. */
   readonly extraBinds: readonly { readonly source: string; readonly target: string }[];
+  /**
+   * Host paths the command must be able to read even where the sandbox empties a directory
+   * (`/tmp`, `/run`, …): the launcher's own files when it runs again inside (the execpolicy
+   * shim). Mounted read-only before the writable paths, so they never make those read-only.
+   */
+  readonly readOnly?: readonly string[];
   /** The private temp dir of this run on the host (absolute). */
   readonly runDir: string;
   /**

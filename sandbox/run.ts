@@ -190,15 +190,19 @@ export async function runSandboxed(
       network = { ...BRIDGE_PORTS, proxySocket };
     }
     Object.assign(extraEnv, options.extraEnv ?? {});
+    const readOnly: string[] = [];
     if (config.execpolicy !== null) {
-      // Deny rules also hold for programs started inside the sandbox: shims over them.
-      extraBinds.push(
-        ...await prepareShims(config.execpolicy, {
-          runDir: runDir.path,
-          pathDirs: (filterEnv(env, config.env).PATH ?? "").split(":"),
-          self: selfInvocation(),
-        }),
-      );
+      // Deny rules also hold for programs started inside the sandbox: shims over them. A
+      // conditional shim runs this program again inside, so its files must be readable there
+      // even when they live under /tmp (a clone or a download there is common).
+      const self = selfInvocation();
+      const binds = await prepareShims(config.execpolicy, {
+        runDir: runDir.path,
+        pathDirs: (filterEnv(env, config.env).PATH ?? "").split(":"),
+        self,
+      });
+      extraBinds.push(...binds);
+      if (binds.length > 0) readOnly.push(...self.readPaths);
     }
     const host = await collectHostFacts(config, { env, runDir: runDir.path });
     const plan = buildSandboxPlan(config, argv, {
@@ -209,6 +213,7 @@ export async function runSandboxed(
       network,
       extraBinds,
       extraEnv,
+      readOnly,
     });
     checkVisible(plan, argv[0], cwd);
     const ended = await runLinuxPlan(plan, {

@@ -135,7 +135,8 @@ Deno.test({
         "--",
         "sh",
         "-c",
-        'mount -t tmpfs -o ro tmpfs /tmp && exec "$@"',
+        // Read-only in place (not a fresh tmpfs), so a checkout that lives under /tmp stays visible.
+        'mount --bind /tmp /tmp && mount -o remount,bind,ro /tmp && exec "$@"',
         "sh",
       ],
     }).output();
