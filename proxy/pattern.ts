@@ -229,6 +229,13 @@ function globMatch(glob: string, text: string): boolean {
   return true;
 }
 
+/** The IPv4 bytes of an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`); other addresses unchanged. */
+function unmapIpv4(bytes: Uint8Array): Uint8Array {
+  if (bytes.length !== 16 || bytes[10] !== 0xff || bytes[11] !== 0xff) return bytes;
+  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return bytes;
+  return bytes.subarray(12);
+}
+
 /** Options for {@linkcode matchesDomainPattern}. */
 export interface MatchOptions {
   /**
@@ -242,7 +249,8 @@ export interface MatchOptions {
  * Whether a normalized host (see `normalizeHost`) matches a compiled
  * pattern. An IP-literal host matches only `*` and address patterns, by
  * address (every spelling of `127.0.0.1` matches `127.0.0.1`; a pattern
- * with a zone id matches only that zone); a name matches only name patterns.
+ * with a zone id matches only that zone; for a deny rule an IPv4-mapped
+ * `::ffff:a.b.c.d` is its IPv4 address); a name matches only name patterns.
  *
  * @example
  * ```ts
@@ -257,9 +265,15 @@ export function matchesDomainPattern(
   if (pattern.kind === "any") return host !== "";
   const address = options.address !== undefined ? options.address : parseIpLiteral(host);
   if (pattern.kind === "address") {
-    if (address === null || address.family !== pattern.address.family) return false;
+    if (address === null) return false;
     if (pattern.address.zone !== null && pattern.address.zone !== address.zone) return false;
-    return pattern.address.bytes.every((byte, i) => byte === address.bytes[i]);
+    // An IPv4-mapped IPv6 address (::ffff:a.b.c.d) reaches the IPv4 address through
+    // connect(): a deny rule on either spelling must stop both, or `deny 10.0.0.1` is
+    // bypassed by `[::ffff:10.0.0.1]`. Allow rules stay exact (strictest wins).
+    const deny = pattern.action === "deny";
+    const want = deny ? unmapIpv4(pattern.address.bytes) : pattern.address.bytes;
+    const got = deny ? unmapIpv4(address.bytes) : address.bytes;
+    return want.length === got.length && want.every((byte, i) => byte === got[i]);
   }
   if (address !== null) return false;
   const hostLabels = host.split(".");

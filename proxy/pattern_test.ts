@@ -6,6 +6,7 @@ import {
   PatternError,
   validateDomainPattern,
 } from "./pattern.ts";
+import { normalizeHost } from "./host.ts";
 
 function matches(pattern: string, host: string): boolean {
   return matchesDomainPattern(compileDomainPattern(pattern, "allow"), host);
@@ -33,6 +34,18 @@ Deno.test("compileDomainPattern() mid-label globs stay inside their label", () =
   assert.equal(matches("api.*.example.com", "api.a.b.example.com"), false);
   assert.equal(matches("*.cdn*.example.com", "x.cdn2.example.com"), true);
   assert.equal(matches("*.cdn*.example.com", "cdn2.example.com"), false);
+});
+
+Deno.test("matchesDomainPattern() lets a deny rule on an IPv4 address stop its IPv4-mapped spelling", () => {
+  const deny = (pattern: string, host: string) =>
+    matchesDomainPattern(compileDomainPattern(pattern, "deny"), normalizeHost(host));
+  assert.equal(deny("10.0.0.1", "[::ffff:10.0.0.1]"), true);
+  assert.equal(deny("10.0.0.1", "::ffff:a00:1"), true);
+  assert.equal(deny("::ffff:10.0.0.1", "10.0.0.1"), true);
+  assert.equal(deny("10.0.0.1", "::ffff:10.0.0.2"), false);
+  assert.equal(deny("10.0.0.1", "::10.0.0.1"), false);
+  // Allow rules stay exact: the mapped spelling is not unlocked by an IPv4 allow.
+  assert.equal(matches("10.0.0.1", "::ffff:10.0.0.1"), false);
 });
 
 Deno.test("compileDomainPattern() matches IP-literal hosts only by address", () => {

@@ -1,0 +1,53 @@
+/**
+ * Regression probes from a hostile-client review of the policy engine and
+ * the proxy: each test is a bypass or fail-open path that was real, driven
+ * over loopback sockets with raw bytes. A fake upstream counts its accepts
+ * where "never connected" is the point.
+ */
+import assert from "node:assert/strict";
+import {
+  exchange,
+  fakeServer,
+  parseResponse,
+  proxyFor,
+  respondWith,
+  send,
+  withTimeout,
+} from "./proxy_helpers.ts";
+
+Deno.test("security review: a deny rule on an IPv4 address also stops its IPv4-mapped IPv6 spelling", async () => {
+  await using upstream = fakeServer("127.0.0.3", respondWith("secret"));
+  await using proxy = await proxyFor({
+    allow: ["*"],
+    deny: ["127.0.0.3"],
+    "allow-local-binding": true,
+  });
+  const p = upstream.port;
+  for (const host of ["[::ffff:127.0.0.3]", "[::ffff:7f00:3]", "[0:0:0:0:0:ffff:7f00:0003]"]) {
+    const response = parseResponse(
+      await exchange(
+        proxy.http!.port,
+        `GET http://${host}:${p}/ HTTP/1.1\r\nHost: ${host}:${p}\r\nConnection: close\r\n\r\n`,
+      ),
+    );
+    assert.equal(response.status, 403, host);
+    assert.equal(JSON.parse(response.body).reason, "denied", host);
+  }
+  // SOCKS5 with the IPv6 address type: ::ffff:127.0.0.3.
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: proxy.socks!.port });
+  try {
+    const v6 = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 3];
+    await send(conn, new Uint8Array([5, 1, 0, 5, 1, 0, 4, ...v6, p >> 8, p & 0xff]));
+    const reply = new Uint8Array(12);
+    let got = 0;
+    while (got < 4) {
+      const n = await withTimeout(conn.read(reply.subarray(got)), 5000, "SOCKS5 reply");
+      if (n === null) break;
+      got += n;
+    }
+    assert.deepEqual([...reply.subarray(0, 4)], [5, 0, 5, 2]);
+  } finally {
+    conn.close();
+  }
+  assert.equal(upstream.accepted, 0);
+});
