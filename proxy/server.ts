@@ -26,6 +26,7 @@ import { formatCommand, openDecisionLog } from "./decision_log.ts";
 import { normalizeHost } from "./host.ts";
 import { BufferedReader, type HttpLimits } from "./http_parser.ts";
 import { handleHttpClient, refuseHttpOverload } from "./http_proxy.ts";
+import { compileDomainPattern } from "./pattern.ts";
 import { compileNetworkPolicy, decideHost, decideMethod, type NetworkPolicy } from "./policy.ts";
 import type { DenyReason } from "./reasons.ts";
 import { BufferPool } from "./relay.ts";
@@ -469,15 +470,16 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
 
   // An answered miss admits one request: the policy is widened by that exact host for one
   // decision, so the usual checks (private addresses, one resolution) still apply to it.
-  const policyAllowingOnce = (current: PolicyState, host: string): NetworkPolicy =>
-    compileNetworkPolicy({
-      ...current.config.network,
-      domains: [...current.config.network.domains, {
-        pattern: host,
-        action: "allow",
-        source: "ask",
-      }],
-    });
+  // The added rule is marked non-exact: an exact allow rule unlocks private addresses
+  // (explicit intent in a config), but "yes" at a prompt for a name must not let that
+  // name reach loopback, the LAN or the metadata address through its DNS answer.
+  const policyAllowingOnce = (current: PolicyState, host: string): NetworkPolicy => {
+    const pattern = compileDomainPattern(host, "allow");
+    return {
+      ...current.policy,
+      allow: [...current.policy.allow, { pattern: { ...pattern, exact: false }, source: "ask" }],
+    };
+  };
 
   const ask = async (
     host: string,

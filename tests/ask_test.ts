@@ -308,6 +308,8 @@ async function withHosts(
     const argv = sandboxArgv([
       "run",
       "--ask",
+      // The stand-in hosts are on loopback: an answer at the prompt does not unlock that.
+      "--allow-local-binding",
       "--resolve",
       "b.test=127.0.0.1",
       "--resolve",

@@ -51,3 +51,26 @@ Deno.test("security review: a deny rule on an IPv4 address also stops its IPv4-m
   }
   assert.equal(upstream.accepted, 0);
 });
+
+Deno.test("security review: a host allowed by askOnMiss is still refused when it resolves to a non-public address", async () => {
+  await using upstream = fakeServer("127.0.0.3", respondWith("internal"));
+  const asked: string[] = [];
+  await using proxy = await proxyFor({ allow: ["allowed.test"] }, {
+    names: { "asked.test": ["127.0.0.3"] },
+    askOnMiss: (miss) => {
+      asked.push(miss.host);
+      return Promise.resolve("allow");
+    },
+  });
+  const p = upstream.port;
+  const response = parseResponse(
+    await exchange(
+      proxy.http!.port,
+      `GET http://asked.test:${p}/ HTTP/1.1\r\nHost: asked.test:${p}\r\nConnection: close\r\n\r\n`,
+    ),
+  );
+  assert.deepEqual(asked, ["asked.test"]);
+  assert.equal(response.status, 403);
+  assert.equal(JSON.parse(response.body).reason, "not_allowed_local");
+  assert.equal(upstream.accepted, 0);
+});
