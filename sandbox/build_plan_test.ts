@@ -133,6 +133,8 @@ Deno.test("buildBwrapArgs() pins the exact argv for a plan", () => {
     "--unshare-cgroup-try",
     "--die-with-parent",
     "--new-session",
+    "--cap-drop",
+    "ALL",
     "--ro-bind",
     "/",
     "/",

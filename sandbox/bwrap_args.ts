@@ -77,6 +77,10 @@ export function buildBwrapArgs(plan: SandboxPlan, options: BwrapArgsOptions = {}
     "--unshare-cgroup-try",
     "--die-with-parent",
     "--new-session",
+    // Root (uid 0) inside the sandbox's own user namespace would otherwise keep every capability
+    // there, which owns the sandbox's mounts: remount / writable, unmount the masks.
+    "--cap-drop",
+    "ALL",
   );
   args.push("--ro-bind", "/", "/");
   args.push("--dev", "/dev");

@@ -1,0 +1,46 @@
+/**
+ * Regression probes from the security review of the Linux sandbox: what a
+ * sandboxed command tried, through a real `sandbox run` under bwrap, and
+ * must not manage.
+ */
+import assert from "node:assert/strict";
+import { onPath, sandboxCli, type TempDir, tempDir } from "./cli_helpers.ts";
+
+const READY = Deno.build.os === "linux" && onPath("bwrap");
+/** A temp dir outside /tmp (which is empty inside the sandbox): the command sees it, read-only. */
+async function visibleTempDir(prefix: string): Promise<TempDir> {
+  const path = await Deno.makeTempDir({ dir: "/var/tmp", prefix });
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+}
+
+const NO_CONFIG = {
+  XDG_CONFIG_HOME: "/nonexistent-sandbox-review-config",
+  SANDBOX_MANAGED_CONFIG: "",
+};
+
+Deno.test({
+  name:
+    "capabilities: a command started by root keeps no capability and cannot remount / writable or unmount a mask",
+  ignore: !READY || Deno.uid() !== 0,
+  async fn() {
+    await using dir = await visibleTempDir("sandbox-review-caps-");
+    const probe = `${dir.path}/outside/probe`;
+    await Deno.mkdir(`${dir.path}/outside`);
+    await using cwd = await tempDir("sandbox-review-cwd-");
+    const script = [
+      'grep "^CapEff:" /proc/self/status',
+      `mount -o remount,bind,rw / 2>/dev/null; touch ${probe} 2>/dev/null; echo "write:$?"`,
+      'umount /run 2>/dev/null; echo "umount:$?"',
+    ].join("; ");
+    const r = await sandboxCli(["run", "--", "sh", "-c", script], {
+      cwd: cwd.path,
+      env: NO_CONFIG,
+      timeoutMs: 60_000,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^CapEff:\s+0+$/m);
+    assert.match(r.stdout, /^write:1$/m);
+    assert.doesNotMatch(r.stdout, /^umount:0$/m);
+    await assert.rejects(Deno.lstat(probe), Deno.errors.NotFound);
+  },
+});
