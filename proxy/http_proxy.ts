@@ -344,7 +344,12 @@ function unixHost(path: string): string {
  */
 async function decideUnixSocket(
   path: string,
-  request: { protocol: ProxyProtocol; method: string | null; upgrade: string | null },
+  request: {
+    protocol: ProxyProtocol;
+    method: string | null;
+    upgrade: string | null;
+    body?: boolean;
+  },
   runtime: ProxyRuntime,
 ): Promise<{ decision: "allow"; socket: AllowedUnixSocket } | DenyVerdict> {
   const mode = runtime.mode();
@@ -362,6 +367,11 @@ async function decideUnixSocket(
     deny = {
       reason: "method_not_allowed",
       detail: `upgrade to "${request.upgrade}" in limited mode`,
+    };
+  } else if (mode === "limited" && request.body === true) {
+    deny = {
+      reason: "method_not_allowed",
+      detail: `a request body on ${request.method} in limited mode`,
     };
   } else {
     try {
@@ -584,6 +594,7 @@ async function forward(
       protocol: "http",
       method: head.method,
       upgrade,
+      body: framing.kind !== "none",
     });
     if (verdict.decision === "deny") {
       await sendBlocked(conn, verdict, "http");
@@ -601,6 +612,7 @@ async function forward(
       protocol: "http",
       method: head.method,
       upgrade,
+      body: framing.kind !== "none",
     }, runtime);
     if (decided.decision === "deny") {
       await sendBlocked(conn, decided, "http");

@@ -199,6 +199,8 @@ export interface DecisionRequest {
   readonly method: string | null;
   /** The `Upgrade` header of an upgrade request (websocket, h2c), if any. */
   readonly upgrade?: string | null;
+  /** True when the request carries a body (`Content-Length` > 0 or chunked). */
+  readonly body?: boolean;
 }
 
 /**
@@ -520,6 +522,12 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         modeDeny = {
           reason: "method_not_allowed",
           detail: `upgrade to "${request.upgrade}" in limited mode`,
+        };
+      } else if (request.body === true) {
+        // A body on GET/HEAD/OPTIONS would carry uploads through "read-only" mode.
+        modeDeny = {
+          reason: "method_not_allowed",
+          detail: `a request body on ${request.method} in limited mode`,
         };
       }
     }

@@ -12,6 +12,7 @@ import {
   proxyFor,
   respondWith,
   send,
+  serveConnections,
   withTimeout,
 } from "./proxy_helpers.ts";
 
@@ -73,4 +74,57 @@ Deno.test("security review: a host allowed by askOnMiss is still refused when it
   assert.equal(response.status, 403);
   assert.equal(JSON.parse(response.body).reason, "not_allowed_local");
   assert.equal(upstream.accepted, 0);
+});
+
+Deno.test("security review: limited mode refuses a request body on GET, HEAD and OPTIONS (absolute-form)", async () => {
+  await using upstream = fakeServer("127.0.0.2", respondWith("$HEAD"));
+  await using proxy = await proxyFor({ allow: ["allowed.test"], mode: "limited" }, {
+    names: { "allowed.test": ["127.0.0.2"] },
+  });
+  const p = upstream.port;
+  const requests = [
+    `GET http://allowed.test:${p}/ HTTP/1.1\r\nHost: allowed.test:${p}\r\nContent-Length: 6\r\n\r\nsecret`,
+    `HEAD http://allowed.test:${p}/ HTTP/1.1\r\nHost: allowed.test:${p}\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nsecret\r\n0\r\n\r\n`,
+    `OPTIONS http://allowed.test:${p}/ HTTP/1.1\r\nHost: allowed.test:${p}\r\nContent-Length: 6\r\n\r\nsecret`,
+  ];
+  for (const request of requests) {
+    const response = parseResponse(await exchange(proxy.http!.port, request));
+    assert.equal(response.status, 403, request);
+    assert.equal(JSON.parse(response.body).reason, "method_not_allowed", request);
+  }
+  assert.equal(upstream.accepted, 0);
+  // A GET without a body still goes through.
+  const ok = parseResponse(
+    await exchange(
+      proxy.http!.port,
+      `GET http://allowed.test:${p}/ HTTP/1.1\r\nHost: allowed.test:${p}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+    ),
+  );
+  assert.equal(ok.status, 200);
+});
+
+Deno.test("security review: limited mode refuses a GET body sent to an x-unix-socket", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/s.sock`;
+    const listener = Deno.listen({ transport: "unix", path });
+    const served = serveConnections(listener, respondWith("ok"));
+    try {
+      await using proxy = await proxyFor({ "allow-unix-socket": [path], mode: "limited" });
+      const response = parseResponse(
+        await exchange(
+          proxy.http!.port,
+          `GET http://docker/ HTTP/1.1\r\nHost: docker\r\nx-unix-socket: ${path}\r\n` +
+            `Content-Length: 6\r\n\r\nsecret`,
+        ),
+      );
+      assert.equal(response.status, 403);
+      assert.equal(JSON.parse(response.body).reason, "method_not_allowed");
+      assert.equal(served.accepted(), 0);
+    } finally {
+      await served.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
