@@ -91,6 +91,7 @@ export function buildBwrapArgs(plan: SandboxPlan, options: BwrapArgsOptions = {}
   for (const path of plan.readOnly ?? []) args.push("--ro-bind-try", path, path);
   args.push("--bind", plan.cwd, plan.cwd);
   for (const path of plan.writable) args.push("--bind-try", path, path);
+  for (const dir of pinnedDirs(plan)) args.push("--bind-try", dir, dir);
   for (const dir of hiddenDirs(plan, linux)) args.push("--tmpfs", dir);
   for (const path of linux.maskedFiles) args.push("--ro-bind", "/dev/null", path);
   for (const bind of linux.socketBinds) args.push("--bind", bind.source, bind.target);
@@ -132,4 +133,24 @@ function hiddenDirs(plan: SandboxPlan, linux: LinuxPlanDetails): readonly string
   const emptied = linux.emptyDirs.some((dir) => isUnder(plan.runDir, dir));
   const exposed = [plan.cwd, ...plan.writable].some((dir) => isUnder(plan.runDir, dir));
   return emptied && !exposed ? linux.hiddenDirs : [...linux.hiddenDirs, plan.runDir];
+}
+
+/**
+ * The directories between a writable area (the working dir, a writable path)
+ * and each `denyRead` path below it, each bound onto itself: a mount point
+ * cannot be renamed or removed, so the command cannot move a hidden file's
+ * directory away (`mv secrets s2`) for the next run, which would find the
+ * `denyRead` path missing and show `s2/…` unmasked.
+ */
+function pinnedDirs(plan: SandboxPlan): string[] {
+  const areas = [plan.cwd, ...plan.writable];
+  const dirs = new Set<string>();
+  for (const path of plan.denyRead) {
+    const parts = path.split("/").filter((part) => part !== "");
+    for (let i = 1; i < parts.length; i++) {
+      const dir = `/${parts.slice(0, i).join("/")}`;
+      if (areas.some((area) => dir !== area && isUnder(dir, area))) dirs.add(dir);
+    }
+  }
+  return [...dirs];
 }

@@ -44,3 +44,33 @@ Deno.test({
     await assert.rejects(Deno.lstat(probe), Deno.errors.NotFound);
   },
 });
+
+Deno.test({
+  name:
+    "deny_read rename: the command cannot move a hidden file's directory away so that the next run shows it",
+  ignore: !READY,
+  async fn() {
+    await using cwd = await visibleTempDir("sandbox-review-rename-");
+    await Deno.mkdir(`${cwd.path}/secrets/deeper`, { recursive: true });
+    await Deno.writeTextFile(`${cwd.path}/secrets/deeper/key`, "TOPSECRET");
+    const config = `${cwd.path}/config.toml`;
+    await Deno.writeTextFile(
+      config,
+      `default_permissions = "t"\n[permissions.t.filesystem]\ndeny_read = ["${cwd.path}/secrets/deeper/key"]\n`,
+    );
+    const run = (script: string) =>
+      sandboxCli(["run", "--config", config, "--", "sh", "-c", script], {
+        cwd: cwd.path,
+        env: NO_CONFIG,
+        timeoutMs: 60_000,
+      });
+    const first = await run(
+      "cat secrets/deeper/key; mv secrets/deeper d2 2>/dev/null; mv secrets s2 2>/dev/null; echo done",
+    );
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /done/);
+    const second = await run("cat secrets/deeper/key s2/deeper/key d2/key 2>/dev/null; echo done");
+    assert.doesNotMatch(first.stdout + second.stdout, /TOPSECRET/);
+    assert.equal(await Deno.readTextFile(`${cwd.path}/secrets/deeper/key`), "TOPSECRET");
+  },
+});
