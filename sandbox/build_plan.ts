@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { SandboxError } from "../cli/errors.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
 import { buildChildEnv, type ProxyPorts } from "./env.ts";
 import type { LinuxPlanDetails, SandboxPlan } from "./plan.ts";
@@ -72,6 +73,40 @@ export async function collectHostFacts(
     pathKinds: kinds,
     allowedSockets: allowed,
   };
+}
+
+/**
+ * Refuses a run whose `filesystem.writable` path goes through a symlink in
+ * a place an earlier sandboxed command could write (the working dir or
+ * another writable path): bwrap follows it, so the command could have made
+ * any directory writable for this run (`mv sub x; mkdir sub; ln -s ../../home
+ * sub/cache`). A symlink outside those places is the user's own and is
+ * followed. Throws {@linkcode SandboxError} (`sandbox_failed`).
+ *
+ * @example
+ * ```ts
+ * checkPlantedSymlinks(config, { cwd: Deno.cwd() });
+ * ```
+ */
+export function checkPlantedSymlinks(
+  config: EffectiveConfig,
+  options: { readonly cwd: string },
+): void {
+  const areas = [options.cwd, ...config.filesystem.writable];
+  for (const path of config.filesystem.writable) {
+    const parts = path.split("/").filter((part) => part !== "");
+    for (let i = 1; i <= parts.length; i++) {
+      const prefix = `/${parts.slice(0, i).join("/")}`;
+      if (!areas.some((area) => prefix !== area && isUnder(prefix, area))) continue;
+      if (pathKind(prefix) !== "symlink") continue;
+      throw new SandboxError(
+        "sandbox_failed",
+        `Cannot make "${path}" writable: "${prefix}" is a symlink inside a directory the sandbox ` +
+          "can write, so an earlier command may have planted it: remove it, or list the real " +
+          "directory in filesystem.writable",
+      );
+    }
+  }
 }
 
 /** The allowlisted socket paths after merging the config's rules in order. */

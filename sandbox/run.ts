@@ -13,7 +13,12 @@ import type { DecisionEvent, ProxyProtocol } from "../proxy/decision_log.ts";
 import type { Resolver } from "../proxy/resolver.ts";
 import type { RunningProxy } from "../proxy/server.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
-import { buildSandboxPlan, collectHostFacts, type PlanNetwork } from "./build_plan.ts";
+import {
+  buildSandboxPlan,
+  checkPlantedSymlinks,
+  collectHostFacts,
+  type PlanNetwork,
+} from "./build_plan.ts";
 import { buildBwrapArgs } from "./bwrap_args.ts";
 import { filterEnv } from "./env.ts";
 import { runLinuxPlan } from "./linux.ts";
@@ -145,6 +150,7 @@ export async function runSandboxed(
   const uid = Deno.uid() ?? 0;
   const { bwrap, setsid } = await preflightLinux({ path: env.PATH, uid });
   await checkCommand(argv[0], { env: filterEnv(env, config.env), cwd });
+  checkPlantedSymlinks(config, { cwd });
 
   await using runDir: RunDir = await createRunDir();
   // The proxy starts while bwrap and the bridge start (see runLinuxPlan's beforeCommand).

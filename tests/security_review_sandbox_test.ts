@@ -47,6 +47,43 @@ Deno.test({
 
 Deno.test({
   name:
+    "planted symlink: a writable path the command replaced by a symlink is refused, not bound writable at its target",
+  ignore: !READY,
+  async fn() {
+    await using root = await visibleTempDir("sandbox-review-link-");
+    const cwd = `${root.path}/work`;
+    const victim = `${root.path}/victim`;
+    await Deno.mkdir(`${cwd}/sub/cache`, { recursive: true });
+    await Deno.mkdir(victim);
+    await Deno.writeTextFile(`${victim}/file`, "orig");
+    const config = `${root.path}/config.toml`;
+    await Deno.writeTextFile(
+      config,
+      `default_permissions = "t"\n[permissions.t.filesystem]\nwritable = ["${cwd}/sub/cache"]\n`,
+    );
+    const run = (script: string) =>
+      sandboxCli(["run", "--config", config, "--", "sh", "-c", script], {
+        cwd,
+        env: NO_CONFIG,
+        timeoutMs: 60_000,
+      });
+    // Run 1: cwd is writable, so the command can move the writable path's parent away (the path
+    // itself is a mount point) and put a relative symlink in its place.
+    const first = await run(
+      "mv sub sub.old && mkdir sub && ln -s ../../victim sub/cache && echo planted",
+    );
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /planted/);
+    // Run 2: the same config must not make the symlink's target writable.
+    const second = await run(`echo pwned > ${victim}/file; echo "w:$?"`);
+    assert.equal(await Deno.readTextFile(`${victim}/file`), "orig");
+    assert.equal(second.code, 126, second.stdout + second.stderr);
+    assert.match(second.stderr, /symlink/);
+  },
+});
+
+Deno.test({
+  name:
     "deny_read rename: the command cannot move a hidden file's directory away so that the next run shows it",
   ignore: !READY,
   async fn() {
