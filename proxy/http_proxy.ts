@@ -529,7 +529,7 @@ function mitmContext(
     target,
     httpLimits: runtime.httpLimits,
     signal: runtime.signal,
-    decide(method, host) {
+    decide(method, host, options) {
       let sameHost = false;
       try {
         const given = parseAuthority(host);
@@ -539,13 +539,14 @@ function mitmContext(
         sameHost = false;
       }
       const methodOk = decideMethod(mode, method).decision === "allow";
+      const refusal = options?.refusal;
       const event = runtime.event({
         host: target.host,
         port: target.port,
         protocol: "https-connect",
         method,
-        decision: sameHost && methodOk ? "allow" : "deny",
-        reason: !sameHost ? "other" : methodOk ? "allowed" : "method_not_allowed",
+        decision: sameHost && methodOk && refusal === undefined ? "allow" : "deny",
+        reason: !sameHost ? "other" : !methodOk ? "method_not_allowed" : refusal ?? "allowed",
         rule: verdict.event.rule,
         source: verdict.event.source,
       });

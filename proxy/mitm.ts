@@ -70,8 +70,11 @@ export interface MitmTunnelContext {
   readonly httpLimits: HttpLimits;
   /** Aborted when the proxy closes. */
   readonly signal: AbortSignal;
-  /** Decides (and logs) one request seen inside the tunnel. */
-  decide(method: string, host: string): DecisionEvent;
+  /**
+   * Decides (and logs) one request seen inside the tunnel; `options.refusal` is
+   * the reason the handler refuses it anyway (logged as that deny).
+   */
+  decide(method: string, host: string, options?: { refusal?: DenyReason }): DecisionEvent;
   /** Logs an event the handler built itself. */
   log(event: DecisionEvent): void;
   /** Connects to the checked target addresses, never resolving again. */
@@ -332,7 +335,25 @@ class Tunnel {
     const hosts = headerValues(head.headers, "host");
     const named = requestAuthority(head, hosts);
     const hostForDecision = named?.host ?? target.host;
-    const event = this.#context.decide(head.method, hostForDecision);
+    // The handler's own refusals are known before the decision is logged, so a refused
+    // request is logged once, as a deny, and never shows up as allowed.
+    const upgrades = headerValues(head.headers, "upgrade").length > 0 ||
+      headerTokens(head.headers, "connection").includes("upgrade");
+    let framingError: unknown = null;
+    let framing: BodyFraming = { kind: "none" };
+    try {
+      framing = requestBodyFraming(head);
+    } catch (error) {
+      framingError = error;
+    }
+    const limited = this.#context.mode === "limited";
+    const refusal: DenyReason | undefined =
+      head.method === "CONNECT" || upgrades || (limited && framing.kind !== "none")
+        ? "method_not_allowed"
+        : framingError !== null
+        ? "other"
+        : undefined;
+    const event = this.#context.decide(head.method, hostForDecision, { refusal });
     const refuse = (status: number, statusText: string, reason: DenyReason, message: string) => {
       const denied: DecisionEvent = event.decision === "deny" ? event : {
         ...event,
@@ -374,13 +395,11 @@ class Tunnel {
         `The request's host (${got}) is not the tunnel's host "${target.host}:${target.port}"`,
       );
     }
-    if (event.decision === "deny") {
+    // A deny that only echoes our own refusal is answered by that refusal's check below.
+    if (event.decision === "deny" && (refusal === undefined || event.reason !== refusal)) {
       const reason = event.reason === "allowed" ? "other" : event.reason;
       return refuse(403, "Forbidden", reason, DENY_REASONS[reason].message);
     }
-    const limited = this.#context.mode === "limited";
-    const upgrades = headerValues(head.headers, "upgrade").length > 0 ||
-      headerTokens(head.headers, "connection").includes("upgrade");
     if (upgrades) {
       return refuse(
         403,
@@ -389,11 +408,8 @@ class Tunnel {
         "Protocol upgrades (WebSocket) are not allowed through MITM",
       );
     }
-    let framing: BodyFraming;
-    try {
-      framing = requestBodyFraming(head);
-    } catch (error) {
-      const why = error instanceof Error ? error.message : String(error);
+    if (framingError !== null) {
+      const why = framingError instanceof Error ? framingError.message : String(framingError);
       return refuse(400, "Bad Request", "other", `Malformed request: ${why}`);
     }
     if (limited && framing.kind !== "none") {

@@ -88,9 +88,11 @@ export interface MitmContext {
    * the request's host (its `Host` header or absolute target) must be the
    * tunnel's host, or it is denied with `other`. The returned event is
    * already logged and reported to `onDecision`: do not pass it to
-   * {@linkcode MitmContext.log} again.
+   * {@linkcode MitmContext.log} again. `options.refusal`: the handler already
+   * refuses this request for that reason (a body, an upgrade), so the event is
+   * a deny rather than an "allow" followed by a second, denying event.
    */
-  decide(method: string, host: string): DecisionEvent;
+  decide(method: string, host: string, options?: { refusal?: DenyReason }): DecisionEvent;
   /** Logs an event the handler built itself (rarely needed; see `decide`). */
   log(event: DecisionEvent): void;
   /** Connects to the checked target addresses (never resolving again; through the upstream proxy if any). */

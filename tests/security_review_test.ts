@@ -5,14 +5,19 @@
  * where "never connected" is the point.
  */
 import assert from "node:assert/strict";
+import type { DecisionEvent } from "../proxy/decision_log.ts";
+import { createLeafIssuer } from "../proxy/leaf_certs.ts";
+import { createMitmHandler } from "../proxy/mitm.ts";
 import {
   exchange,
   fakeServer,
   parseResponse,
   proxyFor,
+  readFramedResponse,
   respondWith,
   send,
   serveConnections,
+  testCa,
   withTimeout,
 } from "./proxy_helpers.ts";
 
@@ -127,4 +132,80 @@ Deno.test("security review: limited mode refuses a GET body sent to an x-unix-so
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("security review: a request refused inside a MITM tunnel is logged once, as a deny, never as allowed", async () => {
+  const host = "upstream.test";
+  const mitmCa = await testCa("review-mitm");
+  const upstreamCa = await testCa("review-upstream");
+  const leaf = createLeafIssuer(upstreamCa).certificateFor(host);
+  let served = 0;
+  const server = Deno.serve(
+    { hostname: "127.0.0.3", port: 0, cert: leaf.chainPem, key: leaf.keyPem, onListen() {} },
+    () => {
+      served++;
+      return new Response("hello\n");
+    },
+  );
+  const events: DecisionEvent[] = [];
+  const proxy = await proxyFor(
+    { allow: [host], mode: "limited", mitm: true, "allow-local-binding": true },
+    {
+      names: { [host]: ["127.0.0.3"] },
+      mitm: createMitmHandler({
+        ca: mitmCa,
+        upstreamCaCerts: [upstreamCa.certPem],
+        systemRoots: false,
+      }),
+      onDecision: (event) => events.push(event),
+      socks: null,
+    },
+  );
+  try {
+    const authority = `${host}:${server.addr.port}`;
+    const refused = [
+      `GET / HTTP/1.1\r\nHost: ${authority}\r\nContent-Length: 4\r\n\r\nleak`,
+      `GET /ws HTTP/1.1\r\nHost: ${authority}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`,
+      `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`,
+    ];
+    for (const request of refused) {
+      const tcp = await Deno.connect({ hostname: "127.0.0.1", port: proxy.http!.port });
+      let conn: Deno.Conn = tcp;
+      try {
+        await send(tcp, `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
+        let head = "";
+        const one = new Uint8Array(1);
+        while (!head.endsWith("\r\n\r\n")) {
+          const n = await withTimeout(tcp.read(one), 10_000, "CONNECT answer");
+          if (n === null) break;
+          head += String.fromCharCode(one[0]);
+        }
+        assert.match(head, /^HTTP\/1\.1 200 /);
+        conn = await Deno.startTls(tcp, { hostname: host, caCerts: [mitmCa.certPem] });
+        await send(conn, request);
+        const state = { buffered: "" };
+        const response = await readFramedResponse(conn, state);
+        assert.ok(response !== null && response.status >= 400, request);
+      } finally {
+        try {
+          conn.close();
+        } catch {
+          // Closed by the proxy.
+        }
+      }
+    }
+  } finally {
+    await proxy.close();
+    await server.shutdown();
+  }
+  assert.equal(served, 0);
+  const inner = events.filter((e) => e.method !== null);
+  assert.deepEqual(
+    inner.map((e) => `${e.method} ${e.decision} ${e.reason}`),
+    [
+      "GET deny method_not_allowed",
+      "GET deny method_not_allowed",
+      "CONNECT deny method_not_allowed",
+    ],
+  );
 });
