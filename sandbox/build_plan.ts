@@ -25,6 +25,12 @@ export interface HostFacts {
   readonly pathKinds: ReadonlyMap<string, PathKind>;
   /** Allowlisted socket path -> canonical path, for those that exist and are sockets now. */
   readonly allowedSockets: ReadonlyMap<string, string>;
+  /**
+   * `denyRead` paths that are symlinks -> their canonical path, with its kind
+   * in `pathKinds` (bwrap cannot mount on a symlink; a mount on its target
+   * hides both names).
+   */
+  readonly denyReadTargets?: ReadonlyMap<string, string>;
 }
 
 /** Options for {@linkcode collectHostFacts}. */
@@ -60,6 +66,18 @@ export async function collectHostFacts(
   for (const path of config.filesystem.denyRead) candidates.add(path);
   const kinds = new Map<string, PathKind>();
   for (const path of candidates) kinds.set(path, pathKind(path));
+  const targets = new Map<string, string>();
+  for (const path of config.filesystem.denyRead) {
+    if (kinds.get(path) !== "symlink") continue;
+    try {
+      const canonical = Deno.realPathSync(path);
+      targets.set(path, canonical);
+      kinds.set(canonical, pathKind(canonical));
+    } catch {
+      // Dangling: nothing to hide (bwrap would fail on it, so leave it out).
+      kinds.set(path, "missing");
+    }
+  }
   const allowed = new Map<string, string>();
   await Promise.all(
     allowedSocketRules(config).map(async (path) => {
@@ -72,6 +90,7 @@ export async function collectHostFacts(
     socketPaths: await listHostSocketPaths({ procNetUnix: options.procNetUnix }),
     pathKinds: kinds,
     allowedSockets: allowed,
+    denyReadTargets: targets,
   };
 }
 
@@ -175,7 +194,8 @@ export function buildSandboxPlan(
 
   const hiddenDirs: string[] = [];
   const maskedFiles: string[] = [];
-  for (const path of config.filesystem.denyRead) {
+  for (const written of config.filesystem.denyRead) {
+    const path = host.denyReadTargets?.get(written) ?? written;
     const kind = host.pathKinds.get(path);
     if (kind === "dir") hiddenDirs.push(path);
     else if (kind === "file" || kind === "symlink") maskedFiles.push(path);

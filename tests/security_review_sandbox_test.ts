@@ -111,3 +111,35 @@ Deno.test({
     assert.equal(await Deno.readTextFile(`${cwd.path}/secrets/deeper/key`), "TOPSECRET");
   },
 });
+
+Deno.test({
+  name:
+    "deny_read symlink: a deny_read path that is a symlink hides its target under both names instead of failing the run",
+  ignore: !READY,
+  async fn() {
+    await using root = await visibleTempDir("sandbox-review-dotfiles-");
+    await Deno.mkdir(`${root.path}/dotfiles/aws`, { recursive: true });
+    await Deno.writeTextFile(`${root.path}/dotfiles/aws/credentials`, "DIRSECRET");
+    await Deno.writeTextFile(`${root.path}/dotfiles/netrc`, "FILESECRET");
+    await Deno.symlink(`${root.path}/dotfiles/aws`, `${root.path}/.aws`);
+    await Deno.symlink("dotfiles/netrc", `${root.path}/.netrc`);
+    const config = `${root.path}/config.toml`;
+    await Deno.writeTextFile(
+      config,
+      `default_permissions = "t"\n[permissions.t.filesystem]\ndeny_read = ["${root.path}/.aws", "${root.path}/.netrc"]\n`,
+    );
+    await using cwd = await tempDir("sandbox-review-cwd-");
+    const r = await sandboxCli([
+      "run",
+      "--config",
+      config,
+      "--",
+      "sh",
+      "-c",
+      `cd ${root.path} && cat .aws/credentials .netrc dotfiles/aws/credentials dotfiles/netrc 2>/dev/null; echo done`,
+    ], { cwd: cwd.path, env: NO_CONFIG, timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /done/);
+    assert.doesNotMatch(r.stdout, /SECRET/);
+  },
+});
