@@ -705,11 +705,16 @@ function expandHome(draft: Draft, env: Record<string, string>, problems: ConfigP
     }
     return path === "~" ? home : `${home.replace(/\/$/, "")}${path.slice(1)}`;
   };
+  // Paths are compared as strings later ("is this under /tmp?"), so `/tmp/a/..` or `//run` must
+  // be written in their one canonical spelling first, or a check could be sidestepped.
   draft.filesystem.writable = draft.filesystem.writable.map((p) =>
-    expand(p, "filesystem.writable")
+    normalizeAbsolutePath(expand(p, "filesystem.writable"))
   );
   draft.filesystem.denyRead = draft.filesystem.denyRead.map((p) =>
-    expand(p, "filesystem.deny_read")
+    normalizeAbsolutePath(expand(p, "filesystem.deny_read"))
+  );
+  draft.network.unixSockets = draft.network.unixSockets.map((rule) =>
+    rule.path.startsWith("/") ? { ...rule, path: normalizeAbsolutePath(rule.path) } : rule
   );
   const ca = draft.network.mitmCa;
   if (ca !== null) {
@@ -718,6 +723,22 @@ function expandHome(draft: Draft, env: Record<string, string>, problems: ConfigP
       key: expand(ca.key, "network.mitm_ca.key"),
     };
   }
+}
+
+/**
+ * `path` with `.`, `..` and repeated or trailing slashes resolved lexically
+ * (`/tmp/a/../b//c/` -> `/tmp/b/c`). Relative paths are returned unchanged
+ * (validation reports them).
+ */
+export function normalizeAbsolutePath(path: string): string {
+  if (!path.startsWith("/")) return path;
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return `/${parts.join("/")}`;
 }
 
 function finish(draft: Draft): EffectiveConfig {

@@ -289,3 +289,28 @@ Deno.test("loadEffectiveConfig() --preset common-dependencies adds the npm regis
     await Deno.remove(home, { recursive: true });
   }
 });
+
+Deno.test("loadEffectiveConfig() writes filesystem and socket paths in one canonical spelling", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "load_test_paths_" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/c.toml`,
+      [
+        'default_permissions = "p"',
+        "[permissions.p.filesystem]",
+        'writable = ["/tmp/a/..", "//srv//cache/./x/"]',
+        'deny_read = ["~/../root/.ssh/"]',
+        "[permissions.p.network.unix_sockets]",
+        '"/run/../run/x.sock" = "allow"',
+      ].join("\n"),
+    );
+    const config = await loadEffectiveConfig({ config: [`${dir}/c.toml`] }, {
+      env: { HOME: "/home/u" },
+    });
+    assert.deepEqual(config.filesystem.writable.slice(-2), ["/tmp", "/srv/cache/x"]);
+    assert.ok(config.filesystem.denyRead.includes("/home/root/.ssh"));
+    assert.deepEqual(config.network.unixSockets.map((r) => r.path), ["/run/x.sock"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
