@@ -182,7 +182,16 @@ export async function runLinuxPlan(
       }
       bridge.watch((how) => options.onBridgeStopped?.(how));
       // Only now may the command start: the bridge listens.
-      await writeAndClose(block, "1");
+      try {
+        await writeAndClose(block, "1");
+      } catch (error) {
+        // bwrap died between its set-up and this write (a broken pipe): report why it ended,
+        // not the pipe error.
+        if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+        const code = await exited;
+        if (forwardedSignal !== null) return interrupted(forwardedSignal);
+        throw await setupFailure(code, options.uid);
+      }
     }
     running = true;
     options.onStarted?.({ bwrap: bwrap.pid, sandbox: sandboxPid });
