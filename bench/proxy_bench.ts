@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { serveConnections } from "../tests/proxy_helpers.ts";
 import { parseArgs } from "node:util";
 import { sandboxTaskFlags } from "./task_flags.ts";
 
@@ -50,7 +51,6 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
 function startSource(hostname: string) {
   const listener = Deno.listen({ hostname, port: 0 });
   const chunk = new Uint8Array(1024 * 1024).fill(120);
-  const conns = new Set<Deno.TcpConn>();
   const serve = async (conn: Deno.TcpConn) => {
     const buf = new Uint8Array(16 * 1024);
     let pending = "";
@@ -91,42 +91,11 @@ function startSource(hostname: string) {
         }
       }
     } catch {
-      // Client went away.
-    } finally {
-      conns.delete(conn);
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
+      // Client went away; serveConnections closes the connection.
     }
   };
-  const loop = (async () => {
-    for (;;) {
-      let conn: Deno.TcpConn;
-      try {
-        conn = await listener.accept();
-      } catch {
-        return;
-      }
-      conns.add(conn);
-      serve(conn);
-    }
-  })();
-  return {
-    port: listener.addr.port,
-    async close() {
-      listener.close();
-      await loop;
-      for (const conn of conns) {
-        try {
-          conn.close();
-        } catch {
-          // Already closed.
-        }
-      }
-    },
-  };
+  const served = serveConnections(listener, (conn) => serve(conn as Deno.TcpConn));
+  return { port: listener.addr.port, close: served.close };
 }
 
 interface ProxyProcess {

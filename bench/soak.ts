@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { serveConnections } from "../tests/proxy_helpers.ts";
 import { parseArgs } from "node:util";
 
 const encoder = new TextEncoder();
@@ -122,7 +123,6 @@ class Reader {
 /** The fake upstream: HTTP/1.1 keep-alive, answers every request with "ok:<path>". */
 function startUpstream(hostname: string): { port: number; close(): Promise<void> } {
   const listener = Deno.listen({ hostname, port: 0 });
-  const conns = new Set<Deno.Conn>();
   const handle = async (conn: Deno.Conn) => {
     const reader = new Reader(conn);
     try {
@@ -142,42 +142,11 @@ function startUpstream(hostname: string): { port: number; close(): Promise<void>
         await writeAll(conn, `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
       }
     } catch {
-      // Client went away.
-    } finally {
-      conns.delete(conn);
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
+      // Client went away; serveConnections closes the connection.
     }
   };
-  const loop = (async () => {
-    for (;;) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch {
-        return;
-      }
-      conns.add(conn);
-      void handle(conn);
-    }
-  })();
-  return {
-    port: listener.addr.port,
-    async close() {
-      listener.close();
-      await loop;
-      for (const conn of conns) {
-        try {
-          conn.close();
-        } catch {
-          // Already closed.
-        }
-      }
-    },
-  };
+  const served = serveConnections(listener, handle);
+  return { port: listener.addr.port, close: served.close };
 }
 
 interface Ports {
