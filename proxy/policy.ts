@@ -240,6 +240,18 @@ async function decide(
     if (ip === null) {
       return deny("other", `resolver answered "${text}", which is not an IP address`, matched);
     }
+    // A deny rule written for an address holds for every name that resolves to it (an allowed
+    // name pointing at a denied metadata or LAN address must not get through).
+    const deniedAddress = policy.deny.find((rule) =>
+      matchesDomainPattern(rule.pattern, ip.canonical, { address: ip })
+    );
+    if (deniedAddress !== undefined) {
+      return deny(
+        "denied",
+        `"${host}" resolves to ${ip.canonical}, which deny rule "${deniedAddress.pattern.text}" matches`,
+        deniedAddress,
+      );
+    }
     if (!unlocked) {
       const local = describeAddress(ip);
       if (local !== null) {

@@ -166,6 +166,29 @@ Deno.test("decideHost() lets allowLocalBinding reach loopback through a wildcard
   assert.equal((await decideHost(p, "012.0.0.011", { resolver })).reason, "denied");
 });
 
+Deno.test("decideHost() holds an address deny rule for every name that resolves to that address", async () => {
+  const resolver: Resolver = (name) =>
+    Promise.resolve(name === "meta.test" ? ["169.254.169.254"] : ["::ffff:10.0.0.7", "8.8.8.8"]);
+  const p = policy({
+    allow: ["*"],
+    deny: ["169.254.169.254", "10.0.0.7"],
+    allowLocalBinding: true,
+  });
+  const meta = await decideHost(p, "meta.test", { resolver });
+  assert.equal(meta.decision, "deny");
+  assert.equal(meta.reason, "denied");
+  assert.equal(meta.rule, "169.254.169.254");
+  // Judged by the embedded IPv4 address, as literal hosts are.
+  const mapped = await decideHost(p, "lan.test", { resolver });
+  assert.equal(mapped.decision, "deny");
+  assert.equal(mapped.rule, "10.0.0.7");
+  // Without the deny rules the same names are allowed (local binding is on).
+  const open = await decideHost(policy({ allow: ["*"], allowLocalBinding: true }), "meta.test", {
+    resolver,
+  });
+  assert.equal(open.decision, "allow");
+});
+
 Deno.test("decideHost() matches an exact IP allow by address, not by spelling", async () => {
   const p = policy({ allow: ["127.0.0.1"] });
   const resolver = countingResolver({ "localhost": ["127.0.0.1"] });
