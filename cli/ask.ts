@@ -22,6 +22,7 @@
  *
  * @module
  */
+import { errorMessage } from "./errors.ts";
 import { dirname } from "node:path";
 import { configLocations } from "../profiles/load.ts";
 import { mergeLearnedHosts } from "./learn_profile.ts";
@@ -156,7 +157,7 @@ export async function openAskPrompter(options: AskPrompterOptions = {}): Promise
   try {
     tty = await Deno.open(options.ttyPath ?? "/dev/tty", { read: true, write: true });
   } catch (error) {
-    const detail = error instanceof Error ? error.message : String(error);
+    const detail = errorMessage(error);
     return denyingPrompter(`no terminal to ask on (${detail})`, stderr);
   }
   return new TerminalPrompter(tty, options);
@@ -373,7 +374,7 @@ class TerminalPrompter implements AskPrompter {
       }
       return null;
     } catch (error) {
-      return error instanceof Error ? error.message : String(error);
+      return errorMessage(error);
     }
   }
 

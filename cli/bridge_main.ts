@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { errorMessage } from "./errors.ts";
 import { bridgeCommand } from "./bridge.ts";
 
 /**
@@ -18,7 +19,7 @@ export async function main(args: readonly string[]): Promise<number> {
   try {
     return await bridgeCommand(args.slice(1));
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorMessage(error);
     await Deno.stderr.write(new TextEncoder().encode(`sandbox: ${message}\n`));
     return error instanceof Error && error.name === "UsageError" ? 2 : 1;
   }

@@ -23,6 +23,14 @@ export interface ConfigProblem {
   message: string;
 }
 
+/**
+ * The message of anything thrown: `error.message` for an Error, the value as
+ * text otherwise. One place for what every error path used to spell out.
+ */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** Renders a problem as `FILE:LINE: key KEYPATH: MESSAGE`. */
 export function formatProblem(problem: ConfigProblem): string {
   const where = problem.line === undefined ? problem.file : `${problem.file}:${problem.line}`;

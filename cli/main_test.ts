@@ -37,3 +37,10 @@ Deno.test("main() rejects help for an unknown command with exit 2", async () => 
   assert.equal(await main(["help", "nope"], io), 2);
   assert.match(io.err, /Unknown command "nope"/);
 });
+
+Deno.test("errorMessage() gives an Error's message and any other value as text", async () => {
+  const { errorMessage } = await import("./errors.ts");
+  assert.equal(errorMessage(new RangeError("out of range")), "out of range");
+  assert.equal(errorMessage("plain"), "plain");
+  assert.equal(errorMessage(42), "42");
+});

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { errorMessage } from "./errors.ts";
 import { DENY_REASONS } from "../proxy/reasons.ts";
 
 /**
@@ -364,7 +365,7 @@ export async function reportRun(result: ReportableRun, options: ReportRunOptions
           { append: true },
         );
       } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
+        const message = errorMessage(error);
         stderr(`${prefix}: Cannot append to GITHUB_STEP_SUMMARY "${file}": ${message}\n`);
       }
     }

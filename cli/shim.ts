@@ -6,7 +6,7 @@
  * @module
  */
 import { runShim } from "../execpolicy/shim_run.ts";
-import { UsageError } from "./errors.ts";
+import { errorMessage, UsageError } from "./errors.ts";
 
 /** Help text (the command is hidden; this is for `sandbox __shim --help`). */
 export const SHIM_HELP = `Usage: sandbox __shim --rules FILE --real PATH [--name NAME]... -- ARGV...
@@ -61,7 +61,7 @@ export async function main(args: readonly string[]): Promise<number> {
   try {
     return await shimCommand(args[0] === "__shim" ? args.slice(1) : [...args]);
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorMessage(error);
     Deno.stderr.writeSync(new TextEncoder().encode(`sandbox: ${message}\n`));
     return error instanceof UsageError ? 2 : 126;
   }

@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { errorMessage } from "../cli/errors.ts";
 import type { ExecDecision, ExecPolicyConfig, ExecRule } from "../profiles/types.ts";
 import {
   type CompiledPattern,
@@ -182,7 +183,7 @@ export function decideCommand(
     if (out.length === 0) out.push(leaf(ctx, words, null));
     return summarize(given, out);
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorMessage(error);
     const note = `Deciding failed, so the command is denied: ${message}`;
     return {
       decision: "deny",

@@ -25,7 +25,7 @@ import {
 } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { rootCertificates } from "node:tls";
-import { SandboxError } from "../cli/errors.ts";
+import { errorMessage, SandboxError } from "../cli/errors.ts";
 
 /** File name of the CA certificate inside a CA directory. */
 export const CA_CERT_FILE = "ca.pem";
@@ -131,7 +131,7 @@ export async function initCa(dir: string, options: InitCaOptions = {}): Promise<
   } catch (error) {
     throw new SandboxError(
       "ca_error",
-      `Cannot create the CA directory "${dir}": ${errorText(error)}`,
+      `Cannot create the CA directory "${dir}": ${errorMessage(error)}`,
       {
         cause: error,
       },
@@ -233,7 +233,7 @@ export function caFromPem(
   } catch (error) {
     throw new SandboxError(
       "ca_error",
-      `Cannot read "${certName}": not a PEM certificate: ${errorText(error)}`,
+      `Cannot read "${certName}": not a PEM certificate: ${errorMessage(error)}`,
       {
         cause: error,
       },
@@ -245,7 +245,7 @@ export function caFromPem(
   } catch (error) {
     throw new SandboxError(
       "ca_error",
-      `Cannot read "${keyName}": not an unencrypted PEM private key: ${errorText(error)}`,
+      `Cannot read "${keyName}": not an unencrypted PEM private key: ${errorMessage(error)}`,
       { cause: error },
     );
   }
@@ -588,7 +588,7 @@ function missingMessage(path: string, error: unknown): string {
   if (error instanceof Deno.errors.NotFound) {
     return `No MITM CA file "${path}": run "sandbox init" first (or set mitm_ca in the profile)`;
   }
-  return `Cannot read "${path}": ${errorText(error)}`;
+  return `Cannot read "${path}": ${errorMessage(error)}`;
 }
 
 /**
@@ -620,7 +620,7 @@ async function writeNewFileAtomic(path: string, data: Uint8Array, mode: number):
     }
   } catch (error) {
     if (error instanceof SandboxError) throw error;
-    throw new SandboxError("ca_error", `Cannot write "${path}": ${errorText(error)}`, {
+    throw new SandboxError("ca_error", `Cannot write "${path}": ${errorMessage(error)}`, {
       cause: error,
     });
   } finally {
@@ -643,7 +643,7 @@ async function exists(path: string): Promise<boolean> {
     return true;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return false;
-    throw new SandboxError("ca_error", `Cannot inspect "${path}": ${errorText(error)}`, {
+    throw new SandboxError("ca_error", `Cannot inspect "${path}": ${errorMessage(error)}`, {
       cause: error,
     });
   }
@@ -661,10 +661,6 @@ function concat(chunks: Uint8Array[]): Uint8Array {
 
 function trimSlash(path: string): string {
   return path.length > 1 ? path.replace(/\/+$/, "") : path;
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** Bytes to a node-forge binary string. */

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { errorMessage } from "../cli/errors.ts";
 import type { DenyReason } from "./reasons.ts";
 import { DENY_REASON_NAMES } from "./reasons.ts";
 
@@ -100,7 +101,7 @@ export function openDecisionLog(path: string, options: DecisionLogOptions = {}):
       } catch (error) {
         // Report the first failures only; the proxy keeps deciding either way.
         if (failures++ < 3) {
-          const why = error instanceof Error ? error.message : String(error);
+          const why = errorMessage(error);
           console.error(`sandbox: Cannot write the decision log "${path}": ${why}`);
         }
       }

@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { errorMessage } from "../cli/errors.ts";
 import { parseIpLiteral } from "./address.ts";
 import type { ProxyProtocol } from "./decision_log.ts";
 import { normalizeHost } from "./host.ts";
@@ -853,10 +854,6 @@ async function readInformational(
       );
     }
   }
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** Past the connection bound: read the head (briefly), answer 503 and close. */

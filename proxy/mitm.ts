@@ -34,7 +34,7 @@ import { Buffer } from "node:buffer";
 import { isIP } from "node:net";
 import { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
-import { SandboxError } from "../cli/errors.ts";
+import { errorMessage, SandboxError } from "../cli/errors.ts";
 import type { EffectiveConfig, NetworkMode } from "../profiles/types.ts";
 import { type CertificateAuthority, defaultCaDir, loadCa, readSystemCaBundle } from "./ca.ts";
 import type { DecisionEvent } from "./decision_log.ts";
@@ -409,7 +409,7 @@ class Tunnel {
       );
     }
     if (framingError !== null) {
-      const why = framingError instanceof Error ? framingError.message : String(framingError);
+      const why = errorMessage(framingError);
       return refuse(400, "Bad Request", "other", `Malformed request: ${why}`);
     }
     if (limited && framing.kind !== "none") {
@@ -457,7 +457,7 @@ class Tunnel {
       });
     } catch (error) {
       if (error instanceof HttpParseError) return false;
-      return await this.#badGateway(client, `Upstream write failed: ${errorText(error)}`);
+      return await this.#badGateway(client, `Upstream write failed: ${errorMessage(error)}`);
     }
     let response;
     let bodyFraming: BodyFraming;
@@ -475,7 +475,7 @@ class Tunnel {
       }
       bodyFraming = responseBodyFraming(response, head.method);
     } catch (error) {
-      return await this.#badGateway(client, `Invalid upstream response: ${errorText(error)}`);
+      return await this.#badGateway(client, `Invalid upstream response: ${errorMessage(error)}`);
     }
     const upstreamCloses = bodyFraming.kind === "until_close" ||
       wantsClose(response.version, response.headers);
@@ -509,7 +509,7 @@ class Tunnel {
       return {
         kind: "error",
         message: `Cannot connect to "${this.#target.host}:${this.#target.port}": ${
-          errorText(error)
+          errorMessage(error)
         }`,
         xProxyError: "upstream-connect-failed",
       };
@@ -535,7 +535,7 @@ class Tunnel {
         kind: "error",
         message:
           `TLS to upstream "${this.#target.host}:${this.#target.port}" failed: ${
-            errorText(error)
+            errorMessage(error)
           }` +
           " (the server's certificate was not accepted, or it does not speak TLS)",
         xProxyError: "upstream-tls-error",
@@ -725,10 +725,6 @@ function closeQuietly(conn: { close(): void }): void {
   } catch {
     // Already closed.
   }
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /**

@@ -21,7 +21,7 @@
  * @module
  */
 import type { NetworkConfig, NetworkMode } from "../profiles/types.ts";
-import { ConfigError, type ConfigProblem } from "../cli/errors.ts";
+import { ConfigError, type ConfigProblem, errorMessage } from "../cli/errors.ts";
 import { classifyAddress, type IpAddress, parseIpLiteral } from "./address.ts";
 import { normalizeHost } from "./host.ts";
 import { compileDomainPattern, type DomainPattern, matchesDomainPattern } from "./pattern.ts";
@@ -111,7 +111,7 @@ export function compileNetworkPolicy(network: NetworkConfig): NetworkPolicy {
       problems.push({
         file: rule.source,
         keyPath: `network.domains.${JSON.stringify(rule.pattern)}`,
-        message: error instanceof Error ? error.message : String(error),
+        message: errorMessage(error),
       });
     }
   }
@@ -230,7 +230,7 @@ async function decide(
   try {
     resolved = await resolver(host);
   } catch (error) {
-    const why = error instanceof Error ? error.message : String(error);
+    const why = errorMessage(error);
     return deny("other", `name did not resolve: ${why}`, matched);
   }
   if (resolved.length === 0) return deny("other", "name did not resolve: no addresses", matched);
@@ -290,7 +290,7 @@ export async function decideHost(
   try {
     return await decide(policy, host, options.resolver);
   } catch (error) {
-    const why = error instanceof Error ? error.message : String(error);
+    const why = errorMessage(error);
     let name: string;
     try {
       name = normalizeHost(host);

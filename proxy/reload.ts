@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { errorMessage } from "../cli/errors.ts";
 import type { SharedValues } from "../cli/args.ts";
 import { loadEffectiveConfig } from "../profiles/load.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
@@ -77,7 +78,7 @@ export function watchConfig(options: WatchConfigOptions): ConfigWatch {
       config = await load(options.flags);
       options.apply(config);
     } catch (error) {
-      const why = error instanceof Error ? error.message : String(error);
+      const why = errorMessage(error);
       report(`sandbox: Config reload failed, keeping the previous policy: ${why}`);
       return false;
     }

@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { ConfigError, SandboxError } from "../cli/errors.ts";
+import { ConfigError, errorMessage, SandboxError } from "../cli/errors.ts";
 import type { EffectiveConfig, NetworkMode } from "../profiles/types.ts";
 import { parseIpLiteral } from "./address.ts";
 import type { DecisionEvent, DecisionLog, ProxyProtocol } from "./decision_log.ts";
@@ -602,7 +602,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         verdict = { decision: "allow", addresses: d.addresses, rule: d.rule, source: d.source };
       }
     } catch (error) {
-      const why = error instanceof Error ? error.message : String(error);
+      const why = errorMessage(error);
       verdict = {
         decision: "deny",
         reason: "other",
@@ -724,7 +724,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     try {
       return Deno.listen({ hostname: address.hostname, port: address.port, transport: "tcp" });
     } catch (error) {
-      const why = error instanceof Error ? error.message : String(error);
+      const why = errorMessage(error);
       throw new SandboxError(
         "proxy_failed",
         `Cannot start the ${what} listener on "${address.hostname}:${address.port}": ${why}`,
@@ -790,7 +790,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         Deno.chmodSync(options.unixPath, 0o600);
         ownUnixPaths.push(options.unixPath, Deno.realPathSync(options.unixPath));
       } catch (error) {
-        const why = error instanceof Error ? error.message : String(error);
+        const why = errorMessage(error);
         throw new SandboxError(
           "proxy_failed",
           `Cannot listen on the unix socket "${options.unixPath}": ${why}`,

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { ConfigError } from "../cli/errors.ts";
+import { ConfigError, errorMessage } from "../cli/errors.ts";
 import { parseIpLiteral } from "./address.ts";
 import { normalizeHost } from "./host.ts";
 import {
@@ -210,7 +210,7 @@ export async function connectTcp(
     if (error instanceof Deno.errors.ConnectionRefused) {
       throw new UpstreamError("refused", `Connection to ${where} refused`, { cause: error });
     }
-    const why = error instanceof Error ? error.message : String(error);
+    const why = errorMessage(error);
     throw new UpstreamError("unreachable", `Cannot connect to ${where}: ${why}`, { cause: error });
   } finally {
     clearTimeout(timer);

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { SandboxError } from "../cli/errors.ts";
+import { errorMessage, SandboxError } from "../cli/errors.ts";
 import { readSystemCaBundle, SYSTEM_CA_BUNDLE_PATHS } from "../proxy/ca.ts";
 
 /** File name of the bundle inside the run directory. */
@@ -64,9 +64,7 @@ export async function writeCaBundle(
   } catch (error) {
     throw new SandboxError(
       "ca_error",
-      `Cannot write the CA bundle "${path}": ${
-        error instanceof Error ? error.message : String(error)
-      }`,
+      `Cannot write the CA bundle "${path}": ${errorMessage(error)}`,
       { cause: error },
     );
   }

@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { SandboxError } from "../cli/errors.ts";
+import { errorMessage, SandboxError } from "../cli/errors.ts";
 import { buildBwrapArgs } from "./bwrap_args.ts";
 import { BRIDGE_HOST } from "./env.ts";
 import type { SandboxPlan } from "./plan.ts";
@@ -274,9 +274,7 @@ function spawnBwrap(
     } catch (error) {
       throw new SandboxError(
         "sandbox_failed",
-        `Cannot start Bubblewrap ("${bwrapPath}"): ${
-          error instanceof Error ? error.message : String(error)
-        }`,
+        `Cannot start Bubblewrap ("${bwrapPath}"): ${errorMessage(error)}`,
         { cause: error },
       );
     }
@@ -350,9 +348,7 @@ function startBridgeProcess(
     owner?.[Symbol.dispose]();
     throw new SandboxError(
       "sandbox_failed",
-      `Cannot start the bridge with "${options.nsenter}": ${
-        error instanceof Error ? error.message : String(error)
-      }`,
+      `Cannot start the bridge with "${options.nsenter}": ${errorMessage(error)}`,
       { cause: error },
     );
   }
@@ -644,9 +640,7 @@ function openLibc(purpose: string): Deno.DynamicLibrary<typeof LIBC_SYMBOLS> & D
   }
   throw new SandboxError(
     "sandbox_failed",
-    `Cannot ${purpose}: libc could not be loaded: ${
-      last instanceof Error ? last.message : String(last)
-    }`,
+    `Cannot ${purpose}: libc could not be loaded: ${errorMessage(last)}`,
     { cause: last },
   );
 }

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { errorMessage } from "../cli/errors.ts";
 
 /** Options for {@linkcode listHostSocketPaths}. */
 export interface ListHostSocketPathsOptions {
@@ -95,7 +96,7 @@ export async function resolveSocketPath(path: string): Promise<ResolvedSocket> {
     return {
       kind: "missing",
       path,
-      detail: error instanceof Error ? error.message : String(error),
+      detail: errorMessage(error),
     };
   }
   try {
@@ -107,7 +108,7 @@ export async function resolveSocketPath(path: string): Promise<ResolvedSocket> {
     return {
       kind: "missing",
       path,
-      detail: error instanceof Error ? error.message : String(error),
+      detail: errorMessage(error),
     };
   }
 }

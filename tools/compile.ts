@@ -30,6 +30,7 @@
  *
  * @module
  */
+import { errorMessage } from "../cli/errors.ts";
 import { parseArgs } from "node:util";
 
 /** A compile target: our short name and Deno's target triple. */
@@ -222,7 +223,7 @@ export async function compileMain(args: readonly string[]): Promise<number> {
       strict: true,
     }));
   } catch (error) {
-    console.error(`compile: ${error instanceof Error ? error.message : String(error)}`);
+    console.error(`compile: ${errorMessage(error)}`);
     return 2;
   }
   if (values.help) {
