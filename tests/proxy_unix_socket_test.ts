@@ -18,6 +18,7 @@ import {
   readUntil,
   respondWith,
   send,
+  serveConnections,
 } from "./proxy_helpers.ts";
 
 /** A raw-byte server on a unix socket; counts accepts. */
@@ -28,41 +29,13 @@ interface UnixFake extends AsyncDisposable {
 }
 
 function unixFake(path: string, handler: (conn: Deno.Conn) => Promise<void>): UnixFake {
-  const listener = Deno.listen({ transport: "unix", path });
-  const conns = new Set<Deno.Conn>();
-  const tasks: Promise<void>[] = [];
-  let accepted = 0;
-  const loop = (async () => {
-    for (;;) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch {
-        return;
-      }
-      accepted++;
-      conns.add(conn);
-      tasks.push(
-        handler(conn).catch(() => {}).finally(() => {
-          if (conns.delete(conn)) conn.close();
-        }),
-      );
-    }
-  })();
-  let closed = false;
-  const close = async () => {
-    if (closed) return;
-    closed = true;
-    listener.close();
-    await loop;
-    for (const conn of conns) conn.close();
-    conns.clear();
-    await Promise.allSettled(tasks);
-  };
+  const served = serveConnections(Deno.listen({ transport: "unix", path }), handler);
+  let closing: Promise<void> | null = null;
+  const close = () => closing ??= served.close();
   return {
     path,
     get accepted() {
-      return accepted;
+      return served.accepted();
     },
     close,
     [Symbol.asyncDispose]: close,

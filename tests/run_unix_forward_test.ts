@@ -8,16 +8,13 @@
  */
 import assert from "node:assert/strict";
 import { readDecisionLog } from "../proxy/decision_log.ts";
+import { serveConnections } from "./proxy_helpers.ts";
 import { hasProgram, parseLines, sandboxCli } from "./run_helpers.ts";
 
 const ignore = !hasProgram("/usr/bin/bwrap") || !hasProgram("/usr/bin/curl");
 
 /** A unix-socket HTTP server that answers each request with what it saw, and counts accepts. */
 function unixHttpServer(path: string) {
-  const listener = Deno.listen({ transport: "unix", path });
-  const conns = new Set<Deno.Conn>();
-  const tasks: Promise<void>[] = [];
-  let accepted = 0;
   const serve = async (conn: Deno.Conn) => {
     let head = "";
     const buf = new Uint8Array(16384);
@@ -33,37 +30,14 @@ function unixHttpServer(path: string) {
     );
     for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
   };
-  const loop = (async () => {
-    for (;;) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch {
-        return;
-      }
-      accepted++;
-      conns.add(conn);
-      tasks.push(
-        serve(conn).catch(() => {}).finally(() => {
-          if (conns.delete(conn)) conn.close();
-        }),
-      );
-    }
-  })();
-  let closed = false;
+  const served = serveConnections(Deno.listen({ transport: "unix", path }), serve);
+  let closing: Promise<void> | null = null;
   return {
     path,
     get accepted() {
-      return accepted;
+      return served.accepted();
     },
-    async close() {
-      if (closed) return;
-      closed = true;
-      listener.close();
-      await loop;
-      for (const conn of conns) conn.close();
-      await Promise.allSettled(tasks);
-    },
+    close: () => closing ??= served.close(),
   };
 }
 
