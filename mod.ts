@@ -27,14 +27,9 @@
  *
  * @module
  */
-export { ConfigError, SandboxError, UsageError } from "./cli/errors.ts";
-export type {
-  ConfigErrorCode,
-  ConfigProblem,
-  SandboxErrorCode,
-  UsageErrorCode,
-} from "./cli/errors.ts";
-export { VERSION } from "./cli/version.ts";
+export { ConfigError, SandboxError, UsageError } from "./errors.ts";
+export type { ConfigErrorCode, ConfigProblem, SandboxErrorCode, UsageErrorCode } from "./errors.ts";
+export { VERSION } from "./version.ts";
 
 export { loadEffectiveConfig, validateConfigText } from "./profiles/mod.ts";
 export type {
@@ -51,7 +46,6 @@ export { PRESETS } from "./profiles/mod.ts";
 
 export {
   compileNetworkPolicy,
-  createResolver,
   decideHost,
   decideMethod,
   DENY_REASONS,
@@ -59,18 +53,15 @@ export {
   normalizeHost,
   parseIpLiteral,
   validateDomainPattern,
-} from "./proxy/mod.ts";
-export type { DenyReason, HostDecision, IpAddress, NetworkPolicy, Resolver } from "./proxy/mod.ts";
-export { startProxy } from "./proxy/mod.ts";
+} from "./policy/mod.ts";
+export type { DenyReason, HostDecision, IpAddress, NetworkPolicy, Resolver } from "./policy/mod.ts";
+export { createResolver, startProxy } from "./proxy/mod.ts";
 export type { DecisionEvent, ProxyOptions, ProxyProtocol, RunningProxy } from "./proxy/mod.ts";
 
 export { decideCommand, formatExecDenial } from "./execpolicy/mod.ts";
 export type { ExecVerdict } from "./execpolicy/mod.ts";
 
-export {
-  buildBwrapArgs,
-  buildSandboxPlan,
-  renderSeatbeltProfile,
-  runSandboxed,
-} from "./sandbox/mod.ts";
-export type { RunOptions, RunResult, SandboxPlan } from "./sandbox/mod.ts";
+export { buildBwrapArgs, buildSandboxPlan, renderSeatbeltProfile } from "./sandbox/mod.ts";
+export type { SandboxPlan } from "./sandbox/mod.ts";
+export { runSandboxed } from "./run/mod.ts";
+export type { RunOptions, RunResult } from "./run/mod.ts";

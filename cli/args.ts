@@ -10,7 +10,8 @@
  *
  * @module
  */
-import { UsageError } from "./errors.ts";
+import type { ConfigFlags } from "../profiles/flags.ts";
+import { UsageError } from "../errors.ts";
 
 /** How one option is written and what it holds. */
 export interface OptionSpec {
@@ -43,23 +44,8 @@ export const SHARED_OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const satisfies OptionSpecs;
 
-/** Values of the shared options after parsing. */
-export interface SharedValues {
-  config?: string[];
-  profile?: string;
-  allow?: string[];
-  deny?: string[];
-  preset?: string[];
-  mode?: string;
-  mitm?: boolean;
-  "allow-local-binding"?: boolean;
-  "allow-unix-socket"?: string[];
-  resolve?: string[];
-  log?: string;
-  "ca-dir"?: string;
-  json?: boolean;
-  help?: boolean;
-}
+/** Values of the shared options after parsing: the loader's {@linkcode ConfigFlags}. */
+export type SharedValues = ConfigFlags;
 
 /** Options for {@linkcode parseCommandArgs}. */
 export interface ParseCommandArgsOptions {

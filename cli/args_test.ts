@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { parseArgs } from "node:util";
 import fc from "fast-check";
 import { type OptionSpecs, parseCommandArgs, SHARED_OPTIONS } from "./args.ts";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../errors.ts";
 
 /** A spec with a string short option too, for the short-option paths. */
 const SPECS = {

@@ -9,7 +9,7 @@
  * @module
  */
 import { startBridge } from "../sandbox/bridge.ts";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../errors.ts";
 
 /** Help text of the internal bridge command. */
 export const BRIDGE_HELP =

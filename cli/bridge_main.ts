@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { errorMessage } from "./errors.ts";
+import { errorMessage } from "../errors.ts";
 import { bridgeCommand } from "./bridge.ts";
 
 /**

@@ -6,7 +6,7 @@
  * @module
  */
 import { parseCommandArgs, SHARED_OPTIONS } from "./args.ts";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../errors.ts";
 import { caFilesIn, defaultCaDir, initCa } from "../proxy/ca.ts";
 
 /** Help text for `sandbox help init`. */

@@ -14,13 +14,13 @@
 import { dirname } from "node:path";
 import { loadEffectiveConfig } from "../profiles/load.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
-import { validateDomainPattern } from "../proxy/pattern.ts";
+import { validateDomainPattern } from "../policy/pattern.ts";
 import { createResolver, parseResolveFlags } from "../proxy/resolver.ts";
-import { runSandboxed } from "../sandbox/run.ts";
+import { runSandboxed } from "../run/run.ts";
 import { parseCommandArgs, SHARED_OPTIONS, type SharedValues } from "./args.ts";
-import { ConfigError, UsageError } from "./errors.ts";
-import { mergeLearnedHosts, renderLearnedProfile } from "./learn_profile.ts";
-import { type AllowedHost, reportRun, summarizeDecisions } from "./report.ts";
+import { ConfigError, UsageError } from "../errors.ts";
+import { mergeLearnedHosts, renderLearnedProfile } from "../profiles/learn_profile.ts";
+import { type AllowedHost, reportRun, summarizeDecisions } from "../run/report.ts";
 
 /** Help text for `sandbox help learn`. */
 export const LEARN_HELP = `Usage: sandbox learn [OPTIONS] -- CMD [ARGS...]

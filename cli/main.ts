@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { ConfigError, SandboxError, UsageError } from "./errors.ts";
-import { VERSION } from "./version.ts";
+import { ConfigError, SandboxError, UsageError } from "../errors.ts";
+import { VERSION } from "../version.ts";
 
 /** What a command module provides once loaded. */
 interface LoadedCommand {

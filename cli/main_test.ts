@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { main } from "./main.ts";
-import { VERSION } from "./version.ts";
+import { VERSION } from "../version.ts";
 import { captureIo } from "../tests/cli_helpers.ts";
 
 Deno.test("main() prints the version that deno.json declares", async () => {
@@ -39,7 +39,7 @@ Deno.test("main() rejects help for an unknown command with exit 2", async () => 
 });
 
 Deno.test("errorMessage() gives an Error's message and any other value as text", async () => {
-  const { errorMessage } = await import("./errors.ts");
+  const { errorMessage } = await import("../errors.ts");
   assert.equal(errorMessage(new RangeError("out of range")), "out of range");
   assert.equal(errorMessage("plain"), "plain");
   assert.equal(errorMessage(42), "42");

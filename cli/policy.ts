@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../errors.ts";
 import { POLICY_CHECK_HELP, policyCheckCommand } from "./policy_check.ts";
 import { POLICY_HOST_HELP, policyHostCommand } from "./policy_host.ts";
 

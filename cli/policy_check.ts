@@ -13,7 +13,7 @@ import {
 } from "../execpolicy/mod.ts";
 import { loadEffectiveConfig } from "../profiles/load.ts";
 import { parseCommandArgs, SHARED_OPTIONS, type SharedValues } from "./args.ts";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../errors.ts";
 
 /** Help text for `sandbox help policy check`. */
 export const POLICY_CHECK_HELP = `Usage: sandbox policy check [OPTIONS] -- CMD [ARGS...]

@@ -7,12 +7,12 @@
  * @module
  */
 import { loadEffectiveConfig } from "../profiles/load.ts";
-import { compileNetworkPolicy, decideHost, type HostDecision } from "../proxy/policy.ts";
-import { DENY_REASONS } from "../proxy/reasons.ts";
+import { compileNetworkPolicy, decideHost, type HostDecision } from "../policy/policy.ts";
+import { DENY_REASONS } from "../policy/reasons.ts";
 import { createResolver, parseResolveFlags, type Resolver } from "../proxy/resolver.ts";
-import { splitHostPort } from "../proxy/host.ts";
+import { splitHostPort } from "../policy/host.ts";
 import { parseCommandArgs, SHARED_OPTIONS, type SharedValues } from "./args.ts";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../errors.ts";
 
 /** Help text for `sandbox help policy host`. */
 export const POLICY_HOST_HELP = `Usage: sandbox policy host [OPTIONS] HOST[:PORT]

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../errors.ts";
 import { formatHostDecision, policyHostCommand } from "./policy_host.ts";
 import { tempDir } from "../tests/cli_helpers.ts";
 

@@ -11,7 +11,7 @@ import { parseTomlText, splitDottedKey } from "../profiles/toml.ts";
 import { type ConfigKind, detectConfigKind, validateConfig } from "../profiles/validate.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
 import { parseCommandArgs, SHARED_OPTIONS, type SharedValues } from "./args.ts";
-import { type ConfigProblem, formatProblem, UsageError } from "./errors.ts";
+import { type ConfigProblem, formatProblem, UsageError } from "../errors.ts";
 
 const SHOW_HELP = `Usage: sandbox profile show [OPTIONS]
 

@@ -7,8 +7,8 @@
  * @module
  */
 import { type OptionSpecs, parseCommandArgs, SHARED_OPTIONS, type SharedValues } from "./args.ts";
-import { alwaysFileFor, openAskPrompter } from "./ask.ts";
-import { UsageError } from "./errors.ts";
+import { alwaysFileFor, openAskPrompter } from "../run/ask.ts";
+import { UsageError } from "../errors.ts";
 import { loadEffectiveConfig } from "../profiles/load.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
 import { prepareMitm } from "../proxy/mitm.ts";

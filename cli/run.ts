@@ -6,10 +6,10 @@
  * @module
  */
 import { loadEffectiveConfig } from "../profiles/load.ts";
-import { runSandboxed } from "../sandbox/run.ts";
+import { runSandboxed } from "../run/run.ts";
 import { parseCommandArgs, SHARED_OPTIONS, type SharedValues } from "./args.ts";
-import { UsageError } from "./errors.ts";
-import { reportRun } from "./report.ts";
+import { UsageError } from "../errors.ts";
+import { reportRun } from "../run/report.ts";
 
 /** Help text for `sandbox help run`. */
 export const RUN_HELP = `Usage: sandbox run [OPTIONS] -- CMD [ARGS…]
@@ -103,7 +103,7 @@ export async function runCommand(args: string[]): Promise<number> {
   const dryRun = values["dry-run"] === true;
   // The prompt's module (and the TOML writer it brings) loads only when asking.
   const ask = (config.network.ask || values.ask === true) && !dryRun
-    ? await import("./ask.ts")
+    ? await import("../run/ask.ts")
     : null;
   await using prompter = ask !== null
     ? await ask.openAskPrompter({

@@ -6,7 +6,7 @@
  * @module
  */
 import { runShim } from "../execpolicy/shim_run.ts";
-import { errorMessage, UsageError } from "./errors.ts";
+import { errorMessage, UsageError } from "../errors.ts";
 
 /** Help text (the command is hidden; this is for `sandbox __shim --help`). */
 export const SHIM_HELP = `Usage: sandbox __shim --rules FILE --real PATH [--name NAME]... -- ARGV...

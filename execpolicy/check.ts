@@ -6,8 +6,8 @@
  *
  * @module
  */
-import type { ConfigProblem } from "../cli/errors.ts";
-import type { ExecPolicyConfig, ExecRule } from "../profiles/types.ts";
+import type { ConfigProblem } from "../errors.ts";
+import type { ExecPolicyConfig, ExecRule } from "./types.ts";
 import { compilePattern, matchArgv, PatternError } from "./match.ts";
 import { shellSplit, ShellSplitError } from "./shell_split.ts";
 

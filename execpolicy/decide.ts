@@ -17,8 +17,8 @@
  *
  * @module
  */
-import { errorMessage } from "../cli/errors.ts";
-import type { ExecDecision, ExecPolicyConfig, ExecRule } from "../profiles/types.ts";
+import { errorMessage } from "../errors.ts";
+import type { ExecDecision, ExecPolicyConfig, ExecRule } from "./types.ts";
 import {
   type CompiledPattern,
   compilePattern,

@@ -19,8 +19,8 @@
  *
  * @module
  */
-import type { SelfInvocation } from "../cli/self.ts";
-import type { ExecPolicyConfig, ExecRule } from "../profiles/types.ts";
+import type { SelfInvocation } from "../self.ts";
+import type { ExecPolicyConfig, ExecRule } from "./types.ts";
 import { type CompiledPattern, compilePattern, programName } from "./match.ts";
 
 /** Dirs searched besides the sandbox's PATH. */

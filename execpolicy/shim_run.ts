@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { ExecPolicyConfig } from "../profiles/types.ts";
+import type { ExecPolicyConfig } from "./types.ts";
 import { decideCommand, formatExecDenial, strictest } from "./decide.ts";
 import { programName } from "./match.ts";
 

@@ -18,8 +18,8 @@
  *
  * @module
  */
-import type { SharedValues } from "../cli/args.ts";
-import { ConfigError, type ConfigProblem } from "../cli/errors.ts";
+import type { ConfigFlags } from "./flags.ts";
+import { ConfigError, type ConfigProblem } from "../errors.ts";
 import { DEFAULTS } from "./defaults.ts";
 import { discoverPresetHosts } from "./preset_hosts.ts";
 import { isPresetName, type PresetName, PRESETS } from "./presets.ts";
@@ -99,7 +99,7 @@ export function configLocations(env: Record<string, string>): ConfigLocations {
  * ```
  */
 export async function loadEffectiveConfig(
-  flags: SharedValues,
+  flags: ConfigFlags,
   options: LoadEffectiveConfigOptions = {},
 ): Promise<EffectiveConfig> {
   const env = options.env ?? Deno.env.toObject();
@@ -531,7 +531,7 @@ function applyExecLayer(draft: Draft, file: UserConfigFile, source: RuleSource):
   }
 }
 
-function applyFlags(draft: Draft, flags: SharedValues, problems: ConfigProblem[]): void {
+function applyFlags(draft: Draft, flags: ConfigFlags, problems: ConfigProblem[]): void {
   const net = draft.network;
   for (const name of flags.preset ?? []) {
     if (!isPresetName(name)) {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { validateDomainPattern } from "../proxy/pattern.ts";
+import { validateDomainPattern } from "../policy/pattern.ts";
 import { PRESETS } from "./presets.ts";
 
 Deno.test("PRESETS entries all pass validateDomainPattern() as allow patterns, without duplicates", () => {

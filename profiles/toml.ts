@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ConfigProblem } from "../cli/errors.ts";
+import type { ConfigProblem } from "../errors.ts";
 
 /** The result of {@linkcode parseTomlText}: the parsed value, or the syntax problem. */
 export type ParsedToml =

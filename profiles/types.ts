@@ -6,66 +6,17 @@
  *
  * @module
  */
+import type { NetworkConfig, RuleSource } from "../policy/types.ts";
+import type { ExecPolicyConfig } from "../execpolicy/types.ts";
 
-/** Where a rule or setting came from, e.g. `managed:/etc/sandbox/requirements.toml`,
- * `user:/home/a/.config/sandbox/config.toml`, `flag:--allow`, `preset:common-dependencies`,
- * `default`. Shown by `sandbox profile show` and in decisions. */
-export type RuleSource = string;
-
-/** A domain rule: a pattern and whether it allows or denies. */
-export interface DomainRule {
-  /** The pattern as written (`example.com`, `*.example.com`, `**.example.com`, `*`). */
-  readonly pattern: string;
-  /** `allow` or `deny`; deny always wins. */
-  readonly action: "allow" | "deny";
-  /** Where the rule came from. */
-  readonly source: RuleSource;
-}
-
-/** A unix socket rule: an absolute path and whether it is reachable. */
-export interface UnixSocketRule {
-  /** Absolute path of the socket. */
-  readonly path: string;
-  /** `allow` makes it connectable from the sandbox; `none` removes an earlier allow. */
-  readonly action: "allow" | "none";
-  /** Where the rule came from. */
-  readonly source: RuleSource;
-}
-
-/** Method policy: `full` lets every method through; `limited` only GET, HEAD, OPTIONS. */
-export type NetworkMode = "full" | "limited";
-
-/** The network part of the effective configuration. */
-export interface NetworkConfig {
-  /** Whether the sandbox gets network (through the proxy) at all. */
-  readonly enabled: boolean;
-  /** Method policy. */
-  readonly mode: NetworkMode;
-  /** Let the policy reach loopback and private addresses. */
-  readonly allowLocalBinding: boolean;
-  /** Terminate TLS in limited mode so the method can be checked. */
-  readonly mitm: boolean;
-  /** A user-supplied CA for MITM, or null for the one `sandbox init` creates. */
-  readonly mitmCa: { readonly cert: string; readonly key: string } | null;
-  /** Every unix socket is reachable from the sandbox. */
-  readonly dangerouslyAllowAllUnixSockets: boolean;
-  /** The proxy may listen on a non-loopback address. */
-  readonly dangerouslyAllowNonLoopbackProxy: boolean;
-  /** Listen address for the HTTP proxy (`http://127.0.0.1:3128`), or null for the default. */
-  readonly proxyUrl: string | null;
-  /** Listen address for the SOCKS5 proxy, or null for the default. */
-  readonly socksUrl: string | null;
-  /** Whether the SOCKS5 listener runs. */
-  readonly enableSocks5: boolean;
-  /** Domain rules in merge order (managed first). */
-  readonly domains: readonly DomainRule[];
-  /** Unix socket rules in merge order. */
-  readonly unixSockets: readonly UnixSocketRule[];
-  /** A managed file pinned the allowlist to its own entries. */
-  readonly managedAllowedDomainsOnly: boolean;
-  /** Turn an allowlist miss into a prompt on the controlling terminal. */
-  readonly ask: boolean;
-}
+export type {
+  DomainRule,
+  NetworkConfig,
+  NetworkMode,
+  RuleSource,
+  UnixSocketRule,
+} from "../policy/types.ts";
+export type { ExecDecision, ExecPolicyConfig, ExecRule } from "../execpolicy/types.ts";
 
 /** Filesystem view of the sandbox beyond the defaults (read-only root, writable cwd). */
 export interface FilesystemConfig {
@@ -81,33 +32,6 @@ export interface EnvConfig {
   readonly allow: readonly string[] | null;
   /** Variables matching one of these globs are dropped. Deny beats allow. */
   readonly deny: readonly string[];
-}
-
-/** An execpolicy decision. Strictness: deny > allow > allow-network. */
-export type ExecDecision = "deny" | "allow" | "allow-network";
-
-/** One execpolicy rule. */
-export interface ExecRule {
-  /** The command pattern as written, e.g. `git push *`. */
-  readonly pattern: string;
-  /** What the rule decides. */
-  readonly decision: ExecDecision;
-  /** Why the rule exists, shown when it denies. */
-  readonly justification: string | null;
-  /** Example command lines that must match (checked at load). */
-  readonly match: readonly string[];
-  /** Example command lines that must not match (checked at load). */
-  readonly notMatch: readonly string[];
-  /** Where the rule came from. */
-  readonly source: RuleSource;
-}
-
-/** The execpolicy table. */
-export interface ExecPolicyConfig {
-  /** Decision for a command no rule matches (`allow` unless set). */
-  readonly default: ExecDecision;
-  /** Rules in merge order. */
-  readonly rules: readonly ExecRule[];
 }
 
 /** Everything a command needs to know, merged. */

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import type { ConfigProblem } from "../cli/errors.ts";
+import type { ConfigProblem } from "../errors.ts";
 import { checkDomainPattern } from "./_pattern.ts";
 import { isPresetName, PRESETS } from "./presets.ts";
 import { formatKeyPath, type KeyLines, parseTomlText } from "./toml.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatProblem } from "../cli/errors.ts";
+import { formatProblem } from "../errors.ts";
 import { detectConfigKind, validateConfigText } from "./validate.ts";
 
 const DATA = new URL("../testdata/profiles/", import.meta.url);

@@ -25,7 +25,7 @@ import {
 } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { rootCertificates } from "node:tls";
-import { errorMessage, SandboxError } from "../cli/errors.ts";
+import { errorMessage, SandboxError } from "../errors.ts";
 
 /** File name of the CA certificate inside a CA directory. */
 export const CA_CERT_FILE = "ca.pem";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { generateKeyPairSync, X509Certificate } from "node:crypto";
-import { SandboxError } from "../cli/errors.ts";
+import { SandboxError } from "../errors.ts";
 import { caFilesIn, caFromPem, defaultCaDir, initCa, loadCa, signCertificate } from "./ca.ts";
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {

@@ -12,9 +12,9 @@
  *
  * @module
  */
-import { errorMessage } from "../cli/errors.ts";
-import type { DenyReason } from "./reasons.ts";
-import { DENY_REASON_NAMES } from "./reasons.ts";
+import { errorMessage } from "../errors.ts";
+import type { DenyReason } from "../policy/reasons.ts";
+import { DENY_REASON_NAMES } from "../policy/reasons.ts";
 
 /** Which door a connection came through. */
 export type ProxyProtocol = "http" | "https-connect" | "socks5";
@@ -33,7 +33,7 @@ export interface DecisionEvent {
   readonly method: string | null;
   /** The outcome. */
   readonly decision: "allow" | "deny";
-  /** `allowed`, or the deny reason from proxy/reasons.ts. */
+  /** `allowed`, or the deny reason from policy/reasons.ts. */
   readonly reason: "allowed" | DenyReason;
   /** The rule that decided, as written, or null. */
   readonly rule: string | null;

@@ -10,7 +10,7 @@
  *
  * `x-unix-socket: /abs/path` on an absolute-form request sends it to that
  * unix socket instead of the target host, when the path is allowlisted
- * (rules in sandbox/unix_forward.ts); the header is removed before
+ * (rules in proxy/unix_forward.ts); the header is removed before
  * forwarding, the URL's host is not judged (it only fills `Host`), the
  * method rules of `limited` mode still apply, and the decision is logged
  * with host `unix:/abs/path` and port 0. Otherwise: 403, reason `other`,
@@ -20,10 +20,10 @@
  *
  * @module
  */
-import { errorMessage } from "../cli/errors.ts";
-import { parseIpLiteral } from "./address.ts";
+import { errorMessage } from "../errors.ts";
+import { parseIpLiteral } from "../policy/address.ts";
 import type { ProxyProtocol } from "./decision_log.ts";
-import { normalizeHost } from "./host.ts";
+import { normalizeHost } from "../policy/host.ts";
 import {
   BufferedReader,
   copyBody,
@@ -43,8 +43,8 @@ import {
   stripHopByHop,
   writeAll,
 } from "./http_parser.ts";
-import { decideMethod } from "./policy.ts";
-import { DENY_REASONS, type DenyReason } from "./reasons.ts";
+import { decideMethod } from "../policy/policy.ts";
+import { DENY_REASONS, type DenyReason } from "../policy/reasons.ts";
 import { prependBytes, relay } from "./relay.ts";
 import type { ConnectionSlot, MitmContext, ProxyRuntime, Verdict } from "./server.ts";
 import { UpstreamError } from "./upstream.ts";
@@ -54,7 +54,7 @@ import {
   connectAllowedUnixSocket,
   UnixForwardError,
   X_UNIX_SOCKET_HEADER,
-} from "../sandbox/unix_forward.ts";
+} from "./unix_forward.ts";
 
 /** A request target or Host value split into host and port. */
 export interface Authority {
@@ -253,7 +253,7 @@ async function sendBlocked(
 /**
  * Why an allowed request or tunnel could not be delivered. These are not
  * policy decisions, so they stay out of the deny-reason table
- * (proxy/reasons.ts); their `x-proxy-error` values sit beside the MITM
+ * (policy/reasons.ts); their `x-proxy-error` values sit beside the MITM
  * handler's `upstream-error` and `upstream-tls-error`.
  */
 type GatewayFailure = "upstream_error" | "upstream_timeout";

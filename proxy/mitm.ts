@@ -34,7 +34,7 @@ import { Buffer } from "node:buffer";
 import { isIP } from "node:net";
 import { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
-import { errorMessage, SandboxError } from "../cli/errors.ts";
+import { errorMessage, SandboxError } from "../errors.ts";
 import type { EffectiveConfig, NetworkMode } from "../profiles/types.ts";
 import { type CertificateAuthority, defaultCaDir, loadCa, readSystemCaBundle } from "./ca.ts";
 import type { DecisionEvent } from "./decision_log.ts";
@@ -60,7 +60,7 @@ import {
   writeAll,
 } from "./http_parser.ts";
 import { createLeafIssuer, type LeafIssuer } from "./leaf_certs.ts";
-import { DENY_REASONS, type DenyReason } from "./reasons.ts";
+import { DENY_REASONS, type DenyReason } from "../policy/reasons.ts";
 
 /** The part of the proxy's `MitmContext` (proxy/server.ts) this handler uses. */
 export interface MitmTunnelContext {

@@ -14,7 +14,7 @@ import { DEFAULT_HTTP_LIMITS } from "./http_parser.ts";
 import { createLeafIssuer } from "./leaf_certs.ts";
 import { createMitmHandler, type MitmTarget, type MitmTunnelContext, prepareMitm } from "./mitm.ts";
 import { loadEffectiveConfig } from "../profiles/load.ts";
-import { SandboxError } from "../cli/errors.ts";
+import { SandboxError } from "../errors.ts";
 import { readFramedResponse, testCa, withTimeout } from "../tests/proxy_helpers.ts";
 
 const UPSTREAM_HOST = "upstream.test";

@@ -1,45 +1,18 @@
 /**
- * The egress side of sandbox: the network policy engine (host
- * normalization, IP address classification, the domain pattern grammar,
- * name resolution, host and method decisions) and, beside it, the proxy.
+ * The egress proxy: HTTP (absolute-form and CONNECT), SOCKS5, MITM for
+ * limited mode, name resolution and the decision log. The policy it enforces
+ * lives one floor down, in `policy/`.
  *
  * @example
  * ```ts
- * import { compileNetworkPolicy, createResolver, decideHost } from "./mod.ts";
- * const policy = compileNetworkPolicy(config.network);
- * const decision = await decideHost(policy, "api.example.com", { resolver: createResolver() });
+ * import { startProxy } from "./mod.ts";
+ * await using proxy = await startProxy({ config, resolver: createResolver() });
  * ```
  *
  * @module
  */
-export { normalizeHost, splitHostPort } from "./host.ts";
-export type { HostPort } from "./host.ts";
-export {
-  classifyAddress,
-  isNonPublicAddress,
-  NON_PUBLIC_RANGES,
-  parseIpLiteral,
-} from "./address.ts";
-export type { AddressClass, AddressRange, IpAddress } from "./address.ts";
-export {
-  compileDomainPattern,
-  matchesDomainPattern,
-  PatternError,
-  validateDomainPattern,
-} from "./pattern.ts";
-export type { DomainPattern, MatchOptions, NameScope, PatternErrorCode } from "./pattern.ts";
 export { createResolver, parseResolveFlags, ResolveError } from "./resolver.ts";
 export type { CreateResolverOptions, Resolver } from "./resolver.ts";
-export { compileNetworkPolicy, decideHost, decideMethod } from "./policy.ts";
-export type {
-  CompiledRule,
-  DecideHostOptions,
-  HostDecision,
-  MethodDecision,
-  NetworkPolicy,
-} from "./policy.ts";
-export { DENY_REASON_NAMES, DENY_REASONS } from "./reasons.ts";
-export type { DenyReason, DenyReasonInfo } from "./reasons.ts";
 export { caFilesIn, caFromPem, defaultCaDir, initCa, loadCa, signCertificate } from "./ca.ts";
 export type {
   CaFiles,
@@ -65,23 +38,6 @@ export { formatDecisionLine, openDecisionLog, readDecisionLog } from "./decision
 export type { DecisionLog, DecisionLogOptions, ReadDecisionLogOptions } from "./decision_log.ts";
 export { connectTarget, UpstreamError, upstreamProxyFromEnv } from "./upstream.ts";
 export type { ConnectTarget, UpstreamProxyConfig, UpstreamProxyServer } from "./upstream.ts";
-export {
-  BufferedReader,
-  copyBody,
-  DEFAULT_HTTP_LIMITS,
-  HttpParseError,
-  readRequestHead,
-  readResponseHead,
-  requestBodyFraming,
-  responseBodyFraming,
-} from "./http_parser.ts";
-export type {
-  BodyFraming,
-  HttpHeader,
-  HttpLimits,
-  RequestHead,
-  ResponseHead,
-} from "./http_parser.ts";
 export { createMitmHandler, prepareMitm } from "./mitm.ts";
 export type {
   MitmOptions,
@@ -90,3 +46,9 @@ export type {
   MitmTunnelHandler,
   PrepareMitmOptions,
 } from "./mitm.ts";
+export {
+  connectAllowedUnixSocket,
+  UnixForwardError,
+  X_UNIX_SOCKET_HEADER,
+} from "./unix_forward.ts";
+export type { ConnectAllowedUnixSocketOptions, UnixForwardRefusal } from "./unix_forward.ts";

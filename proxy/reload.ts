@@ -16,21 +16,21 @@
  *
  * @module
  */
-import { errorMessage } from "../cli/errors.ts";
-import type { SharedValues } from "../cli/args.ts";
+import { errorMessage } from "../errors.ts";
+import type { ConfigFlags } from "../profiles/flags.ts";
 import { loadEffectiveConfig } from "../profiles/load.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
 
 /** Options for {@linkcode watchConfig}. */
 export interface WatchConfigOptions {
   /** The shared flags the configuration was first loaded with. */
-  flags: SharedValues;
+  flags: ConfigFlags;
   /** The config files to watch (the loaded config's `files`). */
   files: readonly string[];
   /** Applies a newly loaded config (e.g. `proxy.updateConfig`); may throw to refuse it. */
   apply: (config: EffectiveConfig) => void;
   /** Loads the configuration (default: `loadEffectiveConfig(flags)`). */
-  load?: (flags: SharedValues) => Promise<EffectiveConfig>;
+  load?: (flags: ConfigFlags) => Promise<EffectiveConfig>;
   /** Where messages go (default: stderr). */
   report?: (message: string) => void;
   /** Listen for SIGHUP (default true). */
@@ -60,7 +60,7 @@ function absolute(path: string): string {
 
 /** Watches the config files and SIGHUP; see the module docs. */
 export function watchConfig(options: WatchConfigOptions): ConfigWatch {
-  const load = options.load ?? ((flags: SharedValues) => loadEffectiveConfig(flags));
+  const load = options.load ?? ((flags: ConfigFlags) => loadEffectiveConfig(flags));
   const report = options.report ?? ((message: string) => console.error(message));
   const debounceMs = options.debounceMs ?? 100;
   let files = new Set(options.files.map(absolute));

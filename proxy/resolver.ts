@@ -6,15 +6,12 @@
  * @module
  */
 import { lookup } from "node:dns/promises";
-import { UsageError } from "../cli/errors.ts";
-import { parseIpLiteral } from "./address.ts";
-import { normalizeHost } from "./host.ts";
+import { UsageError } from "../errors.ts";
+import { parseIpLiteral } from "../policy/address.ts";
+import { normalizeHost } from "../policy/host.ts";
+import type { Resolver } from "../policy/types.ts";
 
-/**
- * Resolves a normalized host name to its addresses (canonical IP strings).
- * Rejects when the name does not resolve; never resolves to an empty list.
- */
-export type Resolver = (host: string) => Promise<string[]>;
+export type { Resolver };
 
 /** Options for {@linkcode createResolver}. */
 export interface CreateResolverOptions {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { UsageError } from "../cli/errors.ts";
+import { UsageError } from "../errors.ts";
 import { createResolver, parseResolveFlags, ResolveError } from "./resolver.ts";
 
 Deno.test("parseResolveFlags() collects HOST=ADDR values in canonical form", () => {

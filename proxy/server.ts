@@ -18,22 +18,27 @@
  *
  * @module
  */
-import { ConfigError, errorMessage, SandboxError } from "../cli/errors.ts";
+import { ConfigError, errorMessage, SandboxError } from "../errors.ts";
 import type { EffectiveConfig, NetworkMode } from "../profiles/types.ts";
-import { parseIpLiteral } from "./address.ts";
+import { parseIpLiteral } from "../policy/address.ts";
 import type { DecisionEvent, DecisionLog, ProxyProtocol } from "./decision_log.ts";
 import { formatCommand, openDecisionLog } from "./decision_log.ts";
-import { normalizeHost } from "./host.ts";
+import { normalizeHost } from "../policy/host.ts";
 import { BufferedReader, type HttpLimits } from "./http_parser.ts";
 import { handleHttpClient, refuseHttpOverload } from "./http_proxy.ts";
-import { compileDomainPattern } from "./pattern.ts";
-import { compileNetworkPolicy, decideHost, decideMethod, type NetworkPolicy } from "./policy.ts";
-import type { DenyReason } from "./reasons.ts";
+import { compileDomainPattern } from "../policy/pattern.ts";
+import {
+  compileNetworkPolicy,
+  decideHost,
+  decideMethod,
+  type NetworkPolicy,
+} from "../policy/policy.ts";
+import type { DenyReason } from "../policy/reasons.ts";
 import { BufferPool } from "./relay.ts";
 import type { Resolver } from "./resolver.ts";
 import { handleSocks5Client, refuseSocksOverload } from "./socks5.ts";
 import { type ConnectTarget, connectTarget, type UpstreamProxyConfig } from "./upstream.ts";
-import { unixSocketAllowlist, type UnixSocketEntry } from "../sandbox/unix_forward.ts";
+import { unixSocketAllowlist, type UnixSocketEntry } from "./unix_forward.ts";
 
 export type { DecisionEvent, ProxyProtocol } from "./decision_log.ts";
 

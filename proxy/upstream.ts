@@ -15,9 +15,9 @@
  *
  * @module
  */
-import { ConfigError, errorMessage } from "../cli/errors.ts";
-import { parseIpLiteral } from "./address.ts";
-import { normalizeHost } from "./host.ts";
+import { ConfigError, errorMessage } from "../errors.ts";
+import { parseIpLiteral } from "../policy/address.ts";
+import { normalizeHost } from "../policy/host.ts";
 import {
   BufferedReader,
   headerValues,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError } from "../cli/errors.ts";
+import { ConfigError } from "../errors.ts";
 import {
   bypassesUpstream,
   connectTarget,

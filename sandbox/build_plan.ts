@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { SandboxError } from "../cli/errors.ts";
+import { SandboxError } from "../errors.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
 import { buildChildEnv, type ProxyPorts } from "./env.ts";
 import type { LinuxPlanDetails, SandboxPlan } from "./plan.ts";

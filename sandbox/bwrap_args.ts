@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { SandboxError } from "../cli/errors.ts";
+import { SandboxError } from "../errors.ts";
 import type { LinuxPlanDetails, SandboxPlan } from "./plan.ts";
 import { isUnder } from "./unix_sockets.ts";
 

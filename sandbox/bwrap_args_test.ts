@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { SandboxError } from "../cli/errors.ts";
+import { SandboxError } from "../errors.ts";
 import { loadEffectiveConfig } from "../profiles/load.ts";
 import { buildSandboxPlan, collectHostFacts, type HostFacts } from "./build_plan.ts";
 import { buildBwrapArgs } from "./bwrap_args.ts";

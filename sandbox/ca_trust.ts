@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { errorMessage, SandboxError } from "../cli/errors.ts";
+import { errorMessage, SandboxError } from "../errors.ts";
 import { readSystemCaBundle, SYSTEM_CA_BUNDLE_PATHS } from "../proxy/ca.ts";
 
 /** File name of the bundle inside the run directory. */

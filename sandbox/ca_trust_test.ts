@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { rootCertificates } from "node:tls";
-import { SandboxError } from "../cli/errors.ts";
+import { SandboxError } from "../errors.ts";
 import { initCa } from "../proxy/ca.ts";
 import { CA_TRUST_ENV_NAMES, caTrustEnv, writeCaBundle } from "./ca_trust.ts";
 

@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { errorMessage, SandboxError } from "../cli/errors.ts";
+import { errorMessage, SandboxError } from "../errors.ts";
 import { buildBwrapArgs } from "./bwrap_args.ts";
 import { BRIDGE_HOST } from "./env.ts";
 import type { SandboxPlan } from "./plan.ts";

@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { SandboxError } from "../cli/errors.ts";
+import { SandboxError } from "../errors.ts";
 import type { SandboxPlan } from "./plan.ts";
 import { renderSeatbeltProfile } from "./seatbelt.ts";
 import { assertSeatbeltProfile } from "./seatbelt_check.ts";

@@ -1,7 +1,7 @@
 /**
  * The sandbox: the platform-neutral plan, the Linux backend (Bubblewrap, the
- * bridge into its network namespace, unix socket masking) and the run
- * orchestration shared by `sandbox run` and `sandbox learn`.
+ * bridge into its network namespace, unix socket masking) and the macOS
+ * Seatbelt profile. Running a command is one floor up, in `run/`.
  *
  * @module
  */
@@ -48,9 +48,6 @@ export {
   resolveSocketPath,
 } from "./unix_sockets.ts";
 export type { ListHostSocketPathsOptions, ResolvedSocket } from "./unix_sockets.ts";
-export { runSandboxed } from "./run.ts";
-export type { RunOptions, RunResult, RunVerdict } from "./run.ts";
-export { BRIDGE_PORTS } from "./run.ts";
 export { runLinuxPlan } from "./linux.ts";
 export type { LinuxRunOptions, LinuxRunResult } from "./linux.ts";
 export { preflightLinux, resolveCommand, userNamespaceProblem } from "./preflight.ts";
@@ -60,15 +57,9 @@ export type {
   ResolveCommandOptions,
   ResolvedCommand,
 } from "./preflight.ts";
-export { relayConns, startBridge } from "./bridge.ts";
+export { startBridge } from "./bridge.ts";
 export type { BridgeListenAddress, BridgeOptions, RunningBridge } from "./bridge.ts";
 export { createRunDir, RUN_DIR_PREFIX, sweepStaleRunDirs } from "./run_dir.ts";
 export type { CreateRunDirOptions, RunDir, SweepOptions } from "./run_dir.ts";
 export { CA_BUNDLE_FILE, CA_TRUST_ENV_NAMES, caTrustEnv, writeCaBundle } from "./ca_trust.ts";
 export type { WriteCaBundleOptions } from "./ca_trust.ts";
-export {
-  connectAllowedUnixSocket,
-  UnixForwardError,
-  X_UNIX_SOCKET_HEADER,
-} from "./unix_forward.ts";
-export type { ConnectAllowedUnixSocketOptions, UnixForwardRefusal } from "./unix_forward.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { SandboxError } from "../cli/errors.ts";
+import { SandboxError } from "../errors.ts";
 
 /** Options for {@linkcode preflightLinux}. */
 export interface PreflightOptions {

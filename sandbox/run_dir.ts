@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { SandboxError } from "../cli/errors.ts";
+import { SandboxError } from "../errors.ts";
 
 /** A run directory; dispose it to remove it. */
 export interface RunDir extends AsyncDisposable {

@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { SandboxError } from "../cli/errors.ts";
+import { SandboxError } from "../errors.ts";
 import type { SandboxPlan } from "./plan.ts";
 
 /** What {@linkcode renderSeatbeltProfile} returns. */

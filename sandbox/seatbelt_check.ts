@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { SandboxError } from "../cli/errors.ts";
+import { SandboxError } from "../errors.ts";
 import { SEATBELT_SYSTEM_LITERALS, SEATBELT_SYSTEM_REGEXES } from "./seatbelt.ts";
 
 /** One problem found in a profile. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { SandboxError } from "../cli/errors.ts";
+import { SandboxError } from "../errors.ts";
 import { assertSeatbeltProfile, checkSeatbeltProfile } from "./seatbelt_check.ts";
 
 const OK = `(version 1)

@@ -12,7 +12,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { SandboxError } from "../cli/errors.ts";
+import { SandboxError } from "../errors.ts";
 import type { SandboxPlan } from "./plan.ts";
 import { renderSeatbeltProfile, seatbeltPathForms, type SeatbeltProfile } from "./seatbelt.ts";
 import { checkSeatbeltProfile } from "./seatbelt_check.ts";

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { errorMessage } from "../cli/errors.ts";
+import { errorMessage } from "../errors.ts";
 
 /** Options for {@linkcode listHostSocketPaths}. */
 export interface ListHostSocketPathsOptions {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { alwaysFileFor, ciReason, parseAnswer, terminalSafe } from "../cli/ask.ts";
+import { alwaysFileFor, ciReason, parseAnswer, terminalSafe } from "../run/ask.ts";
 import { runCommand, sandboxArgv, tempDir } from "./cli_helpers.ts";
 
 // A pseudo-terminal driver: runs argv as the session leader of a new pty (so
@@ -84,7 +84,7 @@ async function runInPty(
   return JSON.parse(new TextDecoder().decode(output.stdout));
 }
 
-const ASK_MODULE = new URL("../cli/ask.ts", import.meta.url).href;
+const ASK_MODULE = new URL("../run/ask.ts", import.meta.url).href;
 
 // A small program that asks about misses through the real prompter on
 // /dev/tty and writes the answers as JSON to $ASK_RESULT.

@@ -118,7 +118,7 @@ export interface SandboxArgvOptions {
 
 /**
  * argv that starts `sandbox ARGS…`: under the Deno running the tests, the
- * same way the program starts itself (cli/self.ts).
+ * same way the program starts itself (self.ts).
  */
 export function sandboxArgv(
   args: readonly string[],

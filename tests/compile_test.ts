@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { selfInvocation } from "../cli/self.ts";
-import { VERSION } from "../cli/version.ts";
+import { selfInvocation } from "../self.ts";
+import { VERSION } from "../version.ts";
 import { runCommand, tempDir } from "./cli_helpers.ts";
 import {
   cachedRuntimePath,
@@ -151,7 +151,7 @@ async function sourceFiles(): Promise<string[]> {
   return files;
 }
 
-Deno.test("the binary needs no file beside it: only cli/self.ts looks at import.meta, imports are literal", async () => {
+Deno.test("the binary needs no file beside it: only self.ts looks at import.meta, imports are literal", async () => {
   const offenders: string[] = [];
   for (const file of await sourceFiles()) {
     let text: string;
@@ -163,7 +163,7 @@ Deno.test("the binary needs no file beside it: only cli/self.ts looks at import.
     }
     const relative = file.slice(ROOT.length + 1);
     if (
-      relative !== "cli/self.ts" && /import\.meta\.(url|dirname|filename|resolve)/.test(text)
+      relative !== "self.ts" && /import\.meta\.(url|dirname|filename|resolve)/.test(text)
     ) offenders.push(`${relative}: reads import.meta (a file beside the module?)`);
     // A dynamic import with a computed specifier is not embedded by deno compile.
     for (const match of text.matchAll(/\bimport\(\s*([^)\s])/g)) {

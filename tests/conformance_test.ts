@@ -8,15 +8,15 @@
  * `localhost`, which `/etc/hosts` answers.
  */
 import assert from "node:assert/strict";
-import { isNonPublicAddress, parseIpLiteral } from "../proxy/address.ts";
-import { normalizeHost } from "../proxy/host.ts";
+import { isNonPublicAddress, parseIpLiteral } from "../policy/address.ts";
+import { normalizeHost } from "../policy/host.ts";
 import {
   compileDomainPattern,
   matchesDomainPattern,
   validateDomainPattern,
-} from "../proxy/pattern.ts";
-import { compileNetworkPolicy, decideHost, type HostDecision } from "../proxy/policy.ts";
-import { DENY_REASON_NAMES, DENY_REASONS } from "../proxy/reasons.ts";
+} from "../policy/pattern.ts";
+import { compileNetworkPolicy, decideHost, type HostDecision } from "../policy/policy.ts";
+import { DENY_REASON_NAMES, DENY_REASONS } from "../policy/reasons.ts";
 import { createResolver, type Resolver } from "../proxy/resolver.ts";
 import type { DomainRule, NetworkConfig } from "../profiles/types.ts";
 import { sandboxCli, tempDir } from "./cli_helpers.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { policyCheckCommand } from "../cli/policy_check.ts";
-import { ConfigError, UsageError } from "../cli/errors.ts";
+import { ConfigError, UsageError } from "../errors.ts";
 import { sandboxCli, tempDir } from "./cli_helpers.ts";
 
 const TABLE = `[execpolicy]

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { selfInvocation } from "../cli/self.ts";
+import { selfInvocation } from "../self.ts";
 import { prepareShims } from "../execpolicy/shim.ts";
 import { runShim } from "../execpolicy/shim_run.ts";
 import type { ExecDecision, ExecPolicyConfig, ExecRule } from "../profiles/types.ts";

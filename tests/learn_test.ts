@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { parse } from "smol-toml";
-import { ConfigError } from "../cli/errors.ts";
+import { ConfigError } from "../errors.ts";
 import { loadEffectiveConfig } from "../profiles/load.ts";
 import { main } from "../cli/main.ts";
 import {
@@ -8,8 +8,8 @@ import {
   renderLearnedProfile,
   scanToml,
   tomlString,
-} from "../cli/learn_profile.ts";
-import type { AllowedHost } from "../cli/report.ts";
+} from "../profiles/learn_profile.ts";
+import type { AllowedHost } from "../run/report.ts";
 import { captureIo, type CliResult, sandboxCli, tempDir } from "./cli_helpers.ts";
 
 /** smol-toml returns null-prototype tables; compare as plain data. */

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { SharedValues } from "../cli/args.ts";
+import type { ConfigFlags } from "../profiles/flags.ts";
 import { type CertificateAuthority, initCa } from "../proxy/ca.ts";
 import { loadEffectiveConfig } from "../profiles/load.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
@@ -17,13 +17,13 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** The effective config for these flags (the real loader, no files). */
-export function configFor(flags: SharedValues): Promise<EffectiveConfig> {
+export function configFor(flags: ConfigFlags): Promise<EffectiveConfig> {
   return loadEffectiveConfig(flags, { env: { HOME: "/nonexistent-home-for-tests" } });
 }
 
 /** Starts a proxy on loopback with `allowed.test` (and friends) resolving to `addresses`. */
 export async function proxyFor(
-  flags: SharedValues,
+  flags: ConfigFlags,
   options: Partial<ProxyOptions> & { names?: Record<string, string[]> } = {},
 ): Promise<RunningProxy> {
   const config = await configFor(flags);

@@ -7,7 +7,7 @@ import {
   reportRun,
   type RunReport,
   summarizeDecisions,
-} from "../cli/report.ts";
+} from "../run/report.ts";
 import { sandboxCli, tempDir } from "./cli_helpers.ts";
 
 function event(

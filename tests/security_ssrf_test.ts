@@ -11,7 +11,7 @@
  * 127.0.0.1 and counts accepts; it must see none.
  */
 import assert from "node:assert/strict";
-import { parseIpLiteral } from "../proxy/address.ts";
+import { parseIpLiteral } from "../policy/address.ts";
 import { type DecisionEvent, startProxy } from "../proxy/server.ts";
 import {
   completeResponse,

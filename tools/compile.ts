@@ -26,11 +26,11 @@
  *
  * Nothing outside the binary is needed at run time: the code reads no file
  * of its own (presets are TS data; `tests/compile_test.ts` checks that only
- * cli/self.ts looks at `import.meta.url`), so {@linkcode INCLUDE} is empty.
+ * self.ts looks at `import.meta.url`), so {@linkcode INCLUDE} is empty.
  *
  * @module
  */
-import { errorMessage } from "../cli/errors.ts";
+import { errorMessage } from "../errors.ts";
 import { parseArgs } from "node:util";
 
 /** A compile target: our short name and Deno's target triple. */

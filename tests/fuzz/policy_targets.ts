@@ -22,16 +22,16 @@
  */
 import fc from "fast-check";
 import { lookup } from "node:dns/promises";
-import { isNonPublicAddress, parseIpLiteral } from "../../proxy/address.ts";
-import { normalizeHost, splitHostPort } from "../../proxy/host.ts";
+import { isNonPublicAddress, parseIpLiteral } from "../../policy/address.ts";
+import { normalizeHost, splitHostPort } from "../../policy/host.ts";
 import {
   compileDomainPattern,
   type DomainPattern,
   matchesDomainPattern,
   PatternError,
   validateDomainPattern,
-} from "../../proxy/pattern.ts";
-import { compileNetworkPolicy, decideHost, type NetworkPolicy } from "../../proxy/policy.ts";
+} from "../../policy/pattern.ts";
+import { compileNetworkPolicy, decideHost, type NetworkPolicy } from "../../policy/policy.ts";
 import type { Resolver } from "../../proxy/resolver.ts";
 import type { NetworkConfig } from "../../profiles/types.ts";
 import {

@@ -19,8 +19,8 @@
  * @module
  */
 import fc from "fast-check";
-import { parseIpLiteral } from "../../proxy/address.ts";
-import { normalizeHost } from "../../proxy/host.ts";
+import { parseIpLiteral } from "../../policy/address.ts";
+import { normalizeHost } from "../../policy/host.ts";
 import type { DecisionEvent, RunningProxy } from "../../proxy/server.ts";
 import { fakeServer, proxyFor, send } from "../proxy_helpers.ts";
 import {

@@ -14,8 +14,9 @@
  *
  * @module
  */
-import { errorMessage } from "./errors.ts";
-import { DENY_REASONS } from "../proxy/reasons.ts";
+import { errorMessage } from "../errors.ts";
+import type { AllowedHost } from "../profiles/learn_profile.ts";
+import { DENY_REASONS } from "../policy/reasons.ts";
 
 /**
  * Exit code of a run whose command exited 0 but during which the proxy
@@ -36,11 +37,11 @@ export interface ReportDecision {
   readonly protocol: string;
   /** What the proxy decided. */
   readonly decision: "allow" | "deny";
-  /** `allowed` or a deny reason of proxy/reasons.ts. */
+  /** `allowed` or a deny reason of policy/reasons.ts. */
   readonly reason: string;
 }
 
-/** The fields of `RunResult` (sandbox/run.ts) the report uses. */
+/** The fields of `RunResult` (run/run.ts) the report uses. */
 export interface ReportableRun {
   /** The command's exit code (128+N when killed by signal N). */
   readonly exitCode: number;
@@ -66,17 +67,7 @@ export interface BlockedHost {
   readonly count: number;
 }
 
-/** One allowed host. */
-export interface AllowedHost {
-  /** The host. */
-  readonly host: string;
-  /** Ports used, sorted. */
-  readonly ports: readonly number[];
-  /** Protocols used, sorted. */
-  readonly protocols: readonly string[];
-  /** How many connections or requests were allowed. */
-  readonly count: number;
-}
+export type { AllowedHost };
 
 /** Decisions grouped per host: what {@linkcode summarizeDecisions} returns. */
 export interface DecisionSummary {

@@ -20,13 +20,13 @@
  *
  * @module
  */
-import type { NetworkConfig, NetworkMode } from "../profiles/types.ts";
-import { ConfigError, type ConfigProblem, errorMessage } from "../cli/errors.ts";
+import type { NetworkConfig, NetworkMode } from "./types.ts";
+import { ConfigError, type ConfigProblem, errorMessage } from "../errors.ts";
 import { classifyAddress, type IpAddress, parseIpLiteral } from "./address.ts";
 import { normalizeHost } from "./host.ts";
 import { compileDomainPattern, type DomainPattern, matchesDomainPattern } from "./pattern.ts";
 import type { DenyReason } from "./reasons.ts";
-import type { Resolver } from "./resolver.ts";
+import type { Resolver } from "./types.ts";
 
 /** A compiled domain rule: its pattern and where it came from. */
 export interface CompiledRule {

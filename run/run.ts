@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { SandboxError, UsageError } from "../cli/errors.ts";
+import { SandboxError, UsageError } from "../errors.ts";
 import { decideCommand, formatExecDenial, prepareShims } from "../execpolicy/mod.ts";
 import type { ExecVerdict } from "../execpolicy/decide.ts";
 import type { DecisionEvent, ProxyProtocol } from "../proxy/decision_log.ts";
@@ -18,15 +18,15 @@ import {
   checkPlantedSymlinks,
   collectHostFacts,
   type PlanNetwork,
-} from "./build_plan.ts";
-import { buildBwrapArgs } from "./bwrap_args.ts";
-import { filterEnv } from "./env.ts";
-import { runLinuxPlan } from "./linux.ts";
-import type { SandboxPlan } from "./plan.ts";
-import { preflightLinux, resolveCommand } from "./preflight.ts";
-import { createRunDir, type RunDir, runDirPlaceholder } from "./run_dir.ts";
-import { isUnder } from "./unix_sockets.ts";
-import { selfInvocation } from "../cli/self.ts";
+} from "../sandbox/build_plan.ts";
+import { buildBwrapArgs } from "../sandbox/bwrap_args.ts";
+import { filterEnv } from "../sandbox/env.ts";
+import { runLinuxPlan } from "../sandbox/linux.ts";
+import type { SandboxPlan } from "../sandbox/plan.ts";
+import { preflightLinux, resolveCommand } from "../sandbox/preflight.ts";
+import { createRunDir, type RunDir, runDirPlaceholder } from "../sandbox/run_dir.ts";
+import { isUnder } from "../sandbox/unix_sockets.ts";
+import { selfInvocation } from "../self.ts";
 
 /** The execpolicy verdict carried in a {@linkcode RunResult}. */
 export type RunVerdict = ExecVerdict;
@@ -307,7 +307,7 @@ async function prepareMitmFor(
   env: Readonly<Record<string, string>>,
 ) {
   const { prepareMitm } = await import("../proxy/mitm.ts");
-  const { writeCaBundle, caTrustEnv } = await import("./ca_trust.ts");
+  const { writeCaBundle, caTrustEnv } = await import("../sandbox/ca_trust.ts");
   const { handler, ca } = await prepareMitm(config, { caDir, env });
   const bundle = await writeCaBundle(runDir, ca.certPem);
   return { handler, bundle, env: caTrustEnv(bundle) };
@@ -319,8 +319,8 @@ async function renderDryRun(
 ): Promise<string> {
   const env = describeEnv(plan.env, options.env);
   if (options.platform === "macos") {
-    const { renderSeatbeltProfile } = await import("./seatbelt.ts");
-    const { buildSandboxExecArgv, formatSeatbeltDryRun } = await import("./macos.ts");
+    const { renderSeatbeltProfile } = await import("../sandbox/seatbelt.ts");
+    const { buildSandboxExecArgv, formatSeatbeltDryRun } = await import("../sandbox/macos.ts");
     if (options.json === true) {
       const { profile, params } = renderSeatbeltProfile(plan);
       return JSON.stringify({

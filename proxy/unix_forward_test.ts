@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { loadEffectiveConfig } from "../profiles/load.ts";
-import { allowedSocketRules } from "./build_plan.ts";
+import { allowedSocketRules } from "../sandbox/build_plan.ts";
 import { connectAllowedUnixSocket, UnixForwardError, unixSocketAllowlist } from "./unix_forward.ts";
 
 async function withServer(fn: (dir: string, path: string) => Promise<void>): Promise<void> {

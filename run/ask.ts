@@ -22,10 +22,10 @@
  *
  * @module
  */
-import { errorMessage } from "./errors.ts";
+import { errorMessage } from "../errors.ts";
 import { dirname } from "node:path";
 import { configLocations } from "../profiles/load.ts";
-import { mergeLearnedHosts } from "./learn_profile.ts";
+import { mergeLearnedHosts } from "../profiles/learn_profile.ts";
 
 /** What the proxy passes to `askOnMiss` (contract 3). */
 export interface AskMiss {

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { ConfigError } from "../cli/errors.ts";
-import type { DomainRule, NetworkConfig } from "../profiles/types.ts";
+import { ConfigError } from "../errors.ts";
+import type { DomainRule, NetworkConfig } from "./types.ts";
 import { compileNetworkPolicy, decideHost, decideMethod, type NetworkPolicy } from "./policy.ts";
 import { DENY_REASON_NAMES } from "./reasons.ts";
-import type { Resolver } from "./resolver.ts";
+import type { Resolver } from "./types.ts";
 
 function network(
   rules: Partial<NetworkConfig> & { allow?: string[]; deny?: string[] },

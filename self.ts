@@ -27,7 +27,7 @@ export interface SelfInvocation {
 export interface SelfInvocationOptions {
   /** Defaults to `Deno.execPath()`. */
   execPath?: string;
-  /** Defaults to the URL of `main.ts` next to this folder. */
+  /** Defaults to the URL of `main.ts` beside this file. */
   mainModule?: URL;
   /** Whether this is a `deno compile` binary; defaults to `Deno.build.standalone`. */
   standalone?: boolean;
@@ -44,7 +44,7 @@ export interface SelfInvocationOptions {
  */
 export function selfInvocation(options: SelfInvocationOptions = {}): SelfInvocation {
   const execPath = options.execPath ?? Deno.execPath();
-  const mainModule = options.mainModule ?? new URL("../main.ts", import.meta.url);
+  const mainModule = options.mainModule ?? new URL("./main.ts", import.meta.url);
   // Deno says so itself (Deno.build.standalone). File checks cannot tell: a
   // compiled binary serves its embedded sources from a virtual file system
   // at their original paths. A non-file main module cannot be re-run by path.

@@ -8,8 +8,19 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import { parse, TomlError } from "smol-toml";
-import { ConfigError } from "./errors.ts";
-import type { AllowedHost } from "./report.ts";
+import { ConfigError } from "../errors.ts";
+
+/** One allowed host. */
+export interface AllowedHost {
+  /** The host. */
+  readonly host: string;
+  /** Ports used, sorted. */
+  readonly ports: readonly number[];
+  /** Protocols used, sorted. */
+  readonly protocols: readonly string[];
+  /** How many connections or requests were allowed. */
+  readonly count: number;
+}
 
 /** The profile name `sandbox learn` uses when none is given or set. */
 export const LEARNED_PROFILE_NAME = "learned";

@@ -1,0 +1,33 @@
+/**
+ * The execpolicy table's data shapes, owned by the engine that reads them.
+ *
+ * @module
+ */
+import type { RuleSource } from "../policy/types.ts";
+
+/** An execpolicy decision. Strictness: deny > allow > allow-network. */
+export type ExecDecision = "deny" | "allow" | "allow-network";
+
+/** One execpolicy rule. */
+export interface ExecRule {
+  /** The command pattern as written, e.g. `git push *`. */
+  readonly pattern: string;
+  /** What the rule decides. */
+  readonly decision: ExecDecision;
+  /** Why the rule exists, shown when it denies. */
+  readonly justification: string | null;
+  /** Example command lines that must match (checked at load). */
+  readonly match: readonly string[];
+  /** Example command lines that must not match (checked at load). */
+  readonly notMatch: readonly string[];
+  /** Where the rule came from. */
+  readonly source: RuleSource;
+}
+
+/** The execpolicy table. */
+export interface ExecPolicyConfig {
+  /** Decision for a command no rule matches (`allow` unless set). */
+  readonly default: ExecDecision;
+  /** Rules in merge order. */
+  readonly rules: readonly ExecRule[];
+}

@@ -1,0 +1,25 @@
+/**
+ * The command-line settings a config load takes (`--config`, `--allow`, …),
+ * as the profile loader's own type: the CLI parses flags into this shape and
+ * hands it down, so nothing below the CLI depends on the CLI.
+ *
+ * @module
+ */
+
+/** Settings from the command line that the loader merges over the config files. */
+export interface ConfigFlags {
+  config?: string[];
+  profile?: string;
+  allow?: string[];
+  deny?: string[];
+  preset?: string[];
+  mode?: string;
+  mitm?: boolean;
+  "allow-local-binding"?: boolean;
+  "allow-unix-socket"?: string[];
+  resolve?: string[];
+  log?: string;
+  "ca-dir"?: string;
+  json?: boolean;
+  help?: boolean;
+}

@@ -1,0 +1,14 @@
+import assert from "node:assert/strict";
+import * as mod from "./mod.ts";
+
+// The public surface is pinned: a change to it is a change to the library's
+// contract and must be made on purpose. Internals (parser buffers, relay
+// helpers) stay out.
+Deno.test("run/mod.ts exports exactly its pinned public surface", () => {
+  assert.deepEqual(Object.keys(mod).sort(), [
+    "BRIDGE_PORTS",
+    "reportRun",
+    "runSandboxed",
+    "summarizeDecisions",
+  ]);
+});
