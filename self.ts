@@ -61,3 +61,21 @@ export function selfInvocation(options: SelfInvocationOptions = {}): SelfInvocat
     readPaths: [execPath, projectDir],
   };
 }
+
+/** The variable `deno task sandbox` sets to the directory the user ran it from. */
+export const TASK_CWD_ENV = "SANDBOX_TASK_CWD";
+
+/**
+ * Returns the directory `deno task sandbox` was typed in, or null when the
+ * program was not started by the task (or the task ran with no `INIT_CWD`).
+ * Removes the variable from the environment either way, so it reaches
+ * neither the sandboxed command nor the launcher's own helpers (the
+ * execpolicy shim re-runs this program inside the sandbox, in the
+ * command's directory).
+ */
+export function taskWorkingDirectory(): string | null {
+  const value = Deno.env.get(TASK_CWD_ENV);
+  if (value === undefined) return null;
+  Deno.env.delete(TASK_CWD_ENV);
+  return value.startsWith("/") ? value : null;
+}

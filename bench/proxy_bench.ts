@@ -20,7 +20,7 @@
  */
 import { serveConnections } from "../tests/proxy_helpers.ts";
 import { parseArgs } from "node:util";
-import { sandboxTaskFlags } from "./task_flags.ts";
+import { sandboxTaskFlags } from "../tools/task_flags.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const TASK_FLAGS = await sandboxTaskFlags();

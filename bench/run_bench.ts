@@ -20,7 +20,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { sandboxTaskFlags } from "./task_flags.ts";
+import { sandboxTaskFlags } from "../tools/task_flags.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

@@ -20,7 +20,10 @@ export async function sandboxTaskFlags(): Promise<string[]> {
   const config = JSON.parse(await Deno.readTextFile(path));
   const task: unknown = config?.tasks?.sandbox;
   if (typeof task !== "string") return [];
-  const words = task.trim().split(/\s+/);
+  // Leading VAR=value assignments (the working-directory hand-over) are not flags.
+  const words = task.trim().split(/\s+/).filter((word, i, all) =>
+    !(/^[A-Z_]+=/.test(word) && all.slice(0, i).every((w) => /^[A-Z_]+=/.test(w)))
+  );
   const main = words.indexOf("main.ts");
   if (words[0] !== "deno" || words[1] !== "run" || main === -1) return [];
   return words.slice(2, main).filter((word) => word !== "-A");
