@@ -37,6 +37,77 @@ const GITHUB: readonly string[] = [
   "pkg-containers.githubusercontent.com",
 ];
 
+const COMMON_DEPENDENCY_DOMAINS: readonly string[] = [
+  "alpinelinux.org",
+  "anaconda.com",
+  "apache.org",
+  "apt.llvm.org",
+  "archlinux.org",
+  "azure.com",
+  "bitbucket.org",
+  "bower.io",
+  "centos.org",
+  "cocoapods.org",
+  "continuum.io",
+  "cpan.org",
+  "crates.io",
+  "docker.com",
+  "docker.io",
+  "dot.net",
+  "dotnet.microsoft.com",
+  "eclipse.org",
+  "fedoraproject.org",
+  "gcr.io",
+  "ghcr.io",
+  "github.com",
+  "githubusercontent.com",
+  "gitlab.com",
+  "golang.org",
+  "google.com",
+  "goproxy.io",
+  "gradle.org",
+  "hashicorp.com",
+  "haskell.org",
+  "hex.pm",
+  "java.com",
+  "java.net",
+  "jcenter.bintray.com",
+  "json-schema.org",
+  "json.schemastore.org",
+  "k8s.io",
+  "launchpad.net",
+  "maven.org",
+  "mcr.microsoft.com",
+  "metacpan.org",
+  "microsoft.com",
+  "nodejs.org",
+  "nuget.org",
+  "oracle.com",
+  "packagecloud.io",
+  "packages.microsoft.com",
+  "packagist.org",
+  "pkg.go.dev",
+  "ppa.launchpad.net",
+  "pub.dev",
+  "pypa.io",
+  "pypi.org",
+  "pypi.python.org",
+  "pythonhosted.org",
+  "quay.io",
+  "ruby-lang.org",
+  "rubyforge.org",
+  "rubygems.org",
+  "rubyonrails.org",
+  "rustup.rs",
+  "rvm.io",
+  "sourceforge.net",
+  "spring.io",
+  "swift.org",
+  "ubuntu.com",
+  "visualstudio.com",
+  "yarnpkg.com",
+];
+
 const PYPI: readonly string[] = ["pypi.org", "files.pythonhosted.org"];
 
 /**
@@ -51,35 +122,13 @@ const PYPI: readonly string[] = ["pypi.org", "files.pythonhosted.org"];
 export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
   "common-dependencies": Object.freeze({
     description:
-      "Package registries and source hosts a build needs: the npm registry your npm is configured for, Yarn, PyPI, crates.io, the Go module proxy, Maven Central and Gradle, RubyGems, GitHub, and the package archives of APT's sources",
+      "Package registries, language toolchains, container registries and source hosts a build needs (the reference tool's \"Common dependencies\" list: GitHub, PyPI, crates.io, Go, Maven and Gradle, RubyGems, NuGet, Docker, the Linux distributions' archives, …; each domain with its subdomains), plus the npm registry your npm is configured for and the package archives of APT's sources",
     // The npm registry and the APT archives are read from this machine's configuration when the
     // preset is used (a company mirror is the registry a build must reach, not a fixed host).
     discover: Object.freeze(["npm-registry", "apt-sources"] as const),
-    allow: Object.freeze([
-      // Yarn
-      "registry.yarnpkg.com",
-      "repo.yarnpkg.com",
-      // Python
-      ...PYPI,
-      // Rust
-      "crates.io",
-      "static.crates.io",
-      "index.crates.io",
-      // Go
-      "proxy.golang.org",
-      "sum.golang.org",
-      // Java
-      "repo.maven.apache.org",
-      "repo1.maven.org",
-      "plugins.gradle.org",
-      "plugins-artifacts.gradle.org",
-      "services.gradle.org",
-      // Ruby
-      "rubygems.org",
-      "index.rubygems.org",
-      // GitHub and its content hosts
-      ...GITHUB,
-    ]),
+    // The reference tool's list (testdata/conformance/preset_common_dependencies.json, pinned by
+    // presets_test.ts): each entry covers the domain and every subdomain, hence "**.".
+    allow: Object.freeze(COMMON_DEPENDENCY_DOMAINS.map((domain) => `**.${domain}`)),
   }),
   "python-ml": Object.freeze({
     description:
