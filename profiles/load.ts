@@ -142,7 +142,7 @@ export async function loadEffectiveConfig(
   }
   for (const { file, source } of userLayers) applyExecLayer(draft, file, source);
   applyFlags(draft, flags, problems);
-  await addDiscoveredPresetHosts(draft, env);
+  await addDiscoveredPresetHosts(draft, env, cwd);
   if (managed !== null) enforceManaged(draft, managed);
   expandHome(draft, env, problems);
   if (problems.length > 0) throw new ConfigError(problems);
@@ -361,10 +361,16 @@ function presetSource(name: string, source: RuleSource, options: { managed: bool
  * registry, APT's archives). They never replace a rule already written for
  * the same pattern: a user's deny of the registry stays a deny.
  */
-async function addDiscoveredPresetHosts(draft: Draft, env: Record<string, string>): Promise<void> {
+async function addDiscoveredPresetHosts(
+  draft: Draft,
+  env: Record<string, string>,
+  cwd: string,
+): Promise<void> {
   const sources = [...new Set(draft.presetUses.flatMap((use) => PRESETS[use.name].discover))];
   if (sources.length === 0) return;
-  const found = await discoverPresetHosts(sources, { env });
+  // npm is run outside the sandbox: never from a PATH entry a sandboxed command could write.
+  const untrustedDirs = [cwd, ...draft.filesystem.writable];
+  const found = await discoverPresetHosts(sources, { env, untrustedDirs });
   draft.notices.push(...found.notes);
   for (const use of draft.presetUses) {
     for (const source of PRESETS[use.name].discover) {

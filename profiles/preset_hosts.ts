@@ -24,6 +24,13 @@ export interface DiscoverPresetHostsOptions {
   aptDir?: string;
   /** Ask `npm config get registry` when neither the environment nor `~/.npmrc` says. Default true. */
   askNpm?: boolean;
+  /**
+   * Directories a sandboxed command can write (the working dir, writable
+   * paths): `npm` (and the `node` it starts) is never taken from a `PATH`
+   * entry under one of them, nor from a relative entry, since the launcher
+   * runs it outside the sandbox.
+   */
+  untrustedDirs?: readonly string[];
 }
 
 /** What discovery found: hosts per source, and notes on what it could not find. */
@@ -89,7 +96,7 @@ async function npmRegistryHost(options: DiscoverPresetHostsOptions): Promise<str
     if (fromRc !== null) return registryUrlHost(fromRc);
   }
   if (options.askNpm === false) return null;
-  return await askNpmForRegistry(env);
+  return await askNpmForRegistry(env, options.untrustedDirs ?? []);
 }
 
 /** The `registry=` value of an npmrc text (the unscoped one), or null. */
@@ -105,14 +112,20 @@ export function registryFromNpmrc(text: string | null): string | null {
   return found;
 }
 
-async function askNpmForRegistry(env: Readonly<Record<string, string>>): Promise<string | null> {
+async function askNpmForRegistry(
+  env: Readonly<Record<string, string>>,
+  untrustedDirs: readonly string[],
+): Promise<string | null> {
   // Run from HOME so that no project .npmrc (written by sandboxed code) is consulted.
   const cwd = env.HOME !== undefined && env.HOME !== "" ? env.HOME : "/";
+  const path = trustedPath(env.PATH ?? "", untrustedDirs);
+  const npm = path.map((dir) => `${dir}/npm`).find(isExecutableFile);
+  if (npm === undefined) return null;
   try {
-    const output = await new Deno.Command("npm", {
+    const output = await new Deno.Command(npm, {
       args: ["config", "get", "registry"],
       cwd,
-      env: { ...env },
+      env: { ...env, PATH: path.join(":") },
       clearEnv: true,
       stdin: "null",
       stdout: "piped",
@@ -123,6 +136,33 @@ async function askNpmForRegistry(env: Readonly<Record<string, string>>): Promise
     return registryUrlHost(new TextDecoder().decode(output.stdout));
   } catch {
     return null;
+  }
+}
+
+/**
+ * The entries of `path` that a sandboxed command cannot have written to:
+ * absolute, and outside every directory in `untrustedDirs`.
+ *
+ * @example
+ * ```ts
+ * trustedPath("node_modules/.bin:/w/bin:/usr/bin", ["/w"]); // ["/usr/bin"]
+ * ```
+ */
+export function trustedPath(path: string, untrustedDirs: readonly string[]): string[] {
+  return path.split(":").filter((entry) =>
+    entry.startsWith("/") &&
+    !untrustedDirs.some((dir) =>
+      dir === "/" || entry === dir || entry.startsWith(dir.endsWith("/") ? dir : `${dir}/`)
+    )
+  );
+}
+
+function isExecutableFile(path: string): boolean {
+  try {
+    const info = Deno.statSync(path);
+    return info.isFile && ((info.mode ?? 0) & 0o111) !== 0;
+  } catch {
+    return false;
   }
 }
 

@@ -4,6 +4,7 @@ import {
   discoverPresetHosts,
   registryFromNpmrc,
   registryUrlHost,
+  trustedPath,
 } from "./preset_hosts.ts";
 
 async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
@@ -117,4 +118,12 @@ Deno.test("aptSourceHosts() reads one-line and deb822 sources, skipping disabled
     "signed.example",
   ]);
   assert.deepEqual(aptSourceHosts(`${apt.path}/missing`), []);
+});
+
+Deno.test("trustedPath() drops relative PATH entries and those a sandboxed command can write", () => {
+  assert.deepEqual(
+    trustedPath("node_modules/.bin::./bin:/w/node_modules/.bin:/w:/wx/bin:/usr/bin", ["/w"]),
+    ["/wx/bin", "/usr/bin"],
+  );
+  assert.deepEqual(trustedPath("/usr/bin:/bin", ["/"]), []);
 });

@@ -148,7 +148,11 @@ export async function runSandboxed(
   }
 
   const uid = Deno.uid() ?? 0;
-  const { bwrap, setsid } = await preflightLinux({ path: env.PATH, uid });
+  const { bwrap, setsid, nsenter } = await preflightLinux({
+    env,
+    uid,
+    writableAreas: [cwd, ...config.filesystem.writable],
+  });
   await checkCommand(argv[0], { env: filterEnv(env, config.env), cwd });
   checkPlantedSymlinks(config, { cwd });
 
@@ -225,6 +229,7 @@ export async function runSandboxed(
     const ended = await runLinuxPlan(plan, {
       bwrap,
       setsid,
+      nsenter,
       uid,
       self: bridgeInvocation(),
       bridgeEnv: env as Record<string, string>,

@@ -35,8 +35,11 @@ export interface LinuxRunOptions {
    * whole launcher (~2-9 ms) where a plain spawn is a cheap `posix_spawn`.
    */
   readonly setsid?: string | null;
-  /** `nsenter` to run (default `nsenter`, found on PATH). */
-  readonly nsenter?: string;
+  /**
+   * Absolute path of util-linux `nsenter`, which starts the bridge; needed
+   * with network (never looked up on PATH: see `SYSTEM_BIN_DIRS`).
+   */
+  readonly nsenter?: string | null;
   /** argv prefix that starts `sandbox` again (the bridge is `… __bridge`); needed with network. */
   readonly self?: readonly string[];
   /** Environment of the bridge process (default: the launcher's). */
@@ -159,9 +162,17 @@ export async function runLinuxPlan(
       if (plan.network.proxySocket === null) {
         throw new SandboxError("sandbox_failed", "The plan has network but no proxy socket");
       }
+      if (options.nsenter === undefined || options.nsenter === null) {
+        throw new SandboxError(
+          "sandbox_failed",
+          'Cannot start the network bridge: "nsenter" (util-linux) was not found in /usr/bin, /bin, ' +
+            "/usr/sbin, /sbin or /usr/local/bin: install util-linux, or set SANDBOX_NSENTER to its " +
+            "absolute path",
+        );
+      }
       bridge = startBridgeProcess(sandboxPid, {
         setsid: options.setsid ?? null,
-        nsenter: options.nsenter ?? "nsenter",
+        nsenter: options.nsenter,
         self: options.self ?? [],
         env: options.bridgeEnv ?? Deno.env.toObject(),
         enterUser: options.uid !== 0,

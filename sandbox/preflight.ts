@@ -6,13 +6,18 @@
  * @module
  */
 import { SandboxError } from "../errors.ts";
+import { isUnder } from "./unix_sockets.ts";
 
 /** Options for {@linkcode preflightLinux}. */
 export interface PreflightOptions {
-  /** The launcher's `PATH` (to find `bwrap`). */
-  readonly path?: string;
+  /** The launcher's environment: `SANDBOX_BWRAP`, `SANDBOX_SETSID`, `SANDBOX_NSENTER` name configured helpers. */
+  readonly env?: Readonly<Record<string, string>>;
   /** The launcher's uid (0 = root). */
   readonly uid: number;
+  /** Directories the command can write (the working dir, writable paths): a configured helper there is refused. */
+  readonly writableAreas?: readonly string[];
+  /** Directories searched for helpers (default {@linkcode SYSTEM_BIN_DIRS}), for tests. */
+  readonly binDirs?: readonly string[];
   /** Root of the sysctl tree (default `/proc/sys`), for tests. */
   readonly procSys?: string;
 }
@@ -21,22 +26,52 @@ export interface PreflightOptions {
 export interface PreflightResult {
   /** Absolute path of `bwrap`. */
   readonly bwrap: string;
-  /** Absolute path of util-linux `setsid`, or null when it is not on PATH. */
+  /** Absolute path of util-linux `setsid`, or null when there is none. */
   readonly setsid: string | null;
+  /** Absolute path of util-linux `nsenter` (starts the bridge), or null when there is none. */
+  readonly nsenter: string | null;
 }
+
+/**
+ * Where the launcher takes the programs it runs outside the sandbox
+ * (`bwrap`, `setsid`, `nsenter`) from, in order. Never `PATH`: a `PATH`
+ * entry may be a directory the sandboxed command can write
+ * (`node_modules/.bin`, a relative entry), and a program planted there would
+ * run outside the sandbox on the next run. A directory counts only while it
+ * is owned by root and writable by no one else (`/usr/local/bin` is skipped
+ * on a machine where a user owns it). `SANDBOX_BWRAP`, `SANDBOX_SETSID` and
+ * `SANDBOX_NSENTER` name another absolute path.
+ */
+export const SYSTEM_BIN_DIRS: readonly string[] = Object.freeze([
+  "/usr/bin",
+  "/bin",
+  "/usr/sbin",
+  "/sbin",
+  "/usr/local/bin",
+]);
+
+/** The environment variable that names each helper's path. */
+export const HELPER_ENV: Readonly<Record<"bwrap" | "setsid" | "nsenter", string>> = Object.freeze({
+  bwrap: "SANDBOX_BWRAP",
+  setsid: "SANDBOX_SETSID",
+  nsenter: "SANDBOX_NSENTER",
+});
 
 const INSTALL_BWRAP =
   'install it with "apt-get install -y bubblewrap" (Debian, Ubuntu), "dnf install -y bubblewrap" (Fedora, RHEL) or "apk add bubblewrap" (Alpine)';
 
 /**
- * Finds `bwrap` (and `setsid`, which starts it in its own session more
- * cheaply than a fork of the launcher) and checks the sysctls that switch
- * user namespaces off.
- * Throws a {@linkcode SandboxError} (`bwrap_missing`, `userns_disabled`).
+ * Finds `bwrap`, `setsid` (which starts it in its own session more cheaply
+ * than a fork of the launcher) and `nsenter` (which starts the bridge) in
+ * {@linkcode SYSTEM_BIN_DIRS} or where `SANDBOX_BWRAP` and friends say, and
+ * checks the sysctls that switch user namespaces off. Throws a
+ * {@linkcode SandboxError} (`bwrap_missing`, `userns_disabled`,
+ * `sandbox_failed` for a configured helper that is not absolute, not an
+ * executable file, or lies where the command can write).
  *
  * @example
  * ```ts
- * const { bwrap } = await preflightLinux({ path: Deno.env.get("PATH"), uid: Deno.uid() ?? 0 });
+ * const { bwrap } = await preflightLinux({ env: Deno.env.toObject(), uid: Deno.uid() ?? 0 });
  * ```
  */
 export function preflightLinux(options: PreflightOptions): Promise<PreflightResult> {
@@ -48,17 +83,92 @@ export function preflightLinux(options: PreflightOptions): Promise<PreflightResu
 }
 
 function preflightLinuxSync(options: PreflightOptions): PreflightResult {
-  const found = resolveCommandSync("bwrap", { path: options.path, cwd: "/" });
-  const setsid = resolveCommandSync("setsid", { path: options.path, cwd: "/" });
+  const bwrap = findHelper("bwrap", options);
+  const setsid = findHelper("setsid", options);
+  const nsenter = findHelper("nsenter", options);
   const problem = userNamespaceProblemSync(options);
-  if (found.kind !== "found") {
+  if (bwrap === null) {
+    const dirs = (options.binDirs ?? SYSTEM_BIN_DIRS).join(", ");
     throw new SandboxError(
       "bwrap_missing",
-      `Bubblewrap ("bwrap") was not found on PATH: ${INSTALL_BWRAP}`,
+      `Bubblewrap ("bwrap") was not found in ${dirs} (PATH is not searched): ${INSTALL_BWRAP}, ` +
+        `or set ${HELPER_ENV.bwrap} to its absolute path`,
     );
   }
   if (problem !== null) throw new SandboxError("userns_disabled", problem);
-  return { bwrap: found.path, setsid: setsid.kind === "found" ? setsid.path : null };
+  return { bwrap, setsid, nsenter };
+}
+
+/**
+ * A helper's absolute path: the configured one (checked), else the first
+ * executable file of that name in a trusted system directory, else null.
+ */
+function findHelper(name: keyof typeof HELPER_ENV, options: PreflightOptions): string | null {
+  const variable = HELPER_ENV[name];
+  const configured = options.env?.[variable];
+  if (configured !== undefined && configured !== "") {
+    return checkConfiguredHelper(name, variable, configured, options.writableAreas ?? []);
+  }
+  for (const dir of options.binDirs ?? SYSTEM_BIN_DIRS) {
+    if (!trustedDir(dir)) continue;
+    const path = `${dir}/${name}`;
+    if (executable(path) === "yes" && !writableByOthers(path)) return path;
+  }
+  return null;
+}
+
+function checkConfiguredHelper(
+  name: string,
+  variable: string,
+  path: string,
+  writableAreas: readonly string[],
+): string {
+  const refuse = (why: string) =>
+    new SandboxError("sandbox_failed", `Cannot use ${variable}="${path}" as "${name}": ${why}`);
+  if (!path.startsWith("/")) throw refuse("the path must be absolute");
+  let real = path;
+  try {
+    real = Deno.realPathSync(path);
+  } catch {
+    // Checked below: missing.
+  }
+  for (const area of writableAreas) {
+    if (isUnder(path, area) || isUnder(real, area)) {
+      throw refuse(
+        `it lies in "${area}", which the sandboxed command can write: install it outside ` +
+          "the working directory and the writable paths",
+      );
+    }
+  }
+  const check = executable(path);
+  if (check !== "yes") throw refuse("it is not an executable file");
+  if (writableByOthers(real)) {
+    throw refuse("it or its directory is writable by other users");
+  }
+  return path;
+}
+
+/** Owned by root and writable by no one else (symlinks such as /bin -> usr/bin followed). */
+function trustedDir(dir: string): boolean {
+  try {
+    const info = Deno.statSync(dir);
+    return info.isDirectory && info.uid === 0 && ((info.mode ?? 0o777) & 0o022) === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** The file, or its directory, can be changed by a user other than its owner (group or world write). */
+function writableByOthers(path: string): boolean {
+  const dir = path.slice(0, path.lastIndexOf("/")) || "/";
+  for (const p of [path, dir]) {
+    try {
+      if (((Deno.statSync(p).mode ?? 0o777) & 0o022) !== 0) return true;
+    } catch {
+      return true;
+    }
+  }
+  return false;
 }
 
 /**

@@ -41,16 +41,76 @@ Deno.test("userNamespaceProblem() names the sysctl that switches user namespaces
   }
 });
 
-Deno.test("preflightLinux() says how to install bwrap when it is not on PATH", async () => {
+Deno.test("preflightLinux() says how to install bwrap when no system directory has it", async () => {
   const empty = await Deno.makeTempDir();
   try {
     await assert.rejects(
-      () => preflightLinux({ path: empty, uid: 0 }),
+      () => preflightLinux({ uid: 0, binDirs: [empty] }),
       (error: Error & { code?: string }) =>
-        error.code === "bwrap_missing" && /apt-get install -y bubblewrap/.test(error.message),
+        error.code === "bwrap_missing" && /apt-get install -y bubblewrap/.test(error.message) &&
+        /SANDBOX_BWRAP/.test(error.message),
     );
   } finally {
     await Deno.remove(empty);
+  }
+});
+
+Deno.test("preflightLinux() takes helpers from system directories, never from PATH", async () => {
+  const planted = await Deno.makeTempDir();
+  try {
+    for (const name of ["bwrap", "setsid", "nsenter"]) {
+      await Deno.writeTextFile(`${planted}/${name}`, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    }
+    const found = await preflightLinux({ uid: 0, env: { PATH: `${planted}:/usr/bin:/bin` } });
+    for (const path of [found.bwrap, found.setsid, found.nsenter]) {
+      assert.ok(path !== null && !path.startsWith(planted), `${path} came from PATH`);
+    }
+    assert.match(found.bwrap, /^\/(usr\/)?(s?bin|local\/bin)\/bwrap$/);
+  } finally {
+    await Deno.remove(planted, { recursive: true });
+  }
+});
+
+Deno.test("preflightLinux() skips a system directory that others can write", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/bwrap`, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    await Deno.chmod(dir, 0o777);
+    await assert.rejects(
+      () => preflightLinux({ uid: 0, binDirs: [dir] }),
+      (error: Error & { code?: string }) => error.code === "bwrap_missing",
+    );
+    await Deno.chmod(dir, 0o755);
+    assert.equal((await preflightLinux({ uid: 0, binDirs: [dir] })).bwrap, `${dir}/bwrap`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("preflightLinux() refuses a configured helper where the command can write", async () => {
+  const area = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${area}/bwrap`, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    await assert.rejects(
+      () =>
+        preflightLinux({
+          uid: 0,
+          env: { SANDBOX_BWRAP: `${area}/bwrap` },
+          writableAreas: [area],
+        }),
+      (error: Error & { code?: string }) =>
+        error.code === "sandbox_failed" &&
+        error.message.startsWith(`Cannot use SANDBOX_BWRAP="${area}/bwrap" as "bwrap": it lies in`),
+    );
+    await assert.rejects(
+      () => preflightLinux({ uid: 0, env: { SANDBOX_SETSID: "bin/setsid" } }),
+      /SANDBOX_SETSID="bin\/setsid" as "setsid": the path must be absolute/,
+    );
+    // Outside the writable areas, the configured path is used as given.
+    const found = await preflightLinux({ uid: 0, env: { SANDBOX_BWRAP: `${area}/bwrap` } });
+    assert.equal(found.bwrap, `${area}/bwrap`);
+  } finally {
+    await Deno.remove(area, { recursive: true });
   }
 });
 

@@ -176,7 +176,7 @@ Deno.test({
         { mode: 0o755 },
       );
       const child = sandboxRun(["--allow", "allowed.test", "--", "true"], {
-        env: { PATH: `${fake}:${Deno.env.get("PATH")}` },
+        env: { SANDBOX_BWRAP: `${fake}/bwrap` },
       }).spawn();
       const err = collect(child.stderr);
       const out = collect(child.stdout);

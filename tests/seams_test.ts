@@ -1,0 +1,185 @@
+/**
+ * The seams between runs (issue 14): what a sandboxed command can leave
+ * behind must not steer the launcher on the next run. Each test is the
+ * attack: a first run (or the test, standing in for an earlier run) plants
+ * something where the command can write, a second run goes ahead, and the
+ * test checks the secure outcome. Real `sandbox run` under real bwrap, as
+ * root and, where it differs, as an unprivileged user (setpriv).
+ */
+import assert from "node:assert/strict";
+import { type CliResult, MAIN, onPath, sandboxCli, type TempDir } from "./cli_helpers.ts";
+import { hasProgram } from "./run_helpers.ts";
+
+const READY = Deno.build.os === "linux" && onPath("bwrap");
+
+const NO_CONFIG = {
+  XDG_CONFIG_HOME: "/nonexistent-sandbox-seams-config",
+  SANDBOX_MANAGED_CONFIG: "",
+};
+
+/** A temp dir outside /tmp (which is empty inside the sandbox), readable by everyone. */
+async function visibleTempDir(prefix: string): Promise<TempDir> {
+  const path = await Deno.makeTempDir({ dir: "/var/tmp", prefix });
+  await Deno.chmod(path, 0o755);
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `nobody` may create user namespaces with bwrap here. */
+function unprivilegedWorks(): boolean {
+  if (!hasProgram("/usr/bin/setpriv") || Deno.uid() !== 0) return false;
+  try {
+    return new Deno.Command("/usr/bin/setpriv", {
+      args: [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "/usr/bin/bwrap",
+        "--unshare-user",
+        "--unshare-net",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "/bin/true",
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+const UNPRIVILEGED = READY && unprivilegedWorks();
+
+/** A copy of Deno and its npm cache that `nobody` can use (root's are not readable to it). */
+let nobodyDeno: Promise<{ deno: string; denoDir: string }> | null = null;
+function prepareNobodyDeno(): Promise<{ deno: string; denoDir: string }> {
+  nobodyDeno ??= (async () => {
+    const dir = await Deno.makeTempDir({ dir: "/var/tmp", prefix: "sandbox-seams-deno-" });
+    await Deno.chmod(dir, 0o755);
+    await Deno.copyFile(Deno.execPath(), `${dir}/deno`);
+    await Deno.chmod(`${dir}/deno`, 0o755);
+    const home = Deno.env.get("HOME") ?? "/root";
+    const denoDir = Deno.env.get("DENO_DIR") ?? `${home}/.cache/deno`;
+    await Deno.mkdir(`${dir}/deno_dir`);
+    await new Deno.Command("/bin/cp", { args: ["-r", `${denoDir}/npm`, `${dir}/deno_dir/`] })
+      .output();
+    await new Deno.Command("/bin/chown", { args: ["-R", "65534:65534", `${dir}/deno_dir`] })
+      .output();
+    addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+    return { deno: `${dir}/deno`, denoDir: `${dir}/deno_dir` };
+  })();
+  return nobodyDeno;
+}
+
+interface SeamRunOptions {
+  readonly cwd: string;
+  /** The whole environment of the launcher (PATH, HOME set by the caller). */
+  readonly env: Record<string, string>;
+  /** Run as uid/gid 65534 through setpriv. */
+  readonly nobody?: boolean;
+  readonly timeoutMs?: number;
+}
+
+/** `sandbox ARGS…` with exactly `env`, as root or as nobody. */
+async function seamRun(args: readonly string[], options: SeamRunOptions): Promise<CliResult> {
+  if (options.nobody !== true) {
+    return await sandboxCli(args, {
+      cwd: options.cwd,
+      env: { ...NO_CONFIG, ...options.env },
+      clearEnv: true,
+      timeoutMs: options.timeoutMs ?? 60_000,
+    });
+  }
+  const { deno, denoDir } = await prepareNobodyDeno();
+  const child = new Deno.Command("/usr/bin/setpriv", {
+    args: [
+      "--reuid=65534",
+      "--regid=65534",
+      "--clear-groups",
+      deno,
+      "run",
+      "-A",
+      "--no-prompt",
+      "--quiet",
+      MAIN,
+      ...args,
+    ],
+    cwd: options.cwd,
+    clearEnv: true,
+    env: { ...NO_CONFIG, DENO_DIR: denoDir, ...options.env },
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(options.timeoutMs ?? 90_000),
+  });
+  const out = await child.output();
+  const decoder = new TextDecoder();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+/** Gives a directory tree to nobody (for the unprivileged variants). */
+async function giveToNobody(path: string): Promise<void> {
+  await new Deno.Command("/bin/chown", { args: ["-R", "65534:65534", path] }).output();
+}
+
+for (const nobody of [false, true]) {
+  const who = nobody ? "unprivileged" : "root";
+
+  Deno.test({
+    name:
+      `helpers (${who}): a setsid, bwrap or nsenter planted in a PATH directory the command can write never runs`,
+    ignore: !READY || (nobody && !UNPRIVILEGED),
+    async fn() {
+      await using root = await visibleTempDir("sandbox-seams-path-");
+      const cwd = `${root.path}/work`;
+      await Deno.mkdir(cwd);
+      if (nobody) await giveToNobody(cwd);
+      // The marker lies in the working dir, which the planted program (running outside, as the
+      // user) can write; the command itself only plants, it never writes the marker.
+      const marker = `${cwd}/PWNED`;
+      const plant = ["node_modules/.bin", "bin"].flatMap((dir) =>
+        ["setsid", "bwrap", "nsenter"].map((name) =>
+          `mkdir -p ${dir} && printf '#!/bin/sh\\necho ran-${name} >> ${marker}.$$\\nmv ${marker}.$$ ${marker}\\n' > ${dir}/${name} && chmod +x ${dir}/${name}`
+        )
+      ).join(" && ");
+      const env = {
+        // Relative entries first, like npm scripts' node_modules/.bin.
+        PATH: "node_modules/.bin:bin::/usr/bin:/bin",
+        HOME: cwd,
+      };
+      const first = await seamRun(["run", "--", "sh", "-c", `${plant} && echo planted`], {
+        cwd,
+        env,
+        nobody,
+      });
+      assert.equal(first.code, 0, first.stderr);
+      assert.match(first.stdout, /planted/);
+      // Again without and with network (nsenter starts the bridge only with network).
+      const second = await seamRun(["run", "--", "sh", "-c", "echo second"], {
+        cwd,
+        env,
+        nobody,
+      });
+      const third = await seamRun(
+        ["run", "--allow", "example.test", "--", "sh", "-c", "echo third"],
+        { cwd, env, nobody },
+      );
+      assert.equal(await exists(marker), false, "a planted helper ran outside the sandbox");
+      assert.equal(second.code, 0, second.stderr);
+      assert.match(second.stdout, /second/);
+      assert.equal(third.code, 0, third.stderr);
+      assert.match(third.stdout, /third/);
+    },
+  });
+}
