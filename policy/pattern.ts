@@ -10,6 +10,11 @@
  * | `region*.example.com` | `*` inside a label matches within that label only (`region1.example.com`) |
  * | `*` | every host, IP literals included; allow rules only |
  * | `10.0.0.1`, `::1`, `[::1]` | that address, in any spelling (`0xa.1` is `10.0.0.1`) |
+ * | `github.com:22`, `*.example.com:8443`, `[::1]:22` | as without the port, on that port only |
+ *
+ * A pattern without a port covers every port. The port is kept apart from
+ * the host part (`port`) and checked after the host matched
+ * ({@linkcode matchesPatternPort}), so host matching never needs to know it.
  *
  * Patterns are case-insensitive and trailing dots are ignored, like hosts.
  * Pure functions, no I/O.
@@ -47,6 +52,8 @@ interface PatternBase {
   readonly action: "allow" | "deny";
   /** True when the pattern has no wildcard: it names exactly one host. */
   readonly exact: boolean;
+  /** The one port the rule is for (`host:PORT`), or null: every port. */
+  readonly port?: number | null;
 }
 
 /** A compiled domain pattern; match it with {@linkcode matchesDomainPattern}. */
@@ -91,10 +98,41 @@ function addressPattern(
   };
 }
 
+const PORT_SUFFIX = /^(.*[^:]):([0-9]{1,5})$/;
+
 /** Compiles or explains why not; the one implementation behind both exports. */
 function compile(pattern: string, action: "allow" | "deny"): DomainPattern | string {
-  if (action !== "allow" && action !== "deny") return `unknown action "${action}"`;
   const trimmed = pattern.trim();
+  // `host:PORT` and `[v6]:PORT`; a bare IPv6 address has several colons and no port.
+  const split = PORT_SUFFIX.exec(trimmed);
+  const hostPart = split === null ? null : split[1];
+  if (
+    split !== null && hostPart !== null &&
+    (hostPart.endsWith("]") || !hostPart.includes(":"))
+  ) {
+    const port = Number(split[2]);
+    if (!(port >= 1 && port <= 65535) || split[2].startsWith("0")) {
+      return `the port "${split[2]}" is not a port number (1-65535)`;
+    }
+    const host = compileHost(pattern, hostPart, action);
+    if (typeof host === "string") return host;
+    const normalized = host.kind === "address" && host.address.family === 6
+      ? `[${host.normalized}]:${port}`
+      : `${host.normalized}:${port}`;
+    return { ...host, normalized, port };
+  }
+  const host = compileHost(pattern, trimmed, action);
+  return typeof host === "string" ? host : { ...host, port: null };
+}
+
+/** Compiles the host part of a pattern (no port). */
+function compileHost(
+  pattern: string,
+  hostText: string,
+  action: "allow" | "deny",
+): DomainPattern | string {
+  if (action !== "allow" && action !== "deny") return `unknown action "${action}"`;
+  const trimmed = hostText.trim();
   if (trimmed === "") return "a pattern cannot be empty";
   if (/\s/.test(trimmed)) return "a pattern cannot contain whitespace";
   const text = lowerAscii(trimmed).replace(/\.+$/, "");
@@ -126,7 +164,7 @@ function compile(pattern: string, action: "allow" | "deny"): DomainPattern | str
   if (text.includes(":") || text.includes("%")) {
     const address = parseIpLiteral(text);
     if (address === null || address.family !== 6) {
-      return 'a pattern is a domain name, an IP address or "*": ":" and "%" only appear in IPv6 addresses (a port is not part of a pattern)';
+      return 'a pattern is a domain name, an IP address or "*": ":" and "%" only appear in IPv6 addresses (a port goes after the host, "example.com:22" or "[::1]:22")';
     }
     return addressPattern(pattern, action, address);
   }
@@ -209,6 +247,20 @@ export function compileDomainPattern(pattern: string, action: "allow" | "deny"):
     throw new PatternError(pattern, `Invalid pattern "${pattern}": ${result}`);
   }
   return result;
+}
+
+/**
+ * Whether a pattern's port (if it has one) admits `port`. A pattern without
+ * a port admits every port; one with a port admits only that one, and no
+ * unknown port (null).
+ *
+ * @example
+ * ```ts
+ * matchesPatternPort(compileDomainPattern("github.com:22", "allow"), 443); // false
+ * ```
+ */
+export function matchesPatternPort(pattern: DomainPattern, port: number | null): boolean {
+  return pattern.port == null || pattern.port === port;
 }
 
 /** `*` matches any run of characters within one label. */

@@ -3,6 +3,7 @@ import fc from "fast-check";
 import {
   compileDomainPattern,
   matchesDomainPattern,
+  matchesPatternPort,
   PatternError,
   validateDomainPattern,
 } from "./pattern.ts";
@@ -88,7 +89,9 @@ Deno.test("validateDomainPattern() explains every rejected pattern", () => {
     ["*.10.0.0.1", "allow", /wildcards do not apply to IP addresses/],
     ["1.2.3.4.5", "allow", /neither an IPv4 address nor a domain name/],
     ["0x7f.1", "deny", /write "127.0.0.1"/],
-    ["example.com:443", "allow", /port is not part of a pattern/],
+    ["example.com:0", "allow", /not a port number/],
+    ["example.com:65536", "allow", /not a port number/],
+    ["example.com:http", "allow", /a port goes after the host/],
     ["exa$mple.com", "allow", /may only contain/],
     ["bücher.de", "allow", /IDNA/],
     [`${"a".repeat(64)}.com`, "allow", /63 characters/],
@@ -140,4 +143,26 @@ Deno.test("compileDomainPattern() either compiles or throws PatternError, never 
     ),
     { numRuns: 2000 },
   );
+});
+
+Deno.test("compileDomainPattern() keeps a port apart from the host part", () => {
+  const cases: [string, string, number | null][] = [
+    ["github.com:22", "github.com:22", 22],
+    ["*.Example.com:8443", "*.example.com:8443", 8443],
+    ["[::1]:22", "[::1]:22", 22],
+    ["10.0.0.1:5432", "10.0.0.1:5432", 5432],
+    ["2001:db8::1", "2001:db8::1", null],
+    ["example.com", "example.com", null],
+  ];
+  for (const [text, normalized, port] of cases) {
+    const pattern = compileDomainPattern(text, "allow");
+    assert.equal(pattern.normalized, normalized, text);
+    assert.equal(pattern.port, port, text);
+  }
+  const ssh = compileDomainPattern("github.com:22", "allow");
+  assert.equal(matchesDomainPattern(ssh, "github.com"), true);
+  assert.equal(matchesPatternPort(ssh, 22), true);
+  assert.equal(matchesPatternPort(ssh, 443), false);
+  assert.equal(matchesPatternPort(ssh, null), false);
+  assert.equal(matchesPatternPort(compileDomainPattern("github.com", "allow"), 2222), true);
 });

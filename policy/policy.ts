@@ -23,8 +23,13 @@
 import type { NetworkConfig, NetworkMode } from "./types.ts";
 import { ConfigError, type ConfigProblem, errorMessage } from "../errors.ts";
 import { classifyAddress, type IpAddress, parseIpLiteral } from "./address.ts";
-import { normalizeHost } from "./host.ts";
-import { compileDomainPattern, type DomainPattern, matchesDomainPattern } from "./pattern.ts";
+import { normalizeHost, splitHostPort } from "./host.ts";
+import {
+  compileDomainPattern,
+  type DomainPattern,
+  matchesDomainPattern,
+  matchesPatternPort,
+} from "./pattern.ts";
 import type { DenyReason } from "./reasons.ts";
 import type { Resolver } from "./types.ts";
 
@@ -81,6 +86,12 @@ export type HostDecision =
 export interface DecideHostOptions {
   /** Resolves an allowed name; called at most once per decision. */
   readonly resolver: Resolver;
+  /**
+   * The port asked for; rules written with a port (`host:PORT`) apply only
+   * to it. Default: the port in the host text (`HOST:PORT`), else null, for
+   * which only rules without a port apply.
+   */
+  readonly port?: number | null;
 }
 
 /** A method decision. */
@@ -164,9 +175,23 @@ function exactAllow(
   policy: NetworkPolicy,
   host: string,
   address: IpAddress | null,
+  port: number | null,
 ): CompiledRule | undefined {
   return policy.allow.find((rule) =>
-    rule.pattern.exact && matchesDomainPattern(rule.pattern, host, { address })
+    rule.pattern.exact && matchesDomainPattern(rule.pattern, host, { address }) &&
+    matchesPatternPort(rule.pattern, port)
+  );
+}
+
+/** The first rule whose host part matches, then (a separate check) whose port admits `port`. */
+function findRule(
+  rules: readonly CompiledRule[],
+  host: string,
+  address: IpAddress | null,
+  port: number | null,
+): CompiledRule | undefined {
+  return rules.find((rule) =>
+    matchesDomainPattern(rule.pattern, host, { address }) && matchesPatternPort(rule.pattern, port)
   );
 }
 
@@ -174,6 +199,7 @@ async function decide(
   policy: NetworkPolicy,
   input: string,
   resolver: Resolver,
+  port: number | null,
 ): Promise<HostDecision> {
   const host = normalizeHost(input);
   const deny = (
@@ -205,12 +231,12 @@ async function decide(
     if (why !== null) return deny("not_allowed", why);
   }
 
-  const denied = policy.deny.find((rule) => matchesDomainPattern(rule.pattern, host, { address }));
+  const denied = findRule(policy.deny, host, address, port);
   if (denied !== undefined) {
     return deny("denied", `deny rule "${denied.pattern.text}" matches`, denied);
   }
 
-  const exact = exactAllow(policy, host, address);
+  const exact = exactAllow(policy, host, address, port);
   const unlocked = policy.allowLocalBinding || exact !== undefined;
   if (!unlocked) {
     if (isLocalName(host)) {
@@ -220,8 +246,7 @@ async function decide(
     if (local !== null) return deny("not_allowed_local", `address ${local}`);
   }
 
-  const matched = exact ??
-    policy.allow.find((rule) => matchesDomainPattern(rule.pattern, host, { address }));
+  const matched = exact ?? findRule(policy.allow, host, address, port);
   if (matched === undefined) return deny("not_allowed", "no allow rule matches");
 
   if (address !== null) return allow(matched, [address.canonical]);
@@ -242,9 +267,7 @@ async function decide(
     }
     // A deny rule written for an address holds for every name that resolves to it (an allowed
     // name pointing at a denied metadata or LAN address must not get through).
-    const deniedAddress = policy.deny.find((rule) =>
-      matchesDomainPattern(rule.pattern, ip.canonical, { address: ip })
-    );
+    const deniedAddress = findRule(policy.deny, ip.canonical, ip, port);
     if (deniedAddress !== undefined) {
       return deny(
         "denied",
@@ -272,7 +295,8 @@ async function decide(
 
 /**
  * Decides whether the proxy may connect to `host` (`HOST[:PORT]` is
- * accepted; the port takes no part). Never throws: anything that goes wrong
+ * accepted; the port, from there or `options.port`, selects which rules
+ * with a port apply). Never throws: anything that goes wrong
  * while deciding is a deny (fail closed).
  *
  * @example
@@ -288,7 +312,8 @@ export async function decideHost(
   options: DecideHostOptions,
 ): Promise<HostDecision> {
   try {
-    return await decide(policy, host, options.resolver);
+    const port = options.port !== undefined ? options.port : splitHostPort(host).port;
+    return await decide(policy, host, options.resolver, port);
   } catch (error) {
     const why = errorMessage(error);
     let name: string;

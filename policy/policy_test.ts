@@ -292,3 +292,29 @@ Deno.test("decideHost() never throws and never looks up a host no allow rule mat
     { numRuns: 1000 },
   );
 });
+
+Deno.test("decideHost() lets a host:PORT rule admit that port and no other", async () => {
+  const p = policy({
+    allow: ["git.example.com:22", "api.example.com"],
+    deny: ["api.example.com:25"],
+  });
+  const resolver = countingResolver({
+    "git.example.com": ["93.184.215.14"],
+    "api.example.com": ["93.184.215.15"],
+  });
+  const ssh = await decideHost(p, "git.example.com", { resolver, port: 22 });
+  assert.equal(ssh.decision, "allow");
+  assert.equal(ssh.rule, "git.example.com:22");
+  const https = await decideHost(p, "git.example.com:443", { resolver });
+  assert.equal(https.decision, "deny");
+  assert.equal(https.reason, "not_allowed");
+  // Unknown port: only rules without a port apply.
+  assert.equal((await decideHost(p, "git.example.com", { resolver })).decision, "deny");
+  // A rule without a port keeps meaning every port; a deny with a port stops only that one.
+  assert.equal((await decideHost(p, "api.example.com:8443", { resolver })).decision, "allow");
+  const smtp = await decideHost(p, "api.example.com:25", { resolver });
+  assert.equal(smtp.decision, "deny");
+  assert.equal(smtp.reason, "denied");
+  // Refused ports cost no lookup.
+  assert.deepEqual(resolver.calls, ["git.example.com", "api.example.com"]);
+});

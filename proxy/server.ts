@@ -541,7 +541,10 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     if (request.protocol === "socks5" && !current.config.network.enableSocks5) {
       modeDeny = { reason: "other", detail: "SOCKS5 is disabled by the configuration" };
     }
-    let decision = await decideHost(current.policy, host, { resolver: options.resolver });
+    let decision = await decideHost(current.policy, host, {
+      resolver: options.resolver,
+      port: request.port,
+    });
     if (
       decision.decision === "deny" && decision.reason === "not_allowed" && modeDeny === null &&
       options.askOnMiss !== undefined && !abort.signal.aborted
@@ -550,6 +553,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       if (answer === "allow") {
         decision = await decideHost(policyAllowingOnce(current, decision.host), host, {
           resolver: options.resolver,
+          port: request.port,
         });
       }
     }
