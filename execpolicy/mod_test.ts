@@ -15,10 +15,12 @@ Deno.test("execpolicy/mod.ts exports exactly its pinned public surface", () => {
     "formatExecDenial",
     "matchArgv",
     "parseScript",
+    "planShims",
     "prepareShims",
     "runShim",
     "shellJoin",
     "shellSplit",
     "strictest",
+    "writeShims",
   ]);
 });

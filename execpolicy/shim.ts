@@ -67,22 +67,38 @@ interface ShimGroup {
   readonly names: Map<string, DenyTarget[]>;
 }
 
+/** One file-system step of a {@linkcode ShimPlan}, applied in order by {@linkcode writeShims}. */
+export type ShimFile =
+  | { readonly kind: "dir"; readonly path: string }
+  | { readonly kind: "file"; readonly path: string; readonly text: string; readonly mode: number }
+  | { readonly kind: "symlink"; readonly path: string; readonly target: string };
+
+/** What {@linkcode planShims} found: the bind mounts and the files that back them. */
+export interface ShimPlan {
+  /** Bind mounts in the order they must be applied (see {@linkcode prepareShims}). */
+  readonly binds: readonly ShimBind[];
+  /** Files to create under `RUNDIR/execpolicy` before the binds can be mounted. */
+  readonly files: readonly ShimFile[];
+}
+
 /**
- * Writes the shims for `policy`'s deny rules under `RUNDIR/execpolicy` and
- * returns the bind mounts, in the order they must be applied: the shim dir
- * itself, the real programs at their hidden paths, then each shim over a
- * real program. Returns `[]` when no deny rule names a program found.
+ * Finds what the shims for `policy`'s deny rules need, without writing
+ * anything: reads the PATH dirs and resolves symlinks, and returns the bind
+ * mounts with the files that back them. `sandbox run --dry-run` shows the
+ * binds; a real run writes the files with {@linkcode writeShims}. The plan
+ * is empty when no deny rule names a program found.
  *
  * @example
  * ```ts
- * const binds = await prepareShims(config.execpolicy, { runDir, pathDirs: env.PATH.split(":"), self: selfInvocation() });
- * const plan = buildSandboxPlan(config, argv, { extraBinds: binds, ... });
+ * const shims = await planShims(config.execpolicy, { runDir, pathDirs: env.PATH.split(":"), self: selfInvocation() });
+ * await writeShims(shims);
  * ```
  */
-export async function prepareShims(
+export async function planShims(
   policy: ExecPolicyConfig,
   options: PrepareShimsOptions,
-): Promise<ShimBind[]> {
+): Promise<ShimPlan> {
+  const none: ShimPlan = { binds: [], files: [] };
   const targets: DenyTarget[] = [];
   for (const rule of policy.rules) {
     if (rule.decision !== "deny") continue;
@@ -95,7 +111,7 @@ export async function prepareShims(
       unconditional: pattern.words.length === 1 && pattern.trailingStar,
     });
   }
-  if (targets.length === 0) return [];
+  if (targets.length === 0) return none;
   const dirs = unique([...options.pathDirs, ...(options.extraDirs ?? COMMON_BIN_DIRS)])
     .filter((d) => d.startsWith("/"));
   // The shims run on /bin/sh and (conditional ones) on this program: covering
@@ -128,27 +144,29 @@ export async function prepareShims(
       group.names.set(name, list);
     }
   }
-  if (groups.size === 0) return [];
+  if (groups.size === 0) return none;
 
   const base = `${options.runDir.replace(/\/+$/, "")}/execpolicy`;
-  await Deno.mkdir(`${base}/real`, { recursive: true });
-  await Deno.mkdir(`${base}/shims`, { recursive: true });
+  const files: ShimFile[] = [
+    { kind: "dir", path: `${base}/real` },
+    { kind: "dir", path: `${base}/shims` },
+  ];
   const rulesFile = `${base}/rules.json`;
   const denyOnly: ExecPolicyConfig = {
     default: "allow-network",
     rules: targets.map((t) => t.rule),
   };
-  await Deno.writeTextFile(rulesFile, JSON.stringify(denyOnly));
+  files.push({ kind: "file", path: rulesFile, text: JSON.stringify(denyOnly), mode: 0o644 });
 
   const realBinds: ShimBind[] = [];
   const shimBinds: ShimBind[] = [];
   let index = 0;
   for (const group of groups.values()) {
     const hiddenDir = `${base}/real/${index}`;
-    await Deno.mkdir(hiddenDir, { recursive: true });
+    files.push({ kind: "dir", path: hiddenDir });
     const realBase = programName(group.real);
     const hidden = `${hiddenDir}/${realBase}`;
-    await Deno.writeFile(hidden, new Uint8Array(), { mode: 0o755 }); // mount point
+    files.push({ kind: "file", path: hidden, text: "", mode: 0o755 }); // mount point
     realBinds.push({ source: group.real, target: hidden });
     const shared = ![...group.names.keys()].some((n) => isVariantOf(realBase, n));
     const links = new Set<string>();
@@ -161,19 +179,63 @@ export async function prepareShims(
     links.delete(realBase);
     for (const name of links) {
       if (name.includes("/") || name === "." || name === "..") continue;
-      await Deno.symlink(realBase, `${hiddenDir}/${name}`);
+      files.push({ kind: "symlink", path: `${hiddenDir}/${name}`, target: realBase });
     }
     const shim = `${base}/shims/${index}`;
-    await Deno.writeTextFile(
-      shim,
-      renderShim(group, { shared, hiddenDir, realBase, rulesFile, self: options.self }),
-      { mode: 0o755 },
-    );
-    await Deno.chmod(shim, 0o755);
+    files.push({
+      kind: "file",
+      path: shim,
+      text: renderShim(group, { shared, hiddenDir, realBase, rulesFile, self: options.self }),
+      mode: 0o755,
+    });
     shimBinds.push({ source: shim, target: group.real });
     index++;
   }
-  return [{ source: base, target: base }, ...realBinds, ...shimBinds];
+  return { binds: [{ source: base, target: base }, ...realBinds, ...shimBinds], files };
+}
+
+/**
+ * Creates the files of a {@linkcode ShimPlan}, in order. Files are written
+ * with their mode set after creation (the umask may have narrowed it).
+ *
+ * @example
+ * ```ts
+ * await writeShims(await planShims(policy, options));
+ * ```
+ */
+export async function writeShims(plan: ShimPlan): Promise<void> {
+  for (const file of plan.files) {
+    if (file.kind === "dir") {
+      await Deno.mkdir(file.path, { recursive: true });
+    } else if (file.kind === "symlink") {
+      await Deno.symlink(file.target, file.path);
+    } else {
+      await Deno.writeTextFile(file.path, file.text, { mode: file.mode });
+      await Deno.chmod(file.path, file.mode);
+    }
+  }
+}
+
+/**
+ * Writes the shims for `policy`'s deny rules under `RUNDIR/execpolicy` and
+ * returns the bind mounts, in the order they must be applied: the shim dir
+ * itself, the real programs at their hidden paths, then each shim over a
+ * real program. Returns `[]` when no deny rule names a program found.
+ * The same as {@linkcode planShims} followed by {@linkcode writeShims}.
+ *
+ * @example
+ * ```ts
+ * const binds = await prepareShims(config.execpolicy, { runDir, pathDirs: env.PATH.split(":"), self: selfInvocation() });
+ * const plan = buildSandboxPlan(config, argv, { extraBinds: binds, ... });
+ * ```
+ */
+export async function prepareShims(
+  policy: ExecPolicyConfig,
+  options: PrepareShimsOptions,
+): Promise<ShimBind[]> {
+  const plan = await planShims(policy, options);
+  await writeShims(plan);
+  return [...plan.binds];
 }
 
 function unique(list: readonly string[]): string[] {

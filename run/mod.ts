@@ -5,7 +5,9 @@
  *
  * @module
  */
-export { BRIDGE_PORTS, runSandboxed } from "./run.ts";
+export { runSandboxed } from "./run.ts";
+export { BRIDGE_PORTS, prepareRun } from "./prepare.ts";
+export type { PrepareRunOptions, RunPlan } from "./prepare.ts";
 export type { RunOptions, RunResult, RunVerdict } from "./run.ts";
 export { reportRun, summarizeDecisions } from "./report.ts";
 export type { AllowedHost, DecisionSummary } from "./report.ts";

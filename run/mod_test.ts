@@ -7,6 +7,7 @@ import * as mod from "./mod.ts";
 Deno.test("run/mod.ts exports exactly its pinned public surface", () => {
   assert.deepEqual(Object.keys(mod).sort(), [
     "BRIDGE_PORTS",
+    "prepareRun",
     "reportRun",
     "runSandboxed",
     "summarizeDecisions",

@@ -7,18 +7,13 @@
  * @module
  */
 import { SandboxError, UsageError } from "../errors.ts";
-import { decideCommand, formatExecDenial, prepareShims } from "../execpolicy/mod.ts";
+import { decideCommand, formatExecDenial } from "../execpolicy/mod.ts";
 import type { ExecVerdict } from "../execpolicy/decide.ts";
 import type { DecisionEvent, ProxyProtocol } from "../proxy/decision_log.ts";
 import type { Resolver } from "../proxy/resolver.ts";
 import type { RunningProxy } from "../proxy/server.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
-import {
-  buildSandboxPlan,
-  checkPlantedSymlinks,
-  collectHostFacts,
-  type PlanNetwork,
-} from "../sandbox/build_plan.ts";
+import { checkPlantedSymlinks } from "../sandbox/build_plan.ts";
 import { buildBwrapArgs } from "../sandbox/bwrap_args.ts";
 import { filterEnv } from "../sandbox/env.ts";
 import { runLinuxPlan } from "../sandbox/linux.ts";
@@ -27,6 +22,7 @@ import { preflightLinux, resolveCommand } from "../sandbox/preflight.ts";
 import { createRunDir, type RunDir, runDirPlaceholder } from "../sandbox/run_dir.ts";
 import { isUnder } from "../sandbox/unix_sockets.ts";
 import { selfInvocation } from "../self.ts";
+import { prepareRun, writeRunFiles } from "./prepare.ts";
 
 /** The execpolicy verdict carried in a {@linkcode RunResult}. */
 export type RunVerdict = ExecVerdict;
@@ -77,8 +73,7 @@ export interface RunResult {
   readonly verdict: RunVerdict;
 }
 
-/** The loopback ports the bridge listens on inside the sandbox (its network namespace is empty). */
-export const BRIDGE_PORTS = Object.freeze({ httpPort: 3128, socksPort: 1080 });
+export { BRIDGE_PORTS } from "./prepare.ts";
 
 const encoder = new TextEncoder();
 
@@ -133,17 +128,14 @@ export async function runSandboxed(
 
   if (options.dryRun === true) {
     // Where a real run would make it (never under TMPDIR): the plan shows the same masks.
-    const runDir = runDirPlaceholder();
-    const host = await collectHostFacts(config, { env, runDir });
-    const plan = buildSandboxPlan(config, argv, {
+    const plan = await prepareRun(config, argv, {
+      runDir: runDirPlaceholder(),
       cwd,
       env,
-      runDir,
-      host,
-      network: withNetwork ? { ...BRIDGE_PORTS, proxySocket: `${runDir}/proxy.sock` } : null,
+      network: withNetwork,
       extraEnv: options.extraEnv,
     });
-    stdout(await renderDryRun(plan, { ...options, env }));
+    stdout(await renderDryRun(plan.sandbox, { ...options, env }));
     return result(0, null);
   }
 
@@ -160,73 +152,42 @@ export async function runSandboxed(
   // The proxy starts while bwrap and the bridge start (see runLinuxPlan's beforeCommand).
   let proxyStarting: Promise<RunningProxy> | null = null;
   try {
-    const extraEnv: Record<string, string> = {};
-    const extraBinds: { source: string; target: string }[] = [];
-    let network: PlanNetwork | null = null;
-    let startProxyNow: (() => Promise<RunningProxy>) | null = null;
-    if (withNetwork) {
-      const mitm = config.network.mitm && config.network.mode === "limited"
-        ? await prepareMitmFor(config, runDir.path, options.caDir ?? null, env)
-        : null;
-      if (mitm !== null) {
-        Object.assign(extraEnv, mitm.env);
-        extraBinds.push({ source: mitm.bundle, target: mitm.bundle });
-      }
-      const proxySocket = `${runDir.path}/proxy.sock`;
-      // Loaded here, not at the top: a run without network never needs the proxy's code.
-      startProxyNow = async () => {
-        const [{ startProxy }, { upstreamProxyFromEnv }, { createResolver }] = await Promise.all([
-          import("../proxy/server.ts"),
-          import("../proxy/upstream.ts"),
-          import("../proxy/resolver.ts"),
-        ]);
-        return await startProxy({
-          config,
-          resolver: options.resolver ?? createResolver(),
-          http: null,
-          socks: null,
-          unixPath: proxySocket,
-          logFile: options.logFile ?? null,
-          command: argv,
-          onDecision: (event) => {
-            decisions.push(event);
-            options.onDecision?.(event);
-          },
-          askOnMiss: options.askOnMiss,
-          mitm: mitm?.handler ?? null,
-          upstreamProxy: upstreamProxyFromEnv(env),
-        });
-      };
-      network = { ...BRIDGE_PORTS, proxySocket };
-    }
-    Object.assign(extraEnv, options.extraEnv ?? {});
-    const readOnly: string[] = [];
-    if (config.execpolicy !== null) {
-      // Deny rules also hold for programs started inside the sandbox: shims over them. A
-      // conditional shim runs this program again inside, so its files must be readable there
-      // even when they live under /tmp (a clone or a download there is common).
-      const self = selfInvocation();
-      const binds = await prepareShims(config.execpolicy, {
-        runDir: runDir.path,
-        pathDirs: (filterEnv(env, config.env).PATH ?? "").split(":"),
-        self,
-      });
-      extraBinds.push(...binds);
-      if (binds.length > 0) readOnly.push(...self.readPaths);
-    }
-    const host = await collectHostFacts(config, { env, runDir: runDir.path });
-    const plan = buildSandboxPlan(config, argv, {
+    const plan = await prepareRun(config, argv, {
+      runDir: runDir.path,
       cwd,
       env,
-      runDir: runDir.path,
-      host,
-      network,
-      extraBinds,
-      extraEnv,
-      readOnly,
+      network: withNetwork,
+      extraEnv: options.extraEnv,
     });
-    checkVisible(plan, argv[0], cwd);
-    const ended = await runLinuxPlan(plan, {
+    const mitm = plan.mitm === null ? null : await loadMitm(config, options.caDir ?? null, env);
+    await writeRunFiles(plan, { caCertPem: mitm?.ca.certPem });
+    checkVisible(plan.sandbox, argv[0], cwd);
+    const proxySocket = plan.proxySocket;
+    // Loaded here, not at the top: a run without network never needs the proxy's code.
+    const startProxyNow = proxySocket === null ? null : async () => {
+      const [{ startProxy }, { upstreamProxyFromEnv }, { createResolver }] = await Promise.all([
+        import("../proxy/server.ts"),
+        import("../proxy/upstream.ts"),
+        import("../proxy/resolver.ts"),
+      ]);
+      return await startProxy({
+        config,
+        resolver: options.resolver ?? createResolver(),
+        http: null,
+        socks: null,
+        unixPath: proxySocket,
+        logFile: options.logFile ?? null,
+        command: argv,
+        onDecision: (event) => {
+          decisions.push(event);
+          options.onDecision?.(event);
+        },
+        askOnMiss: options.askOnMiss,
+        mitm: mitm?.handler ?? null,
+        upstreamProxy: upstreamProxyFromEnv(env),
+      });
+    };
+    const ended = await runLinuxPlan(plan.sandbox, {
       bwrap,
       setsid,
       nsenter,
@@ -305,17 +266,14 @@ function checkVisible(plan: SandboxPlan, name: string, cwd: string): void {
   }
 }
 
-async function prepareMitmFor(
+/** The MITM CA and the tunnel handler that uses it (loaded only when the plan has MITM). */
+async function loadMitm(
   config: EffectiveConfig,
-  runDir: string,
   caDir: string | null,
   env: Readonly<Record<string, string>>,
 ) {
   const { prepareMitm } = await import("../proxy/mitm.ts");
-  const { writeCaBundle, caTrustEnv } = await import("../sandbox/ca_trust.ts");
-  const { handler, ca } = await prepareMitm(config, { caDir, env });
-  const bundle = await writeCaBundle(runDir, ca.certPem);
-  return { handler, bundle, env: caTrustEnv(bundle) };
+  return await prepareMitm(config, { caDir, env });
 }
 
 async function renderDryRun(

@@ -1,0 +1,149 @@
+/**
+ * `prepareRun()`: the whole plan of one sandboxed run — the sandbox plan
+ * that the bwrap argv and the Seatbelt profile are rendered from, with the
+ * bridge's network, the execpolicy shims and their binds, the MITM CA trust
+ * (bundle path and environment) and the command's environment. The real
+ * run and `--dry-run` both build it here, so what the dry run prints is what
+ * the real run mounts.
+ *
+ * Building the plan reads the host (PATH dirs for shims, the socket table,
+ * path kinds) but writes nothing. A real run then writes the files the plan
+ * names with {@linkcode writeRunFiles}; a dry run prints it.
+ *
+ * @module
+ */
+import { SandboxError } from "../errors.ts";
+import { planShims, type ShimPlan, writeShims } from "../execpolicy/mod.ts";
+import type { EffectiveConfig } from "../profiles/types.ts";
+import { buildSandboxPlan, collectHostFacts, type PlanNetwork } from "../sandbox/build_plan.ts";
+import { filterEnv } from "../sandbox/env.ts";
+import type { SandboxPlan } from "../sandbox/plan.ts";
+import { selfInvocation } from "../self.ts";
+
+/** The loopback ports the bridge listens on inside the sandbox (its network namespace is empty). */
+export const BRIDGE_PORTS = Object.freeze({ httpPort: 3128, socksPort: 1080 });
+
+/** Options for {@linkcode prepareRun}. */
+export interface PrepareRunOptions {
+  /** The run's private dir: a real one, or `runDirPlaceholder()` for a dry run. */
+  readonly runDir: string;
+  /** Working directory of the command (absolute). */
+  readonly cwd: string;
+  /** The launcher's environment. */
+  readonly env: Readonly<Record<string, string>>;
+  /** The command gets the proxy (execpolicy said `allow-network` and the config enables the network). */
+  readonly network: boolean;
+  /** Variables added to the command's environment last. */
+  readonly extraEnv?: Readonly<Record<string, string>>;
+}
+
+/** The plan of one run; see {@linkcode prepareRun}. */
+export interface RunPlan {
+  /** What the platform backends run: `buildBwrapArgs(sandbox)`, `renderSeatbeltProfile(sandbox)`. */
+  readonly sandbox: SandboxPlan;
+  /** The proxy's unix socket in the run dir, or null without network. */
+  readonly proxySocket: string | null;
+  /** MITM on: where the CA bundle the command trusts goes (its variables are in `sandbox.env`). */
+  readonly mitm: { readonly bundlePath: string } | null;
+  /** The execpolicy shims: their binds are in `sandbox.extraBinds`, their files still to write. */
+  readonly shims: ShimPlan;
+}
+
+/**
+ * Builds the plan of one run of `argv` under `config`. Reads the host but
+ * writes nothing.
+ *
+ * @example
+ * ```ts
+ * const plan = await prepareRun(config, ["npm", "ci"], { runDir, cwd, env, network: true });
+ * const argv = ["bwrap", ...buildBwrapArgs(plan.sandbox)];
+ * ```
+ */
+export async function prepareRun(
+  config: EffectiveConfig,
+  argv: readonly string[],
+  options: PrepareRunOptions,
+): Promise<RunPlan> {
+  const { runDir, cwd, env } = options;
+  const extraEnv: Record<string, string> = {};
+  const extraBinds: { source: string; target: string }[] = [];
+  const readOnly: string[] = [];
+  let network: PlanNetwork | null = null;
+  let mitm: RunPlan["mitm"] = null;
+  let proxySocket: string | null = null;
+  if (options.network) {
+    proxySocket = `${runDir}/proxy.sock`;
+    network = { ...BRIDGE_PORTS, proxySocket };
+    if (config.network.mitm && config.network.mode === "limited") {
+      // Loaded only here: ca_trust brings node:tls and node-forge, which a run without MITM never needs.
+      const { CA_BUNDLE_FILE, caTrustEnv } = await import("../sandbox/ca_trust.ts");
+      const bundlePath = `${runDir.replace(/\/+$/, "")}/${CA_BUNDLE_FILE}`;
+      mitm = { bundlePath };
+      Object.assign(extraEnv, caTrustEnv(bundlePath));
+      extraBinds.push({ source: bundlePath, target: bundlePath });
+    }
+  }
+  Object.assign(extraEnv, options.extraEnv ?? {});
+  let shims: ShimPlan = { binds: [], files: [] };
+  if (config.execpolicy !== null) {
+    // Deny rules also hold for programs started inside the sandbox: shims over them. A
+    // conditional shim runs this program again inside, so its files must be readable there
+    // even when they live under /tmp (a clone or a download there is common).
+    const self = selfInvocation();
+    shims = await planShims(config.execpolicy, {
+      runDir,
+      pathDirs: (filterEnv(env, config.env).PATH ?? "").split(":"),
+      self,
+    });
+    extraBinds.push(...shims.binds);
+    if (shims.binds.length > 0) readOnly.push(...self.readPaths);
+  }
+  const host = await collectHostFacts(config, { env, runDir });
+  const sandbox = buildSandboxPlan(config, argv, {
+    cwd,
+    env,
+    runDir,
+    host,
+    network,
+    extraBinds,
+    extraEnv,
+    readOnly,
+  });
+  return { sandbox, proxySocket, mitm, shims };
+}
+
+/** Options for {@linkcode writeRunFiles}. */
+export interface WriteRunFilesOptions {
+  /** The MITM CA's certificate (PEM); needed when the plan has `mitm`. */
+  readonly caCertPem?: string;
+}
+
+/**
+ * Writes the files a real run's plan names into its run dir: the execpolicy
+ * shims and, with MITM, the CA bundle. Throws {@linkcode SandboxError}
+ * (`ca_error`) when the plan needs a bundle and no certificate is given.
+ *
+ * @example
+ * ```ts
+ * await writeRunFiles(plan, { caCertPem: ca.certPem });
+ * ```
+ */
+export async function writeRunFiles(
+  plan: RunPlan,
+  options: WriteRunFilesOptions = {},
+): Promise<void> {
+  if (plan.mitm !== null) {
+    if (options.caCertPem === undefined) {
+      throw new SandboxError("ca_error", "Cannot write the CA bundle: no MITM CA certificate");
+    }
+    const { writeCaBundle } = await import("../sandbox/ca_trust.ts");
+    const written = await writeCaBundle(plan.sandbox.runDir, options.caCertPem);
+    if (written !== plan.mitm.bundlePath) {
+      throw new SandboxError(
+        "ca_error",
+        `Cannot write the CA bundle: it went to "${written}", the plan binds "${plan.mitm.bundlePath}"`,
+      );
+    }
+  }
+  await writeShims(plan.shims);
+}

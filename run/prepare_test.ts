@@ -1,0 +1,82 @@
+import assert from "node:assert/strict";
+import { loadEffectiveConfig } from "../profiles/load.ts";
+import type { EffectiveConfig } from "../profiles/types.ts";
+import { buildBwrapArgs } from "../sandbox/bwrap_args.ts";
+import { prepareRun, writeRunFiles } from "./prepare.ts";
+
+const BASE = await loadEffectiveConfig({}, { env: { HOME: "/nonexistent" }, cwd: "/" });
+
+function config(mitm: boolean): EffectiveConfig {
+  return {
+    ...BASE,
+    network: { ...BASE.network, mode: mitm ? "limited" : "full", mitm },
+    execpolicy: {
+      default: "allow-network",
+      rules: [{
+        pattern: "fakecurl *",
+        decision: "deny",
+        justification: null,
+        match: [],
+        notMatch: [],
+        source: "test",
+      }],
+    },
+  };
+}
+
+async function fixture() {
+  const dir = await Deno.makeTempDir({ prefix: "prepare_run_" });
+  await Deno.mkdir(`${dir}/bin`);
+  await Deno.mkdir(`${dir}/run`);
+  await Deno.writeTextFile(`${dir}/bin/fakecurl`, "#!/bin/sh\necho ran\n", { mode: 0o755 });
+  return { dir, [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }) };
+}
+
+Deno.test("prepareRun() plans the shim binds, the CA bundle and its trust variables, and writes nothing", async () => {
+  await using fx = await fixture();
+  const runDir = `${fx.dir}/run`;
+  const plan = await prepareRun(config(true), ["true"], {
+    runDir,
+    cwd: fx.dir,
+    env: { PATH: `${fx.dir}/bin:/usr/bin:/bin`, HOME: fx.dir },
+    network: true,
+  });
+  const bundle = `${runDir}/mitm-ca-bundle.pem`;
+  assert.deepEqual(plan.mitm, { bundlePath: bundle });
+  assert.equal(plan.proxySocket, `${runDir}/proxy.sock`);
+  assert.equal(plan.sandbox.env.SSL_CERT_FILE, bundle);
+  assert.equal(plan.sandbox.env.NODE_EXTRA_CA_CERTS, bundle);
+  const targets = plan.sandbox.extraBinds.map((b) => b.target);
+  assert.ok(targets.includes(bundle));
+  assert.ok(targets.includes(`${fx.dir}/bin/fakecurl`), "the shim over fakecurl");
+  assert.ok((plan.sandbox.readOnly ?? []).length > 0, "the launcher stays readable for the shim");
+  const argv = buildBwrapArgs(plan.sandbox);
+  assert.ok(argv.includes(`${fx.dir}/bin/fakecurl`));
+  assert.deepEqual([...Deno.readDirSync(runDir)], [], "nothing written");
+});
+
+Deno.test("prepareRun() without network has no proxy, no CA bundle, and keeps the shims", async () => {
+  await using fx = await fixture();
+  const plan = await prepareRun(config(true), ["true"], {
+    runDir: `${fx.dir}/run`,
+    cwd: fx.dir,
+    env: { PATH: `${fx.dir}/bin:/usr/bin:/bin` },
+    network: false,
+  });
+  assert.equal(plan.proxySocket, null);
+  assert.equal(plan.mitm, null);
+  assert.equal(plan.sandbox.network.kind, "none");
+  assert.equal(plan.sandbox.env.SSL_CERT_FILE, undefined);
+  assert.ok(plan.sandbox.extraBinds.some((b) => b.target === `${fx.dir}/bin/fakecurl`));
+});
+
+Deno.test("writeRunFiles() refuses a MITM plan without the CA certificate", async () => {
+  await using fx = await fixture();
+  const plan = await prepareRun(config(true), ["true"], {
+    runDir: `${fx.dir}/run`,
+    cwd: fx.dir,
+    env: { PATH: "/usr/bin:/bin" },
+    network: true,
+  });
+  await assert.rejects(() => writeRunFiles(plan), /no MITM CA certificate/);
+});
