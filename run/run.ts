@@ -19,7 +19,7 @@ import { filterEnv } from "../sandbox/env.ts";
 import { runLinuxPlan } from "../sandbox/linux.ts";
 import type { SandboxPlan } from "../sandbox/plan.ts";
 import { preflightLinux, resolveCommand } from "../sandbox/preflight.ts";
-import { createRunDir, type RunDir, runDirPlaceholder } from "../sandbox/run_dir.ts";
+import { createRunDir, type RunDir, runDirBase, runDirPlaceholder } from "../sandbox/run_dir.ts";
 import { isUnder } from "../sandbox/unix_sockets.ts";
 import { selfInvocation } from "../self.ts";
 import { prepareRun, writeRunFiles } from "./prepare.ts";
@@ -129,7 +129,7 @@ export async function runSandboxed(
   if (options.dryRun === true) {
     // Where a real run would make it (never under TMPDIR): the plan shows the same masks.
     const plan = await prepareRun(config, argv, {
-      runDir: runDirPlaceholder(),
+      runDir: runDirPlaceholder({ base: runDirBase(env, Deno.uid() ?? 0) }),
       cwd,
       env,
       network: withNetwork,
@@ -148,7 +148,7 @@ export async function runSandboxed(
   await checkCommand(argv[0], { env: filterEnv(env, config.env), cwd });
   checkPlantedSymlinks(config, { cwd });
 
-  await using runDir: RunDir = await createRunDir();
+  await using runDir: RunDir = await createRunDir({ base: runDirBase(env, uid) });
   // The proxy starts while bwrap and the bridge start (see runLinuxPlan's beforeCommand).
   let proxyStarting: Promise<RunningProxy> | null = null;
   try {

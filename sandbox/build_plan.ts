@@ -200,8 +200,14 @@ export function buildSandboxPlan(
     if (kind === "dir") hiddenDirs.push(path);
     else if (kind === "file" || kind === "symlink") maskedFiles.push(path);
   }
-  if (!emptyDirs.some((dir) => isUnder(runDir, dir)) || isUnder(runDir, cwd)) {
-    hiddenDirs.push(runDir);
+  const exposedRunDir = [cwd, ...config.filesystem.writable].some((dir) => isUnder(runDir, dir));
+  if (!emptyDirs.some((dir) => isUnder(runDir, dir)) || exposedRunDir) {
+    // The whole per-user parent when it can go: the command then cannot plant anything among
+    // the run dirs (a FIFO as an owner file, a fake run dir) that a later run's sweep meets.
+    const base = runDir.slice(0, runDir.lastIndexOf("/"));
+    const wholeBase = /\/sandbox(-[0-9]+)?$/.test(base) &&
+      ![cwd, ...config.filesystem.writable].some((dir) => isUnder(dir, base));
+    hiddenDirs.push(wholeBase ? base : runDir);
   }
 
   const writable = [...config.filesystem.writable];

@@ -184,3 +184,13 @@ Deno.test("buildBwrapArgs() keeps an argument that looks like an option after --
   assert.deepEqual(args.slice(args.indexOf("--")), ["--", "--help", "--ro-bind"]);
   assert.ok(!args.includes("--json-status-fd"));
 });
+
+Deno.test("buildSandboxPlan() hides the whole per-user run-dir base when the working dir shows it", () => {
+  const plan = buildSandboxPlan(config({}), ["true"], {
+    ...BASE,
+    cwd: "/tmp",
+    runDir: "/tmp/sandbox-1000/sandbox-run-abc",
+    network: null,
+  });
+  assert.ok(plan.linux?.hiddenDirs.includes("/tmp/sandbox-1000"));
+});

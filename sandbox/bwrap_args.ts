@@ -129,7 +129,7 @@ function checkSocketBinds(plan: SandboxPlan, linux: LinuxPlanDetails): void {
 
 /** `plan.linux.hiddenDirs`, plus the run dir when the emptied dirs would not keep it out of sight. */
 function hiddenDirs(plan: SandboxPlan, linux: LinuxPlanDetails): readonly string[] {
-  if (linux.hiddenDirs.includes(plan.runDir)) return linux.hiddenDirs;
+  if (linux.hiddenDirs.some((dir) => isUnder(plan.runDir, dir))) return linux.hiddenDirs;
   const emptied = linux.emptyDirs.some((dir) => isUnder(plan.runDir, dir));
   const exposed = [plan.cwd, ...plan.writable].some((dir) => isUnder(plan.runDir, dir));
   return emptied && !exposed ? linux.hiddenDirs : [...linux.hiddenDirs, plan.runDir];

@@ -1,15 +1,25 @@
 /**
- * The private directory of one run: `/tmp/sandbox-run-XXXXXX`, mode 0700,
+ * The private directory of one run: `BASE/sandbox-run-XXXXXX`, mode 0700,
  * with an unguessable name. It holds the proxy's unix socket (and the MITM
- * CA bundle); inside the sandbox `/tmp` is an empty tmpfs, so the command
- * can neither reach nor replace it. `TMPDIR` is not used: it may point into
- * a directory the sandbox shows (or makes writable), or be long enough to
- * push the socket's path past the 108 bytes a unix socket address holds.
- * `sandbox run --dry-run` shows the same parent ({@linkcode runDirPlaceholder}).
+ * CA bundle, the execpolicy shims).
+ *
+ * `BASE` ({@linkcode runDirBase}) is a directory no other user and no
+ * sandboxed command can plant files in: `$XDG_RUNTIME_DIR/sandbox` when
+ * `XDG_RUNTIME_DIR` is an absolute directory of this user's with mode 0700,
+ * else `/tmp/sandbox-UID`, created 0700 and refused when it exists as
+ * anything else (another user's, a symlink, a file, looser permissions).
+ * Inside the sandbox both places are empty (an emptied `$XDG_RUNTIME_DIR`
+ * and `/tmp`, or a tmpfs over `BASE` when the working dir or a writable
+ * path covers it). `TMPDIR` is not used: it may point into a directory the
+ * sandbox shows (or makes writable), or be long enough to push the socket's
+ * path past the 108 bytes a unix socket address holds. `sandbox run
+ * --dry-run` shows the same parent ({@linkcode runDirPlaceholder}).
  *
  * A launcher killed with SIGKILL cannot clean up: each directory records its
  * owner (pid and process start time), and every new run first removes the
- * directories whose owner is gone.
+ * directories whose owner is gone. The sweep only looks at `lstat` results
+ * and reads an owner file only when it is a small regular file, so nothing
+ * found there (a FIFO, a symlink, a device) can block or redirect it.
  *
  * Set-up uses synchronous file calls: a handful of them on every run's
  * critical path, where each asynchronous one costs a thread-pool round trip.
@@ -26,15 +36,40 @@ export interface RunDir extends AsyncDisposable {
 
 /** Options for {@linkcode createRunDir}. */
 export interface CreateRunDirOptions {
-  /** Parent directory (default {@linkcode RUN_DIR_BASE}). */
+  /** Parent directory (default {@linkcode runDirBase} of the process's environment and uid). */
   readonly base?: string;
 }
 
 /** Prefix of every run directory's name. */
 export const RUN_DIR_PREFIX = "sandbox-run-";
 
-/** The parent of every run directory, whatever `TMPDIR` says. */
-export const RUN_DIR_BASE = "/tmp";
+/** Longest run-dir base that keeps `BASE/sandbox-run-XXXXXX/proxy.sock` within a unix socket address (108 bytes). */
+const MAX_BASE_LENGTH = 107 - "/sandbox-run-XXXXXX/proxy.sock".length;
+
+/**
+ * The parent of every run directory for this user: `$XDG_RUNTIME_DIR/sandbox`
+ * when `XDG_RUNTIME_DIR` is an absolute, short enough directory owned by
+ * `uid` with mode 0700, else `/tmp/sandbox-UID`. Looks, creates nothing.
+ *
+ * @example
+ * ```ts
+ * runDirBase({}, 1000); // "/tmp/sandbox-1000"
+ * ```
+ */
+export function runDirBase(env: Readonly<Record<string, string>>, uid: number): string {
+  const xdg = env.XDG_RUNTIME_DIR;
+  if (xdg !== undefined && xdg.startsWith("/") && `${xdg}/sandbox`.length <= MAX_BASE_LENGTH) {
+    try {
+      const info = Deno.lstatSync(xdg);
+      if (info.isDirectory && info.uid === uid && ((info.mode ?? 0o777) & 0o077) === 0) {
+        return `${xdg.replace(/\/+$/, "")}/sandbox`;
+      }
+    } catch {
+      // Missing: fall back to /tmp.
+    }
+  }
+  return `/tmp/sandbox-${uid}`;
+}
 
 /**
  * The run directory's path as a plan shows it before one exists (for
@@ -43,13 +78,64 @@ export const RUN_DIR_BASE = "/tmp";
  *
  * @example
  * ```ts
- * runDirPlaceholder(); // "/tmp/sandbox-run-XXXXXX"
+ * runDirPlaceholder({ base: "/tmp/sandbox-1000" }); // "/tmp/sandbox-1000/sandbox-run-XXXXXX"
  * ```
  */
 export function runDirPlaceholder(options: CreateRunDirOptions = {}): string {
-  return `${options.base ?? RUN_DIR_BASE}/${RUN_DIR_PREFIX}XXXXXX`;
+  return `${options.base ?? defaultBase()}/${RUN_DIR_PREFIX}XXXXXX`;
 }
+
+function defaultBase(): string {
+  return runDirBase(Deno.env.toObject(), Deno.uid() ?? 0);
+}
+
 const OWNER_FILE = "owner";
+
+/**
+ * Creates `base` with mode 0700 when it is missing, then checks that it is a
+ * directory (not a symlink) owned by this user that no one else can enter.
+ * Throws {@linkcode SandboxError} (`io`) when it is not, saying what to do.
+ *
+ * @example
+ * ```ts
+ * ensurePrivateDir("/tmp/sandbox-1000");
+ * ```
+ */
+export function ensurePrivateDir(base: string): void {
+  const uid = Deno.uid();
+  try {
+    Deno.mkdirSync(base, { mode: 0o700 });
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AlreadyExists)) {
+      const why = error instanceof Error
+        ? error.message.replace(/: mkdir '.*'$/, "")
+        : String(error);
+      throw new SandboxError(
+        "io",
+        `Cannot create the run directory in "${base}": ${why}: the launcher needs a private, ` +
+          `writable "${base}" for the proxy socket (set XDG_RUNTIME_DIR to a directory of yours ` +
+          "with mode 0700 to use another place)",
+        { cause: error },
+      );
+    }
+  }
+  const info = Deno.lstatSync(base);
+  const problem = !info.isDirectory
+    ? info.isSymlink ? "is a symlink" : "is not a directory"
+    : uid !== null && info.uid !== uid
+    ? `belongs to uid ${info.uid}, not to uid ${uid}`
+    : ((info.mode ?? 0o777) & 0o077) !== 0
+    ? `has mode ${((info.mode ?? 0) & 0o777).toString(8)}, not 700`
+    : null;
+  if (problem !== null) {
+    throw new SandboxError(
+      "io",
+      `Cannot use "${base}" for the run directory: it ${problem}, so another user could plant ` +
+        `files in it: remove it (the launcher creates it again with mode 0700), or set ` +
+        "XDG_RUNTIME_DIR to a directory of yours with mode 0700",
+    );
+  }
+}
 
 /**
  * Removes stale run directories, then creates a new one.
@@ -61,7 +147,8 @@ const OWNER_FILE = "owner";
  * ```
  */
 export async function createRunDir(options: CreateRunDirOptions = {}): Promise<RunDir> {
-  const base = options.base ?? RUN_DIR_BASE;
+  const base = options.base ?? defaultBase();
+  ensurePrivateDir(base);
   await sweepStaleRunDirs({ base });
   let path: string;
   try {
@@ -70,7 +157,7 @@ export async function createRunDir(options: CreateRunDirOptions = {}): Promise<R
     const why = error instanceof Error ? error.message.replace(/: tmpdir$/, "") : String(error);
     throw new SandboxError(
       "io",
-      `Cannot create the run directory in "${base}": ${why}: the launcher needs a writable "${base}" for the proxy socket`,
+      `Cannot create the run directory in "${base}": ${why}: the launcher needs a private, writable "${base}" for the proxy socket`,
       { cause: error },
     );
   }
@@ -96,9 +183,12 @@ export async function createRunDir(options: CreateRunDirOptions = {}): Promise<R
 
 /** Options for {@linkcode sweepStaleRunDirs}. */
 export interface SweepOptions {
-  /** Parent directory (default {@linkcode RUN_DIR_BASE}). */
+  /** Parent directory (default {@linkcode runDirBase} of the process's environment and uid). */
   readonly base?: string;
 }
+
+/** An owner stamp is `PID STARTTIME`: a few dozen bytes at most. */
+const MAX_OWNER_SIZE = 256;
 
 /**
  * Removes run directories under `base` that belong to this user and whose
@@ -111,7 +201,7 @@ export interface SweepOptions {
  * ```
  */
 export async function sweepStaleRunDirs(options: SweepOptions = {}): Promise<string[]> {
-  const base = options.base ?? RUN_DIR_BASE;
+  const base = options.base ?? defaultBase();
   const uid = Deno.uid();
   const removed: string[] = [];
   let entries: Deno.DirEntry[];
@@ -125,17 +215,14 @@ export async function sweepStaleRunDirs(options: SweepOptions = {}): Promise<str
     const path = `${base}/${entry.name}`;
     try {
       const info = Deno.lstatSync(path);
-      if (info.uid !== uid) continue;
-      let owner: string;
-      try {
-        owner = Deno.readTextFileSync(`${path}/${OWNER_FILE}`).trim();
-      } catch {
+      if (!info.isDirectory || info.uid !== uid) continue;
+      const owner = readOwner(`${path}/${OWNER_FILE}`);
+      if (owner === null) {
         // No owner file: being created right now, or left by a crash; wait a minute to be sure.
         const age = Date.now() - (info.mtime?.getTime() ?? Date.now());
         if (age < 60_000) continue;
-        owner = "";
       }
-      if (owner !== "" && ownerAlive(owner)) continue;
+      if (owner !== null && owner !== "" && ownerAlive(owner)) continue;
       await Deno.remove(path, { recursive: true });
       removed.push(path);
     } catch {
@@ -143,6 +230,26 @@ export async function sweepStaleRunDirs(options: SweepOptions = {}): Promise<str
     }
   }
   return removed;
+}
+
+/**
+ * The owner stamp, "" for something that is not one (a FIFO, a symlink, a
+ * directory, a large file: never opened, so it cannot block the sweep), or
+ * null when there is no owner file.
+ */
+function readOwner(path: string): string | null {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch {
+    return null;
+  }
+  if (!info.isFile || info.size > MAX_OWNER_SIZE) return "";
+  try {
+    return Deno.readTextFileSync(path).trim();
+  } catch {
+    return "";
+  }
 }
 
 function ownerAlive(owner: string): boolean {

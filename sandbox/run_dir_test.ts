@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { createRunDir, runDirPlaceholder, sweepStaleRunDirs } from "./run_dir.ts";
+import {
+  createRunDir,
+  ensurePrivateDir,
+  runDirBase,
+  runDirPlaceholder,
+  sweepStaleRunDirs,
+} from "./run_dir.ts";
 
 Deno.test("createRunDir() makes a private dir with an owner stamp and removes it on dispose", async () => {
   const base = await Deno.makeTempDir();
@@ -49,4 +55,59 @@ Deno.test("runDirPlaceholder() names the parent createRunDir() uses by default, 
     );
   }
   assert.equal(runDirPlaceholder({ base: "/var/x" }), "/var/x/sandbox-run-XXXXXX");
+});
+
+Deno.test("runDirBase() takes a private XDG_RUNTIME_DIR, else a per-user dir under /tmp", async () => {
+  const uid = Deno.uid() ?? 0;
+  const xdg = await Deno.makeTempDir();
+  try {
+    await Deno.chmod(xdg, 0o700);
+    assert.equal(runDirBase({ XDG_RUNTIME_DIR: xdg }, uid), `${xdg}/sandbox`);
+    assert.equal(runDirBase({}, uid), `/tmp/sandbox-${uid}`);
+    assert.equal(runDirBase({ XDG_RUNTIME_DIR: "relative" }, uid), `/tmp/sandbox-${uid}`);
+    // Someone else's, or open to others: not a place for the proxy socket.
+    assert.equal(runDirBase({ XDG_RUNTIME_DIR: xdg }, uid + 1), `/tmp/sandbox-${uid + 1}`);
+    await Deno.chmod(xdg, 0o755);
+    assert.equal(runDirBase({ XDG_RUNTIME_DIR: xdg }, uid), `/tmp/sandbox-${uid}`);
+  } finally {
+    await Deno.remove(xdg, { recursive: true });
+  }
+});
+
+Deno.test("ensurePrivateDir() creates the base 0700 and refuses one that is not private", async () => {
+  const parent = await Deno.makeTempDir();
+  try {
+    const base = `${parent}/base`;
+    ensurePrivateDir(base);
+    assert.equal((await Deno.lstat(base)).mode! & 0o777, 0o700);
+    ensurePrivateDir(base); // again: fine
+    await Deno.chmod(base, 0o755);
+    assert.throws(() => ensurePrivateDir(base), /"[^"]+\/base".*has mode 755, not 700/);
+    await Deno.remove(base);
+    await Deno.mkdir(`${parent}/elsewhere`, { mode: 0o700 });
+    await Deno.symlink(`${parent}/elsewhere`, base);
+    assert.throws(() => ensurePrivateDir(base), /it is a symlink/);
+    await Deno.remove(base);
+    await Deno.writeTextFile(base, "");
+    assert.throws(() => ensurePrivateDir(base), /it is not a directory/);
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("sweepStaleRunDirs() never opens a FIFO or follows a symlink planted as an owner file", async () => {
+  const base = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${base}/sandbox-run-fifo`);
+    const made = await new Deno.Command("mkfifo", { args: [`${base}/sandbox-run-fifo/owner`] })
+      .output();
+    assert.ok(made.success);
+    await Deno.mkdir(`${base}/sandbox-run-link`);
+    await Deno.symlink("/proc/self/status", `${base}/sandbox-run-link/owner`);
+    // Would block forever if the sweep opened the FIFO; the test runner's timeout would catch it.
+    const removed = await sweepStaleRunDirs({ base });
+    assert.deepEqual(removed.sort(), [`${base}/sandbox-run-fifo`, `${base}/sandbox-run-link`]);
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
 });

@@ -19,6 +19,7 @@
  */
 import assert from "node:assert/strict";
 import { fakeServer, respondWith } from "./proxy_helpers.ts";
+import { runDirBase } from "../sandbox/run_dir.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -71,11 +72,12 @@ function childrenOf(pid: number): { pid: number; cmdline: string }[] {
 /** Run dirs in /tmp owned by `pid`. */
 function runDirsOf(pid: number): string[] {
   const out: string[] = [];
-  for (const entry of Deno.readDirSync("/tmp")) {
+  const base = runDirBase(Deno.env.toObject(), Deno.uid() ?? 0);
+  for (const entry of Deno.readDirSync(base)) {
     if (!entry.name.startsWith("sandbox-run-")) continue;
     try {
-      const owner = Deno.readTextFileSync(`/tmp/${entry.name}/owner`);
-      if (owner === String(pid) || owner.startsWith(`${pid} `)) out.push(`/tmp/${entry.name}`);
+      const owner = Deno.readTextFileSync(`${base}/${entry.name}/owner`);
+      if (owner === String(pid) || owner.startsWith(`${pid} `)) out.push(`${base}/${entry.name}`);
     } catch {
       // Not ours to read, or gone.
     }
@@ -144,7 +146,7 @@ Deno.test({
     assert.equal(output.code, 126, stderr);
     assert.match(
       stderr,
-      /^sandbox: Cannot create the run directory in "\/tmp": Read-only file system.*needs a writable "\/tmp"/m,
+      /^sandbox: Cannot create the run directory in "\/tmp\/sandbox-0": Read-only file system.*needs a private, writable "\/tmp\/sandbox-0"/m,
     );
     assert.doesNotMatch(stderr, /Internal error|\n\s+at /);
     assert.ok(!decoder.decode(output.stdout).includes(marker), "the command ran");

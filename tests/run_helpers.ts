@@ -14,6 +14,7 @@ export {
   type SandboxCliOptions,
 } from "./cli_helpers.ts";
 import { serveConnections } from "./proxy_helpers.ts";
+import { runDirBase } from "../sandbox/run_dir.ts";
 
 /** A server the test started; close it when done. */
 export interface TestServer extends AsyncDisposable {
@@ -75,11 +76,16 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   while (off < bytes.length) off += await conn.write(bytes.subarray(off));
 }
 
-/** Paths of `/tmp/sandbox-run-*` directories right now. */
+/** Paths of this user's run directories (`BASE/sandbox-run-*`, see `runDirBase()`) right now. */
 export function runDirs(): string[] {
+  const base = runDirBase(Deno.env.toObject(), Deno.uid() ?? 0);
   const out: string[] = [];
-  for (const entry of Deno.readDirSync("/tmp")) {
-    if (entry.name.startsWith("sandbox-run-")) out.push(`/tmp/${entry.name}`);
+  try {
+    for (const entry of Deno.readDirSync(base)) {
+      if (entry.name.startsWith("sandbox-run-")) out.push(`${base}/${entry.name}`);
+    }
+  } catch {
+    // No base yet: no run dirs.
   }
   return out.sort();
 }

@@ -183,3 +183,83 @@ for (const nobody of [false, true]) {
     },
   });
 }
+
+for (const nobody of [false, true]) {
+  const who = nobody ? "unprivileged" : "root";
+
+  Deno.test({
+    name:
+      `run dirs (${who}): a FIFO planted from cwd /tmp as a run dir's owner file does not hold up the next run`,
+    ignore: !READY || (nobody && !UNPRIVILEGED),
+    async fn() {
+      const uid = nobody ? 65534 : (Deno.uid() ?? 0);
+      // Everywhere a run dir could be looked for: the old shared place, and this user's base.
+      const plant = [
+        "/tmp/sandbox-run-seams-fake",
+        `/tmp/sandbox-${uid}/sandbox-run-seams-fake`,
+      ].map((dir) => `mkdir -p ${dir} && mkfifo ${dir}/owner`).join("; ");
+      const env = { PATH: "/usr/bin:/bin", HOME: "/nonexistent-seams-home" };
+      try {
+        const first = await seamRun(["run", "--", "sh", "-c", `${plant}; echo planted`], {
+          cwd: "/tmp",
+          env,
+          nobody,
+        });
+        assert.equal(first.code, 0, first.stderr);
+        assert.match(first.stdout, /planted/);
+        // The runner's timeout fails the test if the sweep opened the FIFO and blocked.
+        const second = await seamRun(["run", "--", "sh", "-c", "echo second"], {
+          cwd: "/tmp",
+          env,
+          nobody,
+          timeoutMs: 60_000,
+        });
+        assert.equal(second.code, 0, second.stderr);
+        assert.match(second.stdout, /second/);
+        // The per-user base stayed private: nothing the command made reached it.
+        const base = `/tmp/sandbox-${uid}`;
+        const info = await Deno.lstat(base);
+        assert.ok(info.isDirectory && info.uid === uid && (info.mode! & 0o077) === 0);
+        assert.equal(await exists(`${base}/sandbox-run-seams-fake`), false);
+      } finally {
+        await Deno.remove("/tmp/sandbox-run-seams-fake", { recursive: true }).catch(() => {});
+      }
+    },
+  });
+}
+
+Deno.test({
+  name: "run dirs: a per-user base another user made first is refused, not used",
+  ignore: !READY || !UNPRIVILEGED,
+  async fn() {
+    // uid 65533 has no base yet; root plants one for it (as another local user could in /tmp).
+    const base = "/tmp/sandbox-65533";
+    await Deno.remove(base, { recursive: true }).catch(() => {});
+    await Deno.mkdir(base, { mode: 0o777 });
+    await Deno.chmod(base, 0o777);
+    await using cwd = await visibleTempDir("sandbox-seams-base-");
+    await new Deno.Command("/bin/chown", { args: ["65533:65533", cwd.path] }).output();
+    try {
+      const { deno, denoDir } = await prepareNobodyDeno();
+      const out = await new Deno.Command("/usr/bin/setpriv", {
+        args: ["--reuid=65533", "--regid=65533", "--clear-groups", deno, "run", "-A", "--quiet"]
+          .concat([MAIN, "run", "--", "sh", "-c", "echo ran"]),
+        cwd: cwd.path,
+        clearEnv: true,
+        env: { ...NO_CONFIG, PATH: "/usr/bin:/bin", HOME: cwd.path, DENO_DIR: denoDir },
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(90_000),
+      }).output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 126, stderr);
+      assert.doesNotMatch(new TextDecoder().decode(out.stdout), /ran/);
+      assert.match(
+        stderr,
+        /Cannot use "\/tmp\/sandbox-65533" for the run directory: it belongs to uid 0/,
+      );
+    } finally {
+      await Deno.remove(base, { recursive: true });
+    }
+  },
+});
