@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { MAIN, onPath, sandboxArgv, sandboxCli, tempDir } from "./cli_helpers.ts";
+import { runDirBase } from "../sandbox/run_dir.ts";
 
 const LINUX = Deno.build.os === "linux" && onPath("bwrap") && onPath("curl");
 
@@ -119,10 +120,10 @@ Deno.test({
     }
     assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
 
-    const runDir = /\/tmp\/sandbox-run-[^/]+/.exec(real.argv.join("\n"))?.[0];
+    const runDir = /\/sandbox-run-[^/]+/.exec(real.argv.join("\n"))?.[0];
     assert.ok(runDir !== undefined, "the real argv names its run dir");
     const normalized = withoutFds(real.argv).map((arg, i) =>
-      i === 0 ? "bwrap" : arg.replaceAll(runDir, "/tmp/sandbox-run-XXXXXX")
+      i === 0 ? "bwrap" : arg.replaceAll(runDir, "/sandbox-run-XXXXXX")
     );
     assert.ok(
       withoutFds(real.argv).length < real.argv.length,
@@ -138,7 +139,7 @@ Deno.test({
     const realEnv = Object.fromEntries(
       Object.entries(real.env).map((
         [k, v],
-      ) => [k, v.replaceAll(runDir, "/tmp/sandbox-run-XXXXXX")]),
+      ) => [k, v.replaceAll(runDir, "/sandbox-run-XXXXXX")]),
     );
     assert.deepEqual(
       Object.keys(realEnv).sort(),
@@ -147,6 +148,9 @@ Deno.test({
     for (const [name, value] of Object.entries(planned.env.set)) {
       assert.equal(realEnv[name], value, name);
     }
-    assert.equal(realEnv.SSL_CERT_FILE, "/tmp/sandbox-run-XXXXXX/mitm-ca-bundle.pem");
+    assert.equal(
+      realEnv.SSL_CERT_FILE,
+      `${runDirBase(Deno.env.toObject(), Deno.uid() ?? 0)}/sandbox-run-XXXXXX/mitm-ca-bundle.pem`,
+    );
   },
 });
