@@ -4,6 +4,10 @@
  * are data. The only I/O is the injected {@linkcode Resolver}, called at
  * most once per decision and only for a name an allow rule matched.
  *
+ * Matching costs O(labels of the host), whatever the number of rules: each
+ * rule list is indexed once (policy/rule_index.ts); among several matching
+ * rules the first in merge order is the one reported.
+ *
  * Decision order for a host (first that applies wins; a profile with network
  * off refuses everything with `other`):
  * 1. empty or invalid host -> deny `not_allowed`;
@@ -24,12 +28,8 @@ import type { NetworkConfig, NetworkMode } from "./types.ts";
 import { ConfigError, type ConfigProblem, errorMessage } from "../errors.ts";
 import { classifyAddress, type IpAddress, parseIpLiteral } from "./address.ts";
 import { normalizeHost, splitHostPort } from "./host.ts";
-import {
-  compileDomainPattern,
-  type DomainPattern,
-  matchesDomainPattern,
-  matchesPatternPort,
-} from "./pattern.ts";
+import { compileDomainPattern, type DomainPattern, matchesPatternPort } from "./pattern.ts";
+import { ruleIndexOf } from "./rule_index.ts";
 import type { DenyReason } from "./reasons.ts";
 import type { Resolver } from "./types.ts";
 
@@ -127,6 +127,9 @@ export function compileNetworkPolicy(network: NetworkConfig): NetworkPolicy {
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
+  // Built here rather than on the first request, so the first request is not the slow one.
+  ruleIndexOf(allow);
+  ruleIndexOf(deny);
   return {
     allow,
     deny,
@@ -177,22 +180,25 @@ function exactAllow(
   address: IpAddress | null,
   port: number | null,
 ): CompiledRule | undefined {
-  return policy.allow.find((rule) =>
-    rule.pattern.exact && matchesDomainPattern(rule.pattern, host, { address }) &&
-    matchesPatternPort(rule.pattern, port)
-  );
+  return ruleIndexOf(policy.allow).first(host, address, {
+    exactOnly: true,
+    accept: (rule) => matchesPatternPort(rule.pattern, port),
+  });
 }
 
-/** The first rule whose host part matches, then (a separate check) whose port admits `port`. */
+/**
+ * The first rule (merge order) whose host part matches, then (a separate
+ * check) whose port admits `port`; found through the list's index.
+ */
 function findRule(
   rules: readonly CompiledRule[],
   host: string,
   address: IpAddress | null,
   port: number | null,
 ): CompiledRule | undefined {
-  return rules.find((rule) =>
-    matchesDomainPattern(rule.pattern, host, { address }) && matchesPatternPort(rule.pattern, port)
-  );
+  return ruleIndexOf(rules).first(host, address, {
+    accept: (rule) => matchesPatternPort(rule.pattern, port),
+  });
 }
 
 async function decide(

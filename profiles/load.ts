@@ -258,6 +258,17 @@ interface Draft {
   };
   /** Rules that came from the managed file (they are never replaced by a later layer). */
   managedRules: Set<DomainRule | UnixSocketRule | ExecRule>;
+  /**
+   * The domain index that keeps merging linear: the non-managed rule in
+   * `network.domains` for each normalized pattern, how many rules (managed
+   * or not) carry each normalized pattern, and the rules that a later layer
+   * replaced (dropped from `network.domains` by {@linkcode liveDomains}).
+   */
+  domainIndex: {
+    replaceable: Map<string, DomainRule>;
+    count: Map<string, number>;
+    replaced: Set<DomainRule>;
+  };
   filesystem: { writable: string[]; denyRead: string[] };
   env: { allow: string[] | null; deny: string[] };
   execRules: ExecRule[];
@@ -290,6 +301,7 @@ function newDraft(): Draft {
       managedAllowedDomainsOnly: false,
     },
     managedRules: new Set(),
+    domainIndex: { replaceable: new Map(), count: new Map(), replaced: new Set() },
     filesystem: {
       writable: [...DEFAULTS.filesystem.writable],
       denyRead: [...DEFAULTS.filesystem.denyRead],
@@ -382,8 +394,7 @@ async function addDiscoveredPresetHosts(
           );
           continue;
         }
-        const key = normalizePattern(host);
-        if (draft.network.domains.some((rule) => normalizePattern(rule.pattern) === key)) continue;
+        if ((draft.domainIndex.count.get(normalizePattern(host)) ?? 0) > 0) continue;
         addDomainRule(draft, { pattern: host, action: "allow", source: use.source }, {
           managed: use.managed,
         });
@@ -392,18 +403,36 @@ async function addDiscoveredPresetHosts(
   }
 }
 
-/** Adds a rule; a non-managed rule replaces an earlier non-managed rule of the same pattern (later wins). */
+/**
+ * Adds a rule; a non-managed rule replaces an earlier non-managed rule of
+ * the same pattern (later wins, and takes the later place). One map lookup
+ * per rule: the replaced rule is only marked here and dropped in one pass
+ * by {@linkcode liveDomains}.
+ */
 function addDomainRule(draft: Draft, rule: DomainRule, options: { managed: boolean }): void {
   const key = normalizePattern(rule.pattern);
-  const list = draft.network.domains;
+  const index = draft.domainIndex;
   if (!options.managed) {
-    const at = list.findIndex((r) =>
-      !draft.managedRules.has(r) && normalizePattern(r.pattern) === key
-    );
-    if (at !== -1) list.splice(at, 1);
+    const earlier = index.replaceable.get(key);
+    if (earlier !== undefined) {
+      index.replaced.add(earlier);
+      index.count.set(key, index.count.get(key)! - 1);
+    }
+    index.replaceable.set(key, rule);
   }
-  list.push(rule);
+  index.count.set(key, (index.count.get(key) ?? 0) + 1);
+  draft.network.domains.push(rule);
   if (options.managed) draft.managedRules.add(rule);
+}
+
+/** `network.domains` without the rules a later layer replaced (call once adding is over). */
+function liveDomains(draft: Draft): DomainRule[] {
+  const replaced = draft.domainIndex.replaced;
+  if (replaced.size > 0) {
+    draft.network.domains = draft.network.domains.filter((r) => !replaced.has(r));
+    replaced.clear();
+  }
+  return draft.network.domains;
 }
 
 function addSocketRule(draft: Draft, rule: UnixSocketRule, options: { managed: boolean }): void {
@@ -654,11 +683,12 @@ function enforceManaged(draft: Draft, managed: ManagedConfigFile): void {
     }
   }
   if (managed.network.managedAllowedDomainsOnly === true) {
-    const dropped = draft.network.domains.filter((r) =>
+    const dropped = liveDomains(draft).filter((r) =>
       r.action === "allow" && !draft.managedRules.has(r)
     );
     if (dropped.length > 0) {
-      draft.network.domains = draft.network.domains.filter((r) => !dropped.includes(r));
+      const gone = new Set(dropped);
+      draft.network.domains = draft.network.domains.filter((r) => !gone.has(r));
       const shown = dropped.slice(0, 5).map((r) => `"${r.pattern}" (${r.source})`).join(", ");
       draft.notices.push(
         `Ignored ${dropped.length} allow rule(s) from outside the managed file because ${managed.file} sets managed_allowed_domains_only = true: ${shown}${
@@ -763,7 +793,7 @@ function finish(draft: Draft): EffectiveConfig {
       proxyUrl: n.proxyUrl,
       socksUrl: n.socksUrl,
       enableSocks5: n.enableSocks5,
-      domains: n.domains.map((r) => ({ ...r })),
+      domains: liveDomains(draft).map((r) => ({ ...r })),
       unixSockets: n.unixSockets.map((r) => ({ ...r })),
       managedAllowedDomainsOnly: n.managedAllowedDomainsOnly,
       ask: n.ask,

@@ -52,7 +52,11 @@ export async function parseTomlText(text: string, file: string): Promise<ParsedT
       problems: [{ file, keyPath: "", message: `Invalid TOML: ${String(error)}` }],
     };
   }
-  return { ok: true, value: value as Record<string, unknown>, lines: indexKeyLines(text) };
+  // The line index is only needed to place a problem: built on the first question, not on every
+  // load (it costs as much as parsing for a 10,000-rule allowlist).
+  let index: KeyLines | null = null;
+  const lines: KeyLines = { lineOf: (path) => (index ??= indexKeyLines(text)).lineOf(path) };
+  return { ok: true, value: value as Record<string, unknown>, lines };
 }
 
 /** Line numbers of key paths in one TOML text; see {@linkcode indexKeyLines}. */
@@ -93,7 +97,8 @@ export function indexKeyLines(text: string): KeyLines {
     const keys = splitDottedKey(line.slice(0, eq));
     if (keys === null) continue;
     const full = [...table, ...keys];
-    remember(map, full, i + 1);
+    // The table's own prefixes were recorded at its header.
+    remember(map, full, i + 1, table.length);
     const rest = line.slice(eq + 1).trim();
     // Record keys of a one-line inline table (`k = { a = 1, b = 2 }`) on the same line.
     if (rest.startsWith("{")) recordInline(map, full, rest, i + 1);
@@ -113,11 +118,20 @@ export function indexKeyLines(text: string): KeyLines {
   };
 }
 
-function remember(map: Map<string, number>, path: readonly string[], line: number): void {
-  // Record every prefix too (a dotted key `a.b.c = 1` defines a and a.b on that line), first write wins.
+function remember(
+  map: Map<string, number>,
+  path: readonly string[],
+  line: number,
+  known = 0,
+): void {
+  // Record every prefix too (a dotted key `a.b.c = 1` defines a and a.b on that line), first write
+  // wins. The keys are JSON.stringify(path.slice(0, n)), built up one part at a time.
+  let key = "[";
   for (let n = 1; n <= path.length; n++) {
-    const key = JSON.stringify(path.slice(0, n));
-    if (!map.has(key)) map.set(key, line);
+    key += (n > 1 ? "," : "") + JSON.stringify(path[n - 1]);
+    if (n <= known) continue;
+    const full = key + "]";
+    if (!map.has(full)) map.set(full, line);
   }
 }
 

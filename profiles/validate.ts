@@ -594,7 +594,7 @@ class Checker {
     const out: {
       -readonly [K in keyof NetworkLayer]: NetworkLayer[K];
     } = emptyNetwork();
-    const domains: { pattern: string; action: "allow" | "deny" }[] = [];
+    const domains = new DomainBlock();
     const sockets: { path: string; action: "allow" | "none" }[] = [];
     const ignored: string[] = [];
     const at = (key: string) => [...path, key];
@@ -683,7 +683,7 @@ class Checker {
     for (const key of Object.keys(out) as (keyof NetworkLayer)[]) {
       if (out[key] === undefined) delete out[key];
     }
-    out.domains = domains;
+    out.domains = domains.rules;
     out.unixSockets = sockets;
     return out;
   }
@@ -693,7 +693,7 @@ class Checker {
     inner: unknown,
     p: readonly string[],
     out: { managedAllowedDomainsOnly?: boolean; proxyUrl?: string; socksUrl?: string },
-    domains: { pattern: string; action: "allow" | "deny" }[],
+    domains: DomainBlock,
     sockets: { path: string; action: "allow" | "none" }[],
   ): boolean {
     switch (key) {
@@ -729,7 +729,7 @@ class Checker {
   }
 
   domainRule(
-    rules: { pattern: string; action: "allow" | "deny" }[],
+    block: DomainBlock,
     pattern: string,
     action: "allow" | "deny",
     path: readonly string[],
@@ -740,7 +740,7 @@ class Checker {
       return;
     }
     const key = normalizePattern(pattern);
-    const earlier = rules.find((r) => normalizePattern(r.pattern) === key);
+    const earlier = block.byKey.get(key);
     if (earlier !== undefined) {
       if (earlier.action !== action) {
         this.problem(
@@ -750,7 +750,9 @@ class Checker {
       }
       return;
     }
-    rules.push({ pattern, action });
+    const rule = { pattern, action };
+    block.rules.push(rule);
+    block.byKey.set(key, rule);
   }
 
   socketRule(
@@ -919,6 +921,17 @@ function networkKeys(kind: ConfigKind): string[] {
 
 function emptyNetwork(): NetworkLayer & { domains: []; unixSockets: []; presets: [] } {
   return { domains: [], unixSockets: [], presets: [] };
+}
+
+/**
+ * The domain rules of one network block in the order written, indexed by
+ * normalized pattern so that spotting a duplicate or a contradiction costs
+ * one map lookup, not a pass over every earlier rule (10,000-rule managed
+ * allowlists are real).
+ */
+class DomainBlock {
+  readonly rules: { pattern: string; action: "allow" | "deny" }[] = [];
+  readonly byKey = new Map<string, { pattern: string; action: "allow" | "deny" }>();
 }
 
 /** Case and trailing-dot insensitive form of a pattern, for spotting duplicates. */
