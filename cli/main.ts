@@ -88,6 +88,14 @@ const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     },
     failureCode: 1,
   },
+  log: {
+    summary: "Check a decision log's hash chain (log verify)",
+    load: async () => {
+      const m = await import("./log.ts");
+      return { help: m.LOG_HELP, run: m.logCommand };
+    },
+    failureCode: 1,
+  },
   __bridge: {
     summary: "Internal: relay the sandbox's loopback proxy ports to the proxy's unix socket",
     load: async () => {

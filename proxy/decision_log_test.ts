@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
 import {
+  CHAIN_START,
+  DECISION_LOG_SCHEMA,
   type DecisionEvent,
   formatCommand,
   formatDecisionLine,
   openDecisionLog,
   readDecisionLog,
+  verifyDecisionLog,
 } from "./decision_log.ts";
 import { tempDir } from "../tests/cli_helpers.ts";
 
@@ -24,7 +27,7 @@ const EVENT: DecisionEvent = {
 Deno.test("formatDecisionLine() writes the CLI.md fields as one JSON line", () => {
   const line = formatDecisionLine(EVENT);
   assert.ok(line.endsWith("\n") && !line.slice(0, -1).includes("\n"));
-  assert.deepEqual(JSON.parse(line), EVENT);
+  assert.deepEqual(JSON.parse(line), { schema: DECISION_LOG_SCHEMA, ...EVENT, prev: CHAIN_START });
 });
 
 Deno.test("readDecisionLog() reads events back, skips junk lines and filters blocked ones", async () => {
@@ -32,7 +35,7 @@ Deno.test("readDecisionLog() reads events back, skips junk lines and filters blo
   const dir = tmp.path;
   const path = `${dir}/log.jsonl`;
   {
-    using log = openDecisionLog(path);
+    using log = await openDecisionLog(path);
     log.write({ ...EVENT, decision: "allow", reason: "allowed", host: "ok.test" });
     log.write(EVENT);
   }
@@ -45,4 +48,63 @@ Deno.test("formatCommand() quotes arguments that need it", () => {
   assert.equal(formatCommand(["npm", "ci"]), "npm ci");
   assert.equal(formatCommand(["sh", "-c", "echo it's"]), "sh -c 'echo it'\\''s'");
   assert.equal(formatCommand([]), null);
+});
+
+async function writeLog(path: string, hosts: string[]): Promise<string> {
+  using log = await openDecisionLog(path);
+  for (const host of hosts) log.write({ ...EVENT, host });
+  return log.lastHash;
+}
+
+Deno.test("openDecisionLog() chains each line to the one before, across opens", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.path}/log.jsonl`;
+  await writeLog(path, ["a.test", "b.test"]);
+  const last = await writeLog(path, ["c.test"]);
+  const bytes = await Deno.readFile(path);
+  const lines = new TextDecoder().decode(bytes).trimEnd().split("\n").map((l) => JSON.parse(l));
+  assert.equal(lines[0].prev, CHAIN_START);
+  assert.notEqual(lines[1].prev, CHAIN_START);
+  assert.notEqual(lines[2].prev, lines[1].prev);
+  const result = await verifyDecisionLog(bytes);
+  assert.deepEqual(result.problems, []);
+  assert.equal(result.lines, 3);
+  assert.equal(result.lastHash, last);
+});
+
+Deno.test("verifyDecisionLog() names a removed line and an edited line", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.path}/log.jsonl`;
+  await writeLog(path, ["a.test", "b.test", "c.test", "d.test"]);
+  const lines = (await Deno.readTextFile(path)).split("\n");
+  const encode = (l: string[]) => new TextEncoder().encode(l.join("\n"));
+
+  const removed = await verifyDecisionLog(encode([lines[0], lines[2], lines[3], ""]));
+  assert.equal(removed.problems.length, 1);
+  assert.equal(removed.problems[0].line, 2);
+  assert.match(removed.problems[0].message, /line 2 does not follow line 1/);
+
+  const edited = [...lines];
+  edited[1] = edited[1].replace('"decision":"deny"', '"decision":"allow"');
+  const changed = await verifyDecisionLog(encode(edited));
+  assert.deepEqual(changed.problems.map((p) => p.line), [3]);
+
+  const first = await verifyDecisionLog(encode(lines.slice(1)));
+  assert.match(first.problems[0].message, /line 1 does not start the chain/);
+
+  const torn = await verifyDecisionLog(encode([lines[0], lines[1].slice(0, 20)]));
+  assert.ok(torn.problems.some((p) => /cut off/.test(p.message)));
+});
+
+Deno.test("openDecisionLog() ends a torn last line before chaining on", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.path}/log.jsonl`;
+  await writeLog(path, ["a.test"]);
+  await Deno.writeTextFile(path, '{"host":"tor', { append: true });
+  await writeLog(path, ["b.test"]);
+  const text = await Deno.readTextFile(path);
+  assert.equal(text.split("\n").length, 4); // a, the torn line, b, ""
+  const result = await verifyDecisionLog(new TextEncoder().encode(text));
+  // The torn line is named; the line after it still chains to it.
+  assert.deepEqual(result.problems.map((p) => p.line), [2]);
 });

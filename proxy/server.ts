@@ -782,7 +782,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   let socksListener: Deno.TcpListener | null = null;
   let unixListener: Deno.UnixListener | null = null;
   try {
-    if (options.logFile) log = openDecisionLog(options.logFile);
+    if (options.logFile) log = await openDecisionLog(options.logFile);
     if (httpAddress !== null) {
       httpListener = listen(httpAddress, "HTTP proxy");
       listeners.push(httpListener);

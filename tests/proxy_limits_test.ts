@@ -192,6 +192,7 @@ Deno.test("proxy writes one JSON line per decision to the log file", async () =>
     );
     assert.equal(lines.length, 2);
     assert.deepEqual(Object.keys(lines[0]), [
+      "schema",
       "time",
       "host",
       "port",
@@ -202,6 +203,7 @@ Deno.test("proxy writes one JSON line per decision to the log file", async () =>
       "rule",
       "source",
       "command",
+      "prev",
     ]);
     assert.equal(lines[0].decision, "allow");
     assert.equal(lines[0].rule, "allowed.test");
