@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { filterEnv } from "../sandbox/env.ts";
+import { hostToolHomeFacts, planToolHomes, type ToolHome } from "../sandbox/tool_homes.ts";
 import { loadEffectiveConfig } from "../profiles/load.ts";
 import { checkExecPolicyExamples } from "../execpolicy/mod.ts";
 import { DEFAULTS } from "../profiles/defaults.ts";
@@ -140,7 +142,16 @@ async function profileShow(args: string[], options: ProfileCommandOptions): Prom
     env: options.env,
     cwd: options.cwd,
   });
-  out(values.json === true ? JSON.stringify(config, null, 2) + "\n" : renderConfig(config));
+  const env = options.env ?? Deno.env.toObject();
+  const toolHomes = planToolHomes(env, {
+    ...hostToolHomeFacts(filterEnv(env, config.env).PATH),
+    writable: config.filesystem.writable,
+  });
+  out(
+    values.json === true
+      ? JSON.stringify({ ...config, toolHomes }, null, 2) + "\n"
+      : renderConfig(config, { toolHomes }),
+  );
   return 0;
 }
 
@@ -148,7 +159,10 @@ async function profileShow(args: string[], options: ProfileCommandOptions): Prom
  * Renders the effective config for people: settings with their sources,
  * then rules, then what the merge ignored.
  */
-export function renderConfig(config: EffectiveConfig): string {
+export function renderConfig(
+  config: EffectiveConfig,
+  options: { readonly toolHomes?: readonly ToolHome[] } = {},
+): string {
   const lines: string[] = [];
   const src = (path: string) => config.sources[path] ?? "default";
   lines.push(`Profile: ${config.profileName ?? "(none: defaults and flags only)"}`);
@@ -202,6 +216,16 @@ export function renderConfig(config: EffectiveConfig): string {
   lines.push("Filesystem:");
   lines.push(`  writable   ${config.filesystem.writable.join(", ") || "(working directory only)"}`);
   lines.push(`  deny_read  ${config.filesystem.denyRead.join(", ") || "(none)"}`);
+  if (options.toolHomes !== undefined) {
+    lines.push(
+      "Tool homes (writable inside, kept in the sandbox home, never read by tools outside):",
+    );
+    if (options.toolHomes.length === 0) lines.push("  (none)");
+    const homeWidth = Math.max(0, ...options.toolHomes.map((h) => h.target.length));
+    for (const home of options.toolHomes) {
+      lines.push(`  ${home.target.padEnd(homeWidth)}  <- ${home.source}`);
+    }
+  }
   lines.push("Environment:");
   lines.push(
     `  allow  ${config.env.allow === null ? "(all)" : config.env.allow.join(", ")}  ${

@@ -10,6 +10,8 @@ import { runSandboxed } from "../run/run.ts";
 import { parseCommandArgs, SHARED_OPTIONS, type SharedValues } from "./args.ts";
 import { UsageError } from "../errors.ts";
 import { reportRun } from "../run/report.ts";
+import { createBlockWatch } from "../run/block_watch.ts";
+import { absoluteWritable, checkLogFile, stdoutLinePrefix } from "./run_checks.ts";
 
 /** Help text for `sandbox help run`. */
 export const RUN_HELP = `Usage: sandbox run [OPTIONS] -- CMD [ARGS…]
@@ -36,13 +38,19 @@ Options:
   --ca-dir DIR             Where the MITM CA lives
   --dry-run                Print the plan (bwrap argv, mounts, env) and exit
   --platform linux|macos   Which platform's plan --dry-run prints
+  --writable PATH          Make PATH writable inside (repeatable); created when missing
   --fail-on-block          Exit 3 instead of 0 when the proxy blocked anything
+  --fail-fast              End the run at the first blocked connection (exit 3)
   --ask                    Ask on the terminal about hosts outside the allowlist
   --json                   Machine-readable report (with --dry-run: the plan)
 
+Each host the proxy refuses is said at once on stderr, one line per host and
+reason: "sandbox: blocked CONNECT host:443 not_allowed (add --allow host)".
+
 Exit codes: CMD's own; 128+N when CMD died of signal N; 126 when execpolicy
 denied CMD or the sandbox could not start; 127 when CMD was not found; 2 for a
-usage or config error.
+usage or config error; 3 when --fail-fast ended the run at a block, or when
+--fail-on-block is set, CMD exited 0 and something was blocked.
 
 Examples:
   sandbox run --preset common-dependencies -- npm ci
@@ -54,6 +62,8 @@ const RUN_OPTIONS = {
   "dry-run": { type: "boolean" },
   platform: { type: "string" },
   "fail-on-block": { type: "boolean" },
+  "fail-fast": { type: "boolean" },
+  writable: { type: "string", multiple: true },
   ask: { type: "boolean" },
 } as const;
 
@@ -88,7 +98,8 @@ export async function runCommand(args: string[]): Promise<number> {
   }
   const env = Deno.env.toObject();
   const cwd = Deno.cwd();
-  const flags = values as SharedValues;
+  const flags = { ...values, writable: absoluteWritable(values.writable, cwd) } as SharedValues;
+  if (flags.log !== undefined) checkLogFile(flags.log, cwd, "run");
   const config = await loadEffectiveConfig(flags, { cwd, env });
   for (const notice of config.notices) {
     Deno.stderr.writeSync(new TextEncoder().encode(`sandbox: ${notice}\n`));
@@ -113,7 +124,15 @@ export async function runCommand(args: string[]): Promise<number> {
       profile: config.profileName,
     })
     : null;
+  const stderr = (text: string) => void Deno.stderr.writeSync(new TextEncoder().encode(text));
+  const failFast = new AbortController();
+  const watch = createBlockWatch({
+    stderr,
+    onFirstBlock: values["fail-fast"] === true ? () => failFast.abort() : undefined,
+  });
   const result = await runSandboxed(config, rest, {
+    onDecision: watch.onDecision,
+    signal: failFast.signal,
     resolver,
     logFile: flags.log ?? null,
     askOnMiss: prompter === null ? undefined : (miss) => prompter.askOnMiss(miss),
@@ -129,6 +148,9 @@ export async function runCommand(args: string[]): Promise<number> {
     command: rest,
     json: flags.json === true,
     failOnBlock: values["fail-on-block"] === true,
+    endedByFailFast: failFast.signal.aborted,
+    spinning: watch.spinning(),
+    jsonPrefix: flags.json === true ? stdoutLinePrefix() : "",
     env,
   });
 }

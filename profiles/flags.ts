@@ -17,6 +17,8 @@ export interface ConfigFlags {
   mitm?: boolean;
   "allow-local-binding"?: boolean;
   "allow-unix-socket"?: string[];
+  /** `--writable PATH` (run, learn): absolute or `~/` (the CLI makes relative paths absolute). */
+  writable?: string[];
   resolve?: string[];
   log?: string;
   "ca-dir"?: string;

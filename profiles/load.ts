@@ -620,6 +620,17 @@ function applyFlags(draft: Draft, flags: ConfigFlags, problems: ConfigProblem[])
     net.allowLocalBinding = true;
     draft.sources["network.allowLocalBinding"] = "flag:--allow-local-binding";
   }
+  for (const path of flags.writable ?? []) {
+    if (!path.startsWith("/") && path !== "~" && !path.startsWith("~/")) {
+      problems.push({
+        file: "--writable",
+        keyPath: "",
+        message: `Invalid path "${path}": expected an absolute or "~/" path`,
+      });
+    } else if (!draft.filesystem.writable.includes(path)) {
+      draft.filesystem.writable.push(path);
+    }
+  }
   for (const path of flags["allow-unix-socket"] ?? []) {
     if (!path.startsWith("/")) {
       problems.push({

@@ -21,6 +21,11 @@
 import { ConfigError, errorMessage, SandboxError } from "../errors.ts";
 import type { EffectiveConfig, NetworkMode } from "../profiles/types.ts";
 import { parseIpLiteral } from "../policy/address.ts";
+import {
+  HOST_LOOPBACK_ADDRESS,
+  HOST_LOOPBACK_ALIAS,
+  hostLoopbackReason,
+} from "../policy/loopback.ts";
 import type { DecisionEvent, DecisionLog, ProxyProtocol } from "./decision_log.ts";
 import { formatCommand, openDecisionLog } from "./decision_log.ts";
 import { normalizeHost } from "../policy/host.ts";
@@ -156,6 +161,12 @@ export interface ProxyOptions {
   ) => Promise<"allow" | "deny">;
   /** Limited-mode TLS termination; without it limited-mode CONNECT is refused with `mitm_required`. */
   mitm?: MitmHandler | null;
+  /**
+   * The proxy serves a sandbox whose loopback is its own (`sandbox run`): loopback literals and
+   * names are refused whatever the rules say, and `host.sandbox.internal` stands for the host's
+   * 127.0.0.1 (reached only when a rule allows that name; see policy/loopback.ts).
+   */
+  sandboxLoopback?: boolean;
   /** The launcher's own upstream proxy (from its environment, read once); null = connect directly. */
   upstreamProxy?: UpstreamProxyConfig | null;
   /** Overrides of {@linkcode PROXY_LIMITS} (tests use short timeouts). */
@@ -502,6 +513,12 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     }
   };
 
+  const resolver: Resolver = options.sandboxLoopback === true
+    ? (name) =>
+      name === HOST_LOOPBACK_ALIAS
+        ? Promise.resolve([HOST_LOOPBACK_ADDRESS])
+        : options.resolver(name)
+    : options.resolver;
   const decideInner = async (request: DecisionRequest, current: PolicyState) => {
     const literal = parseIpLiteral(normalizeHost(request.host));
     const host = literal !== null ? literal.canonical : normalizeHost(request.host);
@@ -541,8 +558,24 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     if (request.protocol === "socks5" && !current.config.network.enableSocks5) {
       modeDeny = { reason: "other", detail: "SOCKS5 is disabled by the configuration" };
     }
+    if (options.sandboxLoopback === true) {
+      const why = hostLoopbackReason(host);
+      if (why !== null) {
+        const detail = `${why}: inside the sandbox, loopback is the sandbox's own; the host's ` +
+          `loopback is ${HOST_LOOPBACK_ALIAS}:PORT, with a rule allowing it`;
+        const decision = {
+          decision: "deny" as const,
+          reason: "not_allowed_local" as const,
+          host,
+          rule: null,
+          source: null,
+          detail,
+        };
+        return { host, decision, modeDeny };
+      }
+    }
     let decision = await decideHost(current.policy, host, {
-      resolver: options.resolver,
+      resolver,
       port: request.port,
     });
     if (
@@ -552,7 +585,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       const answer = await ask(decision.host, request.port, request.protocol);
       if (answer === "allow") {
         decision = await decideHost(policyAllowingOnce(current, decision.host), host, {
-          resolver: options.resolver,
+          resolver,
           port: request.port,
         });
       }

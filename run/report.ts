@@ -17,6 +17,7 @@
 import { errorMessage } from "../errors.ts";
 import type { AllowedHost } from "../profiles/learn_profile.ts";
 import { DENY_REASONS } from "../policy/reasons.ts";
+import { formatSpinLine, type SpinningHost } from "./block_watch.ts";
 
 /**
  * Exit code of a run whose command exited 0 but during which the proxy
@@ -306,6 +307,12 @@ export interface ReportRunOptions {
   readonly stderr?: (text: string) => void;
   /** Prefix of stderr lines; `sandbox` unless set (learn uses `sandbox learn`). */
   readonly prefix?: string;
+  /** `--fail-fast` ended the run at a block: exit {@linkcode FAIL_ON_BLOCK_EXIT_CODE}. */
+  readonly endedByFailFast?: boolean;
+  /** Written before the `--json` line (`"\n"` when stdout may end mid-line); `""` unless set. */
+  readonly jsonPrefix?: string;
+  /** Hosts the command kept retrying with nothing else getting through (from `run/block_watch.ts`). */
+  readonly spinning?: readonly SpinningHost[];
 }
 
 const encoder = new TextEncoder();
@@ -329,12 +336,18 @@ export async function reportRun(result: ReportableRun, options: ReportRunOptions
   const stderr = options.stderr ?? ((text: string) => void writeAll(Deno.stderr, text));
   const prefix = options.prefix ?? "sandbox";
   const summary = summarizeDecisions(result.decisions);
-  const failedOnBlock = options.failOnBlock === true && result.exitCode === 0 &&
-    summary.blocked.length > 0;
+  const failedOnBlock = (options.failOnBlock === true && result.exitCode === 0 &&
+    summary.blocked.length > 0) || options.endedByFailFast === true;
   const exitCode = failedOnBlock ? FAIL_ON_BLOCK_EXIT_CODE : result.exitCode;
 
   stderr(renderBlockedSummary(summary.blocked, { prefix }));
-  if (failedOnBlock) {
+  for (const host of options.spinning ?? []) stderr(`${prefix}: ${formatSpinLine(host)}\n`);
+  if (options.endedByFailFast === true) {
+    stderr(
+      `${prefix}: exit code ${FAIL_ON_BLOCK_EXIT_CODE}: --fail-fast ended the run at the first blocked connection\n`,
+    );
+  }
+  if (failedOnBlock && options.endedByFailFast !== true) {
     stderr(
       `${prefix}: exit code ${FAIL_ON_BLOCK_EXIT_CODE} instead of 0: --fail-on-block is set and the proxy blocked ${
         describeCount(summary.blocked.reduce((sum, b) => sum + b.count, 0), "connection")
@@ -373,7 +386,7 @@ export async function reportRun(result: ReportableRun, options: ReportRunOptions
       blocked: summary.blocked,
       allowed: summary.allowed,
     };
-    stdout(JSON.stringify(report) + "\n");
+    stdout((options.jsonPrefix ?? "") + JSON.stringify(report) + "\n");
   }
   return exitCode;
 }

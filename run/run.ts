@@ -20,6 +20,7 @@ import { runLinuxPlan } from "../sandbox/linux.ts";
 import type { SandboxPlan } from "../sandbox/plan.ts";
 import { preflightLinux, resolveCommand } from "../sandbox/preflight.ts";
 import { createRunDir, type RunDir, runDirBase, runDirPlaceholder } from "../sandbox/run_dir.ts";
+import { prepareHostPaths } from "../sandbox/tool_homes.ts";
 import { isUnder } from "../sandbox/unix_sockets.ts";
 import { selfInvocation } from "../self.ts";
 import { prepareRun, writeRunFiles } from "./prepare.ts";
@@ -53,6 +54,8 @@ export interface RunOptions {
   readonly cwd?: string;
   /** The launcher's environment (default `Deno.env.toObject()`). */
   readonly env?: Readonly<Record<string, string>>;
+  /** Ends the run early (`--fail-fast`): the sandbox is killed. */
+  readonly signal?: AbortSignal;
   /** Receives the dry-run plan; `Deno.stdout` unless set. */
   readonly stdout?: (text: string) => void;
   /** Receives the launcher's own messages (an execpolicy denial, a bridge that died); `Deno.stderr` unless set. */
@@ -162,6 +165,11 @@ export async function runSandboxed(
     const mitm = plan.mitm === null ? null : await loadMitm(config, options.caDir ?? null, env);
     await writeRunFiles(plan, { caCertPem: mitm?.ca.certPem });
     checkVisible(plan.sandbox, argv[0], cwd);
+    prepareHostPaths(plan.sandbox, {
+      uid,
+      onCreated: (path) =>
+        stderr(`sandbox: created "${path}" (a writable path that did not exist)\n`),
+    });
     const proxySocket = plan.proxySocket;
     // Loaded here, not at the top: a run without network never needs the proxy's code.
     const startProxyNow = proxySocket === null ? null : async () => {
@@ -184,6 +192,7 @@ export async function runSandboxed(
         },
         askOnMiss: options.askOnMiss,
         mitm: mitm?.handler ?? null,
+        sandboxLoopback: true,
         upstreamProxy: upstreamProxyFromEnv(env),
       });
     };
@@ -194,6 +203,7 @@ export async function runSandboxed(
       uid,
       self: bridgeInvocation(),
       bridgeEnv: env as Record<string, string>,
+      signal: options.signal,
       // The run goes on (the command may not need the network again) and ends with its code.
       onBridgeStopped: (how) =>
         stderr(
@@ -305,6 +315,7 @@ async function renderDryRun(
       network: plan.network,
       unixSockets: plan.unixSockets,
       mounts: plan.linux,
+      toolHomes: plan.toolHomes ?? [],
     }) + "\n";
   }
   const lines = ["# bwrap argv (one argument per line):", ...argv.map((a) => JSON.stringify(a))];
@@ -314,6 +325,8 @@ async function renderDryRun(
       ? "none (empty network namespace, no proxy)"
       : `proxy via bridge on 127.0.0.1:${plan.network.httpPort} (HTTP) and :${plan.network.socksPort} (SOCKS5) -> ${plan.network.proxySocket}`,
   );
+  lines.push("# tool homes (sandbox home -> default path, writable, never read outside):");
+  for (const home of plan.toolHomes ?? []) lines.push(`${home.source} -> ${home.target}`);
   return lines.join("\n") + "\n" + formatEnv(env);
 }
 

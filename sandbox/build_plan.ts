@@ -8,8 +8,9 @@
  */
 import { SandboxError } from "../errors.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
-import { buildChildEnv, type ProxyPorts } from "./env.ts";
+import { buildChildEnv, filterEnv, type ProxyPorts } from "./env.ts";
 import type { LinuxPlanDetails, SandboxPlan } from "./plan.ts";
+import { hostToolHomeFacts, planToolHomes, type ToolHome } from "./tool_homes.ts";
 import { isUnder, listHostSocketPaths, resolveSocketPath } from "./unix_sockets.ts";
 
 /** What a path is on the host, for the paths the plan needs to know about. */
@@ -31,6 +32,8 @@ export interface HostFacts {
    * hides both names).
    */
   readonly denyReadTargets?: ReadonlyMap<string, string>;
+  /** The tool homes of the run (see `sandbox/tool_homes.ts`); none when absent. */
+  readonly toolHomes?: readonly ToolHome[];
 }
 
 /** Options for {@linkcode collectHostFacts}. */
@@ -91,6 +94,10 @@ export async function collectHostFacts(
     pathKinds: kinds,
     allowedSockets: allowed,
     denyReadTargets: targets,
+    toolHomes: planToolHomes(options.env, {
+      ...hostToolHomeFacts(filterEnv(options.env, config.env).PATH),
+      writable: config.filesystem.writable,
+    }),
   };
 }
 
@@ -273,6 +280,7 @@ export function buildSandboxPlan(
     denyRead: [...config.filesystem.denyRead],
     extraBinds: [...(options.extraBinds ?? [])],
     readOnly: [...(options.readOnly ?? [])],
+    toolHomes: [...(host.toolHomes ?? [])],
     runDir,
     linux,
   };

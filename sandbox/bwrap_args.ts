@@ -91,6 +91,14 @@ export function buildBwrapArgs(plan: SandboxPlan, options: BwrapArgsOptions = {}
   for (const path of plan.readOnly ?? []) args.push("--ro-bind-try", path, path);
   args.push("--bind", plan.cwd, plan.cwd);
   for (const path of plan.writable) args.push("--bind-try", path, path);
+  for (const home of plan.toolHomes ?? []) args.push("--bind", home.source, home.target);
+  // The launcher's own files may live in a tool's default path (deno from `npx -y deno` sits
+  // under ~/.npm): bound again on top of the tool home, read-only, so the shim still finds them.
+  for (const path of plan.readOnly ?? []) {
+    if ((plan.toolHomes ?? []).some((home) => isUnder(path, home.target))) {
+      args.push("--ro-bind-try", path, path);
+    }
+  }
   for (const dir of pinnedDirs(plan)) args.push("--bind-try", dir, dir);
   for (const dir of hiddenDirs(plan, linux)) args.push("--tmpfs", dir);
   for (const path of linux.maskedFiles) args.push("--ro-bind", "/dev/null", path);

@@ -45,9 +45,21 @@ export const PROXY_ENV_NAMES: readonly string[] = Object.freeze([
 ]);
 
 /**
+ * Loopback, which the proxy variables leave alone: inside the sandbox it is
+ * the sandbox's own (servers the command starts), never the host's. Plain
+ * names and addresses for the clients that only compare strings (Python,
+ * npm), and the CIDR for those that read it (curl, Go).
+ */
+export const LOOPBACK_NO_PROXY = "localhost,.localhost,127.0.0.1,127.0.0.0/8,::1";
+
+/** The same for Java's `http.nonProxyHosts` and `socksNonProxyHosts`. */
+const JAVA_NON_PROXY_HOSTS = "localhost|*.localhost|127.*|[::1]";
+
+/**
  * The proxy variables for a command whose only way out is the bridge on
- * `127.0.0.1`. `NO_PROXY` is set to the empty string so that nothing (not
- * even `localhost`) is sent around the proxy into the empty namespace.
+ * `127.0.0.1`. `NO_PROXY` names loopback only ({@linkcode LOOPBACK_NO_PROXY}):
+ * the command's own servers are reached directly, everything else goes
+ * through the proxy.
  *
  * @example
  * ```ts
@@ -64,16 +76,16 @@ export function proxyEnv(ports: ProxyPorts): Record<string, string> {
     HTTPS_PROXY: http,
     ALL_PROXY: socks,
     FTP_PROXY: http,
-    NO_PROXY: "",
+    NO_PROXY: LOOPBACK_NO_PROXY,
     http_proxy: http,
     https_proxy: http,
     all_proxy: socks,
     ftp_proxy: http,
-    no_proxy: "",
+    no_proxy: LOOPBACK_NO_PROXY,
     RSYNC_PROXY: `${BRIDGE_HOST}:${ports.httpPort}`,
     npm_config_proxy: http,
     npm_config_https_proxy: http,
-    npm_config_noproxy: "",
+    npm_config_noproxy: LOOPBACK_NO_PROXY,
     YARN_HTTP_PROXY: http,
     YARN_HTTPS_PROXY: http,
     PIP_PROXY: http,
@@ -81,15 +93,16 @@ export function proxyEnv(ports: ProxyPorts): Record<string, string> {
     NODE_USE_ENV_PROXY: "1",
     GLOBAL_AGENT_HTTP_PROXY: http,
     GLOBAL_AGENT_HTTPS_PROXY: http,
-    GLOBAL_AGENT_NO_PROXY: "",
+    GLOBAL_AGENT_NO_PROXY: LOOPBACK_NO_PROXY,
     JAVA_TOOL_OPTIONS: [
       `-Dhttp.proxyHost=${BRIDGE_HOST}`,
       `-Dhttp.proxyPort=${ports.httpPort}`,
       `-Dhttps.proxyHost=${BRIDGE_HOST}`,
       `-Dhttps.proxyPort=${ports.httpPort}`,
-      "-Dhttp.nonProxyHosts=",
+      `-Dhttp.nonProxyHosts=${JAVA_NON_PROXY_HOSTS}`,
       `-DsocksProxyHost=${BRIDGE_HOST}`,
       `-DsocksProxyPort=${ports.socksPort}`,
+      `-DsocksNonProxyHosts=${JAVA_NON_PROXY_HOSTS}`,
     ].join(" "),
   };
   return env;

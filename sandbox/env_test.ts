@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { buildChildEnv, filterEnv, proxyEnv } from "./env.ts";
 
-Deno.test("proxyEnv() points every tool at the bridge and empties NO_PROXY", () => {
+Deno.test("proxyEnv() points every tool at the bridge and leaves only loopback out of it", () => {
   const env = proxyEnv({ httpPort: 3128, socksPort: 1080 });
   for (
     const name of [
@@ -21,11 +21,18 @@ Deno.test("proxyEnv() points every tool at the bridge and empties NO_PROXY", () 
   }
   assert.equal(env.ALL_PROXY, "socks5h://127.0.0.1:1080");
   assert.equal(env.all_proxy, "socks5h://127.0.0.1:1080");
-  assert.equal(env.NO_PROXY, "");
-  assert.equal(env.no_proxy, "");
+  const loopback = "localhost,.localhost,127.0.0.1,127.0.0.0/8,::1";
+  assert.equal(env.NO_PROXY, loopback);
+  assert.equal(env.no_proxy, loopback);
+  assert.equal(env.npm_config_noproxy, loopback);
+  assert.equal(env.GLOBAL_AGENT_NO_PROXY, loopback);
   assert.equal(env.NODE_USE_ENV_PROXY, "1");
   assert.match(env.JAVA_TOOL_OPTIONS, /-Dhttps\.proxyHost=127\.0\.0\.1 -Dhttps\.proxyPort=3128/);
-  assert.match(env.JAVA_TOOL_OPTIONS, /-Dhttp\.nonProxyHosts= /);
+  assert.match(
+    env.JAVA_TOOL_OPTIONS,
+    /-Dhttp\.nonProxyHosts=localhost\|\*\.localhost\|127\.\*\|\[::1\] /,
+  );
+  assert.match(env.JAVA_TOOL_OPTIONS, /-DsocksNonProxyHosts=localhost\|/);
 });
 
 Deno.test("buildChildEnv() replaces the caller's proxy and bypass variables", () => {
@@ -35,7 +42,7 @@ Deno.test("buildChildEnv() replaces the caller's proxy and bypass variables", ()
   );
   assert.equal(env.https_proxy, "http://127.0.0.1:3128");
   assert.equal(env.No_Proxy, undefined);
-  assert.equal(env.no_proxy, "");
+  assert.equal(env.no_proxy, "localhost,.localhost,127.0.0.1,127.0.0.0/8,::1");
   assert.equal(env.SECRET, "s");
   assert.equal(env.PATH, "/bin");
 });

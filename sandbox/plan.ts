@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { ToolHome } from "./tool_homes.ts";
 
 /** How the sandboxed command reaches the network. */
 export type NetworkPlan =
@@ -53,6 +54,12 @@ export interface SandboxPlan {
    * shim). Mounted read-only before the writable paths, so they never make those read-only.
    */
   readonly readOnly?: readonly string[];
+  /**
+   * Tool homes (`~/.npm`, `~/.cache/pip`, …): directories of the user's
+   * sandbox home bound writable over the tools' default paths, after
+   * `writable` (see `sandbox/tool_homes.ts`). Linux only.
+   */
+  readonly toolHomes?: readonly ToolHome[];
   /** The private temp dir of this run on the host (absolute). */
   readonly runDir: string;
   /**

@@ -60,7 +60,11 @@ Deno.test({
       { NO_PROXY: "*", no_proxy: "*,allowed.test" },
     );
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^no_proxy=\[\]$/m);
+    // Only loopback (the sandbox's own) is left out of the proxy; the caller's "*" is gone.
+    assert.match(
+      r.stdout,
+      /^no_proxy=\[localhost,\.localhost,127\.0\.0\.1,127\.0\.0\.0\/8,::1localhost,\.localhost,127\.0\.0\.1,127\.0\.0\.0\/8,::1\]$/m,
+    );
     assert.match(r.stdout, /^proxied:ok$/m);
     // 7: could not connect (nothing listens on 127.0.0.2 inside the sandbox's own netns).
     assert.match(r.stdout, /^direct:7$/m);
