@@ -43,6 +43,10 @@ Options:
   --fail-fast              End the run at the first blocked connection (exit 3)
   --ask                    Ask on the terminal about hosts outside the allowlist
   --json                   Machine-readable report (with --dry-run: the plan)
+  --dangerously-allow-system-dirs
+                           Let the working dir or a writable path be / or contain
+                           /proc, /dev, /tmp, /run, /etc, /usr… (refused otherwise:
+                           exit 2); the sandbox's own /proc, /dev, /tmp stay on top
 
 Each host the proxy refuses is said at once on stderr, one line per host and
 reason: "sandbox: blocked CONNECT host:443 not_allowed (add --allow host)".
@@ -65,6 +69,7 @@ const RUN_OPTIONS = {
   "fail-fast": { type: "boolean" },
   writable: { type: "string", multiple: true },
   ask: { type: "boolean" },
+  "dangerously-allow-system-dirs": { type: "boolean" },
 } as const;
 
 /**
@@ -140,6 +145,7 @@ export async function runCommand(args: string[]): Promise<number> {
     platform,
     json: flags.json === true,
     caDir: flags["ca-dir"] ?? null,
+    dangerouslyAllowSystemDirs: values["dangerously-allow-system-dirs"] === true,
     cwd,
     env,
   });

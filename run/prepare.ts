@@ -35,6 +35,8 @@ export interface PrepareRunOptions {
   readonly network: boolean;
   /** Variables added to the command's environment last. */
   readonly extraEnv?: Readonly<Record<string, string>>;
+  /** `--dangerously-allow-system-dirs`: see `BuildSandboxPlanOptions.dangerouslyAllowSystemDirs`. */
+  readonly dangerouslyAllowSystemDirs?: boolean;
 }
 
 /** The plan of one run; see {@linkcode prepareRun}. */
@@ -108,6 +110,7 @@ export async function prepareRun(
     extraBinds,
     extraEnv,
     readOnly,
+    dangerouslyAllowSystemDirs: options.dangerouslyAllowSystemDirs,
   });
   return { sandbox, proxySocket, mitm, shims };
 }

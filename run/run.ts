@@ -52,6 +52,8 @@ export interface RunOptions {
   readonly caDir?: string | null;
   /** Working directory (default `Deno.cwd()`). */
   readonly cwd?: string;
+  /** `--dangerously-allow-system-dirs`: see `BuildSandboxPlanOptions.dangerouslyAllowSystemDirs`. */
+  readonly dangerouslyAllowSystemDirs?: boolean;
   /** The launcher's environment (default `Deno.env.toObject()`). */
   readonly env?: Readonly<Record<string, string>>;
   /** Ends the run early (`--fail-fast`): the sandbox is killed. */
@@ -137,6 +139,7 @@ export async function runSandboxed(
       env,
       network: withNetwork,
       extraEnv: options.extraEnv,
+      dangerouslyAllowSystemDirs: options.dangerouslyAllowSystemDirs,
     });
     stdout(await renderDryRun(plan.sandbox, { ...options, env }));
     return result(0, null);
@@ -161,6 +164,7 @@ export async function runSandboxed(
       env,
       network: withNetwork,
       extraEnv: options.extraEnv,
+      dangerouslyAllowSystemDirs: options.dangerouslyAllowSystemDirs,
     });
     const mitm = plan.mitm === null ? null : await loadMitm(config, options.caDir ?? null, env);
     await writeRunFiles(plan, { caCertPem: mitm?.ca.certPem });

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { SandboxError } from "../errors.ts";
+import { SandboxError, UsageError } from "../errors.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
 import { buildChildEnv, filterEnv, type ProxyPorts } from "./env.ts";
 import type { LinuxPlanDetails, SandboxPlan } from "./plan.ts";
@@ -44,6 +44,54 @@ export interface CollectHostFactsOptions {
   readonly runDir: string;
   /** Where to read the socket table (default `/proc/net/unix`). */
   readonly procNetUnix?: string;
+}
+
+/**
+ * System directories a working dir or writable path must not be, nor
+ * contain: the sandbox mounts its own `/proc`, `/dev`, `/tmp` and `/run`
+ * (a bind of `/` would cover them with the host's: host processes, the
+ * host's /tmp), and the host's programs and configuration must not become
+ * writable. `/proc`, `/dev` and `/sys` are refused below too; `/tmp` itself
+ * (but not a parent of it) stays allowed, and so does a project under
+ * `/usr` (`/usr/src/app`).
+ */
+export const SYSTEM_DIRS: readonly string[] = Object.freeze([
+  "/proc",
+  "/dev",
+  "/sys",
+  "/tmp",
+  "/run",
+  "/var/run",
+  "/etc",
+  "/usr",
+  "/bin",
+  "/sbin",
+  "/lib",
+  "/lib64",
+  "/boot",
+]);
+
+/** The flag of `sandbox run` that lets a working dir or writable path cover a system directory. */
+export const ALLOW_SYSTEM_DIRS_FLAG = "--dangerously-allow-system-dirs";
+
+/**
+ * Why `path` may not be the working dir or a writable path (see
+ * {@linkcode SYSTEM_DIRS}), or null when it may.
+ *
+ * @example
+ * ```ts
+ * systemDirProblem("/"); // 'it contains "/proc"'
+ * systemDirProblem("/usr/src/app"); // null
+ * ```
+ */
+export function systemDirProblem(path: string): string | null {
+  for (const dir of SYSTEM_DIRS) {
+    const contains = path !== dir && isUnder(dir, path);
+    if (contains) return `it contains "${dir}"`;
+    if (path === dir && dir !== "/tmp") return `it is "${dir}"`;
+    if (["/proc", "/dev", "/sys"].includes(dir) && isUnder(path, dir)) return `it lies in "${dir}"`;
+  }
+  return null;
 }
 
 /** Directories that hold sockets on a typical host and get an empty tmpfs in the sandbox. */
@@ -169,6 +217,12 @@ export interface BuildSandboxPlanOptions {
   readonly readOnly?: readonly string[];
   /** Variables added to the command's environment last (MITM trust, caller extras). */
   readonly extraEnv?: Readonly<Record<string, string>>;
+  /**
+   * Let the working dir or a writable path be or contain a system directory
+   * ({@linkcode SYSTEM_DIRS}); `--dangerously-allow-system-dirs`. The
+   * sandbox's own /dev, /proc and emptied dirs are still mounted over it.
+   */
+  readonly dangerouslyAllowSystemDirs?: boolean;
 }
 
 /**
@@ -188,6 +242,7 @@ export function buildSandboxPlan(
   options: BuildSandboxPlanOptions,
 ): SandboxPlan {
   const { host, cwd, runDir } = options;
+  if (options.dangerouslyAllowSystemDirs !== true) checkSystemDirs(cwd, config.filesystem.writable);
   const isDir = (path: string) => host.pathKinds.get(path) === "dir";
   const allUnix = config.network.dangerouslyAllowAllUnixSockets;
 
@@ -284,6 +339,21 @@ export function buildSandboxPlan(
     runDir,
     linux,
   };
+}
+
+function checkSystemDirs(cwd: string, writable: readonly string[]): void {
+  for (
+    const [what, path] of [["working directory", cwd], ...writable.map((p) => ["writable path", p])]
+  ) {
+    const problem = systemDirProblem(path);
+    if (problem === null) continue;
+    throw new UsageError(
+      `Cannot use "${path}" as the ${what}: ${problem}, which the sandbox mounts itself or must ` +
+        "keep read-only: run from a project directory (or list a narrower writable path), or pass " +
+        `${ALLOW_SYSTEM_DIRS_FLAG} to make it writable with the sandbox's own /proc, /dev and /tmp on top`,
+      { command: "run" },
+    );
+  }
 }
 
 function pathKind(path: string): PathKind {

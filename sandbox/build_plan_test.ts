@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { EffectiveConfig } from "../profiles/types.ts";
 import { loadEffectiveConfig } from "../profiles/load.ts";
-import { buildSandboxPlan, type HostFacts } from "./build_plan.ts";
+import { buildSandboxPlan, type HostFacts, systemDirProblem } from "./build_plan.ts";
 import { buildBwrapArgs } from "./bwrap_args.ts";
 
 const DEFAULT_CONFIG = await loadEffectiveConfig({}, { env: { HOME: "/nonexistent" }, cwd: "/" });
@@ -193,4 +193,41 @@ Deno.test("buildSandboxPlan() hides the whole per-user run-dir base when the wor
     network: null,
   });
   assert.ok(plan.linux?.hiddenDirs.includes("/tmp/sandbox-1000"));
+});
+
+Deno.test("systemDirProblem() refuses / and parents of the sandbox's own mounts, not projects", () => {
+  assert.equal(systemDirProblem("/"), 'it contains "/proc"');
+  assert.equal(systemDirProblem("/var"), 'it contains "/var/run"');
+  assert.equal(systemDirProblem("/etc"), 'it is "/etc"');
+  assert.equal(systemDirProblem("/proc/self"), 'it lies in "/proc"');
+  for (const ok of ["/tmp", "/tmp/x", "/usr/src/app", "/home/u/project", "/run/user/1000/x"]) {
+    assert.equal(systemDirProblem(ok), null, ok);
+  }
+});
+
+Deno.test("buildSandboxPlan() refuses cwd / unless dangerously allowed, then keeps its own mounts on top", () => {
+  assert.throws(
+    () => buildSandboxPlan(config({}), ["true"], { ...BASE, cwd: "/", network: null }),
+    (error: Error & { code?: string }) =>
+      error.code === "usage" &&
+      error.message.startsWith('Cannot use "/" as the working directory: it contains "/proc"') &&
+      error.message.includes("--dangerously-allow-system-dirs"),
+  );
+  assert.throws(
+    () => buildSandboxPlan(config({ writable: ["/var"] }), ["true"], { ...BASE, network: null }),
+    /Cannot use "\/var" as the writable path: it contains "\/var\/run"/,
+  );
+  const plan = buildSandboxPlan(config({}), ["true"], {
+    ...BASE,
+    cwd: "/",
+    network: null,
+    dangerouslyAllowSystemDirs: true,
+  });
+  const args = buildBwrapArgs(plan);
+  const at = (...pair: string[]) =>
+    args.findIndex((a, i) => pair.every((p, j) => args[i + j] === p));
+  assert.ok(at("--bind", "/", "/") !== -1);
+  assert.ok(at("--bind", "/", "/") < at("--proc", "/proc"));
+  assert.ok(at("--bind", "/", "/") < at("--dev", "/dev"));
+  assert.ok(at("--bind", "/", "/") < at("--tmpfs", "/tmp"));
 });

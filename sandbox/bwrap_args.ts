@@ -83,14 +83,20 @@ export function buildBwrapArgs(plan: SandboxPlan, options: BwrapArgsOptions = {}
     "ALL",
   );
   args.push("--ro-bind", "/", "/");
+  // A writable area that contains the sandbox's own mounts (only with
+  // --dangerously-allow-system-dirs) goes first, so /dev, /proc and the emptied dirs stay on top.
+  const own = ["/dev", "/proc", ...linux.emptyDirs];
+  const covers = (area: string) => own.some((dir) => dir !== area && isUnder(dir, area));
+  if (covers(plan.cwd)) args.push("--bind", plan.cwd, plan.cwd);
+  for (const path of plan.writable) if (covers(path)) args.push("--bind-try", path, path);
   args.push("--dev", "/dev");
   args.push("--proc", "/proc");
   for (const dir of linux.emptyDirs) args.push("--tmpfs", dir);
   // The launcher's own files (for the in-sandbox shim) may live under an emptied dir such as
   // /tmp; bound read-only here, before cwd and the writable paths, which may lie inside them.
   for (const path of plan.readOnly ?? []) args.push("--ro-bind-try", path, path);
-  args.push("--bind", plan.cwd, plan.cwd);
-  for (const path of plan.writable) args.push("--bind-try", path, path);
+  if (!covers(plan.cwd)) args.push("--bind", plan.cwd, plan.cwd);
+  for (const path of plan.writable) if (!covers(path)) args.push("--bind-try", path, path);
   for (const home of plan.toolHomes ?? []) args.push("--bind", home.source, home.target);
   // The launcher's own files may live in a tool's default path (deno from `npx -y deno` sits
   // under ~/.npm): bound again on top of the tool home, read-only, so the shim still finds them.

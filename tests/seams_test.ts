@@ -263,3 +263,37 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "system dirs: cwd / is refused with exit 2 naming the flag; with it, /proc and /tmp stay the sandbox's own",
+  ignore: !READY,
+  async fn() {
+    await using probe = await visibleTempDir("sandbox-seams-root-");
+    const env = { PATH: "/usr/bin:/bin", HOME: "/nonexistent-seams-home" };
+    const hostTmp = `/tmp/sandbox-seams-hosttmp-${crypto.randomUUID()}`;
+    await Deno.writeTextFile(hostTmp, "host");
+    try {
+      const script =
+        `echo ran; ls /tmp/${hostTmp.slice(5)} 2>/dev/null && echo host-tmp-visible; ` +
+        `[ -e /proc/${Deno.pid} ] && echo host-proc-visible; echo x > ${probe.path}/made`;
+      const refused = await seamRun(["run", "--", "sh", "-c", script], { cwd: "/", env });
+      assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+      assert.doesNotMatch(refused.stdout, /ran/);
+      assert.match(
+        refused.stderr,
+        /^sandbox: Cannot use "\/" as the working directory: it contains "\/proc".*--dangerously-allow-system-dirs/m,
+      );
+      assert.equal(await exists(`${probe.path}/made`), false);
+      const allowed = await seamRun(
+        ["run", "--dangerously-allow-system-dirs", "--", "sh", "-c", script],
+        { cwd: "/", env },
+      );
+      assert.equal(allowed.code, 0, allowed.stderr);
+      assert.match(allowed.stdout, /ran/);
+      assert.doesNotMatch(allowed.stdout, /host-tmp-visible|host-proc-visible/);
+    } finally {
+      await Deno.remove(hostTmp);
+    }
+  },
+});
