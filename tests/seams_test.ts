@@ -198,7 +198,9 @@ for (const nobody of [false, true]) {
         "/tmp/sandbox-run-seams-fake",
         `/tmp/sandbox-${uid}/sandbox-run-seams-fake`,
       ].map((dir) => `mkdir -p ${dir} && mkfifo ${dir}/owner`).join("; ");
-      const env = { PATH: "/usr/bin:/bin", HOME: "/nonexistent-seams-home" };
+      await using home = await visibleTempDir("sandbox-seams-home-");
+      if (nobody) await giveToNobody(home.path);
+      const env = { PATH: "/usr/bin:/bin", HOME: home.path };
       try {
         const first = await seamRun(["run", "--", "sh", "-c", `${plant}; echo planted`], {
           cwd: "/tmp",
@@ -270,7 +272,7 @@ Deno.test({
   ignore: !READY,
   async fn() {
     await using probe = await visibleTempDir("sandbox-seams-root-");
-    const env = { PATH: "/usr/bin:/bin", HOME: "/nonexistent-seams-home" };
+    const env = { PATH: "/usr/bin:/bin", HOME: probe.path };
     const hostTmp = `/tmp/sandbox-seams-hosttmp-${crypto.randomUUID()}`;
     await Deno.writeTextFile(hostTmp, "host");
     try {
