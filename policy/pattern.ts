@@ -100,8 +100,36 @@ function addressPattern(
 
 const PORT_SUFFIX = /^(.*[^:]):([0-9]{1,5})$/;
 
+/**
+ * A name pattern already in normal form: lower case, no port, no trailing
+ * dot, labels of 1-63 letters, digits, `_` or `-`, no glob inside a label,
+ * an optional leading `*.` or `**.`, and a last label that does not start
+ * with a digit (that would be read as an IPv4 address).
+ */
+const PLAIN_NAME = /^(\*\*?\.)?((?:[a-z0-9_-]{1,63}\.)*[a-z_-][a-z0-9_-]{0,62})$/;
+
 /** Compiles or explains why not; the one implementation behind both exports. */
 function compile(pattern: string, action: "allow" | "deny"): DomainPattern | string {
+  // Most rules of a large allowlist are plain names: compile them without the
+  // general path's dozen scans and copies (the result is the same object).
+  const plain = (action === "allow" || action === "deny") ? PLAIN_NAME.exec(pattern) : null;
+  if (plain !== null && plain[2].length <= 253) {
+    const scope: NameScope = plain[1] === undefined
+      ? "exact"
+      : plain[1] === "*."
+      ? "subdomains"
+      : "apex_and_subdomains";
+    return {
+      text: pattern,
+      normalized: pattern,
+      action,
+      exact: scope === "exact",
+      kind: "name",
+      scope,
+      labels: plain[2].split("."),
+      port: null,
+    };
+  }
   const trimmed = pattern.trim();
   // `host:PORT` and `[v6]:PORT`; a bare IPv6 address has several colons and no port.
   const split = PORT_SUFFIX.exec(trimmed);

@@ -166,3 +166,27 @@ Deno.test("compileDomainPattern() keeps a port apart from the host part", () => 
   assert.equal(matchesPatternPort(ssh, null), false);
   assert.equal(matchesPatternPort(compileDomainPattern("github.com", "allow"), 2222), true);
 });
+
+Deno.test("compileDomainPattern() compiles a plain name the same way as its spelling with a trailing dot (property)", () => {
+  // A trailing dot takes the general path; the plain spelling takes the fast one.
+  const label = fc.stringMatching(/^[a-z0-9_*-]{1,8}$/);
+  const pattern = fc.tuple(
+    fc.constantFrom("", "*.", "**."),
+    fc.array(label, { minLength: 1, maxLength: 4 }),
+  ).map(([prefix, labels]) => prefix + labels.join("."));
+  fc.assert(
+    fc.property(pattern, fc.constantFrom<"allow" | "deny">("allow", "deny"), (text, action) => {
+      const general = validateDomainPattern(`${text}.`, action);
+      assert.equal(validateDomainPattern(text, action), general);
+      if (general === null) {
+        assert.deepEqual(compileDomainPattern(text, action), {
+          ...compileDomainPattern(`${text}.`, action),
+          text,
+        });
+      }
+    }),
+    { numRuns: 3000 },
+  );
+  assert.equal(validateDomainPattern(`a.${"b".repeat(64)}.com`, "allow") !== null, true);
+  assert.equal(validateDomainPattern(`${"a.".repeat(127)}com`, "allow") !== null, true);
+});

@@ -1,0 +1,184 @@
+/**
+ * Large allowlists: start-up and per-request decision time at 1 / 100 /
+ * 10,000 / 100,000 domain patterns, each beside the 1-pattern figure of the
+ * same run (the baseline).
+ *
+ *   deno run -A bench/rules_bench.ts [--runs N] [--sizes 1,100,10000,100000] [--quick]
+ *
+ * The rules (one config file per size): 90% exact names (`dI.example.com`),
+ * 5% `**.wI.example.net`, 5% `*.xI.example.org` denied.
+ *
+ * - start-up: wall time of `sandbox run --config FILE -- true` (network on:
+ *   the config is read, validated, merged and compiled, the proxy starts,
+ *   bwrap runs `true`), median of N runs, sizes interleaved so the load of
+ *   other users of the machine hits each size alike;
+ * - decision: `decideHost()` in this process on a policy compiled from the
+ *   same file, over a mix of hosts (the last exact rule, a subdomain under a
+ *   `**.` rule, a denied subdomain, an unknown name); per-decision time is
+ *   the mean of a batch of decisions, median of batches. Names resolve
+ *   through `--resolve`-style overrides, never DNS.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { sandboxTaskFlags } from "../tools/task_flags.ts";
+import { loadEffectiveConfig } from "../profiles/load.ts";
+import { compileNetworkPolicy, decideHost } from "../policy/policy.ts";
+import { createResolver } from "../proxy/resolver.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    runs: { type: "string" },
+    sizes: { type: "string", default: "1,100,10000,100000" },
+    quick: { type: "boolean", default: false },
+  },
+});
+const QUICK = values.quick === true;
+const RUNS = Number(values.runs ?? (QUICK ? 5 : 11));
+const SIZES = values.sizes.split(",").map(Number);
+const MAIN = decodeURIComponent(new URL("../main.ts", import.meta.url).pathname);
+const SELF = [
+  Deno.execPath(),
+  "run",
+  "-A",
+  "--no-prompt",
+  "--quiet",
+  ...await sandboxTaskFlags(),
+  MAIN,
+];
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/** The rules of one size, as a config file's text. */
+function configText(size: number): string {
+  const lines = [
+    'default_permissions = "big"',
+    "[permissions.big.network]",
+    "enabled = true",
+    // The overrides below answer with a loopback address (nothing is connected to).
+    "allow_local_binding = true",
+    "[permissions.big.network.domains]",
+  ];
+  for (let i = 0; i < size; i++) {
+    if (size > 1 && i % 20 === 1) lines.push(`"**.w${i}.example.net" = "allow"`);
+    else if (size > 1 && i % 20 === 2) lines.push(`"*.x${i}.example.org" = "deny"`);
+    else lines.push(`"d${i}.example.com" = "allow"`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** Hosts decided per batch: an allowed exact name, a `**.` subdomain, a denied one, an unknown one. */
+function hostsFor(size: number): string[] {
+  let exact = size - 1;
+  while (size > 1 && exact % 20 <= 2 && exact % 20 >= 1) exact--;
+  const wild = size > 1 ? Math.floor((size - 2) / 20) * 20 + 1 : 0;
+  return [
+    `d${exact}.example.com`,
+    size > 1 ? `api.w${wild}.example.net` : "d0.example.com",
+    `a.x${size > 2 ? 2 : 0}.example.org`,
+    "unknown.example.com",
+  ];
+}
+
+async function time(argv: string[], cwd: string): Promise<number> {
+  const start = performance.now();
+  const out = await new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    cwd,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const elapsed = performance.now() - start;
+  if (!out.success) {
+    throw new Error(`${argv.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return elapsed;
+}
+
+const dir = await Deno.makeTempDir({ prefix: "rules-bench-" });
+try {
+  const files = new Map<number, string>();
+  for (const size of SIZES) {
+    const file = `${dir}/rules-${size}.toml`;
+    await Deno.writeTextFile(file, configText(size));
+    files.set(size, file);
+  }
+
+  // Start-up.
+  const startUp = new Map<number, number[]>(SIZES.map((size) => [size, []]));
+  const argv = (size: number) => [...SELF, "run", "--config", files.get(size)!, "--", "true"];
+  for (const size of SIZES) await time(argv(size), dir); // Warm the caches.
+  for (let i = 0; i < RUNS; i++) {
+    for (const size of SIZES) startUp.get(size)!.push(await time(argv(size), dir));
+  }
+  const base = median(startUp.get(SIZES[0])!);
+  console.log(
+    `start-up, sandbox run --config RULES -- true (network on), median of ${RUNS} (ms; ratio to ${
+      SIZES[0]
+    } pattern${SIZES[0] === 1 ? "" : "s"}):`,
+  );
+  for (const size of SIZES) {
+    const m = median(startUp.get(size)!);
+    console.log(
+      `  ${size.toLocaleString("en-US").padStart(9)} patterns  ${m.toFixed(1).padStart(8)}  ratio ${
+        (m / base).toFixed(2)
+      }`,
+    );
+  }
+
+  // Per-request decision time.
+  const batches = QUICK ? 15 : 41;
+  const perBatch = 4000;
+  const decision = new Map<number, number[]>(SIZES.map((size) => [size, []]));
+  const policies = new Map<number, ReturnType<typeof compileNetworkPolicy>>();
+  const resolver = createResolver({
+    overrides: new Map(SIZES.flatMap((size) => hostsFor(size).map((h) => [h, ["127.0.0.2"]]))),
+  });
+  for (const size of SIZES) {
+    const config = await loadEffectiveConfig({ config: [files.get(size)!] }, {
+      env: { HOME: dir, PATH: Deno.env.get("PATH") ?? "" },
+      cwd: dir,
+    });
+    policies.set(size, compileNetworkPolicy(config.network));
+  }
+  const expected = new Map<number, string[]>();
+  for (let b = -3; b < batches; b++) { // 3 warm-up batches.
+    for (const size of SIZES) {
+      const policy = policies.get(size)!;
+      const hosts = hostsFor(size);
+      const start = performance.now();
+      const outcomes: string[] = [];
+      for (let i = 0; i < perBatch; i++) {
+        const d = await decideHost(policy, hosts[i % hosts.length], { resolver });
+        if (i < hosts.length) outcomes.push(`${d.decision}:${d.rule}`);
+      }
+      const elapsed = performance.now() - start;
+      if (b >= 0) decision.get(size)!.push((elapsed / perBatch) * 1000);
+      const seen = expected.get(size);
+      if (seen === undefined) expected.set(size, outcomes);
+      else if (seen.join() !== outcomes.join()) {
+        throw new Error("decisions changed between batches");
+      }
+    }
+  }
+  const decisionBase = median(decision.get(SIZES[0])!);
+  console.log(
+    `decision, decideHost() in-process, µs per decision (median of ${batches} batches of ${perBatch}):`,
+  );
+  for (const size of SIZES) {
+    const m = median(decision.get(size)!);
+    console.log(
+      `  ${size.toLocaleString("en-US").padStart(9)} patterns  ${m.toFixed(2).padStart(8)}  ratio ${
+        (m / decisionBase).toFixed(2)
+      }   (${expected.get(size)!.join(", ")})`,
+    );
+  }
+} finally {
+  await Deno.remove(dir, { recursive: true });
+}
