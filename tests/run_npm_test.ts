@@ -6,29 +6,10 @@
  * registry is not reachable.
  */
 import assert from "node:assert/strict";
-import { hasProgram, sandboxCli } from "./run_helpers.ts";
+import { npmRegistry } from "./npm_helpers.ts";
+import { sandboxCli } from "./run_helpers.ts";
 
-async function registry(): Promise<URL | null> {
-  if (!hasProgram("/usr/bin/bwrap")) return null;
-  try {
-    const out = await new Deno.Command("npm", {
-      args: ["config", "get", "registry"],
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    const url = new URL(new TextDecoder().decode(out.stdout).trim());
-    const ping = await fetch(new URL("-/ping", url), { signal: AbortSignal.timeout(5_000) });
-    await ping.body?.cancel();
-    return ping.ok ? url : null;
-  } catch {
-    return null;
-  }
-}
-
-const REGISTRY = await registry();
-if (REGISTRY === null) {
-  console.error("run_npm_test: skipped: npm, bwrap or the npm registry is not reachable here");
-}
+const REGISTRY = await npmRegistry("run_npm_test");
 
 Deno.test({
   name:
@@ -69,6 +50,30 @@ Deno.test({
         `the summary names ${registry.hostname}:\n${blocked.stderr}`,
       );
       assert.match(blocked.stderr, /not_allowed/);
+      // Said when it happened: the live line comes before npm's own failure and the summary.
+      const live = `sandbox: blocked CONNECT ${registry.hostname}:443 not_allowed ` +
+        `(add --allow ${registry.hostname})\n`;
+      const liveAt = blocked.stderr.indexOf(live);
+      assert.ok(liveAt >= 0, `the live line:\n${blocked.stderr}`);
+      assert.equal(blocked.stderr.indexOf(live, liveAt + 1), -1, "said once per host and reason");
+      const npmErrorAt = blocked.stderr.search(/^npm (error|ERR!)/m);
+      assert.ok(npmErrorAt === -1 || liveAt < npmErrorAt, blocked.stderr);
+      assert.ok(liveAt < blocked.stderr.indexOf("sandbox: blocked 1"), blocked.stderr);
+
+      // --fail-fast: npm's default retries would go on; the run ends at the first block, exit 3.
+      const fast = await sandboxCli(
+        ["run", "--fail-fast", "--json", "--", "npm", "ci", "--cache", "./.npm-cache"],
+        { cwd: dir, timeoutMs: 120_000 },
+      );
+      assert.equal(fast.code, 3, fast.stderr);
+      assert.ok(fast.stderr.includes(live), fast.stderr);
+      assert.match(
+        fast.stderr,
+        /exit code 3: --fail-fast ended the run at the first blocked connection/,
+      );
+      const report = JSON.parse(fast.stdout.trim().split("\n").at(-1)!);
+      assert.equal(report.exitCode, 3);
+      assert.equal(report.failedOnBlock, true);
 
       const allowed = await sandboxCli([
         "run",
