@@ -571,6 +571,9 @@ function isUpgradeRequest(head: RequestHead): string | null {
   return upgrade.join(", ");
 }
 
+/** A response body at most this long, already read with its head, is sent in the head's write. */
+const SAME_WRITE_BODY_BYTES = 64 * 1024;
+
 /** Forwards one absolute-form request; resolves true when the client connection can carry another. */
 async function forward(
   conn: Deno.Conn,
@@ -800,23 +803,37 @@ async function forward(
   const keepClient = !clientClose && responseFraming.kind !== "until_close";
   const outHeaders = stripHopByHop(response.headers);
   if (!keepClient) outHeaders.push({ name: "Connection", value: "close" });
-  await writeAll(
-    conn,
-    serializeResponseHead({
-      version: "HTTP/1.1",
-      status: response.status,
-      reason: response.reason,
-      headers: outHeaders,
-    }),
-  );
-  try {
-    await copyBody(up.reader, conn, responseFraming, {
-      buffers: runtime.buffers,
-      onActivity: slot.touch,
-      limits: runtime.httpLimits,
-    });
-  } catch {
-    return false; // Upstream broke mid-body: the client sees the connection close.
+  const responseHead = serializeResponseHead({
+    version: "HTTP/1.1",
+    status: response.status,
+    reason: response.reason,
+    headers: outHeaders,
+  });
+  const small = responseFraming.kind === "length" &&
+      responseFraming.length <= SAME_WRITE_BODY_BYTES &&
+      up.reader.buffered >= responseFraming.length
+    ? responseFraming.length
+    : -1;
+  if (small >= 0) {
+    // The whole (small) body came with the head: send both in one write, one
+    // segment and one wake-up of the client per response instead of two.
+    const out = new Uint8Array(responseHead.length + small);
+    out.set(responseHead);
+    out.set(up.reader.peek().subarray(0, small), responseHead.length);
+    up.reader.consume(small);
+    slot.touch();
+    await writeAll(conn, out);
+  } else {
+    await writeAll(conn, responseHead);
+    try {
+      await copyBody(up.reader, conn, responseFraming, {
+        buffers: runtime.buffers,
+        onActivity: slot.touch,
+        limits: runtime.httpLimits,
+      });
+    } catch {
+      return false; // Upstream broke mid-body: the client sees the connection close.
+    }
   }
   const keepUpstream = responseFraming.kind !== "until_close" && response.version === "HTTP/1.1" &&
     head.version === "HTTP/1.1" && !headerTokens(response.headers, "connection").includes("close");

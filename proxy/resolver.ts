@@ -19,6 +19,19 @@ export interface CreateResolverOptions {
   readonly overrides?: ReadonlyMap<string, readonly string[]>;
   /** Give up on a system lookup after this many milliseconds (default 10000). */
   readonly timeoutMs?: number;
+  /**
+   * How long a system answer is reused, in milliseconds (default 10000; 0
+   * turns the cache off). getaddrinfo does not tell the record's TTL, so
+   * the bound is short: long enough for a burst of requests to one
+   * registry, short enough that a moved name is followed soon.
+   */
+  readonly cacheTtlMs?: number;
+  /** Most names kept in the cache (default 4096); the oldest entry goes first. */
+  readonly cacheMaxEntries?: number;
+  /** The system lookup (default: `node:dns` `lookup` with `all: true`); tests count calls with it. */
+  readonly lookup?: (host: string) => Promise<readonly string[]>;
+  /** The clock for cache expiry (default `Date.now`). */
+  readonly now?: () => number;
 }
 
 /** A name that did not resolve. */
@@ -34,7 +47,16 @@ export class ResolveError extends Error {
   }
 }
 
-async function systemLookup(host: string, timeoutMs: number): Promise<string[]> {
+async function nodeLookup(host: string): Promise<string[]> {
+  const answers = await lookup(host, { all: true, verbatim: true });
+  return answers.map((answer) => answer.address);
+}
+
+async function systemLookup(
+  host: string,
+  timeoutMs: number,
+  ask: (host: string) => Promise<readonly string[]>,
+): Promise<readonly string[]> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -44,8 +66,7 @@ async function systemLookup(host: string, timeoutMs: number): Promise<string[]> 
     );
   });
   try {
-    const answers = await Promise.race([lookup(host, { all: true, verbatim: true }), timeout]);
-    return answers.map((answer) => answer.address);
+    return await Promise.race([ask(host), timeout]);
   } catch (error) {
     if (error instanceof ResolveError) throw error;
     const code = (error as { code?: unknown })?.code;
@@ -60,12 +81,33 @@ async function systemLookup(host: string, timeoutMs: number): Promise<string[]> 
   }
 }
 
+/** The canonical addresses of an answer; throws when it is empty or not addresses. */
+function canonicalAnswer(name: string, raw: readonly string[]): string[] {
+  if (raw.length === 0) throw new ResolveError(name, `Cannot resolve "${name}": no addresses`);
+  return raw.map((address) => {
+    const parsed = parseIpLiteral(address);
+    if (parsed === null) {
+      throw new ResolveError(name, `Cannot resolve "${name}": "${address}" is not an IP address`);
+    }
+    return parsed.canonical;
+  });
+}
+
 /**
  * Creates a resolver: overrides first (exact normalized name), then the
  * system resolver via `node:dns` `lookup` with `all: true`. An IP literal
  * resolves to itself without any lookup. Every answer is returned in
  * canonical form; an answer that is not an IP address, or an empty answer,
  * is an error.
+ *
+ * System answers are cached per name for `cacheTtlMs` (a fresh copy is
+ * handed out each time, in the same order, so a keep-alive upstream keyed
+ * by its addresses is reused), and concurrent lookups of one name share one
+ * system call and one timeout timer; a cache hit arms no timer at all.
+ * Failures are not cached. The resolver is only ever asked for a name an
+ * allow rule matched (policy/policy.ts), so a refused name is never looked
+ * up, cached or not; and the caller connects to the addresses it checked,
+ * never to a second answer.
  *
  * @example
  * ```ts
@@ -79,19 +121,47 @@ export function createResolver(options: CreateResolverOptions = {}): Resolver {
     overrides.set(normalizeHost(host), [...addresses]);
   }
   const timeoutMs = options.timeoutMs ?? 10_000;
+  const ttlMs = options.cacheTtlMs ?? 10_000;
+  const maxEntries = Math.max(1, options.cacheMaxEntries ?? 4096);
+  const ask = options.lookup ?? nodeLookup;
+  const now = options.now ?? Date.now;
+  const cache = new Map<
+    string,
+    { readonly addresses: readonly string[]; readonly until: number }
+  >();
+  const inFlight = new Map<string, Promise<readonly string[]>>();
+
+  const lookupCached = (name: string): Promise<readonly string[]> => {
+    const hit = cache.get(name);
+    if (hit !== undefined) {
+      if (now() < hit.until) return Promise.resolve(hit.addresses);
+      cache.delete(name);
+    }
+    const pending = inFlight.get(name);
+    if (pending !== undefined) return pending;
+    const started = (async () => {
+      try {
+        const addresses = canonicalAnswer(name, await systemLookup(name, timeoutMs, ask));
+        if (ttlMs > 0) {
+          if (cache.size >= maxEntries) cache.delete(cache.keys().next().value!);
+          cache.set(name, { addresses, until: now() + ttlMs });
+        }
+        return addresses;
+      } finally {
+        inFlight.delete(name);
+      }
+    })();
+    inFlight.set(name, started);
+    return started;
+  };
+
   return async (host: string): Promise<string[]> => {
     const name = normalizeHost(host);
     const literal = parseIpLiteral(name);
     if (literal !== null) return [literal.canonical];
-    const raw = overrides.get(name) ?? await systemLookup(name, timeoutMs);
-    if (raw.length === 0) throw new ResolveError(name, `Cannot resolve "${name}": no addresses`);
-    return raw.map((address) => {
-      const parsed = parseIpLiteral(address);
-      if (parsed === null) {
-        throw new ResolveError(name, `Cannot resolve "${name}": "${address}" is not an IP address`);
-      }
-      return parsed.canonical;
-    });
+    const override = overrides.get(name);
+    if (override !== undefined) return canonicalAnswer(name, override);
+    return [...await lookupCached(name)];
   };
 }
 
