@@ -7,9 +7,8 @@
 import { filterEnv } from "../sandbox/env.ts";
 import { hostToolHomeFacts, planToolHomes, type ToolHome } from "../sandbox/tool_homes.ts";
 import { loadEffectiveConfig } from "../profiles/load.ts";
-import { checkExecPolicyExamples } from "../execpolicy/mod.ts";
-import { DEFAULTS } from "../profiles/defaults.ts";
-import { parseTomlText, splitDottedKey } from "../profiles/toml.ts";
+import { BUILT_IN_PROFILE_NAMES, isBuiltInProfileName } from "../profiles/builtin_profiles.ts";
+import { parseTomlText } from "../profiles/toml.ts";
 import { type ConfigKind, detectConfigKind, validateConfig } from "../profiles/validate.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
 import { parseCommandArgs, SHARED_OPTIONS, type SharedValues } from "./args.ts";
@@ -283,8 +282,9 @@ async function profileValidate(args: string[], options: ProfileCommandOptions): 
       },
     );
   }
-  const reports: ValidateFileReport[] = [];
-  for (const file of positionals) reports.push(await validateFile(file, options.cwd));
+  const checked = [];
+  for (const file of positionals) checked.push(await validateFile(file, options.cwd));
+  const reports = checkDefaultPermissions(checked);
   if (values.json === true) {
     out(JSON.stringify({ files: reports }, null, 2) + "\n");
   } else {
@@ -305,44 +305,74 @@ async function profileValidate(args: string[], options: ProfileCommandOptions): 
   return reports.every((r) => r.valid) ? 0 : 2;
 }
 
-async function validateFile(file: string, cwd: string | undefined): Promise<ValidateFileReport> {
+/** A file's report plus what `checkDefaultPermissions` needs from it. */
+interface CheckedFile {
+  readonly report: ValidateFileReport;
+  /** `[permissions.NAME]` names the file defines (read even when the file has problems). */
+  readonly profiles: readonly string[];
+  /** `default_permissions` as written, with its line. */
+  readonly defaultPermissions: { readonly name: string; readonly line?: number } | null;
+}
+
+/**
+ * Adds a problem for each `default_permissions` that names a profile none
+ * of the files given together defines (nor a built-in one): `sandbox run`
+ * refuses such a config, so `validate` must not call it fine.
+ */
+function checkDefaultPermissions(checked: readonly CheckedFile[]): ValidateFileReport[] {
+  const defined = new Set(checked.flatMap((c) => c.profiles));
+  return checked.map(({ report, defaultPermissions }) => {
+    if (defaultPermissions === null) return report;
+    const name = defaultPermissions.name;
+    if (defined.has(name) || isBuiltInProfileName(name)) return report;
+    const known = [...defined].map((n) => `"${n}"`);
+    const problem: ConfigProblem = {
+      file: report.file,
+      ...(defaultPermissions.line === undefined ? {} : { line: defaultPermissions.line }),
+      keyPath: "default_permissions",
+      message: `Unknown profile "${name}": expected ${
+        known.length > 0 ? `one of ${known.join(", ")}, ` : ""
+      }a built-in profile (${
+        BUILT_IN_PROFILE_NAMES.map((n) => `"${n}"`).join(", ")
+      }), or a [permissions.${name}] table (files given together to "profile validate" are checked as one config)`,
+    };
+    return { ...report, valid: false, problems: [...report.problems, problem] };
+  });
+}
+
+async function validateFile(file: string, cwd: string | undefined): Promise<CheckedFile> {
   const path = file.startsWith("/") || cwd === undefined ? file : `${cwd}/${file}`;
   const byName: ConfigKind = (file.split("/").pop() ?? file) === "requirements.toml"
     ? "managed"
     : "user";
+  const failed = (kind: ConfigKind, problems: readonly ConfigProblem[]): CheckedFile => ({
+    report: { file, kind, valid: false, problems, notices: [] },
+    profiles: [],
+    defaultPermissions: null,
+  });
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch (error) {
     const why = error instanceof Deno.errors.NotFound ? "the file does not exist" : String(error);
-    return {
-      file,
-      kind: byName,
-      valid: false,
-      problems: [{ file, keyPath: "", message: `Cannot read config file: ${why}` }],
-      notices: [],
-    };
+    return failed(byName, [{ file, keyPath: "", message: `Cannot read config file: ${why}` }]);
   }
   const parsed = await parseTomlText(text, file);
-  if (!parsed.ok) {
-    return { file, kind: byName, valid: false, problems: parsed.problems, notices: [] };
-  }
+  if (!parsed.ok) return failed(byName, parsed.problems);
   const kind = detectConfigKind(file, parsed.value);
+  const permissions = parsed.value.permissions;
+  const profiles = kind === "user" && typeof permissions === "object" && permissions !== null
+    ? Object.keys(permissions)
+    : [];
+  const written = parsed.value.default_permissions;
+  const line = parsed.lines.lineOf(["default_permissions"]);
+  const defaultPermissions = kind === "user" && typeof written === "string" && written !== ""
+    ? { name: written, ...(line === undefined ? {} : { line }) }
+    : null;
+  // validateConfig() also runs the execpolicy engine's checks (pattern grammar, match examples).
   const result = validateConfig(parsed.value, { file, kind, lines: parsed.lines });
-  if (!result.ok) return { file, kind, valid: false, problems: result.problems, notices: [] };
-  const { execpolicy, execpolicyDefault, notices } = result.config;
-  if (execpolicy.length > 0) {
-    // Pattern grammar and match/not_match examples are the execpolicy engine's to check.
-    const policy = {
-      default: execpolicyDefault ?? DEFAULTS.execpolicyDefault,
-      rules: execpolicy.map((rule) => ({ ...rule, source: `config:${file}` })),
-    };
-    const problems = checkExecPolicyExamples(policy).map((problem) => {
-      const path = splitDottedKey(problem.keyPath.replace(/\[\d+\]$/, ""));
-      const line = problem.line ?? (path === null ? undefined : parsed.lines.lineOf(path));
-      return line === undefined ? problem : { ...problem, line };
-    });
-    if (problems.length > 0) return { file, kind, valid: false, problems, notices };
-  }
-  return { file, kind, valid: true, problems: [], notices };
+  const report: ValidateFileReport = result.ok
+    ? { file, kind, valid: true, problems: [], notices: result.config.notices }
+    : { file, kind, valid: false, problems: result.problems, notices: [] };
+  return { report, profiles, defaultPermissions };
 }

@@ -105,3 +105,44 @@ Deno.test("sandbox help profile show has examples; a missing FILE is a usage err
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /Missing FILE for "sandbox profile validate"/);
 });
+
+Deno.test("sandbox profile validate reports an unknown default_permissions and every execpolicy problem at once", async () => {
+  await using home = await tempDir("profile_cli_test_");
+  const env = { HOME: home.path, XDG_CONFIG_HOME: `${home.path}/xdg` };
+  await Deno.writeTextFile(
+    `${home.path}/a.toml`,
+    [
+      'default_permissions = "nope"',
+      "[permissions.ci]",
+      'extends = ":workspace"',
+      "[execpolicy]",
+      '"git push *" = { decision = "deny", match = ["git pull"] }',
+      '"curl *" = { decision = "bogus" }',
+      '"ls" = { decision = "allow", not_match = ["ls"] }',
+      "",
+    ].join("\n"),
+  );
+  const r = await sandboxCli(["profile", "validate", `${home.path}/a.toml`], { env });
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  const out = r.stdout;
+  assert.match(
+    out,
+    /a\.toml:1: key default_permissions: Unknown profile "nope": expected one of "ci", a built-in profile/,
+  );
+  assert.match(out, /a\.toml:5: key execpolicy\."git push \*"\.match\[0\]: /);
+  assert.match(out, /a\.toml:6: key execpolicy\."curl \*"\.decision: Expected one of/);
+  assert.match(out, /a\.toml:7: key execpolicy\.ls\.not_match\[0\]: /);
+  // The same profile defined in a file given together is found; a built-in name is fine too.
+  await Deno.writeTextFile(`${home.path}/b.toml`, '[permissions.nope]\nextends = ":read-only"\n');
+  await Deno.writeTextFile(`${home.path}/c.toml`, 'default_permissions = ":read-only"\n');
+  const together = await sandboxCli(
+    ["profile", "validate", `${home.path}/c.toml`, `${home.path}/b.toml`],
+    { env },
+  );
+  assert.equal(together.code, 0, together.stdout);
+  // `sandbox run` reports the same problems together, before running anything.
+  const run = await sandboxCli(["run", "--config", `${home.path}/a.toml`, "--", "true"], { env });
+  assert.equal(run.code, 2);
+  assert.match(run.stderr, /git push/);
+  assert.match(run.stderr, /curl/);
+});

@@ -26,8 +26,13 @@ import { isPresetName, type PresetName, PRESETS } from "./presets.ts";
 import { checkDomainPattern } from "./_pattern.ts";
 import { type KeyLines, parseTomlText, splitDottedKey } from "./toml.ts";
 import { checkExecPolicyExamples } from "../execpolicy/mod.ts";
+import { builtInEntries, isBuiltInProfileName } from "./builtin_profiles.ts";
+import { compileCodexFilesystem } from "./codex_fs.ts";
 import {
+  type ApplicationNetwork,
   type ConfigKind,
+  type FsEntry,
+  hasGlob,
   type ManagedConfigFile,
   type NetworkLayer,
   normalizePattern,
@@ -44,6 +49,7 @@ import type {
   NetworkMode,
   RuleSource,
   UnixSocketRule,
+  WorkspaceConfig,
 } from "./types.ts";
 
 /** Options for {@linkcode loadEffectiveConfig}. */
@@ -136,11 +142,17 @@ export async function loadEffectiveConfig(
   const profileName = selectProfile(userLayers, flags.profile, problems);
   if (profileName !== null) {
     draft.profileName = profileName;
-    for (const { layer, source } of resolveProfileLayers(profileName, userLayers, problems)) {
-      applyProfileLayer(draft, layer, source);
+    const resolved = resolveProfileLayers(profileName, userLayers, problems);
+    for (const { layer, source } of resolved.layers) {
+      applyProfileLayer(draft, layer, source, { cwd, problems });
     }
+    applyCodexFilesystem(draft, profileName, resolved, { userLayers, problems, env });
   }
-  for (const { file, source } of userLayers) applyExecLayer(draft, file, source);
+  if (managed !== null) checkAllowedProfile(draft, managed, problems);
+  for (const { file, source } of userLayers) {
+    applyExecLayer(draft, file, source);
+    if (file.application !== null) applyApplicationNetwork(draft, file.application, source, false);
+  }
   applyFlags(draft, flags, problems);
   await addDiscoveredPresetHosts(draft, env, cwd);
   if (managed !== null) enforceManaged(draft, managed);
@@ -269,7 +281,15 @@ interface Draft {
     count: Map<string, number>;
     replaced: Set<DomainRule>;
   };
-  filesystem: { writable: string[]; denyRead: string[] };
+  filesystem: {
+    writable: string[];
+    denyRead: string[];
+    denyGlobs: string[];
+    globScanMaxDepth: number | null;
+    readOnly: string[];
+    readRoots: string[] | null;
+    workspace: { writable: boolean; roots: string[]; rules: WorkspaceConfig["rules"][number][] };
+  };
   env: { allow: string[] | null; deny: string[] };
   execRules: ExecRule[];
   execDefault: ExecDecision | null;
@@ -305,6 +325,11 @@ function newDraft(): Draft {
     filesystem: {
       writable: [...DEFAULTS.filesystem.writable],
       denyRead: [...DEFAULTS.filesystem.denyRead],
+      denyGlobs: [],
+      globScanMaxDepth: null,
+      readOnly: [],
+      readRoots: null,
+      workspace: { writable: true, roots: [], rules: [] },
     },
     env: {
       allow: DEFAULTS.env.allow === null ? null : [...DEFAULTS.env.allow],
@@ -336,6 +361,42 @@ function applyManaged(draft: Draft, managed: ManagedConfigFile): void {
   if (managed.execpolicyDefault !== null) {
     draft.execDefault = managed.execpolicyDefault;
     draft.sources["execpolicy.default"] = source;
+  }
+  // Managed deny_read is a floor: added first, and nothing later removes a hidden path.
+  for (const path of managed.denyRead) {
+    const list = hasGlob(path) ? draft.filesystem.denyGlobs : draft.filesystem.denyRead;
+    if (!list.includes(path)) list.push(path);
+  }
+  if (managed.application !== null) {
+    applyApplicationNetwork(draft, managed.application, source, true);
+  }
+}
+
+/**
+ * `[application.network]` governs the Codex application's own connections
+ * in Codex, not its commands'. Here its denies also bind the command (a host
+ * the agent itself may not reach is no host for its commands either); its
+ * allows are not added: they would widen what commands reach.
+ */
+function applyApplicationNetwork(
+  draft: Draft,
+  application: ApplicationNetwork,
+  source: RuleSource,
+  managed: boolean,
+): void {
+  if (!application.enabled) return;
+  const allowed: string[] = [];
+  for (const rule of application.domains) {
+    if (rule.action === "deny") {
+      addDomainRule(draft, { pattern: rule.pattern, action: "deny", source }, { managed });
+    } else allowed.push(rule.pattern);
+  }
+  if (allowed.length > 0) {
+    draft.notices.push(
+      `${source}: [application.network] allows ${
+        allowed.map((d) => `"${d}"`).join(", ")
+      } for the Codex application itself; not added for commands (add them to a profile's network.domains to let commands reach them)`,
+    );
   }
 }
 
@@ -452,14 +513,46 @@ function selectProfile(
   problems: ConfigProblem[],
 ): string | null {
   let chosen: { name: string; file: string; keyPath: string } | null = null;
+  let classic: { mode: string; file: string; line?: number } | null = null;
   for (const { file } of layers) {
     if (file.defaultPermissions !== null) {
       chosen = { name: file.defaultPermissions, file: file.file, keyPath: "default_permissions" };
     }
+    if (file.classic.mode !== null) {
+      classic = { mode: file.classic.mode, file: file.file, line: file.classic.modeLine };
+    }
   }
   if (flag !== undefined) chosen = { name: flag, file: "--profile", keyPath: "" };
+  else if (classic !== null) {
+    if (chosen !== null) {
+      // Codex uses sandbox_mode and ignores default_permissions when both are set: running the
+      // profile would not be what Codex does, and ignoring it would drop what it denies.
+      problems.push({
+        file: classic.file,
+        ...(classic.line === undefined ? {} : { line: classic.line }),
+        keyPath: "sandbox_mode",
+        message:
+          `Both sandbox_mode = "${classic.mode}" and default_permissions = "${chosen.name}" (${chosen.file}) are set; Codex would use sandbox_mode and ignore the profile: remove one, or choose with --profile`,
+      });
+      return null;
+    }
+    chosen = {
+      name: CLASSIC_MODES[classic.mode],
+      file: classic.file,
+      keyPath: "sandbox_mode",
+    };
+  }
   if (chosen === null) return null;
-  if (BUILT_IN_PROFILES.has(chosen.name)) return chosen.name;
+  if (chosen.name === ":danger-full-access") {
+    problems.push({
+      file: chosen.file,
+      keyPath: chosen.keyPath,
+      message:
+        `Profile ":danger-full-access" (no sandbox) is refused: sandbox always runs commands sandboxed; use ":workspace", or run the command without sandbox`,
+    });
+    return null;
+  }
+  if (isBuiltInProfileName(chosen.name)) return chosen.name;
   if (layers.some(({ file }) => Object.hasOwn(file.profiles, chosen.name))) return chosen.name;
   const available = [...new Set(layers.flatMap(({ file }) => Object.keys(file.profiles)))];
   const searched = layers.map(({ file }) => file.file);
@@ -479,23 +572,43 @@ function selectProfile(
   return null;
 }
 
-/**
- * Codex's built-in profile names. Both mean "the sandbox's defaults" here
- * (read-only root, writable working directory, network through the proxy);
- * `:danger-full-access` is refused: the sandbox always applies.
- */
-const BUILT_IN_PROFILES: ReadonlySet<string> = new Set([":workspace", ":read-only"]);
+/** The built-in profile each classic `sandbox_mode` stands for. */
+const CLASSIC_MODES: Readonly<Record<string, string>> = {
+  "read-only": ":read-only",
+  "workspace-write": ":workspace",
+  "danger-full-access": ":danger-full-access",
+};
+
+/** A profile's layers in order (parents first) and the built-in profile its chain ends in, if any. */
+interface ResolvedProfile {
+  readonly layers: { layer: ProfileLayer; source: RuleSource; file: string }[];
+  readonly base: string | null;
+}
 
 /** The layers of `name` to apply in order: its `extends` parents first, then its own, file by file. */
 function resolveProfileLayers(
   name: string,
   layers: readonly { file: UserConfigFile; source: RuleSource }[],
   problems: ConfigProblem[],
-): { layer: ProfileLayer; source: RuleSource }[] {
-  const out: { layer: ProfileLayer; source: RuleSource }[] = [];
+): ResolvedProfile {
+  const out: { layer: ProfileLayer; source: RuleSource; file: string }[] = [];
   const seen: string[] = [];
+  let base: string | null = null;
   const visit = (current: string, from: { file: string; keyPath: string } | null): void => {
-    if (BUILT_IN_PROFILES.has(current)) return;
+    if (isBuiltInProfileName(current)) {
+      if (current === ":danger-full-access") {
+        problems.push({
+          file: from?.file ?? "--profile",
+          keyPath: from?.keyPath ?? "",
+          message: `Profile "${
+            seen[seen.length - 1]
+          }" cannot extend ":danger-full-access" (no sandbox): sandbox always runs commands sandboxed; extend ":workspace" or ":read-only"`,
+        });
+        return;
+      }
+      base = current;
+      return;
+    }
     if (seen.includes(current)) {
       problems.push({
         file: from?.file ?? "--profile",
@@ -531,13 +644,31 @@ function resolveProfileLayers(
         keyPath: `permissions.${current}.extends`,
       });
     }
-    out.push(...own.map(({ layer, source }) => ({ layer, source })));
+    out.push(...own);
   };
   visit(name, null);
-  return out;
+  return { layers: out, base };
 }
 
-function applyProfileLayer(draft: Draft, layer: ProfileLayer, source: RuleSource): void {
+function applyProfileLayer(
+  draft: Draft,
+  layer: ProfileLayer,
+  source: RuleSource,
+  options: { cwd: string; problems: ConfigProblem[] },
+): void {
+  options.problems.push(...layer.unsupported);
+  for (const root of layer.workspaceRoots) {
+    if (!root.enabled) continue;
+    const path = root.path.startsWith("/") || root.path === "~" || root.path.startsWith("~/")
+      ? root.path
+      : `${options.cwd.replace(/\/$/, "")}/${root.path}`;
+    if (!draft.filesystem.workspace.roots.includes(path)) {
+      draft.filesystem.workspace.roots.push(path);
+    }
+  }
+  if (layer.filesystem.globScanMaxDepth !== undefined) {
+    draft.filesystem.globScanMaxDepth = layer.filesystem.globScanMaxDepth;
+  }
   applyNetworkLayer(draft, layer.network, source, { managed: false });
   for (const path of layer.filesystem.writable) {
     if (!draft.filesystem.writable.includes(path)) draft.filesystem.writable.push(path);
@@ -550,6 +681,102 @@ function applyProfileLayer(draft: Draft, layer: ProfileLayer, source: RuleSource
     draft.sources["env.allow"] = source;
   }
   for (const glob of layer.env.deny) if (!draft.env.deny.includes(glob)) draft.env.deny.push(glob);
+}
+
+/**
+ * Applies the Codex filesystem entries of the selected profile: the entries
+ * of the built-in profile its chain ends in (if any), then each layer's,
+ * a later entry replacing an earlier one with the same key (as Codex merges
+ * `extends`). A profile with no Codex entry and no built-in parent keeps the
+ * sandbox's own defaults (working dir writable, everything else read-only).
+ * A classic `sandbox_mode = "workspace-write"` adds `writable_roots`, and its
+ * `network_access` (or, for `:workspace`, `[sandbox_workspace_write]`'s) turns
+ * the network on or off.
+ */
+function applyCodexFilesystem(
+  draft: Draft,
+  name: string,
+  resolved: ResolvedProfile,
+  options: {
+    userLayers: readonly { file: UserConfigFile; source: RuleSource }[];
+    problems: ConfigProblem[];
+    env: Record<string, string>;
+  },
+): void {
+  const base = isBuiltInProfileName(name) ? name : resolved.base;
+  const merged = new Map<string, { entry: FsEntry; file: string }>();
+  for (const entry of base === null ? [] : builtInEntries(base) ?? []) {
+    merged.set(entry.id, { entry, file: `built-in profile ${base}` });
+  }
+  for (const { layer, file } of resolved.layers) {
+    for (const entry of layer.filesystem.entries) {
+      merged.delete(entry.id);
+      merged.set(entry.id, { entry, file });
+    }
+  }
+  const fileOf = new Map([...merged.values()].map(({ entry, file }) => [entry, file]));
+  if (base !== null && name === base) {
+    // A built-in profile selected directly (default_permissions, --profile or sandbox_mode).
+    applyClassicWorkspaceWrite(draft, name, options.userLayers);
+  }
+  if (merged.size === 0) return;
+  const fs = compileCodexFilesystem([...merged.values()].map((m) => m.entry), {
+    profile: name,
+    fileOf: (entry) => fileOf.get(entry) ?? name,
+  });
+  options.problems.push(...fs.problems);
+  draft.notices.push(...fs.notices);
+  const target = draft.filesystem;
+  target.workspace.writable = fs.workspace.writable;
+  target.workspace.rules.push(...fs.workspace.rules);
+  const addAll = (list: string[], paths: readonly string[]) => {
+    for (const path of paths) if (!list.includes(path)) list.push(path);
+  };
+  addAll(target.writable, fs.writable);
+  addAll(target.denyRead, fs.denyRead);
+  addAll(target.denyGlobs, fs.denyGlobs);
+  addAll(target.readOnly, fs.readOnly);
+  target.readRoots = fs.readRoots;
+}
+
+/** `[sandbox_workspace_write]` for a directly selected `:workspace` (or `sandbox_mode = "workspace-write"`). */
+function applyClassicWorkspaceWrite(
+  draft: Draft,
+  name: string,
+  layers: readonly { file: UserConfigFile; source: RuleSource }[],
+): void {
+  for (const { file, source } of layers) {
+    const ww = file.classic.workspaceWrite;
+    if (name === ":workspace" && file.classic.mode === "workspace-write") {
+      for (const root of ww.writableRoots ?? []) {
+        if (!draft.filesystem.writable.includes(root)) draft.filesystem.writable.push(root);
+      }
+    }
+    if (name === ":workspace" && ww.networkAccess !== undefined) {
+      draft.network.enabled = ww.networkAccess;
+      draft.sources["network.enabled"] = source;
+    }
+  }
+}
+
+/** Managed `allowed_permissions`: the profile in use must be one of them. */
+function checkAllowedProfile(
+  draft: Draft,
+  managed: ManagedConfigFile,
+  problems: ConfigProblem[],
+): void {
+  const allowed = managed.allowedPermissions;
+  if (allowed === null) return;
+  // Without a selected profile the sandbox's defaults apply, which are Codex's ":workspace".
+  const name = draft.profileName ?? ":workspace";
+  if (allowed.includes(name)) return;
+  problems.push({
+    file: managed.file,
+    keyPath: "allowed_permissions",
+    message: `Profile "${name}" is not allowed by the managed requirements: select one of ${
+      allowed.map((n) => `"${n}"`).join(", ")
+    } (default_permissions or --profile)`,
+  });
 }
 
 function applyExecLayer(draft: Draft, file: UserConfigFile, source: RuleSource): void {
@@ -759,6 +986,20 @@ function expandHome(draft: Draft, env: Record<string, string>, problems: ConfigP
   );
   draft.filesystem.denyRead = draft.filesystem.denyRead.map((p) =>
     normalizeAbsolutePath(expand(p, "filesystem.deny_read"))
+  );
+  draft.filesystem.denyGlobs = draft.filesystem.denyGlobs.map((p) =>
+    normalizeAbsolutePath(expand(p, "filesystem.deny_read"))
+  );
+  draft.filesystem.readOnly = draft.filesystem.readOnly.map((p) =>
+    normalizeAbsolutePath(expand(p, "filesystem"))
+  );
+  if (draft.filesystem.readRoots !== null) {
+    draft.filesystem.readRoots = draft.filesystem.readRoots.map((p) =>
+      normalizeAbsolutePath(expand(p, "filesystem"))
+    );
+  }
+  draft.filesystem.workspace.roots = draft.filesystem.workspace.roots.map((p) =>
+    normalizeAbsolutePath(expand(p, "workspace_roots"))
   );
   draft.network.unixSockets = draft.network.unixSockets.map((rule) =>
     rule.path.startsWith("/") ? { ...rule, path: normalizeAbsolutePath(rule.path) } : rule

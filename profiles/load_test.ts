@@ -210,6 +210,12 @@ Deno.test("loadEffectiveConfig() applies extends, presets, ~ expansion, env and 
   assert.deepEqual(config.filesystem, {
     writable: ["/home/u/.cache", "/tmp/build"],
     denyRead: ["/home/u/.ssh"],
+    // Our own format keeps the sandbox's defaults: the working dir writable, nothing else.
+    denyGlobs: [],
+    globScanMaxDepth: null,
+    readOnly: [],
+    readRoots: null,
+    workspace: { writable: true, roots: [], rules: [] },
   });
   assert.deepEqual(config.env, {
     allow: ["PATH", "HOME", "LANG", "LC_*"],

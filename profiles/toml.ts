@@ -35,14 +35,17 @@ export async function parseTomlText(text: string, file: string): Promise<ParsedT
     if (error instanceof TomlError) {
       const first = error.message.split("\n")[0].replace(/^Invalid TOML document: /, "");
       const duplicate = /redefine an already defined/.test(first);
+      const unclosed = duplicate ? null : findUnclosedBracket(text, error.line);
       return {
         ok: false,
         problems: [{
           file,
-          line: error.line,
+          line: unclosed?.line ?? error.line,
           keyPath: "",
           message: duplicate
             ? "Duplicate key or table: each key and table may be defined only once (TOML forbids redefinition)"
+            : unclosed !== null
+            ? `Invalid TOML: ${unclosed.message}`
             : `Invalid TOML: ${first}`,
         }],
       };
@@ -57,6 +60,86 @@ export async function parseTomlText(text: string, file: string): Promise<ParsedT
   let index: KeyLines | null = null;
   const lines: KeyLines = { lineOf: (path) => (index ??= indexKeyLines(text)).lineOf(path) };
   return { ok: true, value: value as Record<string, unknown>, lines };
+}
+
+/** A bracket the parser found unclosed: the line it was opened on and a sentence for the user. */
+interface UnclosedBracket {
+  readonly line: number;
+  readonly message: string;
+}
+
+/**
+ * Looks for the usual cause of a parse error at `errorLine`: a table header
+ * without its closing `]` (`[permissions.ci`), or an array or inline table
+ * whose `]` or `}` never comes. The parser itself reports these as "illegal
+ * character in key" or "expected comma or end of structure" somewhere later,
+ * which does not say what is missing; this names it and where it was opened.
+ * Returns null when the text up to the error has no such bracket.
+ */
+function findUnclosedBracket(text: string, errorLine: number): UnclosedBracket | null {
+  const lines = text.split(/\r?\n/);
+  // Open value brackets: [char, line, key] of each `[`/`{` not yet closed, outside strings and comments.
+  const open: { char: string; line: number; key: string }[] = [];
+  let key = "";
+  for (let i = 0; i < lines.length && i < errorLine; i++) {
+    const raw = lines[i];
+    const trimmed = raw.trim();
+    let start = 0;
+    if (open.length === 0) {
+      if (trimmed === "" || trimmed.startsWith("#")) continue;
+      if (trimmed.startsWith("[")) {
+        const double = trimmed.startsWith("[[");
+        const close = double ? "]]" : "]";
+        const body = stripComment(trimmed);
+        if (!body.endsWith(close) || (!double && body.endsWith("]]") && !body.startsWith("[["))) {
+          const name = body.replace(/^\[\[?/, "").replace(/\]+$/, "").trim();
+          return {
+            line: i + 1,
+            message:
+              `The table header "${body}" on line ${i + 1} is missing its closing "${close}": ` +
+              `write ${double ? "[[" : "["}${name}${close}`,
+          };
+        }
+        continue;
+      }
+      const eq = findAssignment(trimmed);
+      if (eq === -1) continue;
+      key = trimmed.slice(0, eq).trim();
+      start = raw.indexOf("=") + 1;
+    }
+    let quote: string | null = null;
+    for (let j = start; j < raw.length; j++) {
+      const c = raw[j];
+      if (quote !== null) {
+        if (c === "\\" && quote === '"') j++;
+        else if (c === quote) quote = null;
+      } else if (c === '"' || c === "'") quote = c;
+      else if (c === "#") break;
+      else if (c === "[" || c === "{") open.push({ char: c, line: i + 1, key });
+      else if (c === "]" || c === "}") open.pop();
+    }
+  }
+  const innermost = open[open.length - 1];
+  if (innermost === undefined) return null;
+  const what = innermost.char === "[" ? "array" : "inline table";
+  const close = innermost.char === "[" ? "]" : "}";
+  return {
+    line: innermost.line,
+    message: `The ${what} of key "${innermost.key}" opened on line ${innermost.line} is missing ` +
+      `its closing "${close}" (the parser gave up on line ${errorLine})`,
+  };
+}
+
+function stripComment(line: string): string {
+  let quote: string | null = null;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quote !== null) {
+      if (c === quote) quote = null;
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === "#") return line.slice(0, i).trim();
+  }
+  return line.trim();
 }
 
 /** Line numbers of key paths in one TOML text; see {@linkcode indexKeyLines}. */

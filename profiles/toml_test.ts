@@ -55,3 +55,31 @@ Deno.test("parseTomlText() returns the value and the key lines, or a problem wit
     assert.match(bad.problems[0].message, /^Invalid TOML: /);
   }
 });
+
+Deno.test("parseTomlText() says which bracket is missing and where it was opened", async () => {
+  const cases: [string, number, RegExp][] = [
+    [
+      "a = 1\n[permissions.ci\nx = 1\n",
+      2,
+      /^Invalid TOML: The table header "\[permissions.ci" on line 2 is missing its closing "\]": write \[permissions.ci\]$/,
+    ],
+    ["[[rules.a\nx = 1\n", 1, /missing its closing "\]\]": write \[\[rules.a\]\]$/],
+    [
+      '[a]\nallow = ["x",\n  "y"\nz = 2\n',
+      2,
+      /^Invalid TOML: The array of key "allow" opened on line 2 is missing its closing "\]"/,
+    ],
+    ["t = { a = 1\n", 1, /inline table of key "t" opened on line 1 is missing its closing "\}"/],
+  ];
+  for (const [text, line, message] of cases) {
+    const parsed = await parseTomlText(text, "m.toml");
+    assert.equal(parsed.ok, false, text);
+    if (parsed.ok) continue;
+    assert.equal(parsed.problems[0].line, line, text);
+    assert.match(parsed.problems[0].message, message, text);
+    assert.doesNotMatch(parsed.problems[0].message, /illegal character/);
+  }
+  // A closed array with a real mistake after it keeps the parser's own words.
+  const other = await parseTomlText('a = ["x"]\nb = \n', "m.toml");
+  assert.ok(!other.ok && !/missing its closing/.test(other.problems[0].message));
+});

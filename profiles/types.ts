@@ -22,8 +22,44 @@ export type { ExecDecision, ExecPolicyConfig, ExecRule } from "../execpolicy/typ
 export interface FilesystemConfig {
   /** Extra writable paths (absolute, `~` expanded). */
   readonly writable: readonly string[];
-  /** Paths hidden from the sandbox (replaced by an empty tmpfs or an empty file). */
+  /** Paths hidden from the sandbox (replaced by an empty tmpfs or an unopenable `/dev/null`). */
   readonly denyRead: readonly string[];
+  /**
+   * Absolute glob patterns (`*`, `?`, `[…]`, `**`) whose matches are hidden
+   * like `denyRead`: expanded when the run starts, so a file created later
+   * by the command is not hidden during that run. Absent means none.
+   */
+  readonly denyGlobs?: readonly string[];
+  /** How deep a `**` of `denyGlobs` is expanded (Codex's `glob_scan_max_depth`); absent or null: no limit. */
+  readonly globScanMaxDepth?: number | null;
+  /** Paths inside writable areas that stay read-only (absolute). Absent means none. */
+  readonly readOnly?: readonly string[];
+  /**
+   * The only readable places besides the workspace roots and writable paths
+   * (Codex's restricted read: a profile without `":root" = "read"`). Absent or
+   * null: the whole filesystem is readable (read-only).
+   */
+  readonly readRoots?: readonly string[] | null;
+  /** The workspace (Codex's `:workspace_roots`); absent means the working dir is writable and nothing else. */
+  readonly workspace?: WorkspaceConfig;
+}
+
+/**
+ * The workspace roots and the rules that apply inside each of them. The
+ * working directory is always the first root; it is known only when a run
+ * starts, so the rules stay relative until then.
+ */
+export interface WorkspaceConfig {
+  /** Whether the workspace roots are writable (`":workspace_roots" = "write"`). */
+  readonly writable: boolean;
+  /** Roots besides the working directory (absolute). */
+  readonly roots: readonly string[];
+  /** Per-root rules: a subpath (or a glob, which only denies) and its access. */
+  readonly rules: readonly {
+    readonly subpath: string;
+    readonly access: "read" | "write" | "deny";
+    readonly glob: boolean;
+  }[];
 }
 
 /** Which of the launcher's environment variables reach the command. */

@@ -18,7 +18,8 @@
 import type { ConfigProblem } from "../errors.ts";
 import { checkDomainPattern } from "./_pattern.ts";
 import { isPresetName, PRESETS } from "./presets.ts";
-import { formatKeyPath, type KeyLines, parseTomlText } from "./toml.ts";
+import { formatKeyPath, type KeyLines, parseTomlText, splitDottedKey } from "./toml.ts";
+import { checkExecPolicyExamples } from "../execpolicy/mod.ts";
 import type { ExecDecision, ExecRule, NetworkMode } from "./types.ts";
 
 /** Which kind of file is being validated. */
@@ -67,12 +68,78 @@ export interface ProfileLayer {
   /** `[permissions.NAME.network]`. */
   readonly network: NetworkLayer;
   /** `[permissions.NAME.filesystem]`, paths as written. */
-  readonly filesystem: {
-    readonly writable: readonly string[];
-    readonly denyRead: readonly string[];
-  };
+  readonly filesystem: FilesystemLayer;
+  /** `[permissions.NAME.workspace_roots]`: extra workspace roots as written (absolute, `~/` or relative to the working directory), enabled or not. */
+  readonly workspaceRoots: readonly { readonly path: string; readonly enabled: boolean }[];
+  /**
+   * What this profile asks for that the sandbox cannot enforce, each as the
+   * problem to report if the profile is used (a profile that is never
+   * selected does not stop a run).
+   */
+  readonly unsupported: readonly ConfigProblem[];
   /** `[permissions.NAME.env]`; `allow` absent means "not written". */
   readonly env: { readonly allow?: readonly string[]; readonly deny: readonly string[] };
+}
+
+/** Access of a Codex filesystem entry (`none` is read as its older spelling of `deny`). */
+export type FsAccess = "read" | "write" | "deny";
+
+/**
+ * One Codex filesystem entry of a profile: a special path (`:root`,
+ * `:minimal`, `:workspace_roots`, `:tmpdir`, `:slash_tmp`), an absolute or
+ * `~/` path, or a glob, with the access it gets. Entries under
+ * `":workspace_roots"` carry the subpath relative to each workspace root
+ * (`"."` for the root itself).
+ */
+export interface FsEntry {
+  /** What the entry names. */
+  readonly target:
+    | { readonly kind: "special"; readonly name: string; readonly subpath?: string }
+    | { readonly kind: "path"; readonly path: string }
+    | { readonly kind: "glob"; readonly pattern: string };
+  /** The access it gets. */
+  readonly access: FsAccess;
+  /** Identity for `extends`: a child's entry replaces its parent's entry with the same id. */
+  readonly id: string;
+  /** The key path it was written at (for problems found when it is applied). */
+  readonly keyPath: readonly string[];
+  /** The line it was written on, when known. */
+  readonly line?: number;
+}
+
+/** `[permissions.NAME.filesystem]` of one profile. */
+export interface FilesystemLayer {
+  /** `writable = [...]` (ours). */
+  readonly writable: readonly string[];
+  /** `deny_read = [...]` (ours, and Codex's managed key). */
+  readonly denyRead: readonly string[];
+  /** Codex access entries, in file order. */
+  readonly entries: readonly FsEntry[];
+  /** `glob_scan_max_depth`, when written. */
+  readonly globScanMaxDepth?: number;
+}
+
+/** The classic Codex sandbox keys of a user config (`sandbox_mode`, `[sandbox_workspace_write]`). */
+export interface ClassicSandbox {
+  /** `sandbox_mode`, or null when not written. */
+  readonly mode: "read-only" | "workspace-write" | "danger-full-access" | null;
+  /** The line `sandbox_mode` was written on. */
+  readonly modeLine?: number;
+  /** `[sandbox_workspace_write]` keys that were written. */
+  readonly workspaceWrite: {
+    readonly writableRoots?: readonly string[];
+    readonly networkAccess?: boolean;
+    readonly excludeTmpdirEnvVar?: boolean;
+    readonly excludeSlashTmp?: boolean;
+  };
+}
+
+/** `[application.network]`: destinations of the Codex application itself (managed in Codex). */
+export interface ApplicationNetwork {
+  /** `enabled` (default true). */
+  readonly enabled: boolean;
+  /** Exact domain names and their action. */
+  readonly domains: readonly { readonly pattern: string; readonly action: "allow" | "deny" }[];
 }
 
 /** An execpolicy rule as written in one file (its source is added when merged). */
@@ -92,6 +159,10 @@ export interface UserConfigFile {
   readonly execpolicy: readonly ExecRuleSpec[];
   /** `execpolicy_default`, or null when not written. */
   readonly execpolicyDefault: ExecDecision | null;
+  /** `sandbox_mode` and `[sandbox_workspace_write]`. */
+  readonly classic: ClassicSandbox;
+  /** `[application.network]`, or null when not written. */
+  readonly application: ApplicationNetwork | null;
   /** Keys accepted but ignored (Codex keys this tool does not use), one sentence each. */
   readonly notices: readonly string[];
 }
@@ -108,6 +179,12 @@ export interface ManagedConfigFile {
   readonly execpolicy: readonly ExecRuleSpec[];
   /** `execpolicy_default`, or null when not written. */
   readonly execpolicyDefault: ExecDecision | null;
+  /** `[permissions.filesystem] deny_read`: absolute paths and globs no run may read. */
+  readonly denyRead: readonly string[];
+  /** `allowed_permissions`: the only profiles a user may select, or null when not written. */
+  readonly allowedPermissions: readonly string[] | null;
+  /** `[application.network]`, or null when not written. */
+  readonly application: ApplicationNetwork | null;
   /** Keys accepted but ignored, one sentence each. */
   readonly notices: readonly string[];
 }
@@ -153,8 +230,6 @@ export const CODEX_IGNORED_KEYS: ReadonlySet<string> = new Set([
   "approval_policy",
   "approvals_reviewer",
   "auto_review",
-  "sandbox_mode",
-  "sandbox_workspace_write",
   "shell_environment_policy",
   "allow_login_shell",
   "notify",
@@ -232,6 +307,9 @@ export const CODEX_IGNORED_REQUIREMENT_KEYS: ReadonlySet<string> = new Set([
   "mcp_servers",
   "plugins",
   "rules",
+  "remote_sandbox_config",
+  "allow_appshots",
+  "apps",
   "enforce_residency",
   "guardian_policy_config",
 ]);
@@ -264,6 +342,23 @@ const NETWORK_BOOLEANS = {
 export function validateConfig(value: unknown, options: ValidateConfigOptions): ValidationResult {
   const checker = new Checker(options.file, options.lines);
   const config = options.kind === "user" ? checker.userFile(value) : checker.managedFile(value);
+  if (config !== null && config.execpolicy.length > 0) {
+    // Pattern grammar and match/not_match examples belong to the execpolicy engine; asked here so
+    // that its problems are listed together with every other problem of the file, not after them.
+    const policy = {
+      default: config.execpolicyDefault ?? "allow" as const,
+      rules: config.execpolicy.map((rule) => ({ ...rule, source: `file:${options.file}` })),
+    };
+    for (const problem of checkExecPolicyExamples(policy)) {
+      const path = splitDottedKey(problem.keyPath.replace(/\[\d+\]$/, ""));
+      const line = path === null ? undefined : options.lines?.lineOf(path);
+      checker.problems.push(
+        line === undefined
+          ? { ...problem, file: options.file }
+          : { ...problem, file: options.file, line },
+      );
+    }
+  }
   if (checker.problems.length > 0 || config === null) {
     return { ok: false, problems: checker.problems };
   }
@@ -478,6 +573,8 @@ class Checker {
     const profiles: Record<string, ProfileLayer> = {};
     let execpolicy: ExecRuleSpec[] = [];
     let execpolicyDefault: ExecDecision | null = null;
+    let classic: ClassicSandbox = { mode: null, workspaceWrite: {} };
+    let application: ApplicationNetwork | null = null;
     const ignored: string[] = [];
     for (const [key, inner] of Object.entries(root)) {
       const path = [key];
@@ -511,6 +608,24 @@ class Checker {
             "Managed requirements are not allowed in a user config: put [experimental_network] in the managed file (/etc/sandbox/requirements.toml or $SANDBOX_MANAGED_CONFIG)",
           );
           break;
+        case "sandbox_mode": {
+          const mode = this.oneOf(
+            inner,
+            path,
+            ["read-only", "workspace-write", "danger-full-access"] as const,
+          );
+          if (mode !== undefined) {
+            const line = this.lines?.lineOf(path);
+            classic = { ...classic, mode, ...(line === undefined ? {} : { modeLine: line }) };
+          }
+          break;
+        }
+        case "sandbox_workspace_write":
+          classic = { ...classic, workspaceWrite: this.workspaceWrite(inner, path) };
+          break;
+        case "application":
+          application = this.application(inner, path);
+          break;
         default:
           if (CODEX_IGNORED_KEYS.has(key)) ignored.push(key);
           else {
@@ -529,6 +644,8 @@ class Checker {
       profiles,
       execpolicy,
       execpolicyDefault,
+      classic,
+      application,
       notices: this.notices,
     };
   }
@@ -539,12 +656,24 @@ class Checker {
     let network: NetworkLayer = emptyNetwork();
     let execpolicy: ExecRuleSpec[] = [];
     let execpolicyDefault: ExecDecision | null = null;
+    let denyRead: string[] = [];
+    let allowedPermissions: string[] | null = null;
+    let application: ApplicationNetwork | null = null;
     const ignored: string[] = [];
     for (const [key, inner] of Object.entries(root)) {
       const path = [key];
       switch (key) {
         case "experimental_network":
           network = this.network(inner, path, "managed") ?? network;
+          break;
+        case "permissions":
+          denyRead = this.managedPermissions(inner, path);
+          break;
+        case "allowed_permissions":
+          allowedPermissions = this.stringList(inner, path) ?? null;
+          break;
+        case "application":
+          application = this.application(inner, path);
           break;
         case "execpolicy":
           execpolicy = this.execpolicy(inner, path);
@@ -557,7 +686,7 @@ class Checker {
           else {
             this.problem(
               path,
-              `Unknown key: expected "experimental_network", "execpolicy", "execpolicy_default" or a Codex requirements key (ignored here)`,
+              `Unknown key: expected "experimental_network", "permissions", "allowed_permissions", "application", "execpolicy", "execpolicy_default" or a Codex requirements key (ignored here)`,
             );
           }
       }
@@ -569,26 +698,191 @@ class Checker {
       network,
       execpolicy,
       execpolicyDefault,
+      denyRead,
+      allowedPermissions,
+      application,
       notices: this.notices,
     };
+  }
+
+  /**
+   * A managed `[permissions]` table: `[permissions.filesystem] deny_read`
+   * (absolute paths and globs, a floor for every run). Profiles defined in
+   * a managed file are not supported yet and are reported.
+   */
+  managedPermissions(value: unknown, path: readonly string[]): string[] {
+    const table = this.table(value, path);
+    if (table === null) return [];
+    const out: string[] = [];
+    for (const [name, inner] of Object.entries(table)) {
+      const p = [...path, name];
+      if (name !== "filesystem") {
+        this.problem(
+          p,
+          `Managed permission profiles are not supported: sandbox cannot enforce [permissions.${name}] from a managed file; define the profile in a user config and keep floors here ([permissions.filesystem] deny_read, [experimental_network])`,
+        );
+        continue;
+      }
+      const fs = this.table(inner, p);
+      if (fs === null) continue;
+      for (const [key, list] of Object.entries(fs)) {
+        if (key !== "deny_read") {
+          this.problem(
+            [...p, key],
+            `Unknown key: [permissions.filesystem] in a managed file holds only "deny_read" (it cannot define a profile)`,
+          );
+          continue;
+        }
+        out.push(...this.pathList(list, [...p, key]));
+      }
+    }
+    return out;
+  }
+
+  /** `[sandbox_workspace_write]` of the classic Codex sandbox settings. */
+  workspaceWrite(value: unknown, path: readonly string[]): ClassicSandbox["workspaceWrite"] {
+    const table = this.table(value, path);
+    if (table === null) return {};
+    this.knownKeys(table, path, [
+      "writable_roots",
+      "network_access",
+      "exclude_tmpdir_env_var",
+      "exclude_slash_tmp",
+    ]);
+    const out: {
+      writableRoots?: string[];
+      networkAccess?: boolean;
+      excludeTmpdirEnvVar?: boolean;
+      excludeSlashTmp?: boolean;
+    } = {};
+    if (table.writable_roots !== undefined) {
+      out.writableRoots = this.pathList(table.writable_roots, [...path, "writable_roots"]);
+    }
+    const flag = (key: string) => this.optional(table, key, path, this.bool, undefined);
+    const network = flag("network_access");
+    if (network !== undefined) out.networkAccess = network;
+    const tmpdir = flag("exclude_tmpdir_env_var");
+    if (tmpdir !== undefined) out.excludeTmpdirEnvVar = tmpdir;
+    const slashTmp = flag("exclude_slash_tmp");
+    if (slashTmp !== undefined) out.excludeSlashTmp = slashTmp;
+    return out;
+  }
+
+  /** `[application.network]`: `enabled` and exact domain names set to "allow" or "deny". */
+  application(value: unknown, path: readonly string[]): ApplicationNetwork | null {
+    const table = this.table(value, path);
+    if (table === null) return null;
+    this.knownKeys(table, path, ["network"]);
+    if (table.network === undefined) return null;
+    const p = [...path, "network"];
+    const network = this.table(table.network, p);
+    if (network === null) return null;
+    this.knownKeys(network, p, ["enabled", "domains"]);
+    const enabled = this.optional(network, "enabled", p, this.bool, true);
+    const domains: { pattern: string; action: "allow" | "deny" }[] = [];
+    if (network.domains !== undefined) {
+      this.actionMap(
+        network.domains,
+        [...p, "domains"],
+        ["allow", "deny"] as const,
+        (name, action, at) => {
+          const normal = name.replace(/\.$/, "").toLowerCase();
+          const labels = normal.split(".");
+          const exact = normal.length <= 253 &&
+            labels.every((l) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(l));
+          if (!exact) {
+            this.problem(
+              at,
+              `Invalid domain "${name}": [application.network] takes exact ASCII domain names, without URLs, ports or wildcards`,
+            );
+            return;
+          }
+          domains.push({ pattern: normal, action });
+        },
+      );
+    }
+    return { enabled, domains };
   }
 
   profile(value: unknown, path: readonly string[]): ProfileLayer | null {
     const table = this.table(value, path);
     if (table === null) return null;
-    if (path[path.length - 1].trim() === "") this.problem(path, "A profile name cannot be empty");
-    this.knownKeys(table, path, ["description", "extends", "network", "filesystem", "env"]);
+    const name = path[path.length - 1];
+    if (name.trim() === "") this.problem(path, "A profile name cannot be empty");
+    if (name.startsWith(":")) {
+      this.problem(
+        path,
+        `A profile name cannot start with ":" (reserved for Codex's built-in profiles ":read-only", ":workspace", ":danger-full-access")`,
+      );
+    }
+    this.knownKeys(table, path, [
+      "description",
+      "extends",
+      "workspace_roots",
+      "network",
+      "filesystem",
+      "env",
+    ]);
     const description = this.optional(table, "description", path, this.string, null);
     const parent = this.optional(table, "extends", path, this.string, null);
-    const userNetwork = (v: unknown, p: readonly string[]) => this.network(v, p, "user");
+    const unsupported: ConfigProblem[] = [];
+    const userNetwork = (v: unknown, p: readonly string[]) =>
+      this.network(v, p, "user", unsupported);
     const network = this.optional(table, "network", path, userNetwork, emptyNetwork());
-    const noFiles = { writable: [], denyRead: [] };
-    const filesystem = this.optional(table, "filesystem", path, this.filesystem, noFiles);
+    const noFiles: FilesystemLayer = { writable: [], denyRead: [], entries: [] };
+    const files = (v: unknown, p: readonly string[]) => this.filesystem(v, p, unsupported);
+    const filesystem = this.optional(table, "filesystem", path, files, noFiles);
     const env = this.optional(table, "env", path, this.env, { deny: [] });
-    return { description, extends: parent, network, filesystem, env };
+    const workspaceRoots = this.optional(table, "workspace_roots", path, this.workspaceRoots, []);
+    return {
+      description,
+      extends: parent,
+      network,
+      filesystem,
+      workspaceRoots,
+      env,
+      unsupported,
+    };
   }
 
-  network(value: unknown, path: readonly string[], kind: ConfigKind): NetworkLayer | null {
+  /** `[permissions.NAME.workspace_roots]`: `"PATH" = true | false`. */
+  workspaceRoots(value: unknown, path: readonly string[]): { path: string; enabled: boolean }[] {
+    const table = this.table(value, path);
+    if (table === null) return [];
+    const out: { path: string; enabled: boolean }[] = [];
+    for (const [root, enabled] of Object.entries(table)) {
+      const p = [...path, root];
+      const on = this.bool(enabled, p);
+      if (on === undefined) continue;
+      if (root.trim() === "") {
+        this.problem(
+          p,
+          'A workspace root cannot be empty: write a directory, e.g. "~/code/app" = true',
+        );
+        continue;
+      }
+      out.push({ path: root, enabled: on });
+    }
+    return out;
+  }
+
+  /** Records a problem that stops a run only when the profile holding it is used. */
+  unenforceable(into: ConfigProblem[], path: readonly string[], message: string): void {
+    const line = this.lines?.lineOf(path);
+    into.push({
+      file: this.file,
+      ...(line === undefined ? {} : { line }),
+      keyPath: formatKeyPath(path),
+      message,
+    });
+  }
+
+  network(
+    value: unknown,
+    path: readonly string[],
+    kind: ConfigKind,
+    unsupported?: ConfigProblem[],
+  ): NetworkLayer | null {
     const table = this.table(value, path);
     if (table === null) return null;
     const out: {
@@ -627,6 +921,14 @@ class Checker {
     }
     for (const [key, inner] of Object.entries(table)) {
       const p = at(key);
+      if (key === "mitm" && isTable(inner)) {
+        // Codex's `[network.mitm]` holds request hooks (match a request, strip or inject headers).
+        const message =
+          'Codex MITM hooks ([network.mitm] hooks/actions) are not supported: sandbox cannot apply them, so a profile that relies on them is refused; use "mitm = true" to terminate TLS in limited mode and --secret VAR=HOST to put a credential into requests';
+        if (unsupported !== undefined) this.unenforceable(unsupported, p, message);
+        else this.problem(p, message);
+        continue;
+      }
       if (Object.hasOwn(NETWORK_BOOLEANS, key)) {
         out[NETWORK_BOOLEANS[key as keyof typeof NETWORK_BOOLEANS]] = this.bool(inner, p);
         continue;
@@ -663,13 +965,18 @@ class Checker {
           });
           break;
         case "unix_sockets":
-          this.actionMap(inner, p, ["allow", "none"] as const, (socket, action, at) => {
-            this.socketRule(sockets, socket, action, at);
+          // "deny" is Codex's current name for "none".
+          this.actionMap(inner, p, ["allow", "deny", "none"] as const, (socket, action, at) => {
+            this.socketRule(sockets, socket, action === "allow" ? "allow" : "none", at);
           });
           break;
         case "enable_socks5_udp":
         case "allow_upstream_proxy":
+        case "dangerously_allow_non_loopback_admin":
           if (this.bool(inner, p) !== undefined) ignored.push(key);
+          break;
+        case "admin_url":
+          if (this.proxyAddress(inner, p) !== undefined) ignored.push(key);
           break;
         default:
           if (kind === "managed" && this.managedNetworkKey(key, inner, p, out, domains, sockets)) {
@@ -788,8 +1095,28 @@ class Checker {
     return cert !== undefined && key !== undefined ? { cert, key } : undefined;
   }
 
-  filesystem(value: unknown, path: readonly string[]): { writable: string[]; denyRead: string[] } {
-    const out = { writable: [] as string[], denyRead: [] as string[] };
+  /**
+   * `[permissions.NAME.filesystem]`: our `writable` and `deny_read` lists,
+   * and Codex's entries (`":root" = "read"`, `"/abs" = "write"`,
+   * `":workspace_roots" = { "." = "write", "**\/*.env" = "deny" }`, …). Only
+   * the syntax is checked here; whether the sandbox can enforce what the
+   * entries ask for is decided once `extends` is merged (profiles/codex_fs.ts).
+   */
+  filesystem(
+    value: unknown,
+    path: readonly string[],
+    _unsupported: ConfigProblem[],
+  ): FilesystemLayer {
+    const out: {
+      writable: string[];
+      denyRead: string[];
+      entries: FsEntry[];
+      globScanMaxDepth?: number;
+    } = {
+      writable: [],
+      denyRead: [],
+      entries: [],
+    };
     const table = this.table(value, path);
     if (table === null) return out;
     const ignored: string[] = [];
@@ -800,27 +1127,114 @@ class Checker {
       else if (key === "allow_limited_git_writes") {
         if (this.bool(inner, p) !== undefined) ignored.push(key);
       } else if (key === "glob_scan_max_depth") {
-        if (typeof inner === "number" && Number.isInteger(inner) && inner >= 1) ignored.push(key);
-        else this.problem(p, `Expected an integer of at least 1, found ${typeName(inner)}`);
-      } else if (key.startsWith(":")) {
-        // Codex special paths (":root", ":workspace_roots", ":tmpdir", …): our sandbox's own defaults
-        // (read-only root, writable working directory, private /tmp) cover these.
-        if (typeof inner === "string" || isTable(inner)) ignored.push(JSON.stringify(key));
-        else this.problem(p, `Expected an access mode or a table, found ${typeName(inner)}`);
-      } else if (isAbsoluteOrHome(key)) {
-        // Codex entry `"/path" = "read" | "write" | "deny"` (or "none").
-        const mode = this.oneOf(inner, p, ["read", "write", "deny", "none"] as const);
-        if (mode === "write") out.writable.push(key);
-        else if (mode === "deny" || mode === "none") out.denyRead.push(key);
+        if (typeof inner === "number" && Number.isInteger(inner) && inner >= 1) {
+          out.globScanMaxDepth = inner;
+        } else this.problem(p, `Expected an integer of at least 1, found ${typeName(inner)}`);
+      } else if (key.startsWith(":") || isAbsoluteOrHome(key)) {
+        this.fsEntry(key, inner, p, out.entries);
       } else {
         this.problem(
           p,
-          `Unknown key: expected "writable", "deny_read", or an absolute or "~/" path set to "read", "write" or "deny"`,
+          `Unknown key: expected "writable", "deny_read", "glob_scan_max_depth", a special path (":root", ":minimal", ":workspace_roots", ":tmpdir", ":slash_tmp") or an absolute or "~/" path set to "read", "write" or "deny"`,
         );
       }
     }
-    this.noteIgnored(path, "ignored Codex entries (the sandbox's defaults apply)", ignored);
+    this.noteIgnored(path, "ignored Codex keys not used by sandbox", ignored);
     return out;
+  }
+
+  /** One Codex filesystem key: `KEY = ACCESS` or `KEY = { SUBPATH = ACCESS, … }`. */
+  fsEntry(written: string, value: unknown, path: readonly string[], into: FsEntry[]): void {
+    // ":project_roots" is the name Codex's documentation used before ":workspace_roots".
+    const key = written === ":project_roots" ? ":workspace_roots" : written;
+    const special = key.startsWith(":");
+    const push = (
+      target: FsEntry["target"],
+      access: FsAccess,
+      id: string,
+      at: readonly string[],
+    ) => {
+      const line = this.lines?.lineOf(at);
+      into.push({ target, access, id, keyPath: at, ...(line === undefined ? {} : { line }) });
+    };
+    if (typeof value === "string") {
+      const access = this.fsAccess(value, path);
+      if (access === undefined) return;
+      if (special) {
+        push({ kind: "special", name: key }, access, key, path);
+        return;
+      }
+      const target = this.fsTarget(key, access, path);
+      if (target !== null) push(target, access, key, path);
+      return;
+    }
+    const table = isTable(value) ? value : null;
+    if (table === null) {
+      this.problem(
+        path,
+        `Expected "read", "write", "deny" or a table of subpaths, found ${typeName(value)}`,
+      );
+      return;
+    }
+    const nestable = !special || key === ":workspace_roots" || !KNOWN_SPECIAL_PATHS.includes(key);
+    if (!nestable) {
+      this.problem(
+        path,
+        `The special path "${key}" does not take nested entries: write "${key}" = "read"`,
+      );
+      return;
+    }
+    for (const [sub, raw] of Object.entries(table)) {
+      const p = [...path, sub];
+      const access = this.fsAccess(raw, p);
+      if (access === undefined) continue;
+      if (sub !== "." && !isDescendant(sub)) {
+        this.problem(
+          p,
+          `Invalid subpath "${sub}": expected "." or a relative path below "${key}" without "." or ".." parts, e.g. ".git" or "**/*.env"`,
+        );
+        continue;
+      }
+      const glob = hasGlob(sub);
+      if (glob && access !== "deny") {
+        const trimmed = sub.replace(/\/\*\*$/, "");
+        if (hasGlob(trimmed)) {
+          this.problem(
+            p,
+            `A glob can only deny: "${sub}" = "${access}" is not supported; use an exact path or a trailing "/**" for ${access} access to a subtree`,
+          );
+          continue;
+        }
+      }
+      const subpath = glob && access !== "deny" ? sub.replace(/\/\*\*$/, "") : sub;
+      const id = `${key}/${subpath}`;
+      if (special) {
+        push({ kind: "special", name: key, subpath }, access, id, p);
+        continue;
+      }
+      const joined = subpath === "." ? key : `${key.replace(/\/+$/, "")}/${subpath}`;
+      if (glob && access === "deny") push({ kind: "glob", pattern: joined }, access, id, p);
+      else push({ kind: "path", path: joined }, access, id, p);
+    }
+  }
+
+  /** `read`, `write`, `deny` or its older spelling `none`. */
+  fsAccess(value: unknown, path: readonly string[]): FsAccess | undefined {
+    const access = this.oneOf(value, path, ["read", "write", "deny", "none"] as const);
+    return access === "none" ? "deny" : access;
+  }
+
+  /** The target of an absolute or `~/` key: a path, or (with `*`, `?`, `[`) a glob, which can only deny. */
+  fsTarget(key: string, access: FsAccess, path: readonly string[]): FsEntry["target"] | null {
+    if (!hasGlob(key)) return { kind: "path", path: key };
+    if (access === "deny") return { kind: "glob", pattern: key };
+    const trimmed = key.replace(/\/\*\*$/, "");
+    if (!hasGlob(trimmed)) return { kind: "path", path: trimmed };
+    this.problem(
+      path,
+      `A glob can only deny: "${key}" = "${access}" is not supported; use an exact path or a trailing "/**" for ${access} access to a subtree`,
+    );
+    return null;
   }
 
   env(value: unknown, path: readonly string[]): { allow?: string[]; deny: string[] } {
@@ -907,6 +1321,8 @@ function networkKeys(kind: ConfigKind): string[] {
     "unix_sockets",
     "enable_socks5_udp",
     "allow_upstream_proxy",
+    "admin_url",
+    "dangerously_allow_non_loopback_admin",
   ];
   return kind === "user" ? common : [
     ...common,
@@ -937,6 +1353,26 @@ class DomainBlock {
 /** Case and trailing-dot insensitive form of a pattern, for spotting duplicates. */
 export function normalizePattern(pattern: string): string {
   return pattern.trim().toLowerCase().replace(/\.+$/, "");
+}
+
+/** The special paths Codex defines; another `:name` is a newer Codex's, unknown here. */
+export const KNOWN_SPECIAL_PATHS: readonly string[] = [
+  ":root",
+  ":minimal",
+  ":workspace_roots",
+  ":tmpdir",
+  ":slash_tmp",
+];
+
+/** Whether a path has glob characters (`*`, `?`, `[`). */
+export function hasGlob(path: string): boolean {
+  return /[*?[\]]/.test(path);
+}
+
+/** A relative path with no empty, `.` or `..` part. */
+function isDescendant(path: string): boolean {
+  if (path === "" || path.startsWith("/")) return false;
+  return path.split("/").every((part) => part !== "" && part !== "." && part !== "..");
 }
 
 function isAbsoluteOrHome(path: string): boolean {

@@ -28,7 +28,10 @@ Deno.test("validateConfigText() loads a Codex config.toml with Codex's other top
     { path: "/run/docker.sock", action: "none" },
     { path: "/run/user/1000/bus", action: "allow" },
   ]);
-  assert.deepEqual(ci.filesystem.writable, ["/srv/cache"]);
+  assert.deepEqual(ci.filesystem.entries.map((e) => [e.target, e.access]), [
+    [{ kind: "special", name: ":root" }, "read"],
+    [{ kind: "path", path: "/srv/cache" }, "write"],
+  ]);
   assert.match(
     result.config.notices.join("\n"),
     /ignored Codex keys not used by sandbox: model, model_provider/,
@@ -137,7 +140,11 @@ Deno.test("validateConfigText() loads our additions: filesystem, env, ask, mitm_
     cert: "~/.config/sandbox/ca/cert.pem",
     key: "/etc/sandbox/ca/key.pem",
   });
-  assert.deepEqual(dev.filesystem, { writable: ["~/.cache", "/tmp/build"], denyRead: ["~/.ssh"] });
+  assert.deepEqual(dev.filesystem, {
+    writable: ["~/.cache", "/tmp/build"],
+    denyRead: ["~/.ssh"],
+    entries: [],
+  });
   assert.deepEqual(dev.env, {
     allow: ["PATH", "HOME", "LANG", "LC_*"],
     deny: ["*_TOKEN", "AWS_*"],

@@ -100,7 +100,7 @@ export async function prepareRun(
     extraBinds.push(...shims.binds);
     if (shims.binds.length > 0) readOnly.push(...self.readPaths);
   }
-  const host = await collectHostFacts(config, { env, runDir });
+  const host = await collectHostFacts(config, { env, runDir, cwd });
   const sandbox = buildSandboxPlan(config, argv, {
     cwd,
     env,

@@ -12,6 +12,7 @@ import { buildChildEnv, filterEnv, type ProxyPorts } from "./env.ts";
 import type { LinuxPlanDetails, SandboxPlan } from "./plan.ts";
 import { hostToolHomeFacts, planToolHomes, type ToolHome } from "./tool_homes.ts";
 import { isUnder, listHostSocketPaths, resolveSocketPath } from "./unix_sockets.ts";
+import { expandDenyGlobs } from "./glob_expand.ts";
 
 /** What a path is on the host, for the paths the plan needs to know about. */
 export type PathKind = "dir" | "file" | "symlink" | "missing";
@@ -34,6 +35,55 @@ export interface HostFacts {
   readonly denyReadTargets?: ReadonlyMap<string, string>;
   /** The tool homes of the run (see `sandbox/tool_homes.ts`); none when absent. */
   readonly toolHomes?: readonly ToolHome[];
+  /** Paths that matched a deny glob when the run started (their kinds are in `pathKinds`). */
+  readonly globMatches?: readonly string[];
+}
+
+/** The file view the config asks for once the working directory is known. */
+export interface ResolvedPaths {
+  /** Whether the working directory is writable. */
+  readonly cwdWritable: boolean;
+  /** Writable paths besides the working directory. */
+  readonly writable: readonly string[];
+  /** Hidden paths (without glob matches). */
+  readonly denyRead: readonly string[];
+  /** Read-only carve-outs inside writable areas. */
+  readonly readOnly: readonly string[];
+  /** Absolute deny globs to expand. */
+  readonly denyGlobs: readonly string[];
+}
+
+/**
+ * Applies the workspace rules of `config.filesystem` (Codex's
+ * `:workspace_roots` entries) to the working directory and each extra
+ * workspace root. Pure.
+ *
+ * @example
+ * ```ts
+ * resolvePaths(config, "/work/app").denyGlobs; // ["/work/app/**\/*.env"] for "**\/*.env" = "deny"
+ * ```
+ */
+export function resolvePaths(config: EffectiveConfig, cwd: string): ResolvedPaths {
+  const fs = config.filesystem;
+  const workspace = fs.workspace ?? { writable: true, roots: [], rules: [] };
+  const writable = [...fs.writable];
+  const denyRead = [...fs.denyRead];
+  const readOnly = [...(fs.readOnly ?? [])];
+  const denyGlobs = [...(fs.denyGlobs ?? [])];
+  const add = (list: string[], path: string) => {
+    if (!list.includes(path)) list.push(path);
+  };
+  const roots = [cwd, ...workspace.roots.filter((root) => root !== cwd)];
+  for (const root of roots) {
+    if (root !== cwd && workspace.writable) add(writable, root);
+    for (const rule of workspace.rules) {
+      const path = `${root.replace(/\/$/, "")}/${rule.subpath}`;
+      if (rule.access === "deny") add(rule.glob ? denyGlobs : denyRead, path);
+      else if (rule.access === "write") add(writable, path);
+      else add(readOnly, path);
+    }
+  }
+  return { cwdWritable: workspace.writable, writable, denyRead, readOnly, denyGlobs };
 }
 
 /** Options for {@linkcode collectHostFacts}. */
@@ -44,6 +94,8 @@ export interface CollectHostFactsOptions {
   readonly runDir: string;
   /** Where to read the socket table (default `/proc/net/unix`). */
   readonly procNetUnix?: string;
+  /** The command's working directory (default `Deno.cwd()`): workspace rules apply under it. */
+  readonly cwd?: string;
 }
 
 /**
@@ -114,11 +166,16 @@ export async function collectHostFacts(
   const candidates = new Set<string>([...RUNTIME_DIRS, options.runDir]);
   const xdg = options.env.XDG_RUNTIME_DIR;
   if (xdg !== undefined && xdg.startsWith("/")) candidates.add(xdg);
-  for (const path of config.filesystem.denyRead) candidates.add(path);
+  const paths = resolvePaths(config, options.cwd ?? Deno.cwd());
+  const globMatches = expandDenyGlobs(paths.denyGlobs, {
+    maxDepth: config.filesystem.globScanMaxDepth ?? null,
+  });
+  const denied = [...paths.denyRead, ...globMatches];
+  for (const path of denied) candidates.add(path);
   const kinds = new Map<string, PathKind>();
   for (const path of candidates) kinds.set(path, pathKind(path));
   const targets = new Map<string, string>();
-  for (const path of config.filesystem.denyRead) {
+  for (const path of denied) {
     if (kinds.get(path) !== "symlink") continue;
     try {
       const canonical = Deno.realPathSync(path);
@@ -146,6 +203,7 @@ export async function collectHostFacts(
       ...hostToolHomeFacts(filterEnv(options.env, config.env).PATH),
       writable: config.filesystem.writable,
     }),
+    globMatches,
   };
 }
 
@@ -254,9 +312,12 @@ export function buildSandboxPlan(
     emptyDirs.push(xdg);
   }
 
+  const paths = resolvePaths(config, cwd);
+  const denyRead = [...paths.denyRead];
+  for (const match of host.globMatches ?? []) if (!denyRead.includes(match)) denyRead.push(match);
   const hiddenDirs: string[] = [];
   const maskedFiles: string[] = [];
-  for (const written of config.filesystem.denyRead) {
+  for (const written of denyRead) {
     const path = host.denyReadTargets?.get(written) ?? written;
     const kind = host.pathKinds.get(path);
     if (kind === "dir") hiddenDirs.push(path);
@@ -272,7 +333,7 @@ export function buildSandboxPlan(
     hiddenDirs.push(wholeBase ? base : runDir);
   }
 
-  const writable = [...config.filesystem.writable];
+  const writable = [...paths.writable];
   const freshDirs = ["/dev", "/proc"];
   const visible = (path: string) =>
     !freshDirs.some((dir) => isUnder(path, dir)) &&
@@ -332,7 +393,15 @@ export function buildSandboxPlan(
       ? { kind: "all" }
       : { kind: "allowlist", paths: [...host.allowedSockets.keys()] },
     writable,
-    denyRead: [...config.filesystem.denyRead],
+    ...(paths.cwdWritable ? {} : { readOnlyCwd: true }),
+    ...(config.filesystem.readRoots == null ? {} : {
+      readRoots: [
+        ...config.filesystem.readRoots,
+        ...(config.filesystem.workspace?.roots ?? []),
+      ],
+    }),
+    ...(paths.readOnly.length > 0 ? { readOnlyPaths: [...paths.readOnly] } : {}),
+    denyRead,
     extraBinds: [...(options.extraBinds ?? [])],
     readOnly: [...(options.readOnly ?? [])],
     toolHomes: [...(host.toolHomes ?? [])],

@@ -82,12 +82,18 @@ export function buildBwrapArgs(plan: SandboxPlan, options: BwrapArgsOptions = {}
     "--cap-drop",
     "ALL",
   );
-  args.push("--ro-bind", "/", "/");
+  if (plan.readRoots === undefined) args.push("--ro-bind", "/", "/");
+  else {
+    // Restricted read: bwrap's own root is an empty tmpfs; only these are shown, read-only.
+    for (const path of plan.readRoots) args.push("--ro-bind-try", path, path);
+    args.push("--ro-bind", plan.cwd, plan.cwd);
+  }
+  const cwdWritable = plan.readOnlyCwd !== true;
   // A writable area that contains the sandbox's own mounts (only with
   // --dangerously-allow-system-dirs) goes first, so /dev, /proc and the emptied dirs stay on top.
   const own = ["/dev", "/proc", ...linux.emptyDirs];
   const covers = (area: string) => own.some((dir) => dir !== area && isUnder(dir, area));
-  if (covers(plan.cwd)) args.push("--bind", plan.cwd, plan.cwd);
+  if (cwdWritable && covers(plan.cwd)) args.push("--bind", plan.cwd, plan.cwd);
   for (const path of plan.writable) if (covers(path)) args.push("--bind-try", path, path);
   args.push("--dev", "/dev");
   args.push("--proc", "/proc");
@@ -95,7 +101,7 @@ export function buildBwrapArgs(plan: SandboxPlan, options: BwrapArgsOptions = {}
   // The launcher's own files (for the in-sandbox shim) may live under an emptied dir such as
   // /tmp; bound read-only here, before cwd and the writable paths, which may lie inside them.
   for (const path of plan.readOnly ?? []) args.push("--ro-bind-try", path, path);
-  if (!covers(plan.cwd)) args.push("--bind", plan.cwd, plan.cwd);
+  if (cwdWritable && !covers(plan.cwd)) args.push("--bind", plan.cwd, plan.cwd);
   for (const path of plan.writable) if (!covers(path)) args.push("--bind-try", path, path);
   for (const home of plan.toolHomes ?? []) args.push("--bind", home.source, home.target);
   // The launcher's own files may live in a tool's default path (deno from `npx -y deno` sits
@@ -106,6 +112,8 @@ export function buildBwrapArgs(plan: SandboxPlan, options: BwrapArgsOptions = {}
     }
   }
   for (const dir of pinnedDirs(plan)) args.push("--bind-try", dir, dir);
+  // Read-only carve-outs come after the writable binds they lie in, and before what is hidden.
+  for (const path of plan.readOnlyPaths ?? []) args.push("--ro-bind-try", path, path);
   for (const dir of hiddenDirs(plan, linux)) args.push("--tmpfs", dir);
   for (const path of linux.maskedFiles) args.push("--ro-bind", "/dev/null", path);
   for (const bind of linux.socketBinds) args.push("--bind", bind.source, bind.target);
@@ -157,7 +165,9 @@ function hiddenDirs(plan: SandboxPlan, linux: LinuxPlanDetails): readonly string
  * `denyRead` path missing and show `s2/…` unmasked.
  */
 function pinnedDirs(plan: SandboxPlan): string[] {
-  const areas = [plan.cwd, ...plan.writable];
+  // Only areas the command can write: binding a directory of a read-only working dir onto
+  // itself would make it writable.
+  const areas = plan.readOnlyCwd === true ? [...plan.writable] : [plan.cwd, ...plan.writable];
   const dirs = new Set<string>();
   for (const path of plan.denyRead) {
     const parts = path.split("/").filter((part) => part !== "");

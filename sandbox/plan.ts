@@ -44,6 +44,15 @@ export interface SandboxPlan {
   readonly unixSockets: UnixSocketPlan;
   /** Writable paths besides `cwd` (absolute). */
   readonly writable: readonly string[];
+  /**
+   * The only host paths shown (read-only) besides `cwd`, `writable` and the
+   * sandbox's own mounts; absent: the whole filesystem is shown read-only.
+   */
+  readonly readRoots?: readonly string[];
+  /** The working directory stays read-only (Codex's `:read-only`); absent or false: writable. */
+  readonly readOnlyCwd?: boolean;
+  /** Paths inside `cwd` or `writable` that stay read-only (absolute), e.g. `.git` under `:workspace`. */
+  readonly readOnlyPaths?: readonly string[];
   /** Paths hidden from the command (absolute). */
   readonly denyRead: readonly string[];
   /** Read-only bind mounts added on top of the root (absolute host path -> sandbox path), e.g. shims. */
@@ -80,7 +89,11 @@ export interface LinuxPlanDetails {
   readonly emptyDirs: readonly string[];
   /** Directories hidden behind an empty tmpfs after the writable binds (`denyRead` dirs, the run dir when outside `emptyDirs`). */
   readonly hiddenDirs: readonly string[];
-  /** Files (sockets and `denyRead` files) hidden behind a read-only `/dev/null`. */
+  /**
+   * Files (sockets, `denyRead` files and deny-glob matches) hidden behind a read-only
+   * `/dev/null`; bound into the sandbox's user namespace it cannot be opened (the mount is
+   * `nodev`), so reading one fails with "Permission denied".
+   */
   readonly maskedFiles: readonly string[];
   /** Allowlisted unix sockets bound back into the view: host path (canonical) -> sandbox path. */
   readonly socketBinds: readonly { readonly source: string; readonly target: string }[];

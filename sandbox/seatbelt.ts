@@ -128,6 +128,13 @@ export function renderSeatbeltProfile(
   if (options.logTag !== undefined && !LOG_TAG.test(options.logTag)) {
     throw renderError(`log tag ${JSON.stringify(options.logTag)} is not 1-64 of [A-Za-z0-9_-]`);
   }
+  if (plan.readRoots !== undefined) {
+    // Fail closed: this profile reads everything but what is denied; a limited read set would
+    // need its own read rules, which are not written yet.
+    throw renderError(
+      'the plan limits reads to readRoots (a profile without ":root" = "read"), which the macOS profile does not support yet',
+    );
+  }
 
   add(
     "(version 1)",
@@ -273,8 +280,10 @@ export function renderSeatbeltProfile(
   // Writable places: the working directory, the plan's writable paths, and
   // the temp dirs.
   const writeFilters: string[] = [];
-  for (const name of params.addPath("CWD", plan.cwd, "cwd")) {
-    writeFilters.push(`  (subpath (param "${name}"))`);
+  if (plan.readOnlyCwd !== true) {
+    for (const name of params.addPath("CWD", plan.cwd, "cwd")) {
+      writeFilters.push(`  (subpath (param "${name}"))`);
+    }
   }
   plan.writable.forEach((path, i) => {
     for (const name of params.addPath(`WRITABLE_${i}`, path, `writable[${i}]`)) {
@@ -320,6 +329,22 @@ export function renderSeatbeltProfile(
     "(deny file-write*",
     ...runDirRule.map((line, i) => i === runDirRule.length - 1 ? `${line})` : line),
   );
+
+  // Read-only carve-outs inside writable places (Codex's ".git" = "read" under a writable root).
+  const readOnlyRules: string[] = [];
+  (plan.readOnlyPaths ?? []).forEach((path, i) => {
+    for (const name of params.addPath(`READ_ONLY_${i}`, path, `readOnlyPaths[${i}]`)) {
+      readOnlyRules.push(`  (subpath (param "${name}"))`);
+    }
+  });
+  if (readOnlyRules.length > 0) {
+    add(
+      "",
+      ";; Read-only places inside writable ones.",
+      "(deny file-write*",
+      ...readOnlyRules.map((line, i) => i === readOnlyRules.length - 1 ? `${line})` : line),
+    );
+  }
 
   // Denied paths come last among file rules: in SBPL the last matching rule
   // wins, so these beat the broad read allowance and any writable parent.
