@@ -212,9 +212,31 @@ export function renderConfig(
   for (const rule of n.unixSockets) {
     lines.push(`  ${rule.action.padEnd(6)}${rule.path.padEnd(socketWidth)}  ${rule.source}`);
   }
+  const fs = config.filesystem;
+  const ws = fs.workspace ?? { writable: true, roots: [], rules: [] };
   lines.push("Filesystem:");
-  lines.push(`  writable   ${config.filesystem.writable.join(", ") || "(working directory only)"}`);
-  lines.push(`  deny_read  ${config.filesystem.denyRead.join(", ") || "(none)"}`);
+  lines.push(
+    `  read       ${
+      fs.readRoots == null
+        ? "everything (read-only)"
+        : `only ${[...fs.readRoots, "the workspace roots"].join(", ")}`
+    }`,
+  );
+  lines.push(
+    `  workspace  working directory${ws.roots.map((r) => `, ${r}`).join("")}: ${
+      ws.writable ? "writable" : "read-only"
+    }${ws.rules.map((r) => `; ${r.subpath} ${r.access}`).join("")}`,
+  );
+  lines.push(`  writable   ${fs.writable.join(", ") || "(none besides the workspace)"}`);
+  if ((fs.readOnly ?? []).length > 0) lines.push(`  read-only  ${fs.readOnly?.join(", ")}`);
+  lines.push(`  deny_read  ${fs.denyRead.join(", ") || "(none)"}`);
+  if ((fs.denyGlobs ?? []).length > 0) {
+    lines.push(
+      `  deny glob  ${fs.denyGlobs?.join(", ")}${
+        fs.globScanMaxDepth == null ? "" : ` (at most ${fs.globScanMaxDepth} deep)`
+      }`,
+    );
+  }
   if (options.toolHomes !== undefined) {
     lines.push(
       "Tool homes (writable inside, kept in the sandbox home, never read by tools outside):",

@@ -385,3 +385,67 @@ Deno.test({
     assertHidden(stdout);
   },
 });
+
+Deno.test("Codex :read-only keeps the working dir read-only; :workspace keeps .git, .agents, .codex read-only", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "codex_builtin_" });
+  try {
+    const plans = [];
+    for (const name of [":read-only", ":workspace"]) {
+      const config = await loadEffectiveConfig({ profile: name }, { env: env(dir), cwd: "/w" });
+      plans.push(buildSandboxPlan(config, ["true"], {
+        cwd: "/w",
+        env: { PATH: "/usr/bin" },
+        runDir: "/var/tmp/run-x",
+        network: null,
+        host: { uid: 1000, socketPaths: [], pathKinds: new Map(), allowedSockets: new Map() },
+      }));
+    }
+    const [readOnly, workspace] = plans;
+    assert.equal(readOnly.readOnlyCwd, true);
+    assert.ok(!buildBwrapArgs(readOnly).includes("--bind"), "nothing is bound writable");
+    assert.equal(workspace.readOnlyCwd, undefined);
+    assert.deepEqual(workspace.readOnlyPaths, ["/w/.git", "/w/.agents", "/w/.codex"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name:
+    "sandbox run (real bwrap): a profile without :root but with :minimal reads only the system dirs and the workspace",
+  ignore: !READY,
+  async fn() {
+    await using dir = await visibleTempDir("codex-minimal-");
+    await Deno.mkdir(`${dir.path}/ws`);
+    await Deno.mkdir(`${dir.path}/elsewhere`);
+    await Deno.writeTextFile(`${dir.path}/ws/notes.txt`, "mine");
+    await Deno.writeTextFile(`${dir.path}/elsewhere/secret.txt`, "OUTSIDE_SECRET");
+    await Deno.writeTextFile(
+      `${dir.path}/config.toml`,
+      [
+        'default_permissions = "tight"',
+        "[permissions.tight.filesystem]",
+        '":minimal" = "read"',
+        '[permissions.tight.filesystem.":workspace_roots"]',
+        '"." = "write"',
+        "",
+      ].join("\n"),
+    );
+    const script = [
+      'echo "notes:$(cat notes.txt)"',
+      `cat ${dir.path}/elsewhere/secret.txt 2>/dev/null; echo "outside:$?"`,
+      'test -x /usr/bin/env && echo "usr:yes"',
+      'echo w > out.txt && echo "write:yes"',
+    ].join("; ");
+    const r = await sandboxCli(
+      ["run", "--config", `${dir.path}/config.toml`, "--", "/bin/sh", "-c", script],
+      { cwd: `${dir.path}/ws`, env: env(dir.path), timeoutMs: 90_000 },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^notes:mine$/m);
+    assert.match(r.stdout, /^outside:[1-9]/m);
+    assert.match(r.stdout, /^usr:yes$/m);
+    assert.match(r.stdout, /^write:yes$/m);
+    assert.doesNotMatch(r.stdout, /OUTSIDE_SECRET/);
+  },
+});
