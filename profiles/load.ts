@@ -139,7 +139,7 @@ export async function loadEffectiveConfig(
     draft.files.push(file.file);
     draft.notices.push(...file.notices);
   }
-  const profileName = selectProfile(userLayers, flags.profile, problems);
+  const profileName = selectProfile(userLayers, flags.profile, problems, managed);
   if (profileName !== null) {
     draft.profileName = profileName;
     const resolved = resolveProfileLayers(profileName, userLayers, problems);
@@ -506,11 +506,16 @@ function addSocketRule(draft: Draft, rule: UnixSocketRule, options: { managed: b
   if (options.managed) draft.managedRules.add(rule);
 }
 
-/** The profile to use: `--profile`, else the last `default_permissions` written, else none. */
+/**
+ * The profile to use: `--profile`, else the last `default_permissions` of a
+ * user file, else the managed `default_permissions`, else the classic
+ * `sandbox_mode`'s built-in profile, else none.
+ */
 function selectProfile(
   layers: readonly { file: UserConfigFile; source: RuleSource }[],
   flag: string | undefined,
   problems: ConfigProblem[],
+  managed: ManagedConfigFile | null,
 ): string | null {
   let chosen: { name: string; file: string; keyPath: string } | null = null;
   let classic: { mode: string; file: string; line?: number } | null = null;
@@ -523,7 +528,15 @@ function selectProfile(
     }
   }
   if (flag !== undefined) chosen = { name: flag, file: "--profile", keyPath: "" };
-  else if (classic !== null) {
+  else if (chosen === null && managed?.defaultPermissions != null) {
+    // The managed default applies when no user file picks a profile; as in Codex, a managed
+    // profile choice puts profiles in force over the classic sandbox_mode.
+    chosen = {
+      name: managed.defaultPermissions,
+      file: managed.file,
+      keyPath: "default_permissions",
+    };
+  } else if (classic !== null) {
     if (chosen !== null) {
       // Codex uses sandbox_mode and ignores default_permissions when both are set: running the
       // profile would not be what Codex does, and ignoring it would drop what it denies.
@@ -737,6 +750,17 @@ function applyCodexFilesystem(
   addAll(target.denyGlobs, fs.denyGlobs);
   addAll(target.readOnly, fs.readOnly);
   target.readRoots = fs.readRoots;
+  // ":tmpdir" = "deny": /tmp is private anyway, but a TMPDIR elsewhere is the host's own dir.
+  const tmpdir = options.env.TMPDIR;
+  const deniesTmpdir = [...merged.values()].some(({ entry }) =>
+    entry.target.kind === "special" && entry.target.name === ":tmpdir" &&
+    entry.target.subpath === undefined && entry.access === "deny"
+  );
+  if (
+    deniesTmpdir && tmpdir !== undefined && tmpdir.startsWith("/") && !/^\/tmp(\/|$)/.test(tmpdir)
+  ) {
+    addAll(target.denyRead, [tmpdir]);
+  }
 }
 
 /** `[sandbox_workspace_write]` for a directly selected `:workspace` (or `sandbox_mode = "workspace-write"`). */

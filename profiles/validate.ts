@@ -181,8 +181,10 @@ export interface ManagedConfigFile {
   readonly execpolicyDefault: ExecDecision | null;
   /** `[permissions.filesystem] deny_read`: absolute paths and globs no run may read. */
   readonly denyRead: readonly string[];
-  /** `allowed_permissions`: the only profiles a user may select, or null when not written. */
+  /** `allowed_permissions` (or the true entries of `[allowed_permission_profiles]`): the only profiles a user may select, or null when not written. */
   readonly allowedPermissions: readonly string[] | null;
+  /** `default_permissions`: the profile used when no user file or flag picks one, or null. */
+  readonly defaultPermissions: string | null;
   /** `[application.network]`, or null when not written. */
   readonly application: ApplicationNetwork | null;
   /** Keys accepted but ignored, one sentence each. */
@@ -658,6 +660,7 @@ class Checker {
     let execpolicyDefault: ExecDecision | null = null;
     let denyRead: string[] = [];
     let allowedPermissions: string[] | null = null;
+    let defaultPermissions: string | null = null;
     let application: ApplicationNetwork | null = null;
     const ignored: string[] = [];
     for (const [key, inner] of Object.entries(root)) {
@@ -670,8 +673,27 @@ class Checker {
           denyRead = this.managedPermissions(inner, path);
           break;
         case "allowed_permissions":
-          allowedPermissions = this.stringList(inner, path) ?? null;
+          allowedPermissions = [
+            ...(allowedPermissions ?? []),
+            ...(this.stringList(inner, path) ?? []),
+          ];
           break;
+        case "allowed_permission_profiles": {
+          // Codex's newer spelling: a table of profile names set to true (allowed) or false.
+          const table = this.table(inner, path);
+          if (table === null) break;
+          const names: string[] = [];
+          for (const [name, on] of Object.entries(table)) {
+            if (this.bool(on, [...path, name]) === true) names.push(name);
+          }
+          allowedPermissions = [...(allowedPermissions ?? []), ...names];
+          break;
+        }
+        case "default_permissions": {
+          const name = this.string(inner, path);
+          if (name !== undefined) defaultPermissions = name;
+          break;
+        }
         case "application":
           application = this.application(inner, path);
           break;
@@ -686,7 +708,7 @@ class Checker {
           else {
             this.problem(
               path,
-              `Unknown key: expected "experimental_network", "permissions", "allowed_permissions", "application", "execpolicy", "execpolicy_default" or a Codex requirements key (ignored here)`,
+              `Unknown key: expected "experimental_network", "permissions", "allowed_permissions", "allowed_permission_profiles", "default_permissions", "application", "execpolicy", "execpolicy_default" or a Codex requirements key (ignored here)`,
             );
           }
       }
@@ -700,6 +722,7 @@ class Checker {
       execpolicyDefault,
       denyRead,
       allowedPermissions,
+      defaultPermissions,
       application,
       notices: this.notices,
     };

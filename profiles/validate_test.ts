@@ -168,12 +168,12 @@ Deno.test("validateConfigText() refuses managed keys in a user file and user key
   if (!user.ok) {
     assert.match(user.problems[0].message, /Managed requirements are not allowed in a user config/);
   }
-  const managed = await validateConfigText('default_permissions = "x"\n', {
+  const managed = await validateConfigText('sandbox_mode = "read-only"\n', {
     file: "m.toml",
     kind: "managed",
   });
   assert.equal(managed.ok, false);
-  if (!managed.ok) assert.equal(managed.problems[0].keyPath, "default_permissions");
+  if (!managed.ok) assert.equal(managed.problems[0].keyPath, "sandbox_mode");
 });
 
 Deno.test("validateConfigText() reports a pattern both allowed and denied in one block", async () => {

@@ -449,3 +449,64 @@ Deno.test({
     assert.doesNotMatch(r.stdout, /OUTSIDE_SECRET/);
   },
 });
+
+Deno.test("Codex managed requirements: default_permissions and [allowed_permission_profiles] pick and limit the profile", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "codex_managed_default_" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/requirements.toml`,
+      'default_permissions = ":read-only"\n[allowed_permission_profiles]\n":read-only" = true\n":workspace" = false\n',
+    );
+    const e = env(dir, `${dir}/requirements.toml`);
+    const config = await loadEffectiveConfig({}, { env: e, cwd: dir });
+    assert.equal(config.profileName, ":read-only");
+    await assert.rejects(
+      loadEffectiveConfig({ profile: ":workspace" }, { env: e, cwd: dir }),
+      (error) => error instanceof ConfigError && /not allowed by the managed/.test(error.message),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test('Codex :tmpdir = "deny" hides a TMPDIR outside /tmp', async () => {
+  const dir = await Deno.makeTempDir({ prefix: "codex_tmpdir_" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/c.toml`,
+      'default_permissions = "p"\n[permissions.p]\nextends = ":workspace"\n[permissions.p.filesystem]\n":tmpdir" = "deny"\n',
+    );
+    const config = await loadEffectiveConfig({ config: [`${dir}/c.toml`] }, {
+      env: { ...env(dir), TMPDIR: "/var/tmp/user-tmp" },
+      cwd: dir,
+    });
+    assert.ok(config.filesystem.denyRead.includes("/var/tmp/user-tmp"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name:
+    "sandbox run (real bwrap): a managed [permissions.filesystem] deny_read glob hides matches whatever the profile",
+  ignore: !READY,
+  async fn() {
+    await using dir = await visibleTempDir("codex-managed-deny-");
+    await plantWorkspace(`${dir.path}/ws`);
+    await Deno.writeTextFile(
+      `${dir.path}/requirements.toml`,
+      `[permissions.filesystem]\ndeny_read = ["${dir.path}/ws/**/*.env", "~/.ssh"]\n`,
+    );
+    const r = await sandboxCli(["run", "--", "sh", "-c", PROBE], {
+      cwd: `${dir.path}/ws`,
+      env: env(dir.path, `${dir.path}/requirements.toml`),
+      timeoutMs: 90_000,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^root-env:denied$/m);
+    assert.match(r.stdout, /^deep-env:denied$/m);
+    assert.match(r.stdout, /^readme:readable$/m);
+    // Without a Codex profile, our defaults apply: .git stays writable.
+    assert.match(r.stdout, /^git:written$/m);
+  },
+});
