@@ -15,6 +15,7 @@ const BENCHES: Readonly<Record<string, { file: string; byDefault: boolean }>> = 
   run: { file: "run_bench.ts", byDefault: true },
   mitm: { file: "mitm_bench.ts", byDefault: true },
   soak: { file: "soak.ts", byDefault: false },
+  globs: { file: "deny_glob_bench.ts", byDefault: false },
 };
 
 if (import.meta.main) {
