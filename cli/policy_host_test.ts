@@ -44,11 +44,11 @@ Deno.test("policyHostCommand() prints the four CLI.md fields first and exits 0 w
   assert.deepEqual(r.lookups, []);
 });
 
-Deno.test("policyHostCommand() exits 1 with reason other when an allowed name does not resolve", async () => {
+Deno.test("policyHostCommand() exits 1 with reason resolve_failed when an allowed name does not resolve", async () => {
   const r = await run(["--json", "--allow", "gone.example.com", "gone.example.com"]);
   assert.equal(r.code, 1);
   const json = JSON.parse(r.out);
-  assert.equal(json.reason, "other");
+  assert.equal(json.reason, "resolve_failed");
   assert.equal(json.x_proxy_error, "blocked-by-policy");
   assert.match(json.detail, /^name did not resolve/);
   assert.deepEqual(r.lookups, ["gone.example.com"]);

@@ -1,7 +1,9 @@
 /**
  * The network policy engine, pure: host normalization, IP address classes,
- * the domain pattern grammar, the deny reasons table and the host and method
- * decisions. Its only I/O is the resolver it is handed.
+ * the domain pattern grammar, the deny reasons table, the host and method
+ * decisions, and `decideRequest()`, the one decision per proxied request.
+ * Its only I/O is what it is handed (the resolver, the unix socket check,
+ * the `--ask` decider).
  *
  * @example
  * ```ts
@@ -36,6 +38,24 @@ export type {
   MethodDecision,
   NetworkPolicy,
 } from "./policy.ts";
+export {
+  canonicalHost,
+  decideRequest,
+  DECISION_SOURCES,
+  isOwnListener,
+  sameHost,
+} from "./decide_request.ts";
+export type {
+  AskQuestion,
+  DecideRequestOptions,
+  DecisionSource,
+  OwnListeners,
+  RequestDoor,
+  RequestFacts,
+  RequestVerdict,
+  TunnelFacts,
+  UnixSocketCheck,
+} from "./decide_request.ts";
 export { DENY_REASON_NAMES, DENY_REASONS } from "./reasons.ts";
 export type { DenyReason, DenyReasonInfo } from "./reasons.ts";
 export type {

@@ -9,7 +9,7 @@
  * rules the first in merge order is the one reported.
  *
  * Decision order for a host (first that applies wins; a profile with network
- * off refuses everything with `other`):
+ * off refuses everything with `proxy_disabled`):
  * 1. empty or invalid host -> deny `not_allowed`;
  * 2. a deny rule matches -> deny `denied`;
  * 3. `localhost`, `*.localhost` or a non-public IP literal -> deny
@@ -17,7 +17,7 @@
  *    names this very host;
  * 4. no allow rule matches -> deny `not_allowed` (no DNS lookup);
  * 5. an IP literal -> allow, connecting to that address;
- * 6. resolve the name once; no answer -> deny `other` (detail says why);
+ * 6. resolve the name once; no answer -> deny `resolve_failed` (detail says why);
  * 7. any resolved address non-public -> deny `not_allowed_local`, unless
  *    `allowLocalBinding` or an exact allow rule names this host;
  * 8. allow, carrying the checked addresses.
@@ -229,7 +229,7 @@ async function decide(
     addresses,
   });
 
-  if (!policy.enabled) return deny("other", "network is disabled by the profile");
+  if (!policy.enabled) return deny("proxy_disabled", "network is disabled by the profile");
   if (host === "") return deny("not_allowed", "host is empty");
   const address = parseIpLiteral(host);
   if (address === null) {
@@ -262,14 +262,20 @@ async function decide(
     resolved = await resolver(host);
   } catch (error) {
     const why = errorMessage(error);
-    return deny("other", `name did not resolve: ${why}`, matched);
+    return deny("resolve_failed", `name did not resolve: ${why}`, matched);
   }
-  if (resolved.length === 0) return deny("other", "name did not resolve: no addresses", matched);
+  if (resolved.length === 0) {
+    return deny("resolve_failed", "name did not resolve: no addresses", matched);
+  }
   const addresses: string[] = [];
   for (const text of resolved) {
     const ip = parseIpLiteral(text);
     if (ip === null) {
-      return deny("other", `resolver answered "${text}", which is not an IP address`, matched);
+      return deny(
+        "resolve_failed",
+        `resolver answered "${text}", which is not an IP address`,
+        matched,
+      );
     }
     // A deny rule written for an address holds for every name that resolves to it (an allowed
     // name pointing at a denied metadata or LAN address must not get through).
@@ -330,7 +336,7 @@ export async function decideHost(
     }
     return {
       decision: "deny",
-      reason: "other",
+      reason: "policy_error",
       host: name,
       rule: null,
       source: null,

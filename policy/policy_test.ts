@@ -108,18 +108,18 @@ Deno.test("decideHost() checks every resolved address and carries them all", asy
   const two = await decideHost(p, "two.test", { resolver });
   assert.deepEqual(two.decision === "allow" && two.addresses, ["8.8.8.8", "2606:4700::1111"]);
   const bad = await decideHost(p, "bad.test", { resolver });
-  assert.equal(bad.reason, "other");
+  assert.equal(bad.reason, "resolve_failed");
 });
 
-Deno.test("decideHost() refuses an allowed name that does not resolve with reason other", async () => {
+Deno.test("decideHost() refuses an allowed name that does not resolve with reason resolve_failed", async () => {
   const p = policy({ allow: ["**.example.com"] });
   const d = await decideHost(p, "gone.example.com", { resolver: countingResolver({}) });
   assert.equal(d.decision, "deny");
-  assert.equal(d.reason, "other");
+  assert.equal(d.reason, "resolve_failed");
   assert.equal(d.rule, "**.example.com");
   assert.match(d.decision === "deny" ? d.detail : "", /^name did not resolve: .*ENOTFOUND/);
   const empty = await decideHost(p, "empty.example.com", { resolver: () => Promise.resolve([]) });
-  assert.equal(empty.reason, "other");
+  assert.equal(empty.reason, "resolve_failed");
 });
 
 Deno.test("decideHost() fails closed when the resolver throws synchronously", async () => {
@@ -129,7 +129,7 @@ Deno.test("decideHost() fails closed when the resolver throws synchronously", as
   };
   const d = await decideHost(p, "x.example.com", { resolver });
   assert.equal(d.decision, "deny");
-  assert.equal(d.reason, "other");
+  assert.equal(d.reason, "resolve_failed");
 });
 
 Deno.test("decideHost() refuses invalid and numeric-looking hosts without matching '*'", async () => {
@@ -203,7 +203,7 @@ Deno.test("decideHost() refuses everything when network is off", async () => {
   const d = await decideHost(p, "example.com", {
     resolver: countingResolver({ "example.com": ["8.8.8.8"] }),
   });
-  assert.equal(d.reason, "other");
+  assert.equal(d.reason, "proxy_disabled");
 });
 
 Deno.test("decideHost() reasons always come from the reason table", async () => {

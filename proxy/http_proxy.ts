@@ -13,17 +13,19 @@
  * (rules in proxy/unix_forward.ts); the header is removed before
  * forwarding, the URL's host is not judged (it only fills `Host`), the
  * method rules of `limited` mode still apply, and the decision is logged
- * with host `unix:/abs/path` and port 0. Otherwise: 403, reason `other`,
- * never connected. CONNECT with the header is refused the same way: a
- * tunnel to a socket would bypass the per-request method check, and no
- * common client asks for it.
+ * with host `unix:/abs/path` and port 0. Otherwise: 403, reason
+ * `unix_socket_not_allowed`, never connected. CONNECT with the header is
+ * refused (`unix_socket_unsupported`): a tunnel to a socket would bypass the
+ * per-request method check, and no common client asks for it.
+ *
+ * Every request is decided by `decideRequest()` (policy/decide_request.ts)
+ * through `ProxyRuntime.decide`; this file only describes the request and
+ * acts on the verdict.
  *
  * @module
  */
 import { errorMessage } from "../errors.ts";
-import { parseIpLiteral } from "../policy/address.ts";
 import type { ProxyProtocol } from "./decision_log.ts";
-import { normalizeHost } from "../policy/host.ts";
 import {
   BufferedReader,
   copyBody,
@@ -43,26 +45,16 @@ import {
   stripHopByHop,
   writeAll,
 } from "./http_parser.ts";
-import { decideMethod } from "../policy/policy.ts";
-import { DENY_REASONS, type DenyReason } from "../policy/reasons.ts";
+import { DENY_REASONS } from "../policy/reasons.ts";
 import { prependBytes, relay } from "./relay.ts";
+import { BadRequest, parseAbsoluteTarget, parseAuthority, sameHost } from "./request_parts.ts";
 import type { ConnectionSlot, MitmContext, ProxyRuntime, Verdict } from "./server.ts";
 import { UpstreamError } from "./upstream.ts";
 import {
-  type AllowedUnixSocket,
-  checkAllowedUnixSocket,
   connectAllowedUnixSocket,
   UnixForwardError,
   X_UNIX_SOCKET_HEADER,
 } from "./unix_forward.ts";
-
-/** A request target or Host value split into host and port. */
-export interface Authority {
-  /** Host as written, without brackets. */
-  readonly host: string;
-  /** Port, or null when none was written. */
-  readonly port: number | null;
-}
 
 /** An `x-unix-socket` target that changed between the decision and the connect (403). */
 class UnixRefused extends Error {
@@ -72,79 +64,6 @@ class UnixRefused extends Error {
     this.name = "UnixRefused";
     this.verdict = verdict;
   }
-}
-
-/** A request the proxy refuses as malformed (400). */
-class BadRequest extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "BadRequest";
-  }
-}
-
-const NAME_CHARS = /^[A-Za-z0-9._-]+$/;
-
-/**
- * Parses `host[:port]` strictly: a bracketed IPv6 literal or a name/IPv4 of
- * letters, digits, `.`, `-`, `_`. No userinfo, no percent-encoding, no
- * empty port. Throws on anything else.
- */
-export function parseAuthority(text: string): Authority {
-  let host: string;
-  let rest: string;
-  if (text.startsWith("[")) {
-    const close = text.indexOf("]");
-    if (close === -1) throw new BadRequest(`Invalid authority "${text}"`);
-    host = text.slice(1, close);
-    rest = text.slice(close + 1);
-    const ip = parseIpLiteral(host);
-    if (ip === null || ip.family !== 6) throw new BadRequest(`Invalid IPv6 literal "${host}"`);
-  } else {
-    const colon = text.indexOf(":");
-    host = colon === -1 ? text : text.slice(0, colon);
-    rest = colon === -1 ? "" : text.slice(colon);
-    if (!NAME_CHARS.test(host)) throw new BadRequest(`Invalid host "${host}"`);
-  }
-  if (rest === "") return { host, port: null };
-  if (!/^:[0-9]{1,5}$/.test(rest)) throw new BadRequest(`Invalid port in "${text}"`);
-  const port = Number(rest.slice(1));
-  if (port < 1 || port > 65535) throw new BadRequest(`Invalid port in "${text}"`);
-  return { host, port };
-}
-
-/** One spelling per host: canonical IP for IP literals, normalized name otherwise. */
-function canonicalHost(host: string): string {
-  const name = normalizeHost(host);
-  return parseIpLiteral(name)?.canonical ?? name;
-}
-
-interface AbsoluteTarget {
-  readonly authority: string;
-  readonly host: string;
-  readonly port: number;
-  readonly path: string;
-}
-
-function parseAbsoluteTarget(target: string): AbsoluteTarget {
-  if (target.startsWith("/") || target === "*") {
-    throw new BadRequest("This is a proxy: send the request in absolute form (http://host/path)");
-  }
-  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(target);
-  if (scheme === null) throw new BadRequest("Invalid request target");
-  if (scheme[1].toLowerCase() !== "http") {
-    throw new BadRequest(`Unsupported scheme "${scheme[1]}": use CONNECT for https`);
-  }
-  if (target.includes("#")) throw new BadRequest("A fragment is not allowed in the request target");
-  const rest = target.slice(scheme[0].length);
-  const end = rest.search(/[/?]/);
-  const authority = end === -1 ? rest : rest.slice(0, end);
-  let path = end === -1 ? "/" : rest.slice(end);
-  if (path.startsWith("?")) path = "/" + path;
-  if (authority.includes("@")) {
-    throw new BadRequest("Credentials in the request target are not allowed");
-  }
-  const parsed = parseAuthority(authority);
-  return { authority, host: parsed.host, port: parsed.port ?? 80, path };
 }
 
 /** Checks the Host header against the target: exactly one (required in HTTP/1.1), same host and port. */
@@ -163,7 +82,7 @@ function checkHostHeader(
     return;
   }
   const given = parseAuthority(values[0]);
-  if (canonicalHost(given.host) !== canonicalHost(host)) {
+  if (!sameHost(given.host, host)) {
     throw new BadRequest(`Host header "${values[0]}" does not match the request target`);
   }
   const givenPort = given.port ?? defaultPort;
@@ -325,87 +244,11 @@ interface UpstreamLink {
   readonly reader: BufferedReader;
 }
 
-type DenyVerdict = Extract<Verdict, { decision: "deny" }>;
-
 /** The `x-unix-socket` value, or null; more than one is ambiguous (400). */
 function unixSocketHeader(head: RequestHead): string | null {
   const values = headerValues(head.headers, X_UNIX_SOCKET_HEADER);
   if (values.length > 1) throw new BadRequest(`More than one ${X_UNIX_SOCKET_HEADER} header`);
   return values.length === 0 ? null : values[0];
-}
-
-/** How an `x-unix-socket` decision is logged: the path as a `unix:` host, port 0. */
-function unixHost(path: string): string {
-  return `unix:${path}`;
-}
-
-/**
- * Decides an `x-unix-socket` request (allowlist, mode, protocol), logs it
- * and, when denied, returns the verdict to answer with. Never connects.
- */
-async function decideUnixSocket(
-  path: string,
-  request: {
-    protocol: ProxyProtocol;
-    method: string | null;
-    upgrade: string | null;
-    body?: boolean;
-  },
-  runtime: ProxyRuntime,
-): Promise<{ decision: "allow"; socket: AllowedUnixSocket } | DenyVerdict> {
-  const mode = runtime.mode();
-  let deny: { reason: DenyReason; detail: string } | null = null;
-  let socket: AllowedUnixSocket | null = null;
-  if (request.protocol !== "http") {
-    deny = {
-      reason: "other",
-      detail:
-        `${X_UNIX_SOCKET_HEADER} "${path}" is honoured on absolute-form HTTP requests only, not on CONNECT`,
-    };
-  } else if (request.method !== null && decideMethod(mode, request.method).decision === "deny") {
-    deny = { reason: "method_not_allowed", detail: `method "${request.method}" in limited mode` };
-  } else if (mode === "limited" && request.upgrade !== null) {
-    deny = {
-      reason: "method_not_allowed",
-      detail: `upgrade to "${request.upgrade}" in limited mode`,
-    };
-  } else if (mode === "limited" && request.body === true) {
-    deny = {
-      reason: "method_not_allowed",
-      detail: `a request body on ${request.method} in limited mode`,
-    };
-  } else {
-    try {
-      socket = await checkAllowedUnixSocket(path, runtime.unixSockets());
-    } catch (error) {
-      deny = { reason: "other", detail: unixRefusalDetail(path, error) };
-    }
-  }
-  const event = runtime.event({
-    host: unixHost(path),
-    port: 0,
-    protocol: request.protocol,
-    method: request.method,
-    decision: deny === null ? "allow" : "deny",
-    reason: deny === null ? "allowed" : deny.reason,
-    rule: socket?.rule ?? null,
-    source: socket?.source ?? null,
-  });
-  runtime.record(event);
-  if (deny === null && socket !== null) return { decision: "allow", socket };
-  return {
-    decision: "deny",
-    host: unixHost(path),
-    port: 0,
-    reason: deny?.reason ?? "other",
-    detail: deny?.detail ?? `unix socket "${path}" refused`,
-    event,
-  };
-}
-
-function unixRefusalDetail(path: string, error: unknown): string {
-  if (error instanceof UnixForwardError) return error.message;
-  return `unix socket "${path}" refused: check failed: ${errorMessage(error)}`;
 }
 
 /**
@@ -460,21 +303,12 @@ async function handleConnect(
   if (requestBodyFraming(head).kind !== "none") {
     throw new BadRequest("CONNECT must not have a body");
   }
-  const socketPath = unixSocketHeader(head);
-  if (socketPath !== null) {
-    const refused = await decideUnixSocket(socketPath, {
-      protocol: "https-connect",
-      method: null,
-      upgrade: null,
-    }, runtime);
-    if (refused.decision === "deny") await sendBlocked(conn, refused, "https-connect");
-    return;
-  }
   const verdict = await runtime.decide({
+    door: "https-connect",
     host: target.host,
     port: target.port,
-    protocol: "https-connect",
     method: null,
+    unixSocket: unixSocketHeader(head),
   });
   if (verdict.decision === "deny") {
     await sendBlocked(conn, verdict, "https-connect");
@@ -523,37 +357,24 @@ function mitmContext(
   runtime: ProxyRuntime,
   slot: ConnectionSlot,
 ): MitmContext {
-  const mode = runtime.mode();
   const target = { host: verdict.host, port: verdict.port, addresses: verdict.addresses };
+  const tunnel = { ...target, rule: verdict.rule, ruleSource: verdict.ruleSource };
   return {
-    mode,
+    mode: runtime.mode(),
     target,
     httpLimits: runtime.httpLimits,
     signal: runtime.signal,
-    decide(method, host, options) {
-      let sameHost = false;
-      try {
-        const given = parseAuthority(host);
-        sameHost = canonicalHost(given.host) === canonicalHost(target.host) &&
-          (given.port === null || given.port === target.port);
-      } catch {
-        sameHost = false;
-      }
-      const methodOk = decideMethod(mode, method).decision === "allow";
-      const refusal = options?.refusal;
-      const event = runtime.event({
-        host: target.host,
-        port: target.port,
-        protocol: "https-connect",
-        method,
-        decision: sameHost && methodOk && refusal === undefined ? "allow" : "deny",
-        reason: !sameHost ? "other" : !methodOk ? "method_not_allowed" : refusal ?? "allowed",
-        rule: verdict.event.rule,
-        source: verdict.event.source,
-      });
-      runtime.record(event);
-      return event;
-    },
+    decide: (request) =>
+      runtime.decide({
+        door: "mitm",
+        host: request.host,
+        port: request.port,
+        method: request.method,
+        upgrade: request.upgrade ? "upgrade" : null,
+        body: request.body,
+        malformed: request.malformed,
+        tunnel,
+      }),
     log: runtime.record,
     touch: slot.touch,
     async connect() {
@@ -583,7 +404,7 @@ async function forward(
   slot: ConnectionSlot,
   link: { current: UpstreamLink | null },
 ): Promise<boolean> {
-  const target = parseAbsoluteTarget(head.target);
+  const target = parseAbsoluteTarget(head.target, "http");
   checkHostHeader(head, target.host, target.port, 80);
   const framing = requestBodyFraming(head);
   const upgrade = isUpgradeRequest(head);
@@ -592,19 +413,21 @@ async function forward(
   let key: string;
   let connectUpstream: () => Promise<Deno.Conn>;
   let where: GatewayTarget;
-  if (socketPath === null) {
-    const verdict = await runtime.decide({
-      host: target.host,
-      port: target.port,
-      protocol: "http",
-      method: head.method,
-      upgrade,
-      body: framing.kind !== "none",
-    });
-    if (verdict.decision === "deny") {
-      await sendBlocked(conn, verdict, "http");
-      return false;
-    }
+  const verdict = await runtime.decide({
+    door: "http",
+    host: target.host,
+    port: target.port,
+    method: head.method,
+    upgrade,
+    body: framing.kind !== "none",
+    unixSocket: socketPath,
+  });
+  if (verdict.decision === "deny") {
+    await sendBlocked(conn, verdict, "http");
+    return false;
+  }
+  const canonicalSocket = verdict.unixSocket;
+  if (socketPath === null || canonicalSocket === null) {
     key = `${verdict.host}|${verdict.port}|${verdict.addresses.join(",")}`;
     where = { host: verdict.host, port: verdict.port, protocol: "http", method: head.method };
     connectUpstream = () =>
@@ -613,40 +436,34 @@ async function forward(
         "http",
       );
   } else {
-    const decided = await decideUnixSocket(socketPath, {
-      protocol: "http",
-      method: head.method,
-      upgrade,
-      body: framing.kind !== "none",
-    }, runtime);
-    if (decided.decision === "deny") {
-      await sendBlocked(conn, decided, "http");
-      return false;
-    }
-    key = `unix|${decided.socket.canonical}`;
-    where = { host: unixHost(socketPath), port: 0, protocol: "http", method: head.method };
+    key = `unix|${canonicalSocket}`;
+    where = { host: verdict.host, port: 0, protocol: "http", method: head.method };
     connectUpstream = async () => {
       try {
         return (await connectAllowedUnixSocket(socketPath, runtime.unixSockets())).conn;
       } catch (error) {
         if (!(error instanceof UnixForwardError)) throw error;
-        // Changed between the decision and the connect: log the refusal too.
+        // The connect re-checks the same guard (the path changed since the decision): the
+        // refusal is logged too, under the reason the decision would give now.
         const event = runtime.event({
-          host: unixHost(socketPath),
+          host: verdict.host,
           port: 0,
           protocol: "http",
           method: head.method,
           decision: "deny",
-          reason: "other",
-          rule: decided.socket.rule,
-          source: decided.socket.source,
+          reason: "unix_socket_not_allowed",
+          rule: verdict.rule,
+          source: verdict.ruleSource,
         });
         runtime.record(event);
         throw new UnixRefused({
           decision: "deny",
-          host: unixHost(socketPath),
+          reason: "unix_socket_not_allowed",
+          source: "baseline_policy",
+          rule: verdict.rule,
+          ruleSource: verdict.ruleSource,
+          host: verdict.host,
           port: 0,
-          reason: "other",
           detail: error.message,
           event,
         });

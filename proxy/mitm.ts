@@ -60,6 +60,8 @@ import {
   writeAll,
 } from "./http_parser.ts";
 import { createLeafIssuer, type LeafIssuer } from "./leaf_certs.ts";
+import { parseAbsoluteTarget, parseAuthority, sameHost } from "./request_parts.ts";
+import type { RequestVerdict } from "../policy/decide_request.ts";
 import { DENY_REASONS, type DenyReason } from "../policy/reasons.ts";
 
 /** The part of the proxy's `MitmContext` (proxy/server.ts) this handler uses. */
@@ -71,10 +73,10 @@ export interface MitmTunnelContext {
   /** Aborted when the proxy closes. */
   readonly signal: AbortSignal;
   /**
-   * Decides (and logs) one request seen inside the tunnel; `options.refusal` is
-   * the reason the handler refuses it anyway (logged as that deny).
+   * Decides (and logs) one request seen inside the tunnel: the proxy's
+   * `decideRequest()` with door `mitm`. The handler refuses whatever it denies.
    */
-  decide(method: string, host: string, options?: { refusal?: DenyReason }): DecisionEvent;
+  decide(request: MitmRequest): Promise<MitmVerdict>;
   /** Logs an event the handler built itself. */
   log(event: DecisionEvent): void;
   /** Connects to the checked target addresses, never resolving again. */
@@ -82,6 +84,25 @@ export interface MitmTunnelContext {
   /** Tells the proxy that bytes moved (its idle timeout must not close an active tunnel). */
   touch?(): void;
 }
+
+/** What the handler knows of one request inside the tunnel. */
+export interface MitmRequest {
+  /** The method. */
+  readonly method: string;
+  /** The host the request names (absolute-form target or its single Host), "" when none. */
+  readonly host: string;
+  /** The port it names (443 when none is written), 0 when no host. */
+  readonly port: number;
+  /** It asks for a protocol upgrade (WebSocket). */
+  readonly upgrade: boolean;
+  /** It carries a body. */
+  readonly body: boolean;
+  /** Why its body framing is malformed, or null. */
+  readonly malformed: string | null;
+}
+
+/** The proxy's verdict for one request inside the tunnel, with its logged event. */
+export type MitmVerdict = RequestVerdict & { readonly event: DecisionEvent };
 
 /** The target of a tunnel, as decided for the CONNECT. */
 export interface MitmTarget {
@@ -220,6 +241,7 @@ interface Refusal {
   reason: DenyReason;
   xProxyError: string;
   message: string;
+  detail: string;
   event: DecisionEvent;
 }
 
@@ -317,7 +339,8 @@ class Tunnel {
       }
       if (head === null || this.#closed) return;
       this.#watchIdle();
-      const checked = this.#check(head);
+      const checked = await this.#check(head);
+      if (this.#closed) return;
       if (checked.kind === "refuse") {
         await this.#respondBlocked(end, head.method, checked.refusal);
         return;
@@ -327,100 +350,48 @@ class Tunnel {
     }
   }
 
-  /** The checks of one request, in order; the first that fails decides. */
-  #check(
+  /** Describes one request to the proxy's decision and turns a denial into its answer. */
+  async #check(
     head: RequestHead,
-  ): { kind: "forward"; framing: BodyFraming } | { kind: "refuse"; refusal: Refusal } {
-    const target = this.#target;
-    const hosts = headerValues(head.headers, "host");
-    const named = requestAuthority(head, hosts);
-    const hostForDecision = named?.host ?? target.host;
-    // The handler's own refusals are known before the decision is logged, so a refused
-    // request is logged once, as a deny, and never shows up as allowed.
-    const upgrades = headerValues(head.headers, "upgrade").length > 0 ||
+  ): Promise<{ kind: "forward"; framing: BodyFraming } | { kind: "refuse"; refusal: Refusal }> {
+    const named = requestAuthority(head, headerValues(head.headers, "host"));
+    const upgrade = headerValues(head.headers, "upgrade").length > 0 ||
       headerTokens(head.headers, "connection").includes("upgrade");
-    let framingError: unknown = null;
+    let malformed: string | null = null;
     let framing: BodyFraming = { kind: "none" };
     try {
       framing = requestBodyFraming(head);
     } catch (error) {
-      framingError = error;
+      malformed = errorMessage(error);
     }
-    const limited = this.#context.mode === "limited";
-    const refusal: DenyReason | undefined =
-      head.method === "CONNECT" || upgrades || (limited && framing.kind !== "none")
-        ? "method_not_allowed"
-        : framingError !== null
-        ? "other"
-        : undefined;
-    const event = this.#context.decide(head.method, hostForDecision, { refusal });
-    const refuse = (status: number, statusText: string, reason: DenyReason, message: string) => {
-      const denied: DecisionEvent = event.decision === "deny" ? event : {
-        ...event,
-        time: new Date().toISOString(),
-        decision: "deny",
-        reason,
-      };
-      if (denied !== event) this.#context.log(denied);
-      return {
-        kind: "refuse" as const,
-        refusal: {
-          status,
-          statusText,
-          reason: denied.reason === "allowed" ? reason : denied.reason,
-          xProxyError: DENY_REASONS[reason].xProxyError,
-          message,
-          event: denied,
-        },
-      };
+    const verdict = await this.#context.decide({
+      method: head.method,
+      host: named?.host ?? "",
+      port: named?.port ?? 0,
+      upgrade,
+      body: framing.kind !== "none",
+      malformed,
+    });
+    if (verdict.decision === "allow") return { kind: "forward", framing };
+    const [status, statusText] =
+      head.method === "CONNECT" && verdict.reason === "method_not_allowed"
+        ? [405, "Method Not Allowed"]
+        : verdict.reason === "host_mismatch" || verdict.reason === "bad_request"
+        ? [400, "Bad Request"]
+        : [403, "Forbidden"];
+    const info = DENY_REASONS[verdict.reason];
+    return {
+      kind: "refuse",
+      refusal: {
+        status,
+        statusText,
+        reason: verdict.reason,
+        xProxyError: info.xProxyError,
+        message: info.message,
+        detail: verdict.detail,
+        event: verdict.event,
+      },
     };
-    if (head.method === "CONNECT") {
-      return refuse(
-        405,
-        "Method Not Allowed",
-        "method_not_allowed",
-        "CONNECT inside a MITM tunnel is not allowed",
-      );
-    }
-    if (named === null || !sameHost(named.host, target.host) || named.port !== target.port) {
-      const got = hosts.length === 1
-        ? `"${hosts[0]}"`
-        : hosts.length === 0
-        ? "no Host header"
-        : "several Host headers";
-      return refuse(
-        400,
-        "Bad Request",
-        "other",
-        `The request's host (${got}) is not the tunnel's host "${target.host}:${target.port}"`,
-      );
-    }
-    // A deny that only echoes our own refusal is answered by that refusal's check below.
-    if (event.decision === "deny" && (refusal === undefined || event.reason !== refusal)) {
-      const reason = event.reason === "allowed" ? "other" : event.reason;
-      return refuse(403, "Forbidden", reason, DENY_REASONS[reason].message);
-    }
-    if (upgrades) {
-      return refuse(
-        403,
-        "Forbidden",
-        "method_not_allowed",
-        "Protocol upgrades (WebSocket) are not allowed through MITM",
-      );
-    }
-    if (framingError !== null) {
-      const why = errorMessage(framingError);
-      return refuse(400, "Bad Request", "other", `Malformed request: ${why}`);
-    }
-    if (limited && framing.kind !== "none") {
-      return refuse(
-        403,
-        "Forbidden",
-        "method_not_allowed",
-        `A request body on ${head.method} is not allowed in limited mode`,
-      );
-    }
-    return { kind: "forward", framing };
   }
 
   /** Sends one request upstream and its response back; resolves whether the client connection may stay open. */
@@ -555,6 +526,7 @@ class Tunnel {
       rule: refusal.event.rule,
       source: refusal.event.source,
       message: refusal.message,
+      detail: refusal.detail,
     }) + "\n";
     await this.#respond(client, refusal.status, refusal.statusText, {
       body,
@@ -632,7 +604,7 @@ function sniMatches(tls: TLSSocket, host: string): boolean {
   const raw = (tls as unknown as { servername?: string | false | null }).servername;
   const sni = typeof raw === "string" && raw !== "" ? raw.toLowerCase().replace(/\.+$/, "") : null;
   if (sni === null) return isIP(host) !== 0;
-  return sni === host;
+  return sameHost(sni, host);
 }
 
 /** The host and port a request names: its absolute-form target, else its single Host header. */
@@ -640,77 +612,35 @@ function requestAuthority(
   head: RequestHead,
   hosts: string[],
 ): { host: string; port: number } | null {
-  if (!head.target.startsWith("/") && head.target !== "*") {
-    let url: URL;
-    try {
-      url = new URL(head.target);
-    } catch {
-      return null;
-    }
-    if (url.protocol !== "https:") return null;
-    const fromTarget = {
-      host: url.hostname.replace(/^\[|\]$/g, ""),
-      port: url.port === "" ? 443 : Number(url.port),
-    };
-    // When both are present they must agree.
-    if (hosts.length > 1) return null;
-    if (hosts.length === 1) {
-      const fromHeader = parseAuthority(hosts[0]);
-      if (
-        fromHeader === null || !sameHost(fromHeader.host, fromTarget.host) ||
-        fromHeader.port !== fromTarget.port
-      ) {
-        return null;
+  try {
+    if (!head.target.startsWith("/") && head.target !== "*") {
+      const fromTarget = parseAbsoluteTarget(head.target, "https");
+      // When both are present they must agree.
+      if (hosts.length > 1) return null;
+      if (hosts.length === 1) {
+        const fromHeader = parseAuthority(hosts[0]);
+        if (
+          !sameHost(fromHeader.host, fromTarget.host) ||
+          (fromHeader.port ?? 443) !== fromTarget.port
+        ) {
+          return null;
+        }
       }
+      return { host: fromTarget.host, port: fromTarget.port };
     }
-    return fromTarget;
+    if (head.target === "*" && head.method !== "OPTIONS") return null;
+    if (hosts.length !== 1) return null;
+    const named = parseAuthority(hosts[0]);
+    return { host: named.host, port: named.port ?? 443 };
+  } catch {
+    return null; // Not a host the strict parser accepts: the request names none.
   }
-  if (head.target === "*" && head.method !== "OPTIONS") return null;
-  if (hosts.length !== 1) return null;
-  return parseAuthority(hosts[0]);
 }
 
-/** Parses `host[:port]` / `[v6][:port]`; the port defaults to 443. */
-function parseAuthority(value: string): { host: string; port: number } | null {
-  const text = value.trim();
-  let host: string;
-  let port = 443;
-  let rest: string;
-  if (text.startsWith("[")) {
-    const close = text.indexOf("]");
-    if (close === -1) return null;
-    host = text.slice(1, close);
-    rest = text.slice(close + 1);
-  } else {
-    const colon = text.indexOf(":");
-    host = colon === -1 ? text : text.slice(0, colon);
-    rest = colon === -1 ? "" : text.slice(colon);
-  }
-  if (rest !== "") {
-    if (!/^:[0-9]{1,5}$/.test(rest)) return null;
-    port = Number(rest.slice(1));
-  }
-  if (host === "" || /[\s/\\@?#]/.test(host)) return null;
-  return { host, port };
-}
-
-function sameHost(a: string, b: string): boolean {
-  const norm = (h: string) => h.toLowerCase().replace(/^\[|\]$/g, "").replace(/\.+$/, "");
-  const x = norm(a);
-  const y = norm(b);
-  if (x === y) return true;
-  // IPv6 spellings differ (::1 vs 0:0::1); compare canonical forms through URL.
-  if (isIP(x) === 6 && isIP(y) === 6) {
-    return new URL(`http://[${x}]/`).hostname === new URL(`http://[${y}]/`).hostname;
-  }
-  return false;
-}
-
-/** Turns an absolute-form target into origin-form (`/path?query`). */
+/** Turns an absolute-form target into origin-form (`/path?query`), as the plain proxy does. */
 function originForm(target: string): string {
   if (target.startsWith("/") || target === "*") return target;
-  const url = new URL(target);
-  return `${url.pathname}${url.search}`;
+  return parseAbsoluteTarget(target, "https").path;
 }
 
 function wantsClose(version: string, headers: RequestHead["headers"]): boolean {

@@ -15,6 +15,7 @@ import { createLeafIssuer } from "./leaf_certs.ts";
 import { createMitmHandler, type MitmTarget, type MitmTunnelContext, prepareMitm } from "./mitm.ts";
 import { loadEffectiveConfig } from "../profiles/load.ts";
 import { SandboxError } from "../errors.ts";
+import { decideRequest } from "../policy/decide_request.ts";
 import { readFramedResponse, testCa, withTimeout } from "../tests/proxy_helpers.ts";
 
 const UPSTREAM_HOST = "upstream.test";
@@ -57,23 +58,37 @@ function startHarness(
     mode,
     httpLimits: DEFAULT_HTTP_LIMITS,
     signal: abort.signal,
-    decide(method, host) {
-      const hostOk = host.toLowerCase() === target.host;
-      const methodOk = mode === "full" || ["GET", "HEAD", "OPTIONS"].includes(method);
+    async decide(request) {
+      // The proxy's own decision (door "mitm"); the tunnel was allowed by rule UPSTREAM_HOST.
+      const verdict = await decideRequest({
+        door: "mitm",
+        host: request.host,
+        port: request.port,
+        method: request.method,
+        upgrade: request.upgrade ? "upgrade" : null,
+        body: request.body,
+        malformed: request.malformed,
+        tunnel: { ...target, rule: UPSTREAM_HOST, ruleSource: "test" },
+      }, {
+        policy: { allow: [], deny: [], enabled: true, allowLocalBinding: false, mode },
+        resolver: () => Promise.reject(new Error("no lookups inside a tunnel")),
+        socksEnabled: false,
+        mitm: true,
+      });
       const event: DecisionEvent = {
         time: new Date().toISOString(),
-        host,
-        port: target.port,
+        host: verdict.host,
+        port: verdict.port,
         protocol: "https-connect",
-        method,
-        decision: hostOk && methodOk ? "allow" : "deny",
-        reason: !hostOk ? "other" : !methodOk ? "method_not_allowed" : "allowed",
-        rule: UPSTREAM_HOST,
-        source: "test",
+        method: request.method,
+        decision: verdict.decision,
+        reason: verdict.reason,
+        rule: verdict.rule,
+        source: verdict.ruleSource,
         command: null,
       };
       events.push(event);
-      return event;
+      return { ...verdict, event };
     },
     log(event) {
       events.push(event);

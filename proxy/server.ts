@@ -21,29 +21,31 @@
 import { ConfigError, errorMessage, SandboxError } from "../errors.ts";
 import type { EffectiveConfig, NetworkMode } from "../profiles/types.ts";
 import { parseIpLiteral } from "../policy/address.ts";
-import {
-  HOST_LOOPBACK_ADDRESS,
-  HOST_LOOPBACK_ALIAS,
-  hostLoopbackReason,
-} from "../policy/loopback.ts";
+import { HOST_LOOPBACK_ADDRESS, HOST_LOOPBACK_ALIAS } from "../policy/loopback.ts";
 import type { DecisionEvent, DecisionLog, ProxyProtocol } from "./decision_log.ts";
 import { formatCommand, openDecisionLog } from "./decision_log.ts";
-import { normalizeHost } from "../policy/host.ts";
 import { BufferedReader, type HttpLimits } from "./http_parser.ts";
 import { handleHttpClient, refuseHttpOverload } from "./http_proxy.ts";
-import { compileDomainPattern } from "../policy/pattern.ts";
 import {
-  compileNetworkPolicy,
-  decideHost,
-  decideMethod,
-  type NetworkPolicy,
-} from "../policy/policy.ts";
-import type { DenyReason } from "../policy/reasons.ts";
+  type AskQuestion,
+  decideRequest,
+  isOwnListener,
+  type RequestDoor,
+  type RequestFacts,
+  type RequestVerdict,
+  type UnixSocketCheck,
+} from "../policy/decide_request.ts";
+import { compileNetworkPolicy, type NetworkPolicy } from "../policy/policy.ts";
 import { BufferPool } from "./relay.ts";
 import type { Resolver } from "./resolver.ts";
 import { handleSocks5Client, refuseSocksOverload } from "./socks5.ts";
 import { type ConnectTarget, connectTarget, type UpstreamProxyConfig } from "./upstream.ts";
-import { unixSocketAllowlist, type UnixSocketEntry } from "./unix_forward.ts";
+import {
+  checkAllowedUnixSocket,
+  UnixForwardError,
+  unixSocketAllowlist,
+  type UnixSocketEntry,
+} from "./unix_forward.ts";
 
 export type { DecisionEvent, ProxyProtocol } from "./decision_log.ts";
 
@@ -79,6 +81,22 @@ export const PROXY_LIMITS: ProxyLimits = Object.freeze({
   maxHeaders: 100,
 });
 
+/** What a MITM handler knows of one request inside the tunnel (see `RequestFacts`). */
+export interface MitmRequest {
+  /** The method. */
+  readonly method: string;
+  /** The host the request names (absolute-form target or its single Host), "" when none. */
+  readonly host: string;
+  /** The port it names (443 when none is written), 0 when no host. */
+  readonly port: number;
+  /** It asks for a protocol upgrade (WebSocket). */
+  readonly upgrade: boolean;
+  /** It carries a body. */
+  readonly body: boolean;
+  /** Why its body framing is malformed, or null. */
+  readonly malformed: string | null;
+}
+
 /** What the proxy lets a MITM handler do inside a TLS tunnel it terminated. */
 export interface MitmContext {
   /** The network mode the tunnel was opened under. */
@@ -94,15 +112,11 @@ export interface MitmContext {
   /** Aborted when the proxy closes. */
   readonly signal: AbortSignal;
   /**
-   * Decides one request seen inside the tunnel: the method by the mode, and
-   * the request's host (its `Host` header or absolute target) must be the
-   * tunnel's host, or it is denied with `other`. The returned event is
-   * already logged and reported to `onDecision`: do not pass it to
-   * {@linkcode MitmContext.log} again. `options.refusal`: the handler already
-   * refuses this request for that reason (a body, an upgrade), so the event is
-   * a deny rather than an "allow" followed by a second, denying event.
+   * Decides one request seen inside the tunnel with `decideRequest()` (door
+   * `mitm`: the request must name the tunnel's host and port, the mode guard
+   * applies) and logs it. Never throws.
    */
-  decide(method: string, host: string, options?: { refusal?: DenyReason }): DecisionEvent;
+  decide(request: MitmRequest): Promise<Verdict>;
   /** Logs an event the handler built itself (rarely needed; see `decide`). */
   log(event: DecisionEvent): void;
   /** Connects to the checked target addresses (never resolving again; through the upstream proxy if any). */
@@ -187,39 +201,11 @@ export interface RunningProxy extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** An allow or deny verdict for one connection or request, with its logged event. */
-export type Verdict =
-  | {
-    readonly decision: "allow";
-    readonly host: string;
-    readonly port: number;
-    readonly addresses: readonly string[];
-    readonly event: DecisionEvent;
-  }
-  | {
-    readonly decision: "deny";
-    readonly host: string;
-    readonly port: number;
-    readonly reason: DenyReason;
-    readonly detail: string;
-    readonly event: DecisionEvent;
-  };
+/** The verdict of `decideRequest()` for one connection or request, with its logged event. */
+export type Verdict = RequestVerdict & { readonly event: DecisionEvent };
 
-/** What is being asked for. */
-export interface DecisionRequest {
-  /** Host as the client spelled it. */
-  readonly host: string;
-  /** Target port. */
-  readonly port: number;
-  /** How it was asked. */
-  readonly protocol: ProxyProtocol;
-  /** HTTP method, or null for tunnels and SOCKS5. */
-  readonly method: string | null;
-  /** The `Upgrade` header of an upgrade request (websocket, h2c), if any. */
-  readonly upgrade?: string | null;
-  /** True when the request carries a body (`Content-Length` > 0 or chunked). */
-  readonly body?: boolean;
-}
+/** What the handlers describe for one request: `decideRequest()`'s facts. */
+export type DecisionRequest = RequestFacts;
 
 /**
  * Per-connection bookkeeping: the sockets to close, a deadline (head read,
@@ -332,8 +318,6 @@ export interface ProxyRuntime {
   readonly signal: AbortSignal;
   /** The current network mode. */
   mode(): NetworkMode;
-  /** Whether SOCKS5 is enabled by the current config. */
-  socksEnabled(): boolean;
   /** Decides, logs and reports one request. Never throws. */
   decide(request: DecisionRequest): Promise<Verdict>;
   /** Logs and reports an event. */
@@ -355,6 +339,11 @@ export interface ProxyRuntime {
 interface PolicyState {
   readonly config: EffectiveConfig;
   readonly policy: NetworkPolicy;
+}
+
+/** The protocol a door is logged as: a request inside a MITM tunnel is still `https-connect`. */
+export function protocolOf(door: RequestDoor): ProxyProtocol {
+  return door === "mitm" ? "https-connect" : door;
 }
 
 function isLoopbackHost(hostname: string): boolean {
@@ -460,17 +449,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   // The proxy's own unix socket (as given and canonical, filled in once listening).
   const ownUnixPaths: string[] = [];
 
-  const isSelf = (address: string, port: number): boolean => {
-    if (!ownPorts.has(port)) return false;
-    const ip = parseIpLiteral(address);
-    if (ip === null) return true; // Not an address: refuse rather than guess.
-    const canonical = ip.canonical.replace(/%.*$/, "");
-    const v4 = ip.family === 4 ? ip.bytes : isMappedV4(ip.bytes) ? ip.bytes.subarray(12) : null;
-    if (v4 !== null && (v4[0] === 127 || v4.every((b) => b === 0))) return true;
-    if (canonical === "::1" || canonical === "::") return true;
-    if (v4 !== null && interfaceAddresses.has(`${v4[0]}.${v4[1]}.${v4[2]}.${v4[3]}`)) return true;
-    return interfaceAddresses.has(canonical);
-  };
+  const ownListeners = { ports: ownPorts, addresses: interfaceAddresses };
+  const isSelf = (address: string, port: number): boolean =>
+    isOwnListener(address, port, ownListeners);
 
   const record = (event: DecisionEvent): void => {
     log?.write(event);
@@ -488,30 +469,15 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     command,
   });
 
-  // An answered miss admits one request: the policy is widened by that exact host for one
-  // decision, so the usual checks (private addresses, one resolution) still apply to it.
-  // The added rule is marked non-exact: an exact allow rule unlocks private addresses
-  // (explicit intent in a config), but "yes" at a prompt for a name must not let that
-  // name reach loopback, the LAN or the metadata address through its DNS answer.
-  const policyAllowingOnce = (current: PolicyState, host: string): NetworkPolicy => {
-    const pattern = compileDomainPattern(host, "allow");
-    return {
-      ...current.policy,
-      allow: [...current.policy.allow, { pattern: { ...pattern, exact: false }, source: "ask" }],
-    };
-  };
-
-  const ask = async (
-    host: string,
-    port: number,
-    protocol: ProxyProtocol,
-  ): Promise<"allow" | "deny"> => {
-    try {
-      return (await options.askOnMiss!({ host, port, protocol })) === "allow" ? "allow" : "deny";
-    } catch {
-      return "deny";
-    }
-  };
+  // The ask hook sees the door as the protocol the log uses.
+  const ask = options.askOnMiss === undefined
+    ? undefined
+    : (question: AskQuestion): Promise<"allow" | "deny"> =>
+      abort.signal.aborted ? Promise.resolve("deny") : options.askOnMiss!({
+        host: question.host,
+        port: question.port,
+        protocol: protocolOf(question.door),
+      });
 
   const resolver: Resolver = options.sandboxLoopback === true
     ? (name) =>
@@ -519,161 +485,49 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         ? Promise.resolve([HOST_LOOPBACK_ADDRESS])
         : options.resolver(name)
     : options.resolver;
-  const decideInner = async (request: DecisionRequest, current: PolicyState) => {
-    const literal = parseIpLiteral(normalizeHost(request.host));
-    const host = literal !== null ? literal.canonical : normalizeHost(request.host);
-    const mode = current.config.network.mode;
-    let modeDeny: { reason: DenyReason; detail: string } | null = null;
-    if (mode === "limited") {
-      if (request.protocol === "socks5") {
-        modeDeny = {
-          reason: "method_not_allowed",
-          detail: "SOCKS5 is not available in limited mode",
-        };
-      } else if (request.protocol === "https-connect" && options.mitm == null) {
-        modeDeny = {
-          reason: "mitm_required",
-          detail: "limited mode needs MITM to check methods in HTTPS",
-        };
-      } else if (
-        request.method !== null && decideMethod(mode, request.method).decision === "deny"
-      ) {
-        modeDeny = {
-          reason: "method_not_allowed",
-          detail: `method "${request.method}" in limited mode`,
-        };
-      } else if (request.upgrade) {
-        modeDeny = {
-          reason: "method_not_allowed",
-          detail: `upgrade to "${request.upgrade}" in limited mode`,
-        };
-      } else if (request.body === true) {
-        // A body on GET/HEAD/OPTIONS would carry uploads through "read-only" mode.
-        modeDeny = {
-          reason: "method_not_allowed",
-          detail: `a request body on ${request.method} in limited mode`,
-        };
-      }
+
+  const checkUnixSocket = async (path: string): Promise<UnixSocketCheck> => {
+    try {
+      const socket = await checkAllowedUnixSocket(path, runtime.unixSockets());
+      return {
+        allowed: true,
+        canonical: socket.canonical,
+        rule: socket.rule,
+        ruleSource: socket.source,
+      };
+    } catch (error) {
+      const detail = error instanceof UnixForwardError
+        ? error.message
+        : `unix socket "${path}" refused: check failed: ${errorMessage(error)}`;
+      return { allowed: false, detail };
     }
-    if (request.protocol === "socks5" && !current.config.network.enableSocks5) {
-      modeDeny = { reason: "other", detail: "SOCKS5 is disabled by the configuration" };
-    }
-    if (options.sandboxLoopback === true) {
-      const why = hostLoopbackReason(host);
-      if (why !== null) {
-        const detail = `${why}: inside the sandbox, loopback is the sandbox's own; the host's ` +
-          `loopback is ${HOST_LOOPBACK_ALIAS}:PORT, with a rule allowing it`;
-        const decision = {
-          decision: "deny" as const,
-          reason: "not_allowed_local" as const,
-          host,
-          rule: null,
-          source: null,
-          detail,
-        };
-        return { host, decision, modeDeny };
-      }
-    }
-    let decision = await decideHost(current.policy, host, {
-      resolver,
-      port: request.port,
-    });
-    if (
-      decision.decision === "deny" && decision.reason === "not_allowed" && modeDeny === null &&
-      options.askOnMiss !== undefined && !abort.signal.aborted
-    ) {
-      const answer = await ask(decision.host, request.port, request.protocol);
-      if (answer === "allow") {
-        decision = await decideHost(policyAllowingOnce(current, decision.host), host, {
-          resolver,
-          port: request.port,
-        });
-      }
-    }
-    return { host: decision.host || host, decision, modeDeny };
   };
 
-  const decide = async (request: DecisionRequest): Promise<Verdict> => {
+  /** The one decision per request: every handler comes here. */
+  const decide = async (request: RequestFacts): Promise<Verdict> => {
     const current = state;
-    let host = request.host;
-    let verdict:
-      | {
-        decision: "allow";
-        addresses: readonly string[];
-        rule: string | null;
-        source: string | null;
-      }
-      | {
-        decision: "deny";
-        reason: DenyReason;
-        detail: string;
-        rule: string | null;
-        source: string | null;
-      };
-    try {
-      const inner = await decideInner(request, current);
-      host = inner.host;
-      const d = inner.decision;
-      if (d.decision === "deny") {
-        verdict = {
-          decision: "deny",
-          reason: d.reason,
-          detail: d.detail,
-          rule: d.rule,
-          source: d.source,
-        };
-      } else if (inner.modeDeny !== null) {
-        verdict = { decision: "deny", ...inner.modeDeny, rule: d.rule, source: d.source };
-      } else if (!(request.port >= 1 && request.port <= 65535)) {
-        verdict = {
-          decision: "deny",
-          reason: "other",
-          detail: `invalid port ${request.port}`,
-          rule: null,
-          source: null,
-        };
-      } else if (d.addresses.some((address) => isSelf(address, request.port))) {
-        verdict = {
-          decision: "deny",
-          reason: "other",
-          detail: `${host}:${request.port} is the proxy's own listener`,
-          rule: d.rule,
-          source: d.source,
-        };
-      } else {
-        verdict = { decision: "allow", addresses: d.addresses, rule: d.rule, source: d.source };
-      }
-    } catch (error) {
-      const why = errorMessage(error);
-      verdict = {
-        decision: "deny",
-        reason: "other",
-        detail: `policy check failed: ${why}`,
-        rule: null,
-        source: null,
-      };
-    }
+    const verdict = await decideRequest(request, {
+      policy: current.policy,
+      resolver,
+      sandboxLoopback: options.sandboxLoopback === true,
+      socksEnabled: current.config.network.enableSocks5,
+      mitm: options.mitm != null,
+      ownListeners,
+      checkUnixSocket,
+      ask,
+    });
     const event = makeEvent({
-      host,
-      port: request.port,
-      protocol: request.protocol,
+      host: verdict.host,
+      port: verdict.port,
+      protocol: protocolOf(request.door),
       method: request.method,
       decision: verdict.decision,
-      reason: verdict.decision === "allow" ? "allowed" : verdict.reason,
+      reason: verdict.reason,
       rule: verdict.rule,
-      source: verdict.source,
+      source: verdict.ruleSource,
     });
     record(event);
-    return verdict.decision === "allow"
-      ? { decision: "allow", host, port: request.port, addresses: verdict.addresses, event }
-      : {
-        decision: "deny",
-        host,
-        port: request.port,
-        reason: verdict.reason,
-        detail: verdict.detail,
-        event,
-      };
+    return { ...verdict, event };
   };
 
   const runtime: ProxyRuntime = {
@@ -683,7 +537,6 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     mitm: options.mitm ?? null,
     signal: abort.signal,
     mode: () => state.config.network.mode,
-    socksEnabled: () => state.config.network.enableSocks5,
     decide,
     record,
     event: makeEvent,
@@ -864,12 +717,6 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     close,
     [Symbol.asyncDispose]: close,
   };
-}
-
-function isMappedV4(bytes: Uint8Array): boolean {
-  if (bytes.length !== 16) return false;
-  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false;
-  return bytes[10] === 0xff && bytes[11] === 0xff;
 }
 
 function safeClose(thing: { close(): void }): void {

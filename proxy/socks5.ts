@@ -190,7 +190,7 @@ export async function handleSocks5Client(
   const verdict = await runtime.decide({
     host: request.host,
     port: request.port,
-    protocol: "socks5",
+    door: "socks5",
     method: null,
   });
   if (verdict.decision === "deny") {

@@ -173,6 +173,16 @@ const HINTS: Readonly<Record<DenyReason, (event: WatchedDecision) => string>> = 
   method_not_allowed: () => "limited mode lets GET, HEAD and OPTIONS through",
   mitm_required: () => "add --mitm to check methods inside HTTPS",
   other: () => "see --log for details",
+  proxy_disabled: () => "the profile turns the network off",
+  socks_disabled: () => "SOCKS5 is off in this configuration: use the HTTP proxy",
+  unix_socket_unsupported: () => "x-unix-socket works on plain HTTP requests, not CONNECT",
+  unix_socket_not_allowed: () => "add --allow-unix-socket PATH",
+  invalid_port: () => "the port is out of range",
+  host_mismatch: () => "the request named another host than its tunnel",
+  bad_request: () => "the request was malformed",
+  resolve_failed: (e) => `${e.host} did not resolve`,
+  own_listener: () => "that is the proxy itself",
+  policy_error: () => "see --log for details",
 };
 
 function blockHint(event: WatchedDecision): string {

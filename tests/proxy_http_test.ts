@@ -287,7 +287,7 @@ Deno.test("proxy refuses its own listener as a target, however it is spelled", a
       );
       assert.equal(response.status, 403);
       const body = JSON.parse(response.body);
-      assert.equal(body.reason, "other");
+      assert.equal(body.reason, "own_listener");
       assert.match(body.detail, /own listener/);
     });
   }
@@ -362,9 +362,17 @@ Deno.test("limited mode with a MITM handler: CONNECT gets 200 and the handler ow
       async handleTunnel(client, target, context) {
         seen.host = target.host;
         seen.port = target.port;
-        seen.events.push(context.decide("POST", target.host), context.decide("GET", `evil.test`));
-        const allowed = context.decide("GET", `${target.host}:${target.port}`);
-        seen.events.push(allowed);
+        const ask = (method: string, host: string) =>
+          context.decide({
+            method,
+            host,
+            port: target.port,
+            upgrade: false,
+            body: false,
+            malformed: null,
+          }).then((verdict) => verdict.event);
+        seen.events.push(await ask("POST", target.host), await ask("GET", "evil.test"));
+        seen.events.push(await ask("GET", target.host));
         // Stand-in for TLS: relay the first client bytes to the real upstream.
         const buf = new Uint8Array(100);
         const n = await client.read(buf);
@@ -392,7 +400,7 @@ Deno.test("limited mode with a MITM handler: CONNECT gets 200 and the handler ow
   assert.equal(seen.host, "allowed.test");
   assert.deepEqual(seen.events.map((e) => [e.method, e.decision, e.reason]), [
     ["POST", "deny", "method_not_allowed"],
-    ["GET", "deny", "other"],
+    ["GET", "deny", "host_mismatch"],
     ["GET", "allow", "allowed"],
   ]);
 });

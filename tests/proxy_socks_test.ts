@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { fakeServer, proxyFor, readAll, readUntil, send } from "./proxy_helpers.ts";
+import { createResolver } from "../proxy/resolver.ts";
+import { type DecisionEvent, startProxy } from "../proxy/server.ts";
+import { configFor, fakeServer, proxyFor, readAll, readUntil, send } from "./proxy_helpers.ts";
 
 const NAMES = { "allowed.test": ["127.0.0.2"], "other.test": ["127.0.0.3"] };
 const enc = new TextEncoder();
@@ -217,6 +219,39 @@ Deno.test("the unix socket serves HTTP and SOCKS5, told apart by the first byte"
     } finally {
       http.close();
     }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SOCKS5 is refused with 0x02 when the configuration turns it off, even on the unix socket", async () => {
+  await using upstream = echoServer("127.0.0.2");
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/proxy.sock`;
+  const events: DecisionEvent[] = [];
+  try {
+    const config = await configFor({ allow: ["allowed.test"] });
+    await using _proxy = await startProxy({
+      config: { ...config, network: { ...config.network, enableSocks5: false } },
+      resolver: createResolver({ overrides: new Map(Object.entries(NAMES)) }),
+      http: null,
+      socks: null,
+      unixPath: path,
+      onDecision: (event) => events.push(event),
+    });
+    const socks = await Deno.connect({ path, transport: "unix" });
+    try {
+      await send(socks, new Uint8Array([0x05, 0x01, 0x00]));
+      assert.deepEqual(await readBytes(socks, 2), [0x05, 0x00]);
+      await send(socks, domainRequest("allowed.test", upstream.port));
+      assert.equal((await readBytes(socks, 10))[1], 0x02, "connection not allowed by ruleset");
+    } finally {
+      socks.close();
+    }
+    assert.deepEqual(events.map((e) => [e.protocol, e.decision, e.reason]), [
+      ["socks5", "deny", "socks_disabled"],
+    ]);
+    assert.equal(upstream.accepted, 0);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

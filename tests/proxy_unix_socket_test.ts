@@ -153,7 +153,7 @@ Deno.test("proxy refuses a non-allowlisted x-unix-socket with 403 and never conn
     assert.equal(response.status, 403, text);
     assert.equal(response.headers.get("x-proxy-error"), "blocked-by-policy");
     const body = JSON.parse(response.body);
-    assert.equal(body.reason, "other");
+    assert.equal(body.reason, "unix_socket_not_allowed");
     assert.equal(body.decision, "deny");
     assert.equal(body.host, `unix:${secret.path}`);
     assert.equal(body.port, 0);
@@ -175,7 +175,7 @@ Deno.test("proxy refuses a symlink (not itself allowlisted) to an allowlisted so
       const text = await exchange(proxy.http!.port, request("/", asked));
       const response = parseResponse(text);
       assert.equal(response.status, 403, `${asked}: ${text}`);
-      assert.equal(JSON.parse(response.body).reason, "other");
+      assert.equal(JSON.parse(response.body).reason, "unix_socket_not_allowed");
     }
     await assertNeverConnected(server);
   });
@@ -197,6 +197,7 @@ Deno.test("proxy refuses x-unix-socket on CONNECT, in limited mode for POST, twi
       ),
     );
     assert.equal(connect.status, 403);
+    assert.equal(JSON.parse(connect.body).reason, "unix_socket_unsupported");
     assert.match(JSON.parse(connect.body).detail, /not on CONNECT/);
     assert.equal(tcp.accepted, 0);
 
