@@ -12,7 +12,7 @@ import { parseTomlText } from "../profiles/toml.ts";
 import { type ConfigKind, detectConfigKind, validateConfig } from "../profiles/validate.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
 import { parseCommandArgs, SHARED_OPTIONS, type SharedValues } from "./args.ts";
-import { type ConfigProblem, formatProblem, UsageError } from "../errors.ts";
+import { ConfigError, type ConfigProblem, formatProblem, UsageError } from "../errors.ts";
 
 const SHOW_HELP = `Usage: sandbox profile show [OPTIONS]
 
@@ -306,7 +306,7 @@ async function profileValidate(args: string[], options: ProfileCommandOptions): 
   }
   const checked = [];
   for (const file of positionals) checked.push(await validateFile(file, options.cwd));
-  const reports = checkDefaultPermissions(checked);
+  const reports = await checkSelectedProfile(checkDefaultPermissions(checked), options);
   if (values.json === true) {
     out(JSON.stringify({ files: reports }, null, 2) + "\n");
   } else {
@@ -360,6 +360,52 @@ function checkDefaultPermissions(checked: readonly CheckedFile[]): ValidateFileR
     };
     return { ...report, valid: false, problems: [...report.problems, problem] };
   });
+}
+
+/**
+ * When every file is valid, merges them the way `sandbox run --config …`
+ * would (the managed file given, if any, as the managed requirements) and
+ * adds what only the merge finds: a selected profile whose entries the
+ * sandbox cannot enforce (`":root" = "write"`, a deny on an unknown special
+ * path, …), an extends loop, a profile the managed file does not allow.
+ * `run` refuses such a config, so `validate` must not call it fine.
+ */
+async function checkSelectedProfile(
+  reports: ValidateFileReport[],
+  options: ProfileCommandOptions,
+): Promise<ValidateFileReport[]> {
+  if (!reports.every((r) => r.valid)) return reports;
+  const resolve = (file: string) =>
+    file.startsWith("/") || options.cwd === undefined ? file : `${options.cwd}/${file}`;
+  const user = reports.filter((r) => r.kind === "user").map((r) => resolve(r.file));
+  const managed = reports.find((r) => r.kind === "managed");
+  if (user.length === 0) return reports;
+  const env = options.env ?? Deno.env.toObject();
+  try {
+    await loadEffectiveConfig({ config: user }, {
+      cwd: options.cwd,
+      env: {
+        ...(env.HOME === undefined ? {} : { HOME: env.HOME }),
+        // Only the files given: not the user's own config, and the managed file only if given.
+        XDG_CONFIG_HOME: "/nonexistent-sandbox-validate",
+        SANDBOX_MANAGED_CONFIG: managed === undefined ? "/dev/null" : resolve(managed.file),
+      },
+    });
+    return reports;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return reports.map((report) => {
+      const mine = error.problems.filter((p) =>
+        p.file === resolve(report.file) || p.file === report.file
+      ).map((p) => ({ ...p, file: report.file }));
+      return mine.length === 0 ? report : { ...report, valid: false, problems: mine };
+    }).map((report, i, all) =>
+      // A problem naming no file given (e.g. HOME) goes to the first file.
+      i === 0 && all.every((r) => r.valid)
+        ? { ...report, valid: false, problems: error.problems }
+        : report
+    );
+  }
 }
 
 async function validateFile(file: string, cwd: string | undefined): Promise<CheckedFile> {

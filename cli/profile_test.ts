@@ -146,3 +146,21 @@ Deno.test("sandbox profile validate reports an unknown default_permissions and e
   assert.match(run.stderr, /git push/);
   assert.match(run.stderr, /curl/);
 });
+
+Deno.test("sandbox profile validate refuses what run refuses: a selected profile the sandbox cannot enforce", async () => {
+  await using home = await tempDir("profile_cli_test_");
+  const env = { HOME: home.path, XDG_CONFIG_HOME: `${home.path}/xdg` };
+  await Deno.writeTextFile(
+    `${home.path}/w.toml`,
+    'default_permissions = "p"\n[permissions.p.filesystem]\n":root" = "write"\n',
+  );
+  const bad = await sandboxCli(["profile", "validate", `${home.path}/w.toml`], { env });
+  assert.equal(bad.code, 2, bad.stdout + bad.stderr);
+  assert.match(
+    bad.stdout,
+    /w\.toml:3: key permissions\.p\.filesystem\.":root": Profile "p" cannot be enforced/,
+  );
+  const docs = new URL("../testdata/codex/project_edit.toml", import.meta.url).pathname;
+  const good = await sandboxCli(["profile", "validate", docs], { env });
+  assert.equal(good.code, 0, good.stdout + good.stderr);
+});

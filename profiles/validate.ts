@@ -853,8 +853,7 @@ class Checker {
       this.network(v, p, "user", unsupported);
     const network = this.optional(table, "network", path, userNetwork, emptyNetwork());
     const noFiles: FilesystemLayer = { writable: [], denyRead: [], entries: [] };
-    const files = (v: unknown, p: readonly string[]) => this.filesystem(v, p, unsupported);
-    const filesystem = this.optional(table, "filesystem", path, files, noFiles);
+    const filesystem = this.optional(table, "filesystem", path, this.filesystem, noFiles);
     const env = this.optional(table, "env", path, this.env, { deny: [] });
     const workspaceRoots = this.optional(table, "workspace_roots", path, this.workspaceRoots, []);
     return {
@@ -1125,11 +1124,7 @@ class Checker {
    * the syntax is checked here; whether the sandbox can enforce what the
    * entries ask for is decided once `extends` is merged (profiles/codex_fs.ts).
    */
-  filesystem(
-    value: unknown,
-    path: readonly string[],
-    _unsupported: ConfigProblem[],
-  ): FilesystemLayer {
+  filesystem(value: unknown, path: readonly string[]): FilesystemLayer {
     const out: {
       writable: string[];
       denyRead: string[];
