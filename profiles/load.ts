@@ -549,6 +549,18 @@ function selectProfile(
       });
       return null;
     }
+    const allowedModes = managed?.allowedSandboxModes ?? null;
+    if (allowedModes !== null && !allowedModes.includes(classic.mode)) {
+      problems.push({
+        file: classic.file,
+        ...(classic.line === undefined ? {} : { line: classic.line }),
+        keyPath: "sandbox_mode",
+        message: `sandbox_mode = "${classic.mode}" is not allowed by ${managed?.file}: use one of ${
+          allowedModes.map((m) => `"${m}"`).join(", ")
+        }`,
+      });
+      return null;
+    }
     chosen = {
       name: CLASSIC_MODES[classic.mode],
       file: classic.file,

@@ -185,6 +185,8 @@ export interface ManagedConfigFile {
   readonly allowedPermissions: readonly string[] | null;
   /** `default_permissions`: the profile used when no user file or flag picks one, or null. */
   readonly defaultPermissions: string | null;
+  /** `allowed_sandbox_modes`: the only classic `sandbox_mode` values a user file may set, or null. */
+  readonly allowedSandboxModes: readonly string[] | null;
   /** `[application.network]`, or null when not written. */
   readonly application: ApplicationNetwork | null;
   /** Keys accepted but ignored, one sentence each. */
@@ -300,7 +302,6 @@ export const CODEX_IGNORED_KEYS: ReadonlySet<string> = new Set([
 export const CODEX_IGNORED_REQUIREMENT_KEYS: ReadonlySet<string> = new Set([
   "allowed_approval_policies",
   "allowed_approvals_reviewers",
-  "allowed_sandbox_modes",
   "allowed_web_search_modes",
   "allow_managed_hooks_only",
   "computer_use",
@@ -661,6 +662,7 @@ class Checker {
     let denyRead: string[] = [];
     let allowedPermissions: string[] | null = null;
     let defaultPermissions: string | null = null;
+    let allowedSandboxModes: string[] | null = null;
     let application: ApplicationNetwork | null = null;
     const ignored: string[] = [];
     for (const [key, inner] of Object.entries(root)) {
@@ -677,6 +679,9 @@ class Checker {
             ...(allowedPermissions ?? []),
             ...(this.stringList(inner, path) ?? []),
           ];
+          break;
+        case "allowed_sandbox_modes":
+          allowedSandboxModes = this.stringList(inner, path) ?? null;
           break;
         case "allowed_permission_profiles": {
           // Codex's newer spelling: a table of profile names set to true (allowed) or false.
@@ -708,7 +713,7 @@ class Checker {
           else {
             this.problem(
               path,
-              `Unknown key: expected "experimental_network", "permissions", "allowed_permissions", "allowed_permission_profiles", "default_permissions", "application", "execpolicy", "execpolicy_default" or a Codex requirements key (ignored here)`,
+              `Unknown key: expected "experimental_network", "permissions", "allowed_permissions", "allowed_permission_profiles", "allowed_sandbox_modes", "default_permissions", "application", "execpolicy", "execpolicy_default" or a Codex requirements key (ignored here)`,
             );
           }
       }
@@ -723,6 +728,7 @@ class Checker {
       denyRead,
       allowedPermissions,
       defaultPermissions,
+      allowedSandboxModes,
       application,
       notices: this.notices,
     };

@@ -243,6 +243,11 @@ Deno.test("Codex features the sandbox cannot enforce are refused with what to do
       /Profile ":workspace" is not allowed by the managed requirements/,
       'allowed_permissions = [":read-only"]\n',
     ],
+    [
+      'sandbox_mode = "workspace-write"\n',
+      /sandbox_mode = "workspace-write" is not allowed by .*: use one of "read-only"/,
+      'allowed_sandbox_modes = ["read-only"]\n',
+    ],
   ];
   for (const [text, expected, managed] of cases) {
     const problems = await problemsOf(text, managed);
