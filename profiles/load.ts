@@ -131,11 +131,27 @@ export async function loadEffectiveConfig(
     const file = await readConfigFile(path, "user", { required: true, problems, lines });
     if (file !== null) userLayers.push({ file: file as UserConfigFile, source: `config:${path}` });
   }
+  if (managed !== null && Object.keys(managed.profiles).length > 0) {
+    // Profiles defined by the administrator come first and cannot be redefined by a user file.
+    for (const { file } of userLayers) {
+      for (const name of Object.keys(file.profiles)) {
+        if (!Object.hasOwn(managed.profiles, name)) continue;
+        problems.push({
+          file: file.file,
+          keyPath: `permissions.${name}`,
+          message:
+            `Profile "${name}" is defined by the managed requirements (${managed.file}) and cannot be redefined: rename yours, or extend it (extends = "${name}")`,
+        });
+      }
+    }
+    userLayers.unshift({ file: managedProfilesLayer(managed), source: `managed:${managed.file}` });
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const draft = newDraft();
   if (managed !== null) applyManaged(draft, managed);
-  for (const { file } of userLayers) {
+  for (const { file, source } of userLayers) {
+    if (source.startsWith("managed:")) continue; // the managed file's profiles: recorded by applyManaged
     draft.files.push(file.file);
     draft.notices.push(...file.notices);
   }
@@ -165,6 +181,21 @@ export async function loadEffectiveConfig(
     if (found.length > 0) throw new ConfigError(found.map((p) => withLine(p, lines)));
   }
   return config;
+}
+
+/** The managed file's profiles as a layer the profile resolution reads like a user file's. */
+function managedProfilesLayer(managed: ManagedConfigFile): UserConfigFile {
+  return {
+    kind: "user",
+    file: managed.file,
+    defaultPermissions: null,
+    profiles: managed.profiles,
+    execpolicy: [],
+    execpolicyDefault: null,
+    classic: { mode: null, workspaceWrite: {} },
+    application: null,
+    notices: [],
+  };
 }
 
 /** Options for {@linkcode readConfigFile}. */

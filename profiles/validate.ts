@@ -187,6 +187,8 @@ export interface ManagedConfigFile {
   readonly defaultPermissions: string | null;
   /** `allowed_sandbox_modes`: the only classic `sandbox_mode` values a user file may set, or null. */
   readonly allowedSandboxModes: readonly string[] | null;
+  /** `[permissions.NAME]` profiles the administrator defines (users may select, not redefine them). */
+  readonly profiles: Readonly<Record<string, ProfileLayer>>;
   /** `[application.network]`, or null when not written. */
   readonly application: ApplicationNetwork | null;
   /** Keys accepted but ignored, one sentence each. */
@@ -663,6 +665,7 @@ class Checker {
     let allowedPermissions: string[] | null = null;
     let defaultPermissions: string | null = null;
     let allowedSandboxModes: string[] | null = null;
+    const profiles: Record<string, ProfileLayer> = {};
     let application: ApplicationNetwork | null = null;
     const ignored: string[] = [];
     for (const [key, inner] of Object.entries(root)) {
@@ -672,7 +675,7 @@ class Checker {
           network = this.network(inner, path, "managed") ?? network;
           break;
         case "permissions":
-          denyRead = this.managedPermissions(inner, path);
+          denyRead = this.managedPermissions(inner, path, profiles);
           break;
         case "allowed_permissions":
           allowedPermissions = [
@@ -729,6 +732,7 @@ class Checker {
       allowedPermissions,
       defaultPermissions,
       allowedSandboxModes,
+      profiles,
       application,
       notices: this.notices,
     };
@@ -739,17 +743,20 @@ class Checker {
    * (absolute paths and globs, a floor for every run). Profiles defined in
    * a managed file are not supported yet and are reported.
    */
-  managedPermissions(value: unknown, path: readonly string[]): string[] {
+  managedPermissions(
+    value: unknown,
+    path: readonly string[],
+    profiles: Record<string, ProfileLayer>,
+  ): string[] {
     const table = this.table(value, path);
     if (table === null) return [];
     const out: string[] = [];
     for (const [name, inner] of Object.entries(table)) {
       const p = [...path, name];
       if (name !== "filesystem") {
-        this.problem(
-          p,
-          `Managed permission profiles are not supported: sandbox cannot enforce [permissions.${name}] from a managed file; define the profile in a user config and keep floors here ([permissions.filesystem] deny_read, [experimental_network])`,
-        );
+        // A profile the administrator defines: users may select it, not redefine it.
+        const layer = this.profile(inner, p);
+        if (layer !== null) profiles[name] = layer;
         continue;
       }
       const fs = this.table(inner, p);

@@ -234,8 +234,8 @@ Deno.test("Codex features the sandbox cannot enforce are refused with what to do
       /gives the workspace no access/,
     ],
     [
-      'default_permissions = ":workspace"\n',
-      /Managed permission profiles are not supported/,
+      'default_permissions = "org"\n[permissions.org.network]\nenabled = true\n',
+      /Profile "org" is defined by the managed requirements .* cannot be redefined/,
       '[permissions.org]\nextends = ":workspace"\n',
     ],
     [
@@ -453,6 +453,27 @@ Deno.test({
     assert.match(r.stdout, /^write:yes$/m);
     assert.doesNotMatch(r.stdout, /OUTSIDE_SECRET/);
   },
+});
+
+Deno.test("Codex managed requirements: a managed profile (openai/codex cloud-managed test) is selected by the managed default_permissions", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "codex_managed_profile_" });
+  try {
+    const e = env(dir, `${DATA}requirements_managed_profile.toml`);
+    const config = await loadEffectiveConfig({}, { env: e, cwd: "/w" });
+    assert.equal(config.profileName, "managed-cloud");
+    assert.equal(config.network.enabled, true);
+    assert.deepEqual(config.filesystem.workspace?.rules.map((r) => r.subpath), [
+      ".git",
+      ".agents",
+      ".codex",
+    ]);
+    await assert.rejects(
+      loadEffectiveConfig({ profile: ":workspace" }, { env: e, cwd: "/w" }),
+      (error) => error instanceof ConfigError && /not allowed by the managed/.test(error.message),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("Codex managed requirements: default_permissions and [allowed_permission_profiles] pick and limit the profile", async () => {
