@@ -48,7 +48,8 @@ import {
 import { DENY_REASONS } from "../policy/reasons.ts";
 import { prependBytes, relay } from "./relay.ts";
 import { BadRequest, parseAbsoluteTarget, parseAuthority, sameHost } from "./request_parts.ts";
-import type { ConnectionSlot, MitmContext, ProxyRuntime, Verdict } from "./server.ts";
+import type { ConnectionSlot } from "./connection_slot.ts";
+import type { MitmContext, ProxyRuntime, Verdict } from "./runtime.ts";
 import { UpstreamError } from "./upstream.ts";
 import {
   connectAllowedUnixSocket,
@@ -376,7 +377,7 @@ function mitmContext(
         tunnel,
       }),
     log: runtime.record,
-    touch: slot.touch,
+    slot,
     async connect() {
       const upstream = await runtime.connect(target, "https-connect");
       slot.add(upstream);

@@ -81,8 +81,24 @@ export interface MitmTunnelContext {
   log(event: DecisionEvent): void;
   /** Connects to the checked target addresses, never resolving again. */
   connect(): Promise<Deno.TcpConn>;
-  /** Tells the proxy that bytes moved (its idle timeout must not close an active tunnel). */
-  touch?(): void;
+  /**
+   * The connection's slot in the proxy's one timeout mechanism
+   * (proxy/connection_slot.ts): the tunnel arms its handshake and head
+   * deadlines and its idle watch there, notes activity, and is closed with it.
+   */
+  readonly slot: TunnelSlot;
+}
+
+/** The part of the proxy's `ConnectionSlot` a tunnel uses. */
+export interface TunnelSlot {
+  /** Arms a deadline `ms` from now (closes the connection when it passes). */
+  expectWithin(ms: number): void;
+  /** Watches for idleness instead (at most `options.idleMs` without a byte). */
+  watchIdle(onIdle?: () => void, options?: { idleMs?: number }): void;
+  /** Closes `conn` with the connection. */
+  add(conn: { close(): void }): void;
+  /** Notes that bytes moved. */
+  readonly touch: () => void;
 }
 
 /** What the handler knows of one request inside the tunnel. */
@@ -259,10 +275,6 @@ class Tunnel {
   #tls: TLSSocket | null = null;
   #upstream: Upstream | null = null;
   #closed = false;
-  #deadline = Infinity;
-  #idleWatch = false;
-  #lastActivity = Date.now();
-  #timer: ReturnType<typeof setInterval>;
   #onAbort = () => this.close();
 
   constructor(
@@ -275,37 +287,21 @@ class Tunnel {
     this.#target = target;
     this.#context = context;
     this.#timeouts = timeouts;
-    // One timer per tunnel watches both the deadline (handshake, head) and idleness.
-    const tick = Math.max(
-      50,
-      Math.min(1000, timeouts.header / 4, timeouts.handshake / 4, timeouts.idle / 4),
-    );
-    this.#timer = setInterval(() => {
-      const now = Date.now();
-      if (
-        now > this.#deadline || (this.#idleWatch && now - this.#lastActivity > this.#timeouts.idle)
-      ) {
-        this.close();
-      }
-    }, tick);
+    // The proxy's slot holds the deadlines and the idle watch; when one passes it closes the
+    // connection, and with it this tunnel (TLS, upstream).
+    context.slot.add({ close: () => this.close() });
     context.signal.addEventListener("abort", this.#onAbort);
     if (context.signal.aborted) this.close();
   }
 
-  readonly #touch = (): void => {
-    this.#lastActivity = Date.now();
-    this.#context.touch?.();
-  };
+  readonly #touch = (): void => this.#context.slot.touch();
 
   #expectWithin(ms: number): void {
-    this.#deadline = Date.now() + ms;
-    this.#idleWatch = false;
+    this.#context.slot.expectWithin(ms);
   }
 
   #watchIdle(): void {
-    this.#deadline = Infinity;
-    this.#idleWatch = true;
-    this.#lastActivity = Date.now();
+    this.#context.slot.watchIdle(undefined, { idleMs: this.#timeouts.idle });
   }
 
   async serve(leaves: LeafIssuer, upstreamTrust: () => Promise<string[]>): Promise<void> {
@@ -591,7 +587,6 @@ class Tunnel {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#timer);
     this.#context.signal.removeEventListener("abort", this.#onAbort);
     this.#closeUpstream();
     if (this.#tls !== null) this.#tls.destroy();

@@ -10,6 +10,7 @@ import { connect as tlsConnect } from "node:tls";
 import type { NetworkMode } from "../profiles/types.ts";
 import { type CertificateAuthority, initCa } from "./ca.ts";
 import type { DecisionEvent } from "./decision_log.ts";
+import { SlotSweeper } from "./connection_slot.ts";
 import { DEFAULT_HTTP_LIMITS } from "./http_parser.ts";
 import { createLeafIssuer } from "./leaf_certs.ts";
 import { createMitmHandler, type MitmTarget, type MitmTunnelContext, prepareMitm } from "./mitm.ts";
@@ -54,7 +55,9 @@ function startHarness(
   const abort = new AbortController();
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const tasks: Promise<void>[] = [];
-  const context: MitmTunnelContext = {
+  // The proxy's one timeout mechanism, as the proxy runs it (short tick for the test).
+  const sweeper = new SlotSweeper({ idleTimeoutMs: 300_000, tickMs: 50 });
+  const context: Omit<MitmTunnelContext, "slot"> = {
     mode,
     httpLimits: DEFAULT_HTTP_LIMITS,
     signal: abort.signal,
@@ -96,7 +99,14 @@ function startHarness(
     connect: () => Deno.connect({ hostname: target.addresses[0], port: target.port }),
   };
   const accepting = (async () => {
-    for await (const conn of listener) tasks.push(handler.handleTunnel(conn, target, context));
+    for await (const conn of listener) {
+      const slot = sweeper.add(conn);
+      tasks.push(
+        handler.handleTunnel(conn, target, { ...context, slot }).finally(() =>
+          sweeper.delete(slot)
+        ),
+      );
+    }
   })();
   return {
     port: listener.addr.port,
@@ -106,6 +116,7 @@ function startHarness(
       listener.close();
       await accepting;
       await Promise.all(tasks);
+      sweeper.stop();
     },
   };
 }

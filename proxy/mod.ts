@@ -45,6 +45,7 @@ export type {
   MitmTunnelContext,
   MitmTunnelHandler,
   PrepareMitmOptions,
+  TunnelSlot,
 } from "./mitm.ts";
 export {
   connectAllowedUnixSocket,

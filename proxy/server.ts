@@ -19,7 +19,7 @@
  * @module
  */
 import { ConfigError, errorMessage, SandboxError } from "../errors.ts";
-import type { EffectiveConfig, NetworkMode } from "../profiles/types.ts";
+import type { EffectiveConfig } from "../profiles/types.ts";
 import { parseIpLiteral } from "../policy/address.ts";
 import { HOST_LOOPBACK_ADDRESS, HOST_LOOPBACK_ALIAS } from "../policy/loopback.ts";
 import type { DecisionEvent, DecisionLog, ProxyProtocol } from "./decision_log.ts";
@@ -30,114 +30,29 @@ import {
   type AskQuestion,
   decideRequest,
   isOwnListener,
-  type RequestDoor,
   type RequestFacts,
-  type RequestVerdict,
   type UnixSocketCheck,
 } from "../policy/decide_request.ts";
 import { compileNetworkPolicy, type NetworkPolicy } from "../policy/policy.ts";
 import { BufferPool } from "./relay.ts";
 import type { Resolver } from "./resolver.ts";
 import { handleSocks5Client, refuseSocksOverload } from "./socks5.ts";
-import { type ConnectTarget, connectTarget, type UpstreamProxyConfig } from "./upstream.ts";
+import { SlotSweeper } from "./connection_slot.ts";
 import {
-  checkAllowedUnixSocket,
-  UnixForwardError,
-  unixSocketAllowlist,
-  type UnixSocketEntry,
-} from "./unix_forward.ts";
+  type MitmHandler,
+  protocolOf,
+  PROXY_LIMITS,
+  type ProxyLimits,
+  type ProxyRuntime,
+  type Verdict,
+} from "./runtime.ts";
+import { connectTarget, type UpstreamProxyConfig } from "./upstream.ts";
+import { checkAllowedUnixSocket, UnixForwardError, unixSocketAllowlist } from "./unix_forward.ts";
 
 export type { DecisionEvent, ProxyProtocol } from "./decision_log.ts";
 
-/** Timeouts and bounds of the proxy. Every field can be overridden in {@linkcode ProxyOptions.limits}. */
-export interface ProxyLimits {
-  /** Time a client has to send a complete request head (also the keep-alive idle time). */
-  readonly headerTimeoutMs: number;
-  /** Time a SOCKS5 client has to finish greeting and request. */
-  readonly socksHandshakeTimeoutMs: number;
-  /** Time to establish one outgoing connection (per address tried). */
-  readonly connectTimeoutMs: number;
-  /**
-   * A tunnel or a request in flight with no bytes either way for this long is
-   * closed; a request still waiting for its response head is answered 504 first.
-   */
-  readonly idleTimeoutMs: number;
-  /** Most client connections at once; more are refused (HTTP 503, SOCKS5 0x01). */
-  readonly maxConnections: number;
-  /** Largest request head in bytes. */
-  readonly maxHeadBytes: number;
-  /** Most header fields in a request head. */
-  readonly maxHeaders: number;
-}
-
-/** Default timeouts and bounds. */
-export const PROXY_LIMITS: ProxyLimits = Object.freeze({
-  headerTimeoutMs: 30_000,
-  socksHandshakeTimeoutMs: 15_000,
-  connectTimeoutMs: 10_000,
-  idleTimeoutMs: 300_000,
-  maxConnections: 2048,
-  maxHeadBytes: 64 * 1024,
-  maxHeaders: 100,
-});
-
-/** What a MITM handler knows of one request inside the tunnel (see `RequestFacts`). */
-export interface MitmRequest {
-  /** The method. */
-  readonly method: string;
-  /** The host the request names (absolute-form target or its single Host), "" when none. */
-  readonly host: string;
-  /** The port it names (443 when none is written), 0 when no host. */
-  readonly port: number;
-  /** It asks for a protocol upgrade (WebSocket). */
-  readonly upgrade: boolean;
-  /** It carries a body. */
-  readonly body: boolean;
-  /** Why its body framing is malformed, or null. */
-  readonly malformed: string | null;
-}
-
-/** What the proxy lets a MITM handler do inside a TLS tunnel it terminated. */
-export interface MitmContext {
-  /** The network mode the tunnel was opened under. */
-  readonly mode: NetworkMode;
-  /** The tunnel target (as decided for the CONNECT). */
-  readonly target: {
-    readonly host: string;
-    readonly port: number;
-    readonly addresses: readonly string[];
-  };
-  /** Head limits to pass to the HTTP parser inside the tunnel. */
-  readonly httpLimits: HttpLimits;
-  /** Aborted when the proxy closes. */
-  readonly signal: AbortSignal;
-  /**
-   * Decides one request seen inside the tunnel with `decideRequest()` (door
-   * `mitm`: the request must name the tunnel's host and port, the mode guard
-   * applies) and logs it. Never throws.
-   */
-  decide(request: MitmRequest): Promise<Verdict>;
-  /** Logs an event the handler built itself (rarely needed; see `decide`). */
-  log(event: DecisionEvent): void;
-  /** Connects to the checked target addresses (never resolving again; through the upstream proxy if any). */
-  connect(): Promise<Deno.TcpConn>;
-  /** Notes that bytes moved in the tunnel, so the proxy's idle timeout does not close an active one. */
-  touch?(): void;
-}
-
-/**
- * Terminates TLS for limited-mode CONNECT tunnels so the method can be
- * checked. Called after the proxy answered `200` to the CONNECT; from then on
- * the handler owns `client` (the proxy still closes it when shutting down).
- */
-export interface MitmHandler {
-  /** Serves the tunnel until it ends; should not reject (errors are logged and the client closed). */
-  handleTunnel(
-    client: Deno.Conn,
-    target: { host: string; port: number; addresses: string[] },
-    context: MitmContext,
-  ): Promise<void>;
-}
+export type { MitmContext, MitmHandler, MitmRequest, ProxyLimits } from "./runtime.ts";
+export { PROXY_LIMITS } from "./runtime.ts";
 
 /** A listen address. */
 export interface ListenAddress {
@@ -201,149 +116,9 @@ export interface RunningProxy extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** The verdict of `decideRequest()` for one connection or request, with its logged event. */
-export type Verdict = RequestVerdict & { readonly event: DecisionEvent };
-
-/** What the handlers describe for one request: `decideRequest()`'s facts. */
-export type DecisionRequest = RequestFacts;
-
-/**
- * Per-connection bookkeeping: the sockets to close, a deadline (head read,
- * handshake) and an idle watch (tunnels, requests in flight). One sweeper
- * timer per proxy checks them all, so the hot path sets no timers.
- */
-export class ConnectionSlot {
-  #conns = new Set<{ close(): void }>();
-  #closed = false;
-  /** Epoch ms after which the connection is closed, or Infinity. */
-  deadline = Infinity;
-  /** When idle-watched: the last time bytes moved. */
-  lastActivity = 0;
-  /** Whether the idle timeout applies now. */
-  idleWatch = false;
-  /** Runs instead of closing when the idle timeout fires (set by {@linkcode watchIdle}). */
-  #onIdle: (() => void) | null = null;
-
-  constructor(conn: { close(): void }) {
-    this.#conns.add(conn);
-  }
-
-  /** True once closed. */
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  /** Adds a socket to close with this connection (e.g. the upstream side). */
-  add(conn: { close(): void }): void {
-    if (this.#closed) {
-      safeClose(conn);
-      return;
-    }
-    this.#conns.add(conn);
-  }
-
-  /** Forgets (and closes) one socket, e.g. an upstream connection that is being replaced. */
-  drop(conn: { close(): void }): void {
-    this.#conns.delete(conn);
-    safeClose(conn);
-  }
-
-  /** Arms the deadline `ms` from now and stops idle watching. */
-  expectWithin(ms: number): void {
-    this.deadline = Date.now() + ms;
-    this.idleWatch = false;
-    this.#onIdle = null;
-  }
-
-  /**
-   * Clears the deadline and starts idle watching. With `onIdle`, the idle
-   * timeout calls it (once, then stops watching) instead of closing the
-   * connection, so the handler can still answer the client (e.g. a 504).
-   */
-  watchIdle(onIdle?: () => void): void {
-    this.deadline = Infinity;
-    this.idleWatch = true;
-    this.lastActivity = Date.now();
-    this.#onIdle = onIdle ?? null;
-  }
-
-  /** Neither deadline nor idle watch (e.g. while the user is being asked). */
-  unwatch(): void {
-    this.deadline = Infinity;
-    this.idleWatch = false;
-    this.#onIdle = null;
-  }
-
-  /** Called by the sweeper when the deadline or the idle timeout passed. */
-  expire(): void {
-    const onIdle = this.idleWatch ? this.#onIdle : null;
-    if (onIdle === null) {
-      this.close();
-      return;
-    }
-    this.idleWatch = false;
-    this.#onIdle = null;
-    try {
-      onIdle();
-    } catch {
-      this.close();
-    }
-  }
-
-  /** Notes that bytes moved (bound, so it can be passed as a callback). */
-  readonly touch = (): void => {
-    this.lastActivity = Date.now();
-  };
-
-  /** Closes every socket of this connection. */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    for (const conn of this.#conns) safeClose(conn);
-    this.#conns.clear();
-  }
-}
-
-/** What the protocol handlers need from the proxy (internal to proxy/). */
-export interface ProxyRuntime {
-  /** Effective limits. */
-  readonly limits: ProxyLimits;
-  /** Head limits derived from them. */
-  readonly httpLimits: HttpLimits;
-  /** Large relay buffers. */
-  readonly buffers: BufferPool;
-  /** The MITM handler, if any. */
-  readonly mitm: MitmHandler | null;
-  /** Aborted when the proxy closes. */
-  readonly signal: AbortSignal;
-  /** The current network mode. */
-  mode(): NetworkMode;
-  /** Decides, logs and reports one request. Never throws. */
-  decide(request: DecisionRequest): Promise<Verdict>;
-  /** Logs and reports an event. */
-  record(event: DecisionEvent): void;
-  /** Builds an event (time now, command of the run). */
-  event(fields: Omit<DecisionEvent, "time" | "command">): DecisionEvent;
-  /** Connects out to checked addresses. Throws UpstreamError. */
-  connect(target: ConnectTarget, protocol: ProxyProtocol): Promise<Deno.TcpConn>;
-  /**
-   * What `x-unix-socket` may name under the current config: the allowlist
-   * (or `"all"`), and the proxy's own unix socket, which is never a target.
-   */
-  unixSockets(): {
-    readonly allowed: readonly UnixSocketEntry[] | "all";
-    readonly exclude: readonly string[];
-  };
-}
-
 interface PolicyState {
   readonly config: EffectiveConfig;
   readonly policy: NetworkPolicy;
-}
-
-/** The protocol a door is logged as: a request inside a MITM tunnel is still `https-connect`. */
-export function protocolOf(door: RequestDoor): ProxyProtocol {
-  return door === "mitm" ? "https-connect" : door;
 }
 
 function isLoopbackHost(hostname: string): boolean {
@@ -433,7 +208,17 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   if (socksAddress !== null) checkListenHost(socksAddress, options.config, "network.socks_url");
 
   const abort = new AbortController();
-  const slots = new Set<ConnectionSlot>();
+  // One timer checks every connection's deadline and idleness (proxy/connection_slot.ts).
+  const slots = new SlotSweeper({
+    idleTimeoutMs: limits.idleTimeoutMs,
+    tickMs: Math.max(
+      5,
+      Math.min(
+        1000,
+        Math.min(limits.headerTimeoutMs, limits.socksHandshakeTimeoutMs, limits.idleTimeoutMs) / 4,
+      ),
+    ),
+  });
   const tasks = new Set<Promise<void>>();
   const listeners: Deno.Listener[] = [];
   const ownPorts = new Set<number>();
@@ -555,7 +340,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   };
 
   const serve = (conn: Deno.Conn, kind: "http" | "socks" | "unix"): void => {
-    const slot = new ConnectionSlot(conn);
+    const slot = slots.add(conn);
     if ("setNoDelay" in conn) {
       try {
         (conn as Deno.TcpConn).setNoDelay(true);
@@ -566,9 +351,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     if (slots.size >= limits.maxConnections * 2) {
       // Far past the bound: do not even answer.
       slot.close();
+      slots.delete(slot);
       return;
     }
-    slots.add(slot);
     const overloaded = slots.size > limits.maxConnections;
     const task = (async () => {
       try {
@@ -630,11 +415,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
 
   const closeAll = async (): Promise<void> => {
     abort.abort();
-    clearInterval(sweeper);
+    slots.stop();
     for (const listener of listeners) safeClose(listener);
-    for (const slot of slots) slot.close();
+    for (const slot of slots.slots()) slot.close();
     await Promise.allSettled(loops);
-    for (const slot of slots) slot.close();
+    for (const slot of slots.slots()) slot.close();
     while (tasks.size > 0) await Promise.allSettled([...tasks]);
     log?.close();
     if (options.unixPath) {
@@ -645,24 +430,6 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       }
     }
   };
-
-  const tick = Math.max(
-    5,
-    Math.min(
-      1000,
-      Math.min(limits.headerTimeoutMs, limits.socksHandshakeTimeoutMs, limits.idleTimeoutMs) / 4,
-    ),
-  );
-  const sweeper = setInterval(() => {
-    const now = Date.now();
-    for (const slot of slots) {
-      if (
-        now > slot.deadline || (slot.idleWatch && now - slot.lastActivity > limits.idleTimeoutMs)
-      ) {
-        slot.expire();
-      }
-    }
-  }, tick);
 
   let httpListener: Deno.TcpListener | null = null;
   let socksListener: Deno.TcpListener | null = null;

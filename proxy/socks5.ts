@@ -8,7 +8,8 @@
  */
 import { type BufferedReader, writeAll } from "./http_parser.ts";
 import { relay } from "./relay.ts";
-import type { ConnectionSlot, ProxyRuntime } from "./server.ts";
+import type { ConnectionSlot } from "./connection_slot.ts";
+import type { ProxyRuntime } from "./runtime.ts";
 import { UpstreamError } from "./upstream.ts";
 
 /** SOCKS5 reply codes (RFC 1928 section 6). */

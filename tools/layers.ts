@@ -45,14 +45,23 @@ export function unitOf(path: string): string {
 /**
  * Returns every violation of the floors in `edges`, one sentence each:
  * an import to a higher floor, an import from a library file into a unit
- * that has no floor, and each cycle between units of the same floor.
+ * that has no floor, each cycle between units of the same floor, and each
+ * cycle between files (type-only imports count: a cycle of types is still
+ * two files that cannot be read apart).
  */
 export function checkLayers(edges: readonly ImportEdge[]): string[] {
   const problems: string[] = [];
   const unitEdges = new Map<string, Set<string>>();
+  const fileEdges = new Map<string, Set<string>>();
   for (const { from, to } of edges) {
     const a = unitOf(from);
     const b = unitOf(to);
+    // A module's own @example may import itself ("./mod.ts"): not an edge.
+    if (FLOORS[a] !== undefined && FLOORS[b] !== undefined && from !== to) {
+      let files = fileEdges.get(from);
+      if (!files) fileEdges.set(from, files = new Set());
+      files.add(to);
+    }
     if (ENTRIES.has(a) || a === b) continue;
     const fa = FLOORS[a];
     if (fa === undefined) continue; // tests, bench, tools
@@ -73,6 +82,9 @@ export function checkLayers(edges: readonly ImportEdge[]): string[] {
   }
   for (const cycle of findCycles(unitEdges)) {
     problems.push(`folder cycle: ${cycle.join(" -> ")}`);
+  }
+  for (const cycle of findCycles(fileEdges)) {
+    problems.push(`file cycle: ${cycle.join(" -> ")}`);
   }
   return problems;
 }
@@ -142,5 +154,5 @@ if (import.meta.main) {
     for (const p of problems) console.error(`  ${p}`);
     Deno.exit(1);
   }
-  console.log("Layer check: every library import goes down a floor, no folder cycle");
+  console.log("Layer check: every library import goes down a floor, no folder or file cycle");
 }

@@ -21,6 +21,17 @@ Deno.test("checkLayers() refuses an upward import and a folder cycle on one floo
   assert.deepEqual(checkLayers([{ from: "tests/a_test.ts", to: "cli/main.ts" }]), []);
 });
 
+Deno.test("checkLayers() refuses a cycle between files of one folder, type-only imports included", () => {
+  assert.deepEqual(
+    checkLayers([
+      { from: "proxy/server.ts", to: "proxy/http_proxy.ts" },
+      { from: "proxy/http_proxy.ts", to: "proxy/server.ts" },
+    ]),
+    ["file cycle: proxy/http_proxy.ts -> proxy/server.ts -> proxy/http_proxy.ts"],
+  );
+  assert.deepEqual(checkLayers([{ from: "policy/mod.ts", to: "policy/mod.ts" }]), []);
+});
+
 Deno.test("relativeImports() sees static, dynamic, re-export and type-only imports", () => {
   const text = `import { a } from "./a.ts";
 import type { B } from '../b/b.ts';
