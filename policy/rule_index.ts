@@ -45,11 +45,18 @@ export interface FirstMatchOptions<R extends IndexedRule> {
   readonly accept?: (rule: R) => boolean;
 }
 
-/** Positions (ascending) of the rules with one name body, per scope. */
+/** Positions (ascending) of the rules with one name body, per scope (null: none). */
 interface NameEntry {
-  exact: number[];
-  subdomains: number[];
-  apex: number[];
+  exact: number[] | null;
+  subdomains: number[] | null;
+  apex: number[] | null;
+}
+
+/** The labels of a name pattern joined with dots (its normalized text without prefix or port). */
+function nameKey(pattern: Extract<DomainPattern, { kind: "name" }>): string {
+  if (pattern.port != null) return pattern.labels.join(".");
+  const prefix = pattern.scope === "exact" ? 0 : pattern.scope === "subdomains" ? 2 : 3;
+  return prefix === 0 ? pattern.normalized : pattern.normalized.slice(prefix);
 }
 
 /** A hex key for address bytes. */
@@ -97,21 +104,25 @@ export class RuleIndex<R extends IndexedRule> {
         const list = this.#addresses.get(key);
         if (list === undefined) this.#addresses.set(key, [position]);
         else list.push(position);
-      } else if (pattern.labels.some((label) => label.includes("*"))) {
-        this.#globs.push(position);
       } else {
-        const key = pattern.labels.join(".");
+        const key = nameKey(pattern);
+        if (key.includes("*")) {
+          this.#globs.push(position);
+          continue;
+        }
         let entry = this.#names.get(key);
         if (entry === undefined) {
-          entry = { exact: [], subdomains: [], apex: [] };
+          entry = { exact: null, subdomains: null, apex: null };
           this.#names.set(key, entry);
         }
         const scope = pattern.scope === "exact"
-          ? entry.exact
+          ? "exact"
           : pattern.scope === "subdomains"
-          ? entry.subdomains
-          : entry.apex;
-        scope.push(position);
+          ? "subdomains"
+          : "apex";
+        const list = entry[scope];
+        if (list === null) entry[scope] = [position];
+        else list.push(position);
       }
     }
   }
@@ -137,8 +148,8 @@ export class RuleIndex<R extends IndexedRule> {
     const rules = this.#rules;
     let best = Infinity;
     // The first position in an ascending list that is below `best` and accepted.
-    const consider = (positions: readonly number[] | undefined, verify: boolean) => {
-      if (positions === undefined) return;
+    const consider = (positions: readonly number[] | null | undefined, verify: boolean) => {
+      if (positions == null) return;
       for (const position of positions) {
         if (position >= best) return;
         const rule = rules[position];
@@ -164,7 +175,7 @@ export class RuleIndex<R extends IndexedRule> {
   /** Probes the name map once per label-boundary suffix of `host`. */
   #considerNames(
     host: string,
-    consider: (positions: readonly number[] | undefined, verify: boolean) => void,
+    consider: (positions: readonly number[] | null | undefined, verify: boolean) => void,
   ): void {
     if (this.#names.size === 0) return;
     // A pattern matches only when the labels before the matched suffix (the

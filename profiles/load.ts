@@ -1112,7 +1112,8 @@ function finish(draft: Draft): EffectiveConfig {
       proxyUrl: n.proxyUrl,
       socksUrl: n.socksUrl,
       enableSocks5: n.enableSocks5,
-      domains: liveDomains(draft).map((r) => ({ ...r })),
+      // Frozen here, one by one: deepFreeze then skips the (possibly 100,000-rule) list.
+      domains: Object.freeze(liveDomains(draft).map((r) => Object.freeze({ ...r }))),
       unixSockets: n.unixSockets.map((r) => ({ ...r })),
       managedAllowedDomainsOnly: n.managedAllowedDomainsOnly,
       ask: n.ask,

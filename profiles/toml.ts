@@ -6,6 +6,7 @@
  * @module
  */
 import type { ConfigProblem } from "../errors.ts";
+import { parsePlainToml } from "./_toml_fast.ts";
 
 /** The result of {@linkcode parseTomlText}: the parsed value, or the syntax problem. */
 export type ParsedToml =
@@ -27,6 +28,9 @@ export type ParsedToml =
  * ```
  */
 export async function parseTomlText(text: string, file: string): Promise<ParsedToml> {
+  // Plain files (and large allowlists are plain) are read without loading smol-toml at all.
+  const plain = parsePlainToml(text);
+  if (plain !== null) return { ok: true, value: plain, lines: lazyKeyLines(text) };
   const { parse, TomlError } = await import("smol-toml");
   let value: unknown;
   try {
@@ -55,11 +59,17 @@ export async function parseTomlText(text: string, file: string): Promise<ParsedT
       problems: [{ file, keyPath: "", message: `Invalid TOML: ${String(error)}` }],
     };
   }
-  // The line index is only needed to place a problem: built on the first question, not on every
-  // load (it costs as much as parsing for a 10,000-rule allowlist).
+  return { ok: true, value: value as Record<string, unknown>, lines: lazyKeyLines(text) };
+}
+
+/**
+ * The line index is only needed to place a problem: built on the first
+ * question, not on every load (it costs as much as parsing for a
+ * 10,000-rule allowlist).
+ */
+function lazyKeyLines(text: string): KeyLines {
   let index: KeyLines | null = null;
-  const lines: KeyLines = { lineOf: (path) => (index ??= indexKeyLines(text)).lineOf(path) };
-  return { ok: true, value: value as Record<string, unknown>, lines };
+  return { lineOf: (path) => (index ??= indexKeyLines(text)).lineOf(path) };
 }
 
 /** A bracket the parser found unclosed: the line it was opened on and a sentence for the user. */

@@ -517,9 +517,11 @@ class Checker {
   ): void {
     const map = this.table(value, path);
     if (map === null) return;
-    for (const [name, action] of Object.entries(map)) {
-      const checked = this.oneOf(action, [...path, name], actions);
-      if (checked !== undefined) add(name, checked, [...path, name]);
+    for (const name in map) {
+      if (!Object.hasOwn(map, name)) continue;
+      const at = [...path, name];
+      const checked = this.oneOf(map[name], at, actions);
+      if (checked !== undefined) add(name, checked, at);
     }
   }
 
@@ -1381,8 +1383,12 @@ class DomainBlock {
   readonly byKey = new Map<string, { pattern: string; action: "allow" | "deny" }>();
 }
 
+const NORMAL_PATTERN = /^[a-z0-9_.*:\[\]-]*[a-z0-9_*\]-]$/;
+
 /** Case and trailing-dot insensitive form of a pattern, for spotting duplicates. */
 export function normalizePattern(pattern: string): string {
+  // Most patterns are written in normal form already: no copy for them.
+  if (NORMAL_PATTERN.test(pattern)) return pattern;
   return pattern.trim().toLowerCase().replace(/\.+$/, "");
 }
 
