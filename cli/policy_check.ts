@@ -20,8 +20,10 @@ export const POLICY_CHECK_HELP = `Usage: sandbox policy check [OPTIONS] -- CMD [
 
 How execpolicy decides CMD, without running it: deny (refuse to run), allow
 (run sandboxed with no network at all) or allow-network (run sandboxed with
-the proxy). Prints the decision, every rule that matched, and for a shell
-script (sh -c '...') the decision of each of its commands.
+the proxy). Prints the decision, every rule that matched, which rule decided
+each command and which rules it beat (the most specific matching rule
+decides), and for a shell script (sh -c '...') the decision of each of its
+commands.
 
 Options:
   --config FILE      A TOML config file (repeatable)
@@ -91,7 +93,9 @@ export async function policyCheckCommand(
 
 /**
  * The `--json` object: `decision`, `matched`, `commands` (CLI.md), then
- * `argv`.
+ * `argv` and `hosts` (the hosts the run's network is bound to, or null).
+ * Each command carries `decidedBy` (the rules that decided it) and `beat`
+ * (the matching rules they won over).
  *
  * @example
  * ```ts
@@ -104,6 +108,7 @@ export function policyCheckJson(verdict: ExecVerdict): Record<string, unknown> {
     matched: verdict.matched,
     commands: verdict.commands,
     argv: verdict.argv,
+    hosts: verdict.hosts,
   };
 }
 
@@ -121,6 +126,9 @@ export function formatVerdict(verdict: ExecVerdict): string {
   } else {
     lines.push("matched rules: none");
   }
+  if (verdict.hosts !== null) {
+    lines.push(`network bound to: ${verdict.hosts.join(", ")} (within the profile's domain rules)`);
+  }
   const single = verdict.commands.length === 1 &&
     verdict.commands[0].argv.join("\0") === verdict.argv.join("\0");
   if (!single) lines.push("commands:");
@@ -128,13 +136,20 @@ export function formatVerdict(verdict: ExecVerdict): string {
     const indent = single ? "" : "  ";
     if (!single) lines.push(`  ${c.decision.padEnd(13)} ${shellJoin(c.argv)}`);
     lines.push(`${indent}  ${explain(c)}`);
+    if (c.beat.length > 0) {
+      lines.push(
+        `${indent}  beat ${c.beat.map((m) => `"${m.pattern}" = ${m.decision}`).join(", ")}`,
+      );
+    }
     if (c.note !== null) lines.push(`${indent}  ${c.note}`);
   }
   return lines.join("\n");
 }
 
 function explain(c: ExecCommandVerdict): string {
-  const rules = c.matched.map((m) => `"${m.pattern}" = ${m.decision}`).join(", ");
+  const rules = c.decidedBy.map((m) =>
+    `"${m.pattern}" = ${m.decision}` + (m.hosts === null ? "" : ` (hosts: ${m.hosts.join(", ")})`)
+  ).join(", ");
   switch (c.basis) {
     case "rule":
       return `by rule ${rules}`;
@@ -145,7 +160,7 @@ function explain(c: ExecCommandVerdict): string {
     case "no-policy":
       return "no execpolicy is configured";
     case "opaque":
-      return rules === "" ? "opaque" : `opaque; rules counted: ${rules}`;
+      return rules === "" ? "opaque: the table's default" : `opaque, decided by ${rules}`;
     case "error":
       return "denied because deciding failed";
   }

@@ -1,17 +1,23 @@
 /**
  * The execpolicy decision for one command line: `deny` (refuse to run),
  * `allow` (run sandboxed without any network) or `allow-network` (run
- * sandboxed with the proxy). See the README section "execpolicy" for the
- * rules in prose; in short:
+ * sandboxed with the proxy). `docs/execpolicy.md` has the rules in prose; in
+ * short:
  *
- * - every rule whose pattern matches counts, and the strictest decision wins
- *   (deny > allow > allow-network); no matching rule means the table's default;
+ * - the most specific matching rule decides (`./precedence.ts`); rules of
+ *   equal specificity combine strictest first (deny > allow > allow-network);
+ *   no matching rule means the table's default. A rule from the managed file
+ *   is a floor: when one matches, a user rule cannot loosen its decision;
  * - `VAR=value` prefixes and the wrappers of `./wrappers.ts` are looked through;
  *   a wrapper with an option we do not know is read every plausible way;
- * - `sh -c SCRIPT` is split into its simple commands (`./script.ts`), each is
- *   decided, and the script gets the strictest; a script that cannot be split
- *   safely is one opaque command: a rule for the shell itself decides it, and
- *   without one it gets the strictest decision in the whole table.
+ * - git, npm, pnpm and yarn are read as the program would (`./programs.ts`):
+ *   options before the subcommand are looked past and git aliases expanded;
+ * - `sh -c SCRIPT` is split into its simple commands (`./script.ts`); a
+ *   script is denied if any part is denied, else gets `allow-network` if any
+ *   part needs it, else `allow`. A script that cannot be split safely is
+ *   decided by the rules of every program named as a word inside it (a named
+ *   denied program denies it, a named allow-network program gives it
+ *   network), and otherwise by the table's default.
  *
  * Anything that throws while deciding denies (fail closed).
  *
@@ -26,11 +32,13 @@ import {
   matchWords,
   programName,
 } from "./match.ts";
+import { compareSpecificity, mostSpecific } from "./precedence.ts";
+import { type GitLookup, readProgram } from "./programs.ts";
 import { parseScript, type ScriptWord } from "./script.ts";
 import { shellJoin } from "./shell_split.ts";
 import { unwrap } from "./wrappers.ts";
 
-/** One rule that matched, as shown to people and in `--json` output. */
+/** One rule, as shown to people and in `--json` output. */
 export interface ExecMatch {
   /** The rule's pattern as written. */
   pattern: string;
@@ -40,6 +48,8 @@ export interface ExecMatch {
   source: string;
   /** Why the rule exists, or null. */
   justification: string | null;
+  /** The hosts its network is bound to, or null when the profile's domain rules alone decide. */
+  hosts: string[] | null;
 }
 
 /** How a command's decision came about. */
@@ -63,17 +73,23 @@ export interface ExecCommandVerdict {
   argv: string[];
   /** The decision for this command. */
   decision: ExecDecision;
-  /** Every rule that decided it. */
+  /** Every rule that matched it. */
   matched: ExecMatch[];
+  /** The rules that decided it: the most specific match(es), and a managed floor when it applied. */
+  decidedBy: ExecMatch[];
+  /** Rules that matched but lost to a more specific one. */
+  beat: ExecMatch[];
   /** How the decision came about. */
   basis: ExecBasis;
   /** A sentence for people (why a script is opaque, …), or null. */
   note: string | null;
+  /** For `allow-network`: the hosts the deciding rules bind the network to, or null for no binding. */
+  hosts: string[] | null;
 }
 
 /** The decision for a whole command line. */
 export interface ExecVerdict {
-  /** The strictest decision of all `commands`. */
+  /** `deny` if any command is denied, else `allow-network` if any needs it, else `allow`. */
   decision: ExecDecision;
   /** Every rule that matched anywhere, without repeats. */
   matched: ExecMatch[];
@@ -81,12 +97,23 @@ export interface ExecVerdict {
   commands: ExecCommandVerdict[];
   /** The command line as given. */
   argv: string[];
+  /**
+   * For `allow-network`: the only hosts the run may reach (the union over the
+   * parts that need network), or null when some part's network is not bound.
+   */
+  hosts: string[] | null;
 }
 
 /** Options for {@linkcode decideCommand}. */
 export interface DecideCommandOptions {
   /** Whether the network profile is enabled (the decision when no execpolicy is configured). */
   networkEnabled: boolean;
+  /** The environment the command starts with (git aliases from `GIT_CONFIG_*`); this process's unless set. */
+  env?: Readonly<Record<string, string>>;
+  /** The directory the command starts in (a repository's git aliases); this process's unless set. */
+  cwd?: string | null;
+  /** Reads a git config file, null when it cannot; `Deno.readTextFileSync` unless set. */
+  readTextFile?: (path: string) => string | null;
 }
 
 const RANK: Readonly<Record<ExecDecision, number>> = { "allow-network": 0, allow: 1, deny: 2 };
@@ -96,6 +123,19 @@ export function strictest(decisions: Iterable<ExecDecision>): ExecDecision {
   let best: ExecDecision = "allow-network";
   for (const d of decisions) if (RANK[d] > RANK[best]) best = d;
   return best;
+}
+
+/**
+ * How the parts of one command line combine: `deny` if any part is denied,
+ * else `allow-network` if any part needs it, else `allow` (also for none).
+ */
+export function combineParts(decisions: Iterable<ExecDecision>): ExecDecision {
+  let network = false;
+  for (const d of decisions) {
+    if (d === "deny") return "deny";
+    if (d === "allow-network") network = true;
+  }
+  return network ? "allow-network" : "allow";
 }
 
 /** Shells whose `-c` scripts are split (POSIX-like syntax). */
@@ -121,16 +161,18 @@ const SHELL_LONG_FLAGS = new Set([
 const SHELL_LONG_WITH_ARG = new Set(["--rcfile", "--init-file"]);
 const MAX_DEPTH = 8;
 const MAX_STEPS = 256;
-const ASSIGNMENT = /^[A-Za-z_][A-Za-z0-9_]*\+?=/;
+const ASSIGNMENT = /^([A-Za-z_][A-Za-z0-9_]*)(\+?)=/;
 
 interface CompiledRule {
   readonly rule: ExecRule;
   readonly pattern: CompiledPattern;
+  readonly managed: boolean;
 }
 
 interface Context {
   readonly rules: readonly CompiledRule[];
   readonly fallback: ExecDecision;
+  readonly lookup: GitLookup;
   steps: number;
 }
 
@@ -161,14 +203,33 @@ export function decideCommand(
     return {
       decision,
       matched: [],
-      commands: [{ argv: given, decision, matched: [], basis: "no-policy", note }],
+      commands: [{
+        argv: given,
+        decision,
+        matched: [],
+        decidedBy: [],
+        beat: [],
+        basis: "no-policy",
+        note,
+        hosts: null,
+      }],
       argv: given,
+      hosts: null,
     };
   }
   try {
     const ctx: Context = {
-      rules: policy.rules.map((rule) => ({ rule, pattern: compilePattern(rule.pattern) })),
+      rules: policy.rules.map((rule) => ({
+        rule,
+        pattern: compilePattern(rule.pattern),
+        managed: rule.source.startsWith("managed:"),
+      })),
       fallback: policy.default,
+      lookup: {
+        env: options.env ?? processEnv(),
+        cwd: options.cwd === undefined ? processCwd() : options.cwd,
+        readTextFile: options.readTextFile ?? readTextFileOrNull,
+      },
       steps: 0,
     };
     if (!(policy.default in RANK)) throw new Error(`unknown default decision "${policy.default}"`);
@@ -179,7 +240,7 @@ export function decideCommand(
     }
     const words = literalWords(given);
     const out: ExecCommandVerdict[] = [];
-    decideWords(ctx, words, 0, out);
+    decideWords(ctx, words, 0, out, {});
     if (out.length === 0) out.push(leaf(ctx, words, null));
     return summarize(given, out);
   } catch (error) {
@@ -188,9 +249,43 @@ export function decideCommand(
     return {
       decision: "deny",
       matched: [],
-      commands: [{ argv: given, decision: "deny", matched: [], basis: "error", note }],
+      commands: [{
+        argv: given,
+        decision: "deny",
+        matched: [],
+        decidedBy: [],
+        beat: [],
+        basis: "error",
+        note,
+        hosts: null,
+      }],
       argv: given,
+      hosts: null,
     };
+  }
+}
+
+function processEnv(): Record<string, string> {
+  try {
+    return Deno.env.toObject();
+  } catch {
+    return {}; // no env permission: only what the command line itself sets is known
+  }
+}
+
+function processCwd(): string | null {
+  try {
+    return Deno.cwd();
+  } catch {
+    return null;
+  }
+}
+
+function readTextFileOrNull(path: string): string | null {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return null;
   }
 }
 
@@ -205,7 +300,23 @@ function summarize(argv: string[], commands: ExecCommandVerdict[]): ExecVerdict 
       if (!matched.some((x) => x.pattern === m.pattern && x.source === m.source)) matched.push(m);
     }
   }
-  return { decision: strictest(commands.map((c) => c.decision)), matched, commands, argv };
+  const decision = combineParts(commands.map((c) => c.decision));
+  return { decision, matched, commands, argv, hosts: unionHosts(decision, commands) };
+}
+
+/** The union of the parts' host bindings; null when a part that needs network has none. */
+function unionHosts(
+  decision: ExecDecision,
+  parts: readonly { decision: ExecDecision; hosts: string[] | null }[],
+): string[] | null {
+  if (decision !== "allow-network") return null;
+  const hosts = new Set<string>();
+  for (const p of parts) {
+    if (p.decision !== "allow-network") continue;
+    if (p.hosts === null) return null;
+    for (const h of p.hosts) hosts.add(h);
+  }
+  return [...hosts];
 }
 
 function toMatch(rule: ExecRule): ExecMatch {
@@ -214,6 +325,7 @@ function toMatch(rule: ExecRule): ExecMatch {
     decision: rule.decision,
     source: rule.source,
     justification: rule.justification,
+    hosts: rule.hosts === undefined || rule.hosts === null ? null : [...rule.hosts],
   };
 }
 
@@ -226,11 +338,15 @@ function decideWords(
   input: readonly ScriptWord[],
   depth: number,
   out: ExecCommandVerdict[],
+  env: Readonly<Record<string, string>>,
 ): void {
   let start = 0;
-  while (
-    start < input.length && input[start].kind === "literal" && ASSIGNMENT.test(input[start].text)
-  ) {
+  const assigned: Record<string, string> = { ...env };
+  while (start < input.length) {
+    const m = ASSIGNMENT.exec(input[start].text);
+    if (m === null) break;
+    if (input[start].kind === "literal") assigned[m[1]] = input[start].text.slice(m[0].length);
+    else delete assigned[m[1]]; // known only at run time
     start++;
   }
   const words = input.slice(start);
@@ -250,7 +366,14 @@ function decideWords(
     case "inner": {
       const whole = explicit(ctx, words, "The wrapper itself matches a rule");
       if (whole !== null) out.push(whole);
-      decideWords(ctx, wrapped.words, depth + 1, out);
+      const inner: Record<string, string> = { ...assigned };
+      if (programName(head.text) === "env") {
+        for (const w of words.slice(1, words.length - wrapped.words.length)) {
+          const m = w.kind === "literal" ? ASSIGNMENT.exec(w.text) : null;
+          if (m !== null) inner[m[1]] = w.text.slice(m[0].length);
+        }
+      }
+      decideWords(ctx, wrapped.words, depth + 1, out, inner);
       return;
     }
     case "no-command":
@@ -261,23 +384,37 @@ function decideWords(
         leaf(
           ctx,
           words,
-          `Cannot read the wrapper with certainty (${wrapped.reason}): every reading is decided and the strictest wins`,
+          `Cannot read the wrapper with certainty (${wrapped.reason}): every reading is decided`,
         ),
       );
-      for (let j = 1; j < words.length; j++) decideWords(ctx, words.slice(j), depth + 1, out);
-      for (const reading of wrapped.extra) decideWords(ctx, reading, depth + 1, out);
+      for (let j = 1; j < words.length; j++) {
+        decideWords(ctx, words.slice(j), depth + 1, out, assigned);
+      }
+      for (const reading of wrapped.extra) decideWords(ctx, reading, depth + 1, out, assigned);
       return;
     }
     case "none":
       break;
   }
   const name = programName(head.text);
+  const reading = readProgram(words, { ...ctx.lookup, env: { ...ctx.lookup.env, ...assigned } });
+  if (reading.kind === "expand") {
+    for (const expanded of reading.readings) {
+      const before = out.length;
+      decideWords(ctx, expanded, depth + 1, out, assigned);
+      for (const c of out.slice(before)) {
+        c.note = c.note === null ? reading.note : `${reading.note}. ${c.note}`;
+      }
+    }
+    return;
+  }
+  const forms = reading.kind === "forms" ? reading.forms : [];
   if (OTHER_SHELLS.has(name) && words.some((w) => w.text === "-c")) {
     out.push(opaque(ctx, words, `scripts of "${name}" are not split`));
     return;
   }
   if (!SPLIT_SHELLS.has(name)) {
-    out.push(leaf(ctx, words, null));
+    out.push(leaf(ctx, words, null, forms));
     return;
   }
   const shell = parseShellArgs(words);
@@ -305,39 +442,141 @@ function decideWords(
   const whole = explicit(ctx, words, "The shell invocation itself matches a rule");
   if (whole !== null) out.push(whole);
   const before = out.length;
-  for (const command of parsed.commands) decideWords(ctx, command, depth + 1, out);
+  for (const command of parsed.commands) decideWords(ctx, command, depth + 1, out, assigned);
   if (whole === null && out.length === before) {
     out.push(leaf(ctx, words, "The script runs no command"));
   }
 }
 
-/** Decides one simple command by its matching rules, or the default. */
-function leaf(ctx: Context, words: readonly ScriptWord[], note: string | null): ExecCommandVerdict {
+interface Choice {
+  readonly decision: ExecDecision;
+  /** The rules that decided (the most specific sure matches and the possible ones as specific). */
+  readonly deciders: readonly CompiledRule[];
+  /** No rule surely matched: the default counted. */
+  readonly usedDefault: boolean;
+}
+
+/**
+ * The most specific of the surely matching rules decides; a rule that only
+ * possibly matches (words known at run time) and is at least as specific
+ * counts too, strictest first, and so does the default when nothing surely
+ * matches. `fallback` null: no default (for the managed floor).
+ */
+function choose(
+  sure: readonly CompiledRule[],
+  possible: readonly CompiledRule[],
+  fallback: ExecDecision | null,
+): Choice | null {
+  const top = mostSpecific(sure, (r) => r.pattern);
+  const contenders = possible.filter((p) =>
+    top.length === 0 || compareSpecificity(p.pattern, top[0].pattern) >= 0
+  );
+  const deciders = [...top, ...contenders];
+  const decisions = deciders.map((d) => d.rule.decision);
+  const usedDefault = top.length === 0;
+  if (usedDefault) {
+    if (fallback === null) {
+      if (decisions.length === 0) return null;
+    } else decisions.push(fallback);
+  }
+  return { decision: strictest(decisions), deciders, usedDefault };
+}
+
+/** Applies the managed floor: a matching managed rule's decision cannot be loosened. */
+function withFloor(
+  choice: Choice,
+  sure: readonly CompiledRule[],
+  possible: readonly CompiledRule[],
+): { choice: Choice; floor: boolean } {
+  const floor = choose(sure.filter((r) => r.managed), possible.filter((r) => r.managed), null);
+  if (floor === null || RANK[floor.decision] <= RANK[choice.decision]) {
+    return { choice, floor: false };
+  }
+  const deciders = [
+    ...floor.deciders,
+    ...choice.deciders.filter((d) => !floor.deciders.includes(d)),
+  ];
+  return { choice: { ...choice, decision: floor.decision, deciders }, floor: true };
+}
+
+function matchAll(
+  ctx: Context,
+  forms: readonly (readonly ScriptWord[])[],
+): { sure: CompiledRule[]; possible: CompiledRule[] } {
+  const sure: CompiledRule[] = [];
   const possible: CompiledRule[] = [];
-  let sure = false;
   for (const r of ctx.rules) {
-    const result = matchWords(r.pattern, words);
-    if (result === "no") continue;
-    possible.push(r);
-    if (result === "sure") sure = true;
+    let best: "sure" | "possible" | "no" = "no";
+    for (const f of forms) {
+      const m = matchWords(r.pattern, f);
+      if (m === "sure") {
+        best = "sure";
+        break;
+      }
+      if (m === "possible") best = "possible";
+    }
+    if (best === "sure") sure.push(r);
+    else if (best === "possible") possible.push(r);
   }
-  const decisions = possible.map((r) => r.rule.decision);
-  if (!sure) decisions.push(ctx.fallback);
-  const unknown = words.some((w) => w.kind !== "literal");
-  let text = note;
-  if (unknown && possible.length > 0 && !sure) {
-    text = joinNotes(
-      note,
-      "Some words are only known at run time: every rule they could match counts, and so does the default",
-    );
+  return { sure, possible };
+}
+
+function boundHosts(decision: ExecDecision, deciders: readonly CompiledRule[]): string[] | null {
+  if (decision !== "allow-network") return null;
+  const net = deciders.filter((d) => d.rule.decision === "allow-network");
+  if (net.length === 0) return null;
+  const hosts = new Set<string>();
+  for (const d of net) {
+    if (d.rule.hosts === undefined || d.rule.hosts === null) return null;
+    for (const h of d.rule.hosts) hosts.add(h);
   }
+  return [...hosts];
+}
+
+function verdictFor(
+  words: readonly ScriptWord[],
+  decision: ExecDecision,
+  matched: readonly CompiledRule[],
+  deciders: readonly CompiledRule[],
+  basis: ExecBasis,
+  note: string | null,
+): ExecCommandVerdict {
   return {
     argv: display(words),
-    decision: strictest(decisions),
-    matched: possible.map((r) => toMatch(r.rule)),
-    basis: possible.length > 0 ? "rule" : "default",
-    note: text,
+    decision,
+    matched: matched.map((r) => toMatch(r.rule)),
+    decidedBy: deciders.map((r) => toMatch(r.rule)),
+    beat: matched.filter((r) => !deciders.includes(r)).map((r) => toMatch(r.rule)),
+    basis,
+    note,
+    hosts: boundHosts(decision, deciders),
   };
+}
+
+/** Decides one simple command by its most specific matching rule, or the default. */
+function leaf(
+  ctx: Context,
+  words: readonly ScriptWord[],
+  note: string | null,
+  forms: readonly (readonly ScriptWord[])[] = [],
+): ExecCommandVerdict {
+  const { sure, possible } = matchAll(ctx, [words, ...forms]);
+  const picked = withFloor(choose(sure, possible, ctx.fallback)!, sure, possible);
+  const choice = picked.choice;
+  let text = note;
+  if (possible.length > 0 && choice.deciders.some((d) => possible.includes(d))) {
+    text = joinNotes(
+      text,
+      "Some words are only known at run time: every rule they could match that is as specific counts" +
+        (choice.usedDefault ? ", and so does the default" : ""),
+    );
+  }
+  if (picked.floor) {
+    text = joinNotes(text, "A managed rule is a floor here: the user's rules cannot loosen it");
+  }
+  const matched = [...sure, ...possible];
+  const basis: ExecBasis = matched.length > 0 && choice.deciders.length > 0 ? "rule" : "default";
+  return verdictFor(words, choice.decision, matched, choice.deciders, basis, text);
 }
 
 /** Rules matching a wrapper or shell invocation as a whole; null when none does. */
@@ -346,23 +585,28 @@ function explicit(
   words: readonly ScriptWord[],
   note: string,
 ): ExecCommandVerdict | null {
-  const hits = ctx.rules.filter((r) => matchWords(r.pattern, words) !== "no");
-  if (hits.length === 0) return null;
-  return {
-    argv: display(words),
-    decision: strictest(hits.map((r) => r.rule.decision)),
-    matched: hits.map((r) => toMatch(r.rule)),
-    basis: "wrapper",
+  const { sure, possible } = matchAll(ctx, [words]);
+  const chosen = choose(sure, possible, null);
+  if (chosen === null) return null;
+  const { choice } = withFloor(chosen, sure, possible);
+  return verdictFor(
+    words,
+    choice.decision,
+    [...sure, ...possible],
+    choice.deciders,
+    "wrapper",
     note,
-  };
+  );
 }
 
 /**
- * An opaque command: rules matching the whole argv decide it, together with
- * every rule whose program name appears as a word inside; with no rule for
- * the whole argv, the strictest decision of the table (rules and default)
- * applies, because the script could run anything. `tokens` are the words
- * that may name a program run inside (by default, those of its script).
+ * An opaque command: the rules matching the whole argv (most specific first)
+ * and every rule whose program is named as a word inside decide it: any
+ * `deny` among them denies, else any `allow-network` gives network, else a
+ * rule for the whole argv decides, else the table's default (but no network
+ * when the default has it and a named program's rules say `allow`). `tokens` are
+ * the words that may name a program run inside (by default, those of its
+ * script).
  */
 function opaque(
   ctx: Context,
@@ -370,38 +614,58 @@ function opaque(
   reason: string,
   tokens: readonly string[] = scriptTokens(words),
 ): ExecCommandVerdict {
-  const whole = ctx.rules.filter((r) => matchWords(r.pattern, words) !== "no");
-  const inside = ctx.rules.filter((r) =>
-    !whole.includes(r) && tokens.some((t) => matchesProgram(r.pattern, t))
+  const { sure, possible } = matchAll(ctx, [words]);
+  const wholeChoice = choose(sure, possible, null);
+  const whole = wholeChoice === null ? null : withFloor(wholeChoice, sure, possible).choice;
+  const matchedWhole = [...sure, ...possible];
+  const named = ctx.rules.filter((r) =>
+    !matchedWhole.includes(r) && tokens.some((t) => matchesProgram(r.pattern, t))
   );
+  const pool = [...(whole?.deciders ?? []), ...named];
   let decision: ExecDecision;
-  let matched: CompiledRule[];
-  let note: string;
-  if (whole.length > 0) {
-    matched = [...whole, ...inside];
-    decision = strictest(matched.map((r) => r.rule.decision));
-    note = `Cannot decide its parts (${reason}): decided as one command by the rules for it` +
-      (inside.length > 0 ? " and by every rule for a program named inside it" : "");
+  let deciders: CompiledRule[];
+  if (pool.some((r) => r.rule.decision === "deny")) {
+    decision = "deny";
+    deciders = pool.filter((r) => r.rule.decision === "deny");
+  } else if (pool.some((r) => r.rule.decision === "allow-network")) {
+    decision = "allow-network";
+    deciders = pool.filter((r) => r.rule.decision === "allow-network");
+  } else if (whole !== null) {
+    decision = whole.decision;
+    deciders = [...whole.deciders];
+  } else if (named.length > 0 && ctx.fallback === "allow-network") {
+    // Named programs are all "allow" (no network): the script does not get more than they do.
+    decision = "allow";
+    deciders = named;
   } else {
-    decision = strictest([ctx.fallback, ...ctx.rules.map((r) => r.rule.decision)]);
-    const setters = ctx.rules.filter((r) => r.rule.decision === decision && !inside.includes(r));
-    matched = [...inside, ...setters];
-    note = `Cannot decide its parts (${reason}) and no rule matches it as a whole, ` +
-      `so it gets the strictest decision in the table ("${decision}")`;
+    decision = ctx.fallback;
+    deciders = [];
   }
-  return {
-    argv: display(words),
+  const by = deciders.length === 0
+    ? `no rule for it or for a program named inside it denies or needs network, so the table's default "${decision}" applies`
+    : `decided by ${
+      whole !== null && deciders.some((d) => whole.deciders.includes(d))
+        ? "the rules for it and "
+        : ""
+    }the rules of the programs named inside it`;
+  return verdictFor(
+    words,
     decision,
-    matched: matched.map((r) => toMatch(r.rule)),
-    basis: "opaque",
-    note,
-  };
+    [...matchedWhole, ...named],
+    deciders,
+    "opaque",
+    `Cannot decide its parts (${reason}): ${by}`,
+  );
 }
 
-/** Every word-like token of an opaque command, and the basename of each path. */
+/**
+ * Every word-like token of an opaque command after its program (the shell
+ * itself counts only through rules that match the whole command), and the
+ * basename of each path.
+ */
 function scriptTokens(words: readonly ScriptWord[]): string[] {
   const tokens = new Set<string>();
-  for (const w of words) {
+  for (const w of words.slice(1)) {
     for (const t of w.text.split(/[^A-Za-z0-9_.+/@%:,=~-]+/)) {
       if (t === "") continue;
       tokens.add(t);
@@ -482,7 +746,7 @@ export function formatExecDenial(verdict: ExecVerdict): string {
       ? `  ${shellJoin(c.argv)}: `
       : "  ";
     if (c.note !== null && c.basis !== "default") lines.push(`${where}${c.note}`);
-    const denying = c.matched.filter((m) => m.decision === "deny");
+    const denying = c.decidedBy.filter((m) => m.decision === "deny");
     for (const m of denying) {
       lines.push(
         `${where}denied by rule "${m.pattern}" from ${m.source}` +

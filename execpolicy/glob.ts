@@ -14,6 +14,8 @@ export interface WordGlob {
   readonly literal: string | null;
   /** True when the glob matches every word (it is `*`). */
   readonly matchesAll: boolean;
+  /** How many characters of the glob stand for themselves (its specificity inside one word). */
+  readonly literalChars: number;
   /** Whether `word` matches the glob as a whole. */
   test(word: string): boolean;
 }
@@ -47,6 +49,7 @@ export function compileGlob(source: string): WordGlob {
   let regex = "";
   let literal = "";
   let wild = false;
+  let fixed = 0;
   for (let i = 0; i < chars.length; i++) {
     const c = chars[i];
     if (c === "\\") {
@@ -55,6 +58,7 @@ export function compileGlob(source: string): WordGlob {
       if (i + 1 < chars.length) i++;
       regex += escapeRegex(next);
       literal += next;
+      fixed++;
     } else if (c === "*") {
       wild = true;
       regex += "[^]*";
@@ -66,6 +70,7 @@ export function compileGlob(source: string): WordGlob {
       if (parsed === null) {
         regex += escapeRegex(c);
         literal += c;
+        fixed++;
       } else {
         wild = true;
         regex += parsed.regex;
@@ -74,6 +79,7 @@ export function compileGlob(source: string): WordGlob {
     } else {
       regex += escapeRegex(c);
       literal += c;
+      fixed++;
     }
   }
   let compiled: RegExp;
@@ -89,6 +95,7 @@ export function compileGlob(source: string): WordGlob {
     source,
     literal: wild ? null : literal,
     matchesAll,
+    literalChars: fixed,
     test: wild ? (word) => compiled.test(word) : (word) => word === literal,
   };
 }

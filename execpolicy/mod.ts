@@ -15,7 +15,8 @@
  *
  * @module
  */
-export { decideCommand, formatExecDenial, strictest } from "./decide.ts";
+export { combineParts, decideCommand, formatExecDenial, strictest } from "./decide.ts";
+export { bindNetwork } from "./hosts.ts";
 export type {
   DecideCommandOptions,
   ExecBasis,

@@ -83,7 +83,8 @@ const SIMPLE_PARAM =
 
 /**
  * Splits `script` into simple commands (each a list of words, leading
- * `VAR=value` assignments removed), or returns why it cannot.
+ * `VAR=value` assignments kept; a command of assignments only is left out),
+ * or returns why it cannot.
  *
  * @example
  * ```ts
@@ -145,7 +146,10 @@ function split(chars: string[]): ScriptWord[][] {
         throw new Refusal(`"${head.text} ${bad.raw}" may evaluate an array subscript`);
       }
     }
-    commands.push(rest.map((w) => ({ kind: w.kind, text: w.kind === "literal" ? w.text : w.raw })));
+    // Assignments stay in front: they set the command's environment (GIT_CONFIG_*).
+    commands.push(
+      words.map((w) => ({ kind: w.kind, text: w.kind === "literal" ? w.text : w.raw })),
+    );
   };
 
   const readHeredocBodies = () => {

@@ -22,6 +22,12 @@ export interface ExecRule {
   readonly notMatch: readonly string[];
   /** Where the rule came from. */
   readonly source: RuleSource;
+  /**
+   * For `allow-network`: the only hosts a run decided by this rule may reach
+   * (still intersected with the profile's domain rules). Absent or null: no
+   * binding.
+   */
+  readonly hosts?: readonly string[] | null;
 }
 
 /** The execpolicy table. */

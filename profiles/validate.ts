@@ -1293,6 +1293,36 @@ class Checker {
     return out;
   }
 
+  /** `hosts = [...]` of an execpolicy rule: domain patterns, only with `allow-network`. */
+  execHosts(
+    value: unknown,
+    path: readonly string[],
+    decision: ExecDecision | undefined,
+  ): string[] | null {
+    if (value === undefined) return null;
+    const hosts = this.stringList(value, path);
+    if (hosts === undefined) return null;
+    if (decision !== undefined && decision !== "allow-network") {
+      this.problem(
+        path,
+        `Hosts bind a rule's network, so they need decision = "allow-network", not "${decision}"`,
+      );
+      return null;
+    }
+    if (hosts.length === 0) {
+      this.problem(
+        path,
+        'An empty host list allows nothing: list hosts, e.g. ["registry.example"]',
+      );
+      return null;
+    }
+    for (const [i, host] of hosts.entries()) {
+      const error = checkDomainPattern(host, "allow");
+      if (error !== null) this.problem([...path, String(i)], error);
+    }
+    return hosts;
+  }
+
   execpolicy(value: unknown, path: readonly string[]): ExecRuleSpec[] {
     const table = this.table(value, path);
     if (table === null) return [];
@@ -1319,7 +1349,7 @@ class Checker {
         );
         continue;
       }
-      this.knownKeys(spec, p, ["decision", "justification", "match", "not_match"]);
+      this.knownKeys(spec, p, ["decision", "justification", "match", "not_match", "hosts"]);
       let decision: ExecDecision | undefined;
       if (spec.decision === undefined) {
         this.problem(
@@ -1330,7 +1360,17 @@ class Checker {
       const justification = this.optional(spec, "justification", p, this.string, null);
       const match = this.optional(spec, "match", p, this.stringList, []);
       const notMatch = this.optional(spec, "not_match", p, this.stringList, []);
-      if (decision !== undefined) rules.push({ pattern, decision, justification, match, notMatch });
+      const hosts = this.execHosts(spec.hosts, [...p, "hosts"], decision);
+      if (decision !== undefined) {
+        rules.push({
+          pattern,
+          decision,
+          justification,
+          match,
+          notMatch,
+          ...(hosts === null ? {} : { hosts }),
+        });
+      }
     }
     return rules;
   }

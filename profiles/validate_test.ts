@@ -193,3 +193,30 @@ Deno.test("detectConfigKind() treats requirements.toml and [experimental_network
   assert.equal(detectConfigKind("x.toml", { experimental_network: {} }), "managed");
   assert.equal(detectConfigKind("config.toml", { permissions: {} }), "user");
 });
+
+Deno.test("validateConfigText() reads an execpolicy rule's hosts and refuses bad ones", async () => {
+  const good = await validateConfigText(
+    `[execpolicy]\n"npm ci" = { decision = "allow-network", hosts = ["registry.example", "*.cdn.example"] }\n`,
+    { file: "c.toml", kind: "user" },
+  );
+  assert.ok(good.ok);
+  if (!good.ok) return;
+  assert.deepEqual(good.config.execpolicy[0].hosts, ["registry.example", "*.cdn.example"]);
+  const bad = await validateConfigText(
+    [
+      "[execpolicy]",
+      `"npm test" = { decision = "allow", hosts = ["registry.example"] }`,
+      `"npm ci" = { decision = "allow-network", hosts = [] }`,
+      `"git push *" = { decision = "allow-network", hosts = ["*"] }`,
+      `"npm i" = { decision = "allow-network", hosts = ["bad host"] }`,
+    ].join("\n") + "\n",
+    { file: "c.toml", kind: "user" },
+  );
+  assert.equal(bad.ok, false);
+  if (bad.ok) return;
+  const got = bad.problems.map((p) => `${p.line}: ${p.keyPath}: ${p.message}`);
+  assert.equal(got.length, 3, got.join("\n"));
+  assert.match(got[0], /^2: execpolicy\."npm test"\.hosts: .*need decision = "allow-network"/);
+  assert.match(got[1], /^3: execpolicy\."npm ci"\.hosts: An empty host list/);
+  assert.match(got[2], /^5: execpolicy\."npm i"\.hosts/);
+});

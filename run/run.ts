@@ -7,7 +7,7 @@
  * @module
  */
 import { SandboxError, UsageError } from "../errors.ts";
-import { decideCommand, formatExecDenial } from "../execpolicy/mod.ts";
+import { bindNetwork, decideCommand, formatExecDenial } from "../execpolicy/mod.ts";
 import type { ExecVerdict } from "../execpolicy/decide.ts";
 import type { DecisionEvent, ProxyProtocol } from "../proxy/decision_log.ts";
 import type { Resolver } from "../proxy/resolver.ts";
@@ -183,7 +183,10 @@ export async function runSandboxed(
         import("../proxy/resolver.ts"),
       ]);
       return await startProxy({
-        config,
+        // A verdict bound to hosts narrows the proxy to them (deny rules stay).
+        config: verdict.hosts === null
+          ? config
+          : { ...config, network: bindNetwork(config.network, verdict.hosts) },
         resolver: options.resolver ?? createResolver(),
         http: null,
         socks: null,

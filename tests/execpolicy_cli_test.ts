@@ -43,6 +43,7 @@ Deno.test("policy check --json prints decision, matched rules and each part of a
     decision: "deny",
     source: `config:${cfg.path}`,
     justification: "Use the mirror",
+    hosts: null,
   });
   assert.deepEqual(
     json.commands.map((c: { argv: string[]; decision: string }) => [c.argv, c.decision]),
@@ -98,4 +99,63 @@ Deno.test("sandbox policy check exits 1 on deny and 2 on a bad table, as a real 
     failed.stderr,
     /^sandbox: Invalid configuration: .*execpolicy\."curl \\"x": Bad rule/m,
   );
+});
+
+interface TableVectors {
+  readonly table: readonly [string, string][];
+  readonly cases: readonly {
+    readonly argv: readonly string[];
+    readonly decision: string;
+    readonly extra?: readonly [string, string][];
+  }[];
+}
+
+function tomlTable(rows: readonly [string, string][]): string {
+  return `[execpolicy]\n${
+    rows.map(([pattern, decision]) => `${JSON.stringify(pattern)} = ${JSON.stringify(decision)}`)
+      .join("\n")
+  }\n`;
+}
+
+Deno.test("policy check --json passes every vector of the shared execpolicy table", async () => {
+  const vectors: TableVectors = JSON.parse(
+    await Deno.readTextFile(
+      new URL("../testdata/conformance/execpolicy_table.json", import.meta.url),
+    ),
+  );
+  await using cfg = await withConfig(tomlTable(vectors.table));
+  const failures: string[] = [];
+  for (const c of vectors.cases) {
+    let path = cfg.path;
+    if (c.extra !== undefined) {
+      path = `${cfg.path}.extra.toml`;
+      await Deno.writeTextFile(path, tomlTable([...vectors.table, ...c.extra]));
+    }
+    const { code, out } = await check(["--config", path, "--json", "--", ...c.argv]);
+    const json = JSON.parse(out);
+    if (json.decision !== c.decision || code !== (c.decision === "deny" ? 1 : 0)) {
+      failures.push(`${JSON.stringify(c.argv)}: expected ${c.decision}, got ${json.decision}`);
+    }
+  }
+  assert.deepEqual(failures, []);
+  // One vector through the real binary too: the same answer from a subprocess.
+  const result = await sandboxCli([
+    "policy",
+    "check",
+    "--config",
+    cfg.path,
+    "--json",
+    "--",
+    "git",
+    "push",
+    "origin",
+    "main",
+  ], { env: {} });
+  assert.equal(result.code, 0, result.stderr);
+  const json = JSON.parse(result.stdout);
+  assert.equal(json.decision, "allow-network");
+  assert.deepEqual(json.commands[0].decidedBy.map((m: { pattern: string }) => m.pattern), [
+    "git push *",
+  ]);
+  assert.deepEqual(json.commands[0].beat.map((m: { pattern: string }) => m.pattern), ["git *"]);
 });

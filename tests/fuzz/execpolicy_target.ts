@@ -8,7 +8,8 @@
  * - `exec_decide`: decideCommand on generated argv and `sh -c` scripts
  *   never throws, answers one of the three decisions, and wrapping a
  *   command in `sh -c '<the same words>'` never makes its decision more
- *   permissive (a script must not be a way around a rule).
+ *   permissive (a script must not be a way around a rule), except that an
+ *   opaque script naming a program with an allow-network rule gets network.
  *
  * @module
  */
@@ -187,8 +188,14 @@ function checkDecide({ policy, argv, script, shell }: DecideInput): void {
     // A rule written for the shell invocation itself ("bash -c *") is the author's explicit
     // word about such scripts; the property is about scripts no rule names as a whole.
     const named = policy.rules.some((r) => matchArgv(compilePattern(r.pattern), wrapper));
+    // An opaque script that names a program with an allow-network rule gets network by design
+    // (docs/execpolicy.md); it never escapes a deny.
+    const networkByName = wrapped.decision === "allow-network" &&
+      wrapped.commands.some((c) =>
+        c.basis === "opaque" && c.decidedBy.some((m) => m.decision === "allow-network")
+      );
     check(
-      named || RANK[wrapped.decision] >= RANK[direct.decision],
+      named || networkByName || RANK[wrapped.decision] >= RANK[direct.decision],
       `${
         JSON.stringify(argv)
       } is "${direct.decision}" but as a ${shell} -c script "${wrapped.decision}"`,

@@ -1,11 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  decideCommand,
-  type ExecVerdict,
-  formatExecDenial,
-  parseScript,
-} from "../execpolicy/mod.ts";
-import type { ExecDecision, ExecPolicyConfig, ExecRule } from "../profiles/types.ts";
+import { decideCommand, type ExecVerdict, formatExecDenial, parseScript } from "./mod.ts";
+import type { ExecDecision, ExecPolicyConfig, ExecRule } from "./types.ts";
 
 function rule(
   pattern: string,
@@ -92,9 +87,9 @@ Deno.test("decideCommand() reads a wrapper with an unknown option every plausibl
   const cases: [string[], ExecDecision][] = [
     [["env", "--frobnicate", "curl", "x"], "deny"],
     [["timeout", "--weird", "5", "curl"], "deny"],
-    [["nice", "-z", "npm", "test"], "allow"],
+    // Every reading is a part: the ones that run no listed program get the default (network).
+    [["nice", "-z", "npm", "test"], "allow-network"],
     [["env", "-S", "curl -s", "x"], "deny"], // env -S splits its argument itself
-    [["env", "--split-string=npm test"], "allow"],
     [["stdbuf", "-q", "npm", "ci"], "allow-network"],
   ];
   for (const [argv, expected] of cases) {
@@ -106,26 +101,109 @@ Deno.test("decideCommand() reads a wrapper with an unknown option every plausibl
   assert.deepEqual(verdict.commands[0].argv, ["env", "--frobnicate", "curl"]);
 });
 
-Deno.test("decideCommand() lets the strictest matching rule win: deny > allow > allow-network", () => {
+Deno.test("decideCommand() lets the most specific matching rule decide", () => {
   const cases: [ExecRule[], string[], ExecDecision][] = [
+    // More literal leading words win, in either order.
     [[rule("git *", "allow-network"), rule("git push *", "deny")], ["git", "push"], "deny"],
-    [[rule("git push *", "deny"), rule("git *", "allow-network")], ["git", "push"], "deny"],
+    [
+      [rule("git push *", "allow-network"), rule("git *", "allow")],
+      ["git", "push", "o"],
+      "allow-network",
+    ],
+    [
+      [rule("git *", "allow"), rule("git push *", "allow-network")],
+      ["git", "push"],
+      "allow-network",
+    ],
+    [
+      [rule("git push *", "deny"), rule("git *", "allow-network")],
+      ["git", "status"],
+      "allow-network",
+    ],
     [[rule("npm *", "allow-network"), rule("npm test", "allow")], ["npm", "test"], "allow"],
-    [[rule("npm test", "allow"), rule("npm *", "allow-network")], ["npm", "test"], "allow"],
     [[rule("*", "allow-network"), rule("npm test", "allow")], ["npm", "test"], "allow"],
-    [[rule("*", "deny"), rule("npm ci", "allow-network")], ["npm", "ci"], "deny"],
+    [[rule("*", "deny"), rule("npm ci", "allow-network")], ["npm", "ci"], "allow-network"],
+    [[rule("*", "deny"), rule("npm ci", "allow-network")], ["npm", "test"], "deny"],
     [[rule("npm *", "allow-network"), rule("npm test", "allow")], ["npm", "ci"], "allow-network"],
+    // An exact rule beats a trailing `*` of the same words.
+    [[rule("npm ci *", "deny"), rule("npm ci", "allow-network")], ["npm", "ci"], "allow-network"],
+    [[rule("npm ci *", "deny"), rule("npm ci", "allow-network")], ["npm", "ci", "-q"], "deny"],
+    [[rule("curl *", "deny"), rule("curl -fsSL https://m.example/s", "allow-network")], [
+      "curl",
+      "-fsSL",
+      "https://m.example/s",
+    ], "allow-network"],
+    // A glob inside a word beats a bare wildcard, and loses to a literal word.
+    [
+      [rule("git *", "allow"), rule("git pu* *", "allow-network")],
+      ["git", "pull"],
+      "allow-network",
+    ],
+    [[rule("git push *", "deny"), rule("git pu* *", "allow-network")], ["git", "push"], "deny"],
+    [[rule("git v[0-9]* *", "deny"), rule("git v* *", "allow")], ["git", "v1"], "deny"],
+    // A middle `*` is one word of any value: more words of it beat fewer, a literal beats it.
+    [[rule("git *", "allow"), rule("git * --force", "deny")], ["git", "push", "--force"], "deny"],
+    [[rule("git push *", "allow-network"), rule("git * --force", "deny")], [
+      "git",
+      "push",
+      "--force",
+    ], "allow-network"],
+    // Equal specificity: strictest first (deny > allow > allow-network).
+    [[rule("git p?sh *", "allow-network"), rule("git pu?h *", "allow")], ["git", "push"], "allow"],
+    [[rule("git push *", "allow-network"), rule("git push *", "deny")], ["git", "push"], "deny"],
   ];
   for (const [rules, argv, expected] of cases) {
     const verdict = decideCommand({ default: "allow", rules }, argv, { networkEnabled: true });
     assert.equal(verdict.decision, expected, `${rules.map((r) => r.pattern)} / ${argv}`);
   }
   const both = decideCommand(
-    { default: "allow", rules: [rule("git *", "allow-network"), rule("git push *", "deny")] },
+    { default: "allow", rules: [rule("git *", "allow"), rule("git push *", "allow-network")] },
     ["git", "push"],
     { networkEnabled: true },
   );
   assert.deepEqual(both.matched.map((m) => m.pattern), ["git *", "git push *"]);
+  assert.deepEqual(both.commands[0].decidedBy.map((m) => m.pattern), ["git push *"]);
+  assert.deepEqual(both.commands[0].beat.map((m) => m.pattern), ["git *"]);
+});
+
+Deno.test("decideCommand() keeps a managed rule as a floor that a user rule cannot loosen", () => {
+  const managed = (pattern: string, decision: ExecDecision): ExecRule => ({
+    ...rule(pattern, decision),
+    source: "managed:/etc/sandbox/requirements.toml",
+  });
+  const cases: [ExecRule[], string[], ExecDecision][] = [
+    [
+      [managed("curl *", "deny"), rule("curl -fsSL x", "allow-network")],
+      ["curl", "-fsSL", "x"],
+      "deny",
+    ],
+    [[managed("npm *", "allow"), rule("npm ci", "allow-network")], ["npm", "ci"], "allow"],
+    // A user rule may tighten a managed one.
+    [[managed("git push *", "allow-network"), rule("git push *", "deny")], ["git", "push"], "deny"],
+    // A managed rule that does not match sets no floor.
+    [
+      [managed("npm *", "allow"), rule("git push *", "allow-network")],
+      ["git", "push"],
+      "allow-network",
+    ],
+    // Between managed rules, the most specific decides.
+    [
+      [managed("curl *", "deny"), managed("curl -fsSL x", "allow-network")],
+      ["curl", "-fsSL", "x"],
+      "allow-network",
+    ],
+  ];
+  for (const [rules, argv, expected] of cases) {
+    const verdict = decideCommand({ default: "allow", rules }, argv, { networkEnabled: true });
+    assert.equal(verdict.decision, expected, `${rules.map((r) => r.pattern)} / ${argv}`);
+  }
+  const floor = decideCommand(
+    { default: "allow", rules: [managed("curl *", "deny"), rule("curl -fsSL x", "allow-network")] },
+    ["curl", "-fsSL", "x"],
+    { networkEnabled: true },
+  );
+  assert.deepEqual(floor.commands[0].decidedBy.map((m) => m.pattern), ["curl *", "curl -fsSL x"]);
+  assert.match(floor.commands[0].note ?? "", /managed rule is a floor/);
 });
 
 Deno.test("decideCommand() applies the table default and the no-policy default", () => {
@@ -144,9 +222,10 @@ Deno.test("decideCommand() applies the table default and the no-policy default",
   }
 });
 
-Deno.test("decideCommand() splits sh -c scripts and gives them the strictest part", () => {
+Deno.test("decideCommand() splits sh -c scripts: any part denied denies, any part with network gives network", () => {
   const cases: [string[], ExecDecision, string[]][] = [
-    [["sh", "-c", "npm ci && npm test"], "allow", ["npm ci", "npm test"]],
+    [["sh", "-c", "npm ci && npm test"], "allow-network", ["npm ci", "npm test"]],
+    [["sh", "-c", "npm test && ls"], "allow", ["npm test", "ls"]],
     [["bash", "-c", "npm ci; curl x"], "deny", ["npm ci", "curl x"]],
     [["bash", "-lc", "npm ci || curl x"], "deny", ["npm ci", "curl x"]],
     [["bash", "-ec", "npm ci | wget -"], "deny", ["npm ci", "wget -"]],
@@ -160,9 +239,9 @@ Deno.test("decideCommand() splits sh -c scripts and gives them the strictest par
     [["sh", "-c", "sh -c 'curl x'"], "deny", ["curl x"]],
     [["sh", "-c", "npm ci # && curl x"], "allow-network", ["npm ci"]],
     [["sh", "-c", "npm ci >log 2>&1 </dev/null"], "allow-network", ["npm ci"]],
-    [["sh", "-c", "npm ci &>/dev/null; npm test 2>>e"], "allow", ["npm ci", "npm test"]],
+    [["sh", "-c", "npm ci &>/dev/null; npm test 2>>e"], "allow-network", ["npm ci", "npm test"]],
     [["sh", "-c", "cat <<'EOF'\n$(curl x)\nEOF\nnpm ci"], "deny", []], // substitution anywhere: opaque
-    [["sh", "-c", "cat <<'EOF'\ncurl x\nEOF\nnpm ci"], "allow", ["cat", "npm ci"]],
+    [["sh", "-c", "cat <<'EOF'\ncurl x\nEOF\nnpm ci"], "allow-network", ["cat", "npm ci"]],
     [["sh", "-c", "cu'r'l x"], "deny", ["curl x"]],
     [["sh", "-c", "\\curl x"], "deny", ["curl x"]],
     [["sh", "-c", 'curl "$URL"'], "deny", ['curl "$URL"']],
@@ -232,33 +311,36 @@ Deno.test("parseScript() refuses each construct it cannot split safely", () => {
   }
 });
 
-Deno.test("decideCommand() decides an opaque script by the rule for the shell, else the strictest in the table", () => {
+Deno.test("decideCommand() decides an opaque script by the programs named inside it, else the default", () => {
   const withShellRule: ExecPolicyConfig = {
     default: "allow",
     rules: [...TABLE.rules, rule("bash -c *", "allow-network")],
   };
   const cases: [ExecPolicyConfig, string[], ExecDecision][] = [
-    // No rule for the shell: the script could run anything, so the strictest decision applies.
-    [TABLE, ["sh", "-c", "echo $(date)"], "deny"],
+    // Nothing named inside has a rule: the table's default.
+    [TABLE, ["sh", "-c", "echo $(date)"], "allow"],
+    [{ default: "deny", rules: [rule("npm test", "allow")] }, ["sh", "-c", "x=$(date)"], "deny"],
     [
       { default: "allow-network", rules: [rule("npm test", "allow")] },
       ["sh", "-c", "x=$(date)"],
-      "allow",
+      "allow-network",
     ],
-    [{ default: "allow-network", rules: [rule("npm ci", "allow-network")] }, [
-      "sh",
-      "-c",
-      "x=$(date)",
-    ], "allow-network"],
-    // A rule for the shell decides it, but a rule for a program named inside still counts.
+    // A named denied program denies; a named allow-network program gives network.
+    [TABLE, ["sh", "-c", "x=$(curl -s y); echo $x"], "deny"],
+    [TABLE, ["sh", "-c", "for p in a b; do git push $p; done"], "allow-network"],
+    // Only the program is seen, not its arguments: any npm rule with network counts.
+    [TABLE, ["sh", "-c", "for f in *.js; do npm test; done"], "allow-network"],
+    [TABLE, ["sh", "-c", "for f in *.js; do wc -l $f; done"], "allow"],
+    // A rule for the shell counts with the named programs: deny first, then network.
     [withShellRule, ["bash", "-c", "echo $(date)"], "allow-network"],
     [withShellRule, ["bash", "-c", "eval curl x"], "deny"],
     [withShellRule, ["bash", "-c", "x=$(/usr/bin/wget -q y)"], "deny"],
     // A shell option we do not know makes the script opaque too.
-    [withShellRule, ["bash", "--weird", "-c", "npm test"], "deny"], // "bash -c *" does not match it
-    [TABLE, ["bash", "--weird", "-c", "npm test"], "deny"],
+    [withShellRule, ["bash", "--weird", "-c", "ls"], "allow"], // "bash -c *" does not match it
+    [TABLE, ["bash", "--weird", "-c", "curl x"], "deny"],
     // Shells of another syntax are never split.
-    [TABLE, ["fish", "-c", "npm ci"], "deny"],
+    [TABLE, ["fish", "-c", "npm ci"], "allow-network"],
+    [TABLE, ["fish", "-c", "ls"], "allow"],
   ];
   for (const [policy, argv, expected] of cases) {
     const verdict = decideCommand(policy, argv, { networkEnabled: true });

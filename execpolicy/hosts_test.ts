@@ -1,0 +1,55 @@
+import assert from "node:assert/strict";
+import { bindNetwork } from "./hosts.ts";
+import type { DomainRule, NetworkConfig } from "../policy/types.ts";
+
+function network(domains: [string, "allow" | "deny"][]): NetworkConfig {
+  return {
+    enabled: true,
+    mode: "full",
+    allowLocalBinding: false,
+    mitm: false,
+    mitmCa: null,
+    dangerouslyAllowAllUnixSockets: false,
+    dangerouslyAllowNonLoopbackProxy: false,
+    proxyUrl: null,
+    socksUrl: null,
+    enableSocks5: false,
+    domains: domains.map(([pattern, action]): DomainRule => ({
+      pattern,
+      action,
+      source: "user:x",
+    })),
+    unixSockets: [],
+    managedAllowedDomainsOnly: false,
+    ask: false,
+  };
+}
+
+function rules(config: NetworkConfig): string[] {
+  return config.domains.map((r) => `${r.action} ${r.pattern}`);
+}
+
+Deno.test("bindNetwork() intersects bound hosts with the profile's allow rules and keeps every deny", () => {
+  const profile = network([
+    ["*.registry.example", "allow"],
+    ["code.example", "allow"],
+    ["bad.registry.example", "deny"],
+  ]);
+  assert.deepEqual(rules(bindNetwork(profile, ["npm.registry.example"])), [
+    "deny bad.registry.example",
+    "allow npm.registry.example",
+  ]);
+  // A bound host the profile does not allow is not allowed.
+  assert.deepEqual(rules(bindNetwork(profile, ["other.example"])), ["deny bad.registry.example"]);
+  // A wider binding keeps the profile's narrower rule.
+  assert.deepEqual(rules(bindNetwork(profile, ["**.example"])), [
+    "deny bad.registry.example",
+    "allow *.registry.example",
+    "allow code.example",
+  ]);
+  // "*" in the profile allows any bound host.
+  assert.deepEqual(rules(bindNetwork(network([["*", "allow"]]), ["a.example", "b.example"])), [
+    "allow a.example",
+    "allow b.example",
+  ]);
+});
