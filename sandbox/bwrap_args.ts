@@ -26,6 +26,11 @@ export interface BwrapFds {
   readonly jsonStatusFd: number;
   /** `--block-fd`: bwrap waits on it before it runs the command (until the bridge listens). */
   readonly blockFd: number | null;
+  /**
+   * `--seccomp`: a descriptor bwrap reads the seccomp filter from
+   * (`buildSeccompFilter()`) and loads just before it runs the command.
+   */
+  readonly seccompFd?: number | null;
 }
 
 /** Options for {@linkcode buildBwrapArgs}. */
@@ -121,6 +126,8 @@ export function buildBwrapArgs(plan: SandboxPlan, options: BwrapArgsOptions = {}
   if (options.fds !== undefined) {
     args.push("--json-status-fd", String(options.fds.jsonStatusFd));
     if (options.fds.blockFd !== null) args.push("--block-fd", String(options.fds.blockFd));
+    const seccompFd = options.fds.seccompFd ?? null;
+    if (seccompFd !== null) args.push("--seccomp", String(seccompFd));
   }
   args.push("--chdir", plan.cwd);
   args.push("--", ...plan.argv);

@@ -197,3 +197,13 @@ Deno.test({
     }
   },
 });
+
+Deno.test("buildBwrapArgs() hands bwrap the seccomp filter's descriptor before the command", () => {
+  const args = buildBwrapArgs(built(), { fds: { jsonStatusFd: 5, blockFd: 6, seccompFd: 7 } });
+  const at = args.indexOf("--seccomp");
+  assert.ok(at > 0, "--seccomp is there");
+  assert.equal(args[at + 1], "7");
+  assert.ok(at < args.indexOf("--"), "before the command");
+  const without = buildBwrapArgs(built(), { fds: { jsonStatusFd: 5, blockFd: null } });
+  assert.ok(!without.includes("--seccomp"));
+});

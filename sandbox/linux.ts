@@ -4,7 +4,9 @@
  * with `nsenter`: bwrap reports the sandbox's pid on `--json-status-fd`,
  * holds the command back on `--block-fd` until the bridge says it listens,
  * then runs it. The bridge is thus out of the command's sight (other mount
- * and pid namespaces) and out of reach of anything applied to the command.
+ * and pid namespaces) and out of reach of anything applied to the command,
+ * such as the seccomp filter (`buildSeccompFilter()`) that bwrap loads from
+ * `--seccomp` on every run, with network or without.
  *
  * Process handling: only fds 0, 1 and 2 reach the command (inherited
  * descriptors are marked close-on-exec first); bwrap runs in its own
@@ -24,6 +26,7 @@ import { buildBwrapArgs } from "./bwrap_args.ts";
 import { BRIDGE_HOST } from "./env.ts";
 import type { SandboxPlan } from "./plan.ts";
 import { userNamespaceProblem } from "./preflight.ts";
+import { buildSeccompFilter, currentSeccompArch } from "./seccomp.ts";
 
 /** Options for {@linkcode runLinuxPlan}. */
 export interface LinuxRunOptions {
@@ -85,7 +88,7 @@ const BRIDGE_READY_TIMEOUT_MS = 15_000;
  *
  * Both processes are started with `Deno.Command`: `node:child_process`
  * would cost ~12 ms to load and ~20 ms for its first spawn, on every run.
- * bwrap's status and block descriptors are pipes made with `pipe2(2)` whose
+ * bwrap's status, block and seccomp descriptors are pipes made with `pipe2(2)` whose
  * child ends alone are inheritable, and only for the instant of the spawn.
  *
  * @example
@@ -98,12 +101,14 @@ export async function runLinuxPlan(
   options: LinuxRunOptions,
 ): Promise<LinuxRunResult> {
   const withNetwork = plan.network.kind === "proxy";
+  const seccomp = seccompFilterFor(plan);
   // Without network nothing holds the command back once bwrap starts: finish first.
   if (!withNetwork) await options.beforeCommand?.();
   const { bwrap, status, block } = (() => {
     using libc = openLibc("hand Bubblewrap its status and block pipes");
     closeInheritedOnExec(libc);
     return spawnBwrap(plan, libc, {
+      seccomp,
       bwrap: options.bwrap,
       setsid: options.setsid ?? null,
       withNetwork,
@@ -242,20 +247,27 @@ function interrupted(signal: Deno.Signal): LinuxRunResult {
 /**
  * Starts bwrap in its own session (the terminal's Ctrl-C goes to the
  * launcher alone, which forwards it) with `--json-status-fd` and, with
- * network, `--block-fd` on fresh pipes. Its environment is exactly the
- * plan's.
+ * network, `--block-fd` on fresh pipes, and the seccomp filter on a third
+ * (`--seccomp`), written whole and closed before bwrap starts, so bwrap
+ * reads it to its end at once. Its environment is exactly the plan's.
  */
 function spawnBwrap(
   plan: SandboxPlan,
   libc: Deno.DynamicLibrary<typeof LIBC_SYMBOLS>,
-  options: { bwrap: string; setsid: string | null; withNetwork: boolean },
+  options: { bwrap: string; setsid: string | null; withNetwork: boolean; seccomp: Uint8Array },
 ): { bwrap: Deno.ChildProcess; status: JsonLines; block: Deno.FsFile | null } {
   const { bwrap: bwrapPath, setsid, withNetwork } = options;
   const statusPipe = makePipe(libc);
   const blockPipe = withNetwork ? makePipe(libc) : null;
+  const seccompPipe = makePipe(libc);
   // The launcher's ends become ordinary Deno files (opened again through
   // /proc, close-on-exec); the raw descriptors are closed whatever happens.
-  const childEnds = [statusPipe.write, ...(blockPipe === null ? [] : [blockPipe.read])];
+  const childEnds = [
+    statusPipe.write,
+    seccompPipe.read,
+    ...(blockPipe === null ? [] : [blockPipe.read]),
+  ];
+  let seccompWriteOpen = true;
   let status: Deno.FsFile | null = null;
   let block: Deno.FsFile | null = null;
   try {
@@ -263,8 +275,16 @@ function spawnBwrap(
     if (blockPipe !== null) {
       block = Deno.openSync(`/proc/self/fd/${blockPipe.write}`, { write: true });
     }
+    // A few hundred bytes: far below a pipe's capacity, so the write never blocks.
+    writeAll(libc, seccompPipe.write, options.seccomp);
+    libc.symbols.close(seccompPipe.write);
+    seccompWriteOpen = false;
     const args = buildBwrapArgs(plan, {
-      fds: { jsonStatusFd: statusPipe.write, blockFd: blockPipe?.read ?? null },
+      fds: {
+        jsonStatusFd: statusPipe.write,
+        blockFd: blockPipe?.read ?? null,
+        seccompFd: seccompPipe.read,
+      },
     });
     // Inheritable only from here to the (synchronous) spawn: nothing else starts in between.
     for (const fd of childEnds) setInheritable(libc, fd, true);
@@ -298,6 +318,7 @@ function spawnBwrap(
     for (const fd of [statusPipe.read, ...childEnds, ...(blockPipe ? [blockPipe.write] : [])]) {
       libc.symbols.close(fd);
     }
+    if (seccompWriteOpen) libc.symbols.close(seccompPipe.write);
   }
 }
 
@@ -605,6 +626,39 @@ function openNetnsOwner(pid: number): { fd: number } & Disposable {
   };
 }
 
+/**
+ * The seccomp filter for `plan` on this machine's architecture. Fails
+ * closed: without a syscall table for the architecture, no run.
+ */
+function seccompFilterFor(plan: SandboxPlan): Uint8Array {
+  const arch = currentSeccompArch();
+  if (arch === null) {
+    throw new SandboxError(
+      "sandbox_failed",
+      `Cannot build the seccomp filter for architecture "${Deno.build.arch}": ` +
+        "the Linux sandbox supports x86_64 and aarch64",
+    );
+  }
+  return buildSeccompFilter(plan, arch);
+}
+
+/** Writes all of `bytes` to a raw descriptor; fails closed. */
+function writeAll(
+  libc: Deno.DynamicLibrary<typeof LIBC_SYMBOLS>,
+  fd: number,
+  bytes: Uint8Array,
+): void {
+  let done = 0;
+  while (done < bytes.length) {
+    const chunk = bytes.subarray(done);
+    const n = Number(libc.symbols.write(fd, chunk, BigInt(chunk.length)));
+    if (n <= 0) {
+      throw new SandboxError("sandbox_failed", "Cannot hand Bubblewrap the seccomp filter");
+    }
+    done += n;
+  }
+}
+
 /** A pipe from `pipe2(2)`, both ends close-on-exec. */
 function makePipe(libc: Deno.DynamicLibrary<typeof LIBC_SYMBOLS>): { read: number; write: number } {
   const O_CLOEXEC = 0o2000000;
@@ -634,6 +688,7 @@ function setInheritable(
 const LIBC_SYMBOLS = {
   pipe2: { parameters: ["buffer", "i32"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   open: { parameters: ["buffer", "i32"], result: "i32" },
   ioctl: { parameters: ["i32", "u64"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },

@@ -48,6 +48,8 @@ export {
   resolveSocketPath,
 } from "./unix_sockets.ts";
 export type { ListHostSocketPathsOptions, ResolvedSocket } from "./unix_sockets.ts";
+export { buildSeccompFilter, currentSeccompArch } from "./seccomp.ts";
+export type { SeccompArch } from "./seccomp.ts";
 export { runLinuxPlan } from "./linux.ts";
 export type { LinuxRunOptions, LinuxRunResult } from "./linux.ts";
 export { preflightLinux, resolveCommand, userNamespaceProblem } from "./preflight.ts";
