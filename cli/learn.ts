@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { writeTextNoFollow } from "../safe_file.ts";
 import { dirname } from "node:path";
 import { loadEffectiveConfig } from "../profiles/load.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
@@ -160,6 +161,8 @@ export async function learnCommand(
     resolver,
     logFile: flags.log ?? null,
     caDir: flags["ca-dir"] ?? null,
+    // The profile written afterwards (a --merge target exists now): read-only while the run lasts.
+    protect: [flags.out, flags.merge].filter((path) => path !== undefined),
     cwd,
     env,
   });
@@ -257,7 +260,8 @@ async function checkAndWrite(
   const temp = `${dir}/.sandbox-learn-${crypto.randomUUID()}.toml`;
   const cleanup = [temp];
   try {
-    await Deno.writeTextFile(temp, text, { mode: 0o644 });
+    // A fresh name, created exclusively: never through a symlink (see safe_file.ts).
+    writeTextNoFollow(temp, text, { mode: 0o644, what: "learned profile" });
     // Load only this file (no user file, an empty managed file): the check is about what was written.
     const managed = `${temp}.managed`;
     cleanup.push(managed);

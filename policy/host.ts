@@ -93,3 +93,31 @@ export function normalizeHost(input: string): string {
     host = again;
   }
 }
+
+const LOG_SAFE = /^[a-z0-9._:\[\]-]*$/i;
+
+/**
+ * A host as it may appear in a log line, a terminal or a CI annotation: a
+ * valid name or address comes back unchanged; anything else (a SOCKS5
+ * "domain" such as `$(sh<x)`, control characters, spaces, non-ASCII) has
+ * every byte outside `[A-Za-z0-9._:[]-]` percent-encoded, so the text a
+ * client sent is never written raw where a shell, a terminal or a log
+ * reader could act on it.
+ *
+ * @example
+ * ```ts
+ * logSafeHost("example.com"); // "example.com"
+ * logSafeHost("$(sh<x)"); // "%24%28sh%3Cx%29"
+ * ```
+ */
+export function logSafeHost(host: string): string {
+  if (LOG_SAFE.test(host)) return host;
+  let out = "";
+  for (const byte of new TextEncoder().encode(host)) {
+    const char = String.fromCharCode(byte);
+    out += byte < 0x80 && LOG_SAFE.test(char)
+      ? char
+      : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
+}

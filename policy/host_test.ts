@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { normalizeHost, splitHostPort } from "./host.ts";
+import { logSafeHost, normalizeHost, splitHostPort } from "./host.ts";
 import fc from "fast-check";
 
 Deno.test("splitHostPort() splits names, bracketed and bare IPv6", () => {
@@ -63,4 +63,14 @@ Deno.test("normalizeHost() is idempotent on arbitrary host-like text (property)"
     }),
     { numRuns: 2000 },
   );
+});
+
+Deno.test("logSafeHost() keeps valid hosts and percent-encodes everything else", () => {
+  for (const ok of ["example.com", "a-b.c_d", "::1", "[2001:db8::1]", "10.0.0.1"]) {
+    assert.equal(logSafeHost(ok), ok);
+  }
+  assert.equal(logSafeHost("$(sh<x)"), "%24%28sh%3Cx%29");
+  assert.equal(logSafeHost("a b\n`id`"), "a%20b%0A%60id%60");
+  assert.equal(logSafeHost("\x1b[31mred"), "%1B[31mred");
+  assert.equal(logSafeHost("é"), "%C3%A9");
 });

@@ -22,6 +22,7 @@
  * @module
  */
 import { errorMessage } from "../errors.ts";
+import { openNoFollow } from "../safe_file.ts";
 import type { DenyReason } from "../policy/reasons.ts";
 import { DENY_REASON_NAMES } from "../policy/reasons.ts";
 
@@ -143,11 +144,13 @@ export async function openDecisionLog(
   options: DecisionLogOptions = {},
 ): Promise<DecisionLog> {
   const sha256 = await sha256Function();
-  const file = Deno.openSync(path, {
+  // Never through a symlink or into another file's hard link: the log often lies where a
+  // sandboxed command can write (see safe_file.ts).
+  const file = openNoFollow(path, {
     read: true,
     append: true,
-    create: true,
     mode: options.mode ?? 0o600,
+    what: "decision log",
   });
   let prev = CHAIN_START;
   try {

@@ -22,6 +22,7 @@ import { ConfigError, errorMessage, SandboxError } from "../errors.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
 import { parseIpLiteral } from "../policy/address.ts";
 import { HOST_LOOPBACK_ADDRESS, HOST_LOOPBACK_ALIAS } from "../policy/loopback.ts";
+import { logSafeHost } from "../policy/host.ts";
 import type { DecisionEvent, DecisionLog, ProxyProtocol } from "./decision_log.ts";
 import { formatCommand, openDecisionLog } from "./decision_log.ts";
 import { BufferedReader, type HttpLimits } from "./http_parser.ts";
@@ -251,18 +252,24 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const makeEvent = (fields: Omit<DecisionEvent, "time" | "command">): DecisionEvent => ({
     time: new Date().toISOString(),
     ...fields,
+    // Every sink (the log, stderr, CI annotations) gets the host from here: a name that is not
+    // a valid host name is never written raw.
+    host: logSafeHost(fields.host),
     command,
   });
 
-  // The ask hook sees the door as the protocol the log uses.
+  // The ask hook sees the door as the protocol the log uses. A name that is not a valid host
+  // name is never put on the terminal: the answer is no.
   const ask = options.askOnMiss === undefined
     ? undefined
     : (question: AskQuestion): Promise<"allow" | "deny"> =>
-      abort.signal.aborted ? Promise.resolve("deny") : options.askOnMiss!({
-        host: question.host,
-        port: question.port,
-        protocol: protocolOf(question.door),
-      });
+      abort.signal.aborted || logSafeHost(question.host) !== question.host
+        ? Promise.resolve("deny")
+        : options.askOnMiss!({
+          host: question.host,
+          port: question.port,
+          protocol: protocolOf(question.door),
+        });
 
   const resolver: Resolver = options.sandboxLoopback === true
     ? (name) =>

@@ -18,7 +18,9 @@ import type { EffectiveConfig } from "../profiles/types.ts";
 import { buildSandboxPlan, collectHostFacts, type PlanNetwork } from "../sandbox/build_plan.ts";
 import { filterEnv } from "../sandbox/env.ts";
 import type { SandboxPlan } from "../sandbox/plan.ts";
+import { openNoFollow } from "../safe_file.ts";
 import { selfInvocation } from "../self.ts";
+import { guardedPaths } from "./guarded.ts";
 
 /** The loopback ports the bridge listens on inside the sandbox (its network namespace is empty). */
 export const BRIDGE_PORTS = Object.freeze({ httpPort: 3128, socksPort: 1080 });
@@ -37,6 +39,12 @@ export interface PrepareRunOptions {
   readonly extraEnv?: Readonly<Record<string, string>>;
   /** `--dangerously-allow-system-dirs`: see `BuildSandboxPlanOptions.dangerouslyAllowSystemDirs`. */
   readonly dangerouslyAllowSystemDirs?: boolean;
+  /** `--log FILE`: kept read-only inside while the run lasts (see run/guarded.ts). */
+  readonly logFile?: string | null;
+  /** `--ca-dir DIR`: hidden inside, like the default CA directory. */
+  readonly caDir?: string | null;
+  /** More files the caller writes after the run (a learned profile): read-only inside. */
+  readonly protect?: readonly string[];
 }
 
 /** The plan of one run; see {@linkcode prepareRun}. */
@@ -49,6 +57,8 @@ export interface RunPlan {
   readonly mitm: { readonly bundlePath: string } | null;
   /** The execpolicy shims: their binds are in `sandbox.extraBinds`, their files still to write. */
   readonly shims: ShimPlan;
+  /** `--log FILE`, absolute: created (never through a symlink) before the sandbox starts. */
+  readonly logFile: string | null;
 }
 
 /**
@@ -100,8 +110,25 @@ export async function prepareRun(
     extraBinds.push(...shims.binds);
     if (shims.binds.length > 0) readOnly.push(...self.readPaths);
   }
-  const host = await collectHostFacts(config, { env, runDir, cwd });
-  const sandbox = buildSandboxPlan(config, argv, {
+  // The launcher's own paths: config files, the log, runner files and its installation read-only
+  // inside, the CA hidden.
+  const guarded = guardedPaths(config, {
+    env,
+    cwd,
+    logFile: options.logFile,
+    caDir: options.caDir,
+    extra: options.protect,
+  });
+  const viewed: EffectiveConfig = {
+    ...config,
+    filesystem: {
+      ...config.filesystem,
+      denyRead: [...new Set([...config.filesystem.denyRead, ...guarded.hide])],
+    },
+  };
+  const host = await collectHostFacts(viewed, { env, runDir, cwd });
+  const sandbox = buildSandboxPlan(viewed, argv, {
+    protect: guarded.protect,
     cwd,
     env,
     runDir,
@@ -112,7 +139,8 @@ export async function prepareRun(
     readOnly,
     dangerouslyAllowSystemDirs: options.dangerouslyAllowSystemDirs,
   });
-  return { sandbox, proxySocket, mitm, shims };
+  const logFile = options.logFile ? absolutePath(options.logFile, cwd) : null;
+  return { sandbox, proxySocket, mitm, shims, logFile };
 }
 
 /** Options for {@linkcode writeRunFiles}. */
@@ -149,4 +177,12 @@ export async function writeRunFiles(
     }
   }
   await writeShims(plan.shims);
+  // The log exists before bwrap starts, so that the plan's read-only bind over it takes hold.
+  if (plan.logFile !== null) {
+    openNoFollow(plan.logFile, { append: true, what: "decision log" }).close();
+  }
+}
+
+function absolutePath(path: string, cwd: string): string {
+  return path.startsWith("/") ? path : `${cwd.replace(/\/$/, "")}/${path}`;
 }

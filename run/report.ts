@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { writeTextNoFollow } from "../safe_file.ts";
 import { errorMessage } from "../errors.ts";
 import type { AllowedHost } from "../profiles/learn_profile.ts";
 import { DENY_REASONS } from "../policy/reasons.ts";
@@ -359,14 +360,15 @@ export async function reportRun(result: ReportableRun, options: ReportRunOptions
     const file = env.GITHUB_STEP_SUMMARY;
     if (file !== undefined && file !== "") {
       try {
-        await Deno.writeTextFile(
+        // Never through a symlink: a command may have planted one where the runner's file was.
+        writeTextNoFollow(
           file,
           renderStepSummary(summary, {
             command: options.command,
             exitCode,
             durationMs: result.durationMs,
           }),
-          { append: true },
+          { append: true, what: "step summary" },
         );
       } catch (error) {
         const message = errorMessage(error);

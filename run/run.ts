@@ -54,6 +54,8 @@ export interface RunOptions {
   readonly cwd?: string;
   /** `--dangerously-allow-system-dirs`: see `BuildSandboxPlanOptions.dangerouslyAllowSystemDirs`. */
   readonly dangerouslyAllowSystemDirs?: boolean;
+  /** Files the caller writes after the run (a learned profile): read-only inside while it lasts. */
+  readonly protect?: readonly string[];
   /** The launcher's environment (default `Deno.env.toObject()`). */
   readonly env?: Readonly<Record<string, string>>;
   /** Ends the run early (`--fail-fast`): the sandbox is killed. */
@@ -140,6 +142,9 @@ export async function runSandboxed(
       network: withNetwork,
       extraEnv: options.extraEnv,
       dangerouslyAllowSystemDirs: options.dangerouslyAllowSystemDirs,
+      logFile: options.logFile,
+      caDir: options.caDir,
+      protect: options.protect,
     });
     stdout(await renderDryRun(plan.sandbox, { ...options, env }));
     return result(0, null);
@@ -165,6 +170,9 @@ export async function runSandboxed(
       network: withNetwork,
       extraEnv: options.extraEnv,
       dangerouslyAllowSystemDirs: options.dangerouslyAllowSystemDirs,
+      logFile: options.logFile,
+      caDir: options.caDir,
+      protect: options.protect,
     });
     const mitm = plan.mitm === null ? null : await loadMitm(config, options.caDir ?? null, env);
     await writeRunFiles(plan, { caCertPem: mitm?.ca.certPem });

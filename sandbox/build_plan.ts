@@ -226,19 +226,35 @@ export function checkPlantedSymlinks(
 ): void {
   const areas = [options.cwd, ...config.filesystem.writable];
   for (const path of config.filesystem.writable) {
-    const parts = path.split("/").filter((part) => part !== "");
-    for (let i = 1; i <= parts.length; i++) {
-      const prefix = `/${parts.slice(0, i).join("/")}`;
-      if (!areas.some((area) => prefix !== area && isUnder(prefix, area))) continue;
-      if (pathKind(prefix) !== "symlink") continue;
-      throw new SandboxError(
-        "sandbox_failed",
-        `Cannot make "${path}" writable: "${prefix}" is a symlink inside a directory the sandbox ` +
-          "can write, so an earlier command may have planted it: remove it, or list the real " +
-          "directory in filesystem.writable",
-      );
-    }
+    const prefix = plantedSymlink(path, areas);
+    if (prefix === null) continue;
+    throw new SandboxError(
+      "sandbox_failed",
+      `Cannot make "${path}" writable: "${prefix}" is a symlink inside a directory the sandbox ` +
+        "can write, so an earlier command may have planted it: remove it, or list the real " +
+        "directory in filesystem.writable",
+    );
   }
+}
+
+/**
+ * The first component of `path` (itself included) that is a symlink and
+ * lies strictly inside one of `areas` (directories a sandboxed command can
+ * write), or null. Such a symlink may have been planted by an earlier run.
+ *
+ * @example
+ * ```ts
+ * plantedSymlink("/w/logs/decisions.jsonl", ["/w"]); // "/w/logs" when /w/logs is a symlink
+ * ```
+ */
+export function plantedSymlink(path: string, areas: readonly string[]): string | null {
+  const parts = path.split("/").filter((part) => part !== "");
+  for (let i = 1; i <= parts.length; i++) {
+    const prefix = `/${parts.slice(0, i).join("/")}`;
+    if (!areas.some((area) => prefix !== area && isUnder(prefix, area))) continue;
+    if (pathKind(prefix) === "symlink") return prefix;
+  }
+  return null;
 }
 
 /** The allowlisted socket paths after merging the config's rules in order. */
@@ -275,6 +291,14 @@ export interface BuildSandboxPlanOptions {
   readonly readOnly?: readonly string[];
   /** Variables added to the command's environment last (MITM trust, caller extras). */
   readonly extraEnv?: Readonly<Record<string, string>>;
+  /**
+   * Host paths the launcher reads for policy or writes (config files, the
+   * decision log, CI runner files, its own installation): each one that a
+   * writable area (the working dir, a writable path, a tool home) covers is
+   * bound read-only onto itself (see {@linkcode SandboxPlan.protect}).
+   * Absolute and canonical; missing ones are left out by the caller.
+   */
+  readonly protect?: readonly string[];
   /**
    * Let the working dir or a writable path be or contain a system directory
    * ({@linkcode SYSTEM_DIRS}); `--dangerously-allow-system-dirs`. The
@@ -405,9 +429,32 @@ export function buildSandboxPlan(
     extraBinds: [...(options.extraBinds ?? [])],
     readOnly: [...(options.readOnly ?? [])],
     toolHomes: [...(host.toolHomes ?? [])],
+    protect: protectedUnder(
+      options.protect ?? [],
+      [cwd, ...writable],
+      (host.toolHomes ?? []).map((home) => home.target),
+    ),
     runDir,
     linux,
   };
+}
+
+/**
+ * The paths of `protect` that lie in a writable area (elsewhere the
+ * read-only root covers them), except those a tool home replaces (the
+ * command sees the sandbox home there, not the host's file).
+ */
+function protectedUnder(
+  protect: readonly string[],
+  areas: readonly string[],
+  toolHomes: readonly string[],
+): string[] {
+  const out = new Set<string>();
+  for (const path of protect) {
+    if (toolHomes.some((home) => isUnder(path, home))) continue;
+    if (areas.some((area) => isUnder(path, area))) out.add(path);
+  }
+  return [...out];
 }
 
 function checkSystemDirs(cwd: string, writable: readonly string[]): void {

@@ -225,7 +225,7 @@ Deno.test("buildSandboxPlan() refuses cwd / unless dangerously allowed, then kee
   });
   const args = buildBwrapArgs(plan);
   const at = (...pair: string[]) =>
-    args.findIndex((a, i) => pair.every((p, j) => args[i + j] === p));
+    args.findIndex((_a, i) => pair.every((p, j) => args[i + j] === p));
   assert.ok(at("--bind", "/", "/") !== -1);
   assert.ok(at("--bind", "/", "/") < at("--proc", "/proc"));
   assert.ok(at("--bind", "/", "/") < at("--dev", "/dev"));

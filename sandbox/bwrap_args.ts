@@ -108,6 +108,8 @@ export function buildBwrapArgs(plan: SandboxPlan, options: BwrapArgsOptions = {}
   for (const path of plan.readOnly ?? []) args.push("--ro-bind-try", path, path);
   if (cwdWritable && !covers(plan.cwd)) args.push("--bind", plan.cwd, plan.cwd);
   for (const path of plan.writable) if (!covers(path)) args.push("--bind-try", path, path);
+  // Before the tool homes: a pin binds the host's directory, which would cover a tool home in it.
+  for (const dir of pinnedDirs(plan)) args.push("--bind-try", dir, dir);
   for (const home of plan.toolHomes ?? []) args.push("--bind", home.source, home.target);
   // The launcher's own files may live in a tool's default path (deno from `npx -y deno` sits
   // under ~/.npm): bound again on top of the tool home, read-only, so the shim still finds them.
@@ -116,9 +118,11 @@ export function buildBwrapArgs(plan: SandboxPlan, options: BwrapArgsOptions = {}
       args.push("--ro-bind-try", path, path);
     }
   }
-  for (const dir of pinnedDirs(plan)) args.push("--bind-try", dir, dir);
   // Read-only carve-outs come after the writable binds they lie in, and before what is hidden.
   for (const path of plan.readOnlyPaths ?? []) args.push("--ro-bind-try", path, path);
+  // The launcher's own paths likewise, after the pins (a pin binds the host's dir and would
+  // cover a mount made inside it earlier), before the hidden paths (which may lie inside them).
+  for (const path of plan.protect ?? []) args.push("--ro-bind-try", path, path);
   for (const dir of hiddenDirs(plan, linux)) args.push("--tmpfs", dir);
   for (const path of linux.maskedFiles) args.push("--ro-bind", "/dev/null", path);
   for (const bind of linux.socketBinds) args.push("--bind", bind.source, bind.target);
@@ -176,7 +180,7 @@ function pinnedDirs(plan: SandboxPlan): string[] {
   // itself would make it writable.
   const areas = plan.readOnlyCwd === true ? [...plan.writable] : [plan.cwd, ...plan.writable];
   const dirs = new Set<string>();
-  for (const path of plan.denyRead) {
+  for (const path of [...plan.denyRead, ...(plan.protect ?? [])]) {
     const parts = path.split("/").filter((part) => part !== "");
     for (let i = 1; i < parts.length; i++) {
       const dir = `/${parts.slice(0, i).join("/")}`;

@@ -108,6 +108,40 @@ export function proxyEnv(ports: ProxyPorts): Record<string, string> {
   return env;
 }
 
+/**
+ * CI runner credentials that never reach the command unless the profile's
+ * `env.allow` names one exactly (a glob such as `*` or `ACTIONS_*` is not
+ * enough): with them a command could poison the Actions cache for later
+ * jobs, mint OIDC tokens for the workflow's cloud roles, or talk to the
+ * runner's own services. Matched by exact name, and by the prefixes below.
+ */
+export const RUNNER_CREDENTIAL_NAMES: readonly string[] = Object.freeze([
+  "ACTIONS_RUNTIME_TOKEN",
+  "ACTIONS_RUNTIME_URL",
+  "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+  "ACTIONS_ID_TOKEN_REQUEST_URL",
+  "ACTIONS_CACHE_URL",
+  "ACTIONS_CACHE_SERVICE_V2",
+  "ACTIONS_RESULTS_URL",
+  "ACTIONS_ORCHESTRATION_ID",
+  "SYSTEM_ACCESSTOKEN",
+  "CI_JOB_TOKEN",
+]);
+
+/** Name prefixes treated like {@linkcode RUNNER_CREDENTIAL_NAMES}. */
+export const RUNNER_CREDENTIAL_PREFIXES: readonly string[] = Object.freeze([
+  "ACTIONS_ID_TOKEN_REQUEST_",
+  "ACTIONS_RUNTIME_",
+  "ACTIONS_CACHE_",
+  "ACTIONS_RESULTS_",
+]);
+
+/** Whether `name` is a CI runner credential (see {@linkcode RUNNER_CREDENTIAL_NAMES}). */
+export function isRunnerCredential(name: string): boolean {
+  return RUNNER_CREDENTIAL_NAMES.includes(name) ||
+    RUNNER_CREDENTIAL_PREFIXES.some((prefix) => name.startsWith(prefix));
+}
+
 /** Options for {@linkcode buildChildEnv}. */
 export interface BuildChildEnvOptions {
   /** The profile's allow/deny lists. */
@@ -138,6 +172,10 @@ export function buildChildEnv(
   options: BuildChildEnvOptions,
 ): Record<string, string> {
   const env = filterEnv(launcherEnv, options.rules);
+  const namedAllow = new Set(options.rules.allow ?? []);
+  for (const name of Object.keys(env)) {
+    if (isRunnerCredential(name) && !namedAllow.has(name)) delete env[name];
+  }
   const proxyNames = new Set(PROXY_ENV_NAMES);
   for (const name of Object.keys(env)) {
     if (proxyNames.has(name.toLowerCase())) delete env[name];

@@ -79,3 +79,28 @@ Deno.test("filterEnv() lets deny beat allow and matches whole names", () => {
     PATH: "/bin",
   });
 });
+
+Deno.test("buildChildEnv() drops CI runner credentials unless env.allow names one exactly", () => {
+  const launcher = {
+    PATH: "/usr/bin",
+    ACTIONS_RUNTIME_TOKEN: "rt",
+    ACTIONS_ID_TOKEN_REQUEST_TOKEN: "oidc",
+    ACTIONS_ID_TOKEN_REQUEST_URL: "https://x",
+    ACTIONS_CACHE_URL: "https://cache",
+    ACTIONS_RESULTS_URL: "https://results",
+    GITHUB_ACTIONS: "true",
+  };
+  const open = buildChildEnv(launcher, { rules: { allow: null, deny: [] }, ports: null });
+  assert.deepEqual(Object.keys(open).sort(), ["GITHUB_ACTIONS", "PATH"]);
+  const globbed = buildChildEnv(launcher, { rules: { allow: ["*"], deny: [] }, ports: null });
+  assert.equal(globbed.ACTIONS_RUNTIME_TOKEN, undefined);
+  const named = buildChildEnv(launcher, {
+    rules: { allow: ["PATH", "ACTIONS_CACHE_URL", "ACTIONS_RUNTIME_TOKEN"], deny: [] },
+    ports: null,
+  });
+  assert.deepEqual(named, {
+    PATH: "/usr/bin",
+    ACTIONS_CACHE_URL: "https://cache",
+    ACTIONS_RUNTIME_TOKEN: "rt",
+  });
+});

@@ -69,6 +69,17 @@ export interface SandboxPlan {
    * `writable` (see `sandbox/tool_homes.ts`). Linux only.
    */
   readonly toolHomes?: readonly ToolHome[];
+  /**
+   * Files and directories the launcher reads for policy or writes, and its
+   * own installation, that lie where the command can write (the config
+   * files of the run, the decision log, CI runner files, the checkout or
+   * binary): bound read-only onto themselves on Linux, after the writable
+   * binds and before the hidden paths, with the directories between their
+   * writable area and them bound onto themselves so that none can be moved
+   * away (a mount point cannot be renamed or removed). Nothing the command
+   * does in one run can change what the next run loads or where it writes.
+   */
+  readonly protect?: readonly string[];
   /** The private temp dir of this run on the host (absolute). */
   readonly runDir: string;
   /**

@@ -299,3 +299,254 @@ Deno.test({
     }
   },
 });
+
+/** A python3 one-liner that asks the bridge's SOCKS5 port for `host:80` and prints the reply code. */
+function socksProbe(host: string): string {
+  const py = [
+    "import socket,sys",
+    "s=socket.create_connection(('127.0.0.1',1080),5)",
+    "s.sendall(b'\\x05\\x01\\x00'); s.recv(2)",
+    // Built from its bytes, so that the name is not in the command line (which is logged as is).
+    `h=bytes([${[...new TextEncoder().encode(host)].join(",")}])`,
+    "s.sendall(b'\\x05\\x01\\x00\\x03'+bytes([len(h)])+h+b'\\x00\\x50')",
+    "r=s.recv(10); print('socks-reply=%d' % r[1])",
+  ].join("\n");
+  return `python3 -c '${py.replaceAll("'", "'\\''")}'`;
+}
+
+for (const nobody of [false, true]) {
+  const who = nobody ? "unprivileged" : "root";
+
+  Deno.test({
+    name:
+      `decision log (${who}): the command cannot swap the log for a symlink, a planted one is refused, and a shell-ish host is never logged raw`,
+    ignore: !READY || !hasProgram("/usr/bin/python3") || (nobody && !UNPRIVILEGED),
+    async fn() {
+      await using root = await visibleTempDir("sandbox-seams-log-");
+      const cwd = `${root.path}/work`;
+      const victimDir = `${root.path}/home`;
+      const victim = `${victimDir}/.bashrc`;
+      await Deno.mkdir(cwd);
+      await Deno.mkdir(victimDir);
+      await Deno.writeTextFile(victim, "# bashrc\n");
+      if (nobody) await giveToNobody(root.path);
+      const env = { PATH: "/usr/bin:/bin", HOME: victimDir };
+      const run = (args: string[], script: string) =>
+        seamRun(["run", ...args, "--", "sh", "-c", script], { cwd, env, nobody });
+      const logged = ["--allow", "allowed.test", "--log", "decisions.jsonl"];
+      // Run 1: a decision with a shell-ish name, then an attempt to swap the log for a symlink.
+      const first = await run(
+        logged,
+        `${socksProbe("$(sh<x)")}; rm -f decisions.jsonl; ln -sf ${victim} decisions.jsonl; ` +
+          `echo "swap:$?"; echo junk >> decisions.jsonl; echo "append:$?"`,
+      );
+      assert.equal(first.code, 0, first.stderr);
+      assert.match(first.stdout, /socks-reply=2/); // refused: "not allowed by ruleset"
+      assert.doesNotMatch(first.stdout, /swap:0/);
+      assert.doesNotMatch(first.stdout, /append:0/);
+      const info = await Deno.lstat(`${cwd}/decisions.jsonl`);
+      assert.ok(info.isFile && !info.isSymlink);
+      const log = await Deno.readTextFile(`${cwd}/decisions.jsonl`);
+      const lines = log.trim().split("\n");
+      assert.ok(!lines.includes("junk"), log);
+      const hosts = lines.map((line) => JSON.parse(line).host);
+      assert.deepEqual(hosts, ["%24%28sh%3Cx%29"]);
+      assert.doesNotMatch(first.stderr, /\$\(sh<x\)/);
+      // Run 2 (without --log): plant a symlink where a later run's log goes, and a symlinked dir.
+      const second = await run(
+        [],
+        `ln -s ${victim} planted.jsonl && ln -s ${victimDir} logs && echo planted`,
+      );
+      assert.match(second.stdout, /planted/);
+      // Runs 3 and 4: the launcher refuses to write through either.
+      const third = await run(["--allow", "a.test", "--log", "planted.jsonl"], "echo third");
+      assert.equal(third.code, 126, third.stdout + third.stderr);
+      assert.match(third.stderr, /planted\.jsonl" is a symlink/);
+      const fourth = await run(["--allow", "a.test", "--log", "logs/d.jsonl"], "echo fourth");
+      assert.equal(fourth.code, 126, fourth.stdout + fourth.stderr);
+      assert.match(
+        fourth.stderr,
+        /"[^"]*\/logs" is a symlink inside a directory the sandbox can write/,
+      );
+      assert.doesNotMatch(third.stdout + fourth.stdout, /third|fourth/);
+      assert.equal(await Deno.readTextFile(victim), "# bashrc\n");
+      assert.equal(await exists(`${victimDir}/d.jsonl`), false);
+    },
+  });
+
+  Deno.test({
+    name:
+      `config (${who}): a profile in the working dir is read-only inside, so the command cannot widen the next run`,
+    ignore: !READY || (nobody && !UNPRIVILEGED),
+    async fn() {
+      await using cwd = await visibleTempDir("sandbox-seams-config-");
+      const profile = `${cwd.path}/sandbox.toml`;
+      const text =
+        'default_permissions = "t"\n[permissions.t.network.domains]\n"a.test" = "allow"\n';
+      await Deno.mkdir(`${cwd.path}/conf`);
+      const nested = `${cwd.path}/conf/extra.toml`;
+      await Deno.writeTextFile(profile, text);
+      await Deno.writeTextFile(nested, "");
+      if (nobody) await giveToNobody(cwd.path);
+      const env = { PATH: "/usr/bin:/bin", HOME: cwd.path };
+      const result = await seamRun(
+        [
+          "run",
+          "--config",
+          "sandbox.toml",
+          "--config",
+          nested,
+          "--",
+          "sh",
+          "-c",
+          `printf '"*" = "allow"\\n' >> sandbox.toml; echo "append:$?"; ` +
+          `mv conf conf2 2>/dev/null; echo "mv:$?"; printf 'x=1\\n' >> conf/extra.toml; ` +
+          `rm -f sandbox.toml 2>/dev/null; echo "rm:$?"; touch other && echo cwd-writable`,
+        ],
+        { cwd: cwd.path, env, nobody },
+      );
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /append:[1-9]/);
+      assert.match(result.stdout, /mv:[1-9]/);
+      assert.match(result.stdout, /rm:[1-9]/);
+      assert.match(result.stdout, /cwd-writable/);
+      assert.equal(await Deno.readTextFile(profile), text);
+      assert.equal(await Deno.readTextFile(nested), "");
+    },
+  });
+
+  Deno.test({
+    name:
+      `CA (${who}): the MITM CA's key cannot be read inside a --mitm run, in its directory or given by --ca-dir`,
+    ignore: !READY || (nobody && !UNPRIVILEGED),
+    async fn() {
+      await using root = await visibleTempDir("sandbox-seams-ca-");
+      const cwd = `${root.path}/work`;
+      const home = `${root.path}/home`;
+      await Deno.mkdir(cwd);
+      await Deno.mkdir(home);
+      if (nobody) await giveToNobody(root.path);
+      // The default place (HOME/.config/sandbox/ca) and one inside the working dir.
+      const env = { PATH: "/usr/bin:/bin", HOME: home, XDG_CONFIG_HOME: "" };
+      for (const args of [["init"], ["init", "--ca-dir", `${cwd}/ca`]]) {
+        const made = await seamRun(args, { cwd, env, nobody });
+        assert.equal(made.code, 0, made.stderr);
+      }
+      const defaultKey = `${home}/.config/sandbox/ca/ca-key.pem`;
+      assert.match(await Deno.readTextFile(defaultKey), /PRIVATE KEY/);
+      for (const caDir of [null, `${cwd}/ca`]) {
+        const key = caDir === null ? defaultKey : `${caDir}/ca-key.pem`;
+        const script = `cat ${key} 2>&1; ls ${key.slice(0, key.lastIndexOf("/"))}; ` +
+          `cat "$SSL_CERT_FILE" >/dev/null && echo bundle-readable`;
+        const result = await seamRun(
+          [
+            "run",
+            "--mode",
+            "limited",
+            "--mitm",
+            "--allow",
+            "a.test",
+            ...(caDir === null ? [] : ["--ca-dir", caDir]),
+            "--",
+            "sh",
+            "-c",
+            script,
+          ],
+          { cwd, env, nobody },
+        );
+        assert.equal(result.code, 0, result.stderr);
+        assert.match(result.stdout, /bundle-readable/);
+        assert.doesNotMatch(result.stdout, /PRIVATE KEY/);
+      }
+    },
+  });
+}
+
+Deno.test({
+  name:
+    "installation: run from the launcher's own checkout, the command cannot write it (deno task sandbox run)",
+  ignore: !READY,
+  async fn() {
+    const checkout = MAIN.slice(0, MAIN.lastIndexOf("/"));
+    const probe = `${checkout}/.seams-probe-${crypto.randomUUID()}`;
+    await using home = await visibleTempDir("sandbox-seams-home-");
+    try {
+      const result = await seamRun(
+        [
+          "run",
+          "--",
+          "sh",
+          "-c",
+          `touch ${probe}; echo "touch:$?"; echo x >> main.ts; echo "main:$?"`,
+        ],
+        { cwd: checkout, env: { PATH: "/usr/bin:/bin", HOME: home.path } },
+      );
+      assert.equal(result.code, 0, result.stderr);
+      assert.doesNotMatch(result.stdout, /touch:0|main:0/);
+      assert.equal(await exists(probe), false);
+      assert.doesNotMatch(await Deno.readTextFile(MAIN), /\nx\n$/);
+    } finally {
+      await Deno.remove(probe).catch(() => {});
+    }
+  },
+});
+
+for (const nobody of [false, true]) {
+  const who = nobody ? "unprivileged" : "root";
+
+  Deno.test({
+    name:
+      `CI runner (${who}): GITHUB_ENV and the other runner files are read-only inside, runner tokens absent unless named`,
+    ignore: !READY || (nobody && !UNPRIVILEGED),
+    async fn() {
+      await using cwd = await visibleTempDir("sandbox-seams-runner-");
+      const runnerDir = `${cwd.path}/_temp/_runner_file_commands`;
+      await Deno.mkdir(runnerDir, { recursive: true });
+      const files: Record<string, string> = {};
+      for (const name of ["GITHUB_ENV", "GITHUB_OUTPUT", "GITHUB_PATH", "GITHUB_STATE"]) {
+        files[name] = `${runnerDir}/${name.toLowerCase()}`;
+        await Deno.writeTextFile(files[name], "");
+      }
+      files.GITHUB_STEP_SUMMARY = `${runnerDir}/step_summary`;
+      await Deno.writeTextFile(files.GITHUB_STEP_SUMMARY, "");
+      await Deno.writeTextFile(
+        `${cwd.path}/allow-cache.toml`,
+        'default_permissions = "t"\n[permissions.t.env]\nallow = ["PATH", "HOME", "ACTIONS_CACHE_URL"]\n',
+      );
+      if (nobody) await giveToNobody(cwd.path);
+      const env = {
+        PATH: "/usr/bin:/bin",
+        HOME: cwd.path,
+        GITHUB_ACTIONS: "true",
+        ACTIONS_RUNTIME_TOKEN: "runtime-secret",
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN: "oidc-secret",
+        ACTIONS_ID_TOKEN_REQUEST_URL: "https://oidc.invalid/",
+        ACTIONS_CACHE_URL: "https://cache.invalid/",
+        ACTIONS_RESULTS_URL: "https://results.invalid/",
+        ...files,
+      };
+      const script = Object.keys(files).map((name) =>
+        // PW""NED: the launcher's own step summary quotes the command line.
+        `echo PW""NED=1 >> "$${name}"; echo "${name}:$?"`
+      ).join("; ") + "; env | grep '^ACTIONS_' | sort";
+      const result = await seamRun(["run", "--", "sh", "-c", script], {
+        cwd: cwd.path,
+        env,
+        nobody,
+      });
+      assert.equal(result.code, 0, result.stderr);
+      for (const name of Object.keys(files)) {
+        assert.doesNotMatch(result.stdout, new RegExp(`^${name}:0$`, "m"));
+        assert.doesNotMatch(await Deno.readTextFile(files[name]), /PWNED/, name);
+      }
+      assert.doesNotMatch(result.stdout, /secret|invalid/);
+      // The profile lets one through by name; the others stay out.
+      const named = await seamRun(
+        ["run", "--config", "allow-cache.toml", "--", "sh", "-c", "env | grep '^ACTIONS_' | sort"],
+        { cwd: cwd.path, env, nobody },
+      );
+      assert.equal(named.code, 0, named.stderr);
+      assert.equal(named.stdout, "ACTIONS_CACHE_URL=https://cache.invalid/\n");
+    },
+  });
+}

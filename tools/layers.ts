@@ -4,7 +4,7 @@
  * `deno task check` runs it, and so CI.
  *
  * ```
- * errors.ts, self.ts, version.ts  →  policy/  →  execpolicy/  →  profiles/  →  proxy/, sandbox/  →  run/  →  cli/
+ * errors.ts, self.ts, version.ts, safe_file.ts  →  policy/  →  execpolicy/  →  profiles/  →  proxy/, sandbox/  →  run/  →  cli/
  * ```
  *
  * `main.ts` and `mod.ts` are the entries and may import any floor; tests,
@@ -18,6 +18,7 @@ export const FLOORS: Readonly<Record<string, number>> = {
   "errors.ts": 0,
   "self.ts": 0,
   "version.ts": 0,
+  "safe_file.ts": 0,
   policy: 1,
   execpolicy: 2,
   profiles: 3,
