@@ -265,7 +265,7 @@ async function checkAndWrite(
     // Load only this file (no user file, an empty managed file): the check is about what was written.
     const managed = `${temp}.managed`;
     cleanup.push(managed);
-    await Deno.writeTextFile(managed, "");
+    writeTextNoFollow(managed, "", { what: "learned profile's check file" });
     const env: Record<string, string> = {
       SANDBOX_MANAGED_CONFIG: managed,
       XDG_CONFIG_HOME: `${dir}/.sandbox-learn-no-user-config`,

@@ -22,6 +22,7 @@
  *
  * @module
  */
+import { writeTextNoFollow } from "../safe_file.ts";
 import { errorMessage } from "../errors.ts";
 import { dirname } from "node:path";
 import { configLocations } from "../profiles/load.ts";
@@ -365,7 +366,7 @@ class TerminalPrompter implements AskPrompter {
       if (merged.text !== text) {
         const temp = `${file}.sandbox-${crypto.randomUUID()}.tmp`;
         try {
-          await Deno.writeTextFile(temp, merged.text);
+          writeTextNoFollow(temp, merged.text, { mode: 0o644, what: "profile" });
           await Deno.rename(temp, file);
         } catch (error) {
           await Deno.remove(temp).catch(() => {});
