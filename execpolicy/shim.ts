@@ -6,9 +6,11 @@
  * `#!/bin/sh` script; the real program is bound at a hidden path under the
  * run dir so that the shim can still run it when the argv is allowed.
  *
- * - A program denied whatever its arguments (`curl *`) gets a shim that
- *   prints the rule and exits 126 without starting anything else.
- * - A program with conditional rules (`git push *`) gets a shim that runs
+ * - A program denied whatever its arguments (`curl *`, and no other rule
+ *   for it) gets a shim that prints the rule and exits 126 without starting
+ *   anything else.
+ * - A program with conditional rules (`git push *`, or `curl *` beside an
+ *   exact `curl -fsSL URL` exception) gets a shim that runs
  *   `sandbox __shim --rules FILE --real PATH --name NAME -- ARGV…`, which
  *   decides the argv and either refuses (126) or runs the real program.
  *
@@ -112,6 +114,14 @@ export async function planShims(
     });
   }
   if (targets.length === 0) return none;
+  // Rules that may let some argv of a denied program through (`curl -fsSL URL` =
+  // allow-network beside `curl *` = deny): such a program is decided per argv.
+  const others: { rule: ExecRule; pattern: CompiledPattern }[] = [];
+  for (const rule of policy.rules) {
+    if (rule.decision === "deny") continue;
+    const pattern = compilePattern(rule.pattern);
+    if (pattern.words.length > 0) others.push({ rule, pattern });
+  }
   const dirs = unique([...options.pathDirs, ...(options.extraDirs ?? COMMON_BIN_DIRS)])
     .filter((d) => d.startsWith("/"));
   // The shims run on /bin/sh and (conditional ones) on this program: covering
@@ -137,10 +147,14 @@ export async function planShims(
       } catch {
         continue; // dangling link or vanished file: nothing to cover
       }
-      const group = groups.get(real) ?? { real, names: new Map() };
+      const group: ShimGroup = groups.get(real) ?? { real, names: new Map() };
       groups.set(real, group);
-      const list = group.names.get(name) ?? [];
-      for (const t of matching) if (!list.includes(t)) list.push(t);
+      const list: DenyTarget[] = group.names.get(name) ?? [];
+      const excepted = others.some((o) => programGlobMatches(o.pattern, name));
+      for (const t of matching) {
+        if (list.some((x) => x.rule === t.rule)) continue;
+        list.push(excepted && t.unconditional ? { ...t, unconditional: false } : t);
+      }
       group.names.set(name, list);
     }
   }
@@ -152,11 +166,15 @@ export async function planShims(
     { kind: "dir", path: `${base}/shims` },
   ];
   const rulesFile = `${base}/rules.json`;
-  const denyOnly: ExecPolicyConfig = {
+  // Every rule that names a program, so that the most specific one decides inside as it did
+  // outside; only "deny" matters there (the network was decided for the whole run).
+  const shimRules: ExecPolicyConfig = {
     default: "allow-network",
-    rules: targets.map((t) => t.rule),
+    rules: policy.rules.filter((r) =>
+      targets.some((t) => t.rule === r) || others.some((o) => o.rule === r)
+    ),
   };
-  files.push({ kind: "file", path: rulesFile, text: JSON.stringify(denyOnly), mode: 0o644 });
+  files.push({ kind: "file", path: rulesFile, text: JSON.stringify(shimRules), mode: 0o644 });
 
   const realBinds: ShimBind[] = [];
   const shimBinds: ShimBind[] = [];

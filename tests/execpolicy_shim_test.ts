@@ -81,9 +81,14 @@ Deno.test("prepareShims() covers each real file once and binds the real program 
     gitShim,
     /__shim --rules '[^']+\/rules\.json' --real '[^']+\/fakegit' --name 'fakegit' -- "\$0" "\$@"/,
   );
-  // Only deny rules go into the rules file the shim reads.
+  // Every rule naming a program goes into the rules file the shim reads (most specific decides).
   const rules = JSON.parse(await Deno.readTextFile(`${base}/rules.json`));
-  assert.deepEqual(rules.rules.map((r: ExecRule) => r.pattern), ["fakecurl *", "fakegit push *"]);
+  assert.deepEqual(rules.rules.map((r: ExecRule) => r.pattern), [
+    "fakecurl *",
+    "fakegit push *",
+    "fakegit *",
+    "ls *",
+  ]);
 });
 
 Deno.test("prepareShims() returns nothing when no deny rule names a program it may cover", async () => {
@@ -206,4 +211,82 @@ Deno.test("shims stop denied programs started inside real bwrap, also through sh
   const status = await bwrap("fakegit status --short");
   assert.equal(status.code, 7, status.stderr);
   assert.equal(status.stdout, "fakegit ran: status --short\n");
+});
+
+Deno.test("prepareShims() and runShim() let an exact exception through a program denied otherwise", async () => {
+  await using fx = await fixture();
+  const policy: ExecPolicyConfig = {
+    default: "allow",
+    rules: [
+      rule("fakecurl *", "deny", "Use the mirror"),
+      rule("fakecurl -fsSL https://mirror.example/setup.sh", "allow-network"),
+    ],
+  };
+  const binds = await prepareShims(policy, {
+    runDir: `${fx.dir}/run`,
+    pathDirs: [`${fx.dir}/bin`],
+    self: selfInvocation(),
+    extraDirs: [],
+  });
+  const shim = binds.find((b) => b.target === `${fx.dir}/bin/fakecurl`)!;
+  // Not a plain refusal any more: the argv decides.
+  assert.match(await Deno.readTextFile(shim.source), /__shim/);
+  const rulesFile = `${fx.dir}/run/execpolicy/rules.json`;
+  const mark = `${fx.dir}/mark`;
+  let err = "";
+  const stderr = (t: string) => void (err += t);
+  const denied = await runShim({
+    rulesFile,
+    real: `${fx.dir}/bin/fakecurl`,
+    names: ["fakecurl"],
+    argv: ["fakecurl", "-fsSL", "https://collector.example/setup.sh"],
+  }, { stderr });
+  assert.equal(denied, 126);
+  assert.match(err, /denied by rule "fakecurl \*"/);
+  assert.equal(await exists(mark), false);
+  Deno.env.set("MARK", mark);
+  try {
+    const allowed = await runShim({
+      rulesFile,
+      real: `${fx.dir}/bin/fakecurl`,
+      names: ["fakecurl"],
+      argv: ["fakecurl", "-fsSL", "https://mirror.example/setup.sh"],
+    }, { stderr });
+    assert.equal(allowed, 0);
+    assert.equal(await exists(mark), true);
+  } finally {
+    Deno.env.delete("MARK");
+  }
+});
+
+Deno.test("runShim() decides a git alias as what it expands to", async () => {
+  await using fx = await fixture();
+  const rulesFile = `${fx.dir}/rules.json`;
+  await Deno.writeTextFile(
+    rulesFile,
+    JSON.stringify({
+      default: "allow-network",
+      rules: [rule("git push *", "deny", "No pushing"), rule("git *", "allow-network")],
+    }),
+  );
+  let err = "";
+  const stderr = (t: string) => void (err += t);
+  const real = `${fx.dir}/bin/fakegit`;
+  const pushed = await runShim(
+    { rulesFile, real, names: ["git"], argv: ["git", "-c", "alias.p=push", "p", "origin"] },
+    { stderr },
+  );
+  assert.equal(pushed, 126);
+  assert.match(err, /denied by rule "git push \*"/);
+  const viaGlobal = await runShim(
+    { rulesFile, real, names: ["git"], argv: ["git", "-C", ".", "push"] },
+    { stderr },
+  );
+  assert.equal(viaGlobal, 126);
+  // Not a push: the real program runs (fakegit exits 7).
+  const status = await runShim(
+    { rulesFile, real, names: ["git"], argv: ["git", "-c", "alias.s=status", "s"] },
+    { stderr },
+  );
+  assert.equal(status, 7);
 });
