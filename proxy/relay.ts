@@ -156,7 +156,10 @@ async function pump(
       const n = await src.read(buf);
       if (n === null) break;
       options.onActivity?.();
-      await writeAll(dst, n === buf.length ? buf : buf.subarray(0, n));
+      // Written inline rather than through writeAll(): one await per chunk on the
+      // hot path (a whole write is the rule), not an extra async frame as well.
+      let written = await dst.write(n === buf.length ? buf : buf.subarray(0, n));
+      while (written < n) written += await dst.write(buf.subarray(written, n));
       count(n);
       if (!large && n === buf.length) {
         buf = options.buffers.acquire();
