@@ -116,9 +116,15 @@ function canonicalAnswer(name: string, raw: readonly string[]): string[] {
  * ```
  */
 export function createResolver(options: CreateResolverOptions = {}): Resolver {
-  const overrides = new Map<string, readonly string[]>();
+  // Overrides are put in canonical form once, not per request (a bad list fails when asked).
+  const overrides = new Map<string, readonly string[] | ResolveError>();
   for (const [host, addresses] of options.overrides ?? []) {
-    overrides.set(normalizeHost(host), [...addresses]);
+    const name = normalizeHost(host);
+    try {
+      overrides.set(name, canonicalAnswer(name, addresses));
+    } catch (error) {
+      overrides.set(name, error as ResolveError);
+    }
   }
   const timeoutMs = options.timeoutMs ?? 10_000;
   const ttlMs = options.cacheTtlMs ?? 10_000;
@@ -160,7 +166,8 @@ export function createResolver(options: CreateResolverOptions = {}): Resolver {
     const literal = parseIpLiteral(name);
     if (literal !== null) return [literal.canonical];
     const override = overrides.get(name);
-    if (override !== undefined) return canonicalAnswer(name, override);
+    if (override instanceof ResolveError) throw override;
+    if (override !== undefined) return [...override];
     return [...await lookupCached(name)];
   };
 }
