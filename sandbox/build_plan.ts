@@ -213,7 +213,16 @@ export async function collectHostFacts(
  * another writable path): bwrap follows it, so the command could have made
  * any directory writable for this run (`mv sub x; mkdir sub; ln -s ../../home
  * sub/cache`). A symlink outside those places is the user's own and is
- * followed. Throws {@linkcode SandboxError} (`sandbox_failed`).
+ * followed.
+ *
+ * Also refuses an allowlisted unix socket that lies, as written or where its
+ * symlinks lead, in such a place: the command could replace it, or a
+ * directory on its way, with a symlink to another host socket, and the
+ * next run would bind that one into its view (and the proxy's
+ * `x-unix-socket` would reach it). An allowlisted socket must be opened by
+ * a path whose directories the command cannot change.
+ *
+ * Throws {@linkcode SandboxError} (`sandbox_failed`).
  *
  * @example
  * ```ts
@@ -234,6 +243,27 @@ export function checkPlantedSymlinks(
         "can write, so an earlier command may have planted it: remove it, or list the real " +
         "directory in filesystem.writable",
     );
+  }
+  if (config.network.dangerouslyAllowAllUnixSockets) return;
+  for (const path of allowedSocketRules(config)) {
+    let canonical: string | null = null;
+    try {
+      canonical = Deno.realPathSync(path);
+    } catch {
+      // Missing now: only the path as written can be checked (and a planted one would be found).
+    }
+    for (const candidate of canonical === null ? [path] : [path, canonical]) {
+      const area = areas.find((dir) => isUnder(candidate, dir));
+      if (area === undefined) continue;
+      throw new SandboxError(
+        "sandbox_failed",
+        `Cannot allow the unix socket "${path}": ` +
+          (candidate === path ? "it lies" : `it leads to "${candidate}", which lies`) +
+          ` in "${area}", which the sandboxed command can write, so an earlier command may have ` +
+          "replaced it (or a directory on its way) with a symlink to another socket: allowlist " +
+          "a socket outside the working directory and the writable paths",
+      );
+    }
   }
 }
 

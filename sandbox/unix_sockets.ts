@@ -43,9 +43,21 @@ export function parseProcNetUnix(text: string): string[] {
 
 /**
  * Returns the paths from `/proc/net/unix` that are socket files in this
- * process's view of the file system right now (a socket bound in another
- * mount namespace may list a path that does not exist here, or is something
- * else here; those are skipped).
+ * process's view of the file system right now, each in canonical form:
+ * the directory with every symlink resolved (`/var/run/x.sock` ->
+ * `/run/x.sock`, `/home/u/link/x.sock` -> `/home/u/real/x.sock`), so that
+ * the sandbox masks the file where it really is, and a socket under an
+ * emptied directory reached through a symlinked parent needs no mask at
+ * all (bwrap cannot mount on a path whose parent only exists on the host).
+ * A socket bound in another mount namespace may list a path that does not
+ * exist here, or is something else here: those are skipped. Distinct
+ * canonical paths, in the order of the table.
+ *
+ * What this cannot see (and so the file view cannot mask): a socket bound
+ * by a relative path (the table shows it as given), one whose directory was
+ * renamed after the bind, a hard link to a socket, and one bound after the
+ * run started. Sockets under the emptied directories (`/tmp`, `/run`, …)
+ * are hidden whatever their name or age; see docs/linux-sandbox.md.
  *
  * @example
  * ```ts
@@ -62,14 +74,27 @@ export async function listHostSocketPaths(
     return [];
   }
   const paths = parseProcNetUnix(text);
-  const checks = await Promise.all(paths.map(async (path) => {
-    try {
-      return (await Deno.lstat(path)).isSocket === true;
-    } catch {
-      return false;
-    }
-  }));
-  return paths.filter((_, i) => checks[i]);
+  const canonical = await Promise.all(paths.map(canonicalSocketPath));
+  const seen = new Set<string>();
+  for (const path of canonical) if (path !== null) seen.add(path);
+  return [...seen];
+}
+
+/**
+ * The canonical path of a socket file (its directory's symlinks resolved,
+ * the last component kept as is), or null when no socket is there.
+ */
+async function canonicalSocketPath(path: string): Promise<string | null> {
+  const slash = path.lastIndexOf("/");
+  const name = path.slice(slash + 1);
+  if (name === "" || name === "." || name === "..") return null;
+  try {
+    const dir = slash === 0 ? "/" : await Deno.realPath(path.slice(0, slash));
+    const full = dir === "/" ? `/${name}` : `${dir}/${name}`;
+    return (await Deno.lstat(full)).isSocket === true ? full : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The result of {@linkcode resolveSocketPath}. */

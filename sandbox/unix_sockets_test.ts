@@ -61,3 +61,23 @@ Deno.test("isUnder() compares whole path segments", () => {
   assert.ok(!isUnder("/tmpx/a", "/tmp"));
   assert.ok(isUnder("/anything", "/"));
 });
+
+Deno.test("listHostSocketPaths() gives each socket where it really is: symlinked parents resolved", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir());
+  await Deno.mkdir(`${dir}/real`);
+  await Deno.symlink(`${dir}/real`, `${dir}/link`);
+  const listener = Deno.listen({ transport: "unix", path: `${dir}/link/s.sock` });
+  try {
+    const table = "Num\n" +
+      `0000000000000000: 00000002 00000000 00010000 0001 01 1 ${dir}/link/s.sock\n` +
+      `0000000000000000: 00000002 00000000 00010000 0001 01 2 ${dir}/real/s.sock\n` +
+      "0000000000000000: 00000002 00000000 00010000 0001 01 3 relative.sock\n";
+    await Deno.writeTextFile(`${dir}/table`, table);
+    assert.deepEqual(await listHostSocketPaths({ procNetUnix: `${dir}/table` }), [
+      `${dir}/real/s.sock`,
+    ]);
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

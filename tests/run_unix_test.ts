@@ -70,17 +70,29 @@ Deno.test({
       const out = parseLines(denied.stdout);
       for (const key of ["s0", "s1", "s2"]) assert.match(out.get(key) ?? "", /^error:/, key);
 
+      // The ones outside the working dir can be allowlisted; the one inside it cannot (the
+      // command could swap it for a symlink to another socket before the next run).
+      const outside = [paths[0], paths[2]];
       const allowed = await sandboxCli([
         "run",
-        ...paths.flatMap((path) => ["--allow-unix-socket", path]),
+        ...outside.flatMap((path) => ["--allow-unix-socket", path]),
         "--",
         PY,
         "-c",
         CONNECT_PROBE,
-        ...paths,
+        ...outside,
       ], { cwd });
       assert.equal(allowed.code, 0, allowed.stderr);
-      assert.deepEqual([...parseLines(allowed.stdout).values()], ["pong", "pong", "pong"]);
+      assert.deepEqual([...parseLines(allowed.stdout).values()], ["pong", "pong"]);
+      const inCwd = await sandboxCli(
+        ["run", "--allow-unix-socket", paths[1], "--", PY, "-c", CONNECT_PROBE, paths[1]],
+        { cwd },
+      );
+      assert.equal(inCwd.code, 126, inCwd.stdout);
+      assert.match(
+        inCwd.stderr,
+        /Cannot allow the unix socket .*which the sandboxed command can write/,
+      );
     });
   },
 });
