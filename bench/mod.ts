@@ -2,8 +2,8 @@
  * `deno task bench [--quick] [NAME…]`: runs the benchmark scripts one after another,
  * each in its own process so that one's memory and threads do not colour
  * the next one's figures. Without names it runs `proxy`, `requests`,
- * `rules`, `run` and `mitm`; `soak` (10 minutes by default) and `globs` run
- * only when named. `--quick` passes each script fewer repetitions, so the
+ * `rules`, `run` and `mitm`; `soak` (10 minutes by default), `globs` and
+ * `seccomp` run only when named. `--quick` passes each script fewer repetitions, so the
  * whole default set finishes in a few minutes.
  *
  * Every script prints its own figures (medians, and ratios against a
@@ -23,6 +23,7 @@ const BENCHES: Readonly<
   mitm: { file: "mitm_bench.ts", byDefault: true, quick: ["--runs", "1"] },
   soak: { file: "soak.ts", byDefault: false, quick: [] },
   globs: { file: "deny_glob_bench.ts", byDefault: false, quick: [] },
+  seccomp: { file: "seccomp_bench.ts", byDefault: false, quick: ["--runs", "7"] },
 };
 
 if (import.meta.main) {

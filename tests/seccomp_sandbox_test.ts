@@ -15,6 +15,7 @@
 import assert from "node:assert/strict";
 import { hasProgram, parseLines, startHttpServer } from "./run_helpers.ts";
 import { runCommand, sandboxCli, tempDir } from "./cli_helpers.ts";
+import { prepareNobody, unprivilegedBwrapWorks } from "./nobody_helpers.ts";
 
 const PROBE = new URL("../testdata/seccomp/probe.py", import.meta.url);
 const READY = Deno.build.os === "linux" && hasProgram("/usr/bin/bwrap") &&
@@ -241,5 +242,31 @@ Deno.test({
     assert.equal(lines.get("python"), "[1, 2],sub,127.0.0.1");
     assert.equal(lines.get("git"), "first");
     assert.equal(lines.get("curl"), "hello-through-proxy");
+  },
+});
+
+Deno.test({
+  name: "seccomp filter: the same rules hold for an unprivileged user (setpriv, nobody)",
+  ignore: !READY || !hasProgram("/usr/bin/python3") || !unprivilegedBwrapWorks(),
+  async fn() {
+    await using nobody = await prepareNobody();
+    const work = `${nobody.dir}/work`;
+    await Deno.mkdir(work);
+    await writeProbe(work);
+    await nobody.chown(work);
+    const r = await runCommand(
+      nobody.argv(["run", "--", "/usr/bin/python3", "probe.py"]),
+      {
+        cwd: work,
+        clearEnv: true,
+        env: { PATH: "/usr/bin:/bin", HOME: work, ...nobody.denoEnv },
+        timeoutMs: TIMEOUT_MS,
+      },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const inside = parseLines(r.stdout);
+    for (const [name, expected] of Object.entries(EXPECTED)) {
+      assert.equal(inside.get(name), expected, `${name} inside the sandbox, as nobody`);
+    }
   },
 });
