@@ -20,8 +20,20 @@ import { createResolver, parseResolveFlags } from "../proxy/resolver.ts";
 import { runSandboxed } from "../run/run.ts";
 import { parseCommandArgs, SHARED_OPTIONS, type SharedValues } from "./args.ts";
 import { ConfigError, UsageError } from "../errors.ts";
-import { mergeLearnedHosts, renderLearnedProfile } from "../profiles/learn_profile.ts";
-import { type AllowedHost, reportRun, summarizeDecisions } from "../run/report.ts";
+import {
+  describeCommand,
+  mergeLearnedHosts,
+  renderLearnedProfile,
+} from "../profiles/learn_profile.ts";
+import { hostLoopbackReason } from "../policy/loopback.ts";
+import { createBlockWatch } from "../run/block_watch.ts";
+import {
+  type AllowedHost,
+  type BlockedHost,
+  reportRun,
+  summarizeDecisions,
+} from "../run/report.ts";
+import { absoluteWritable, checkLogFile } from "./run_checks.ts";
 
 /** Help text for `sandbox help learn`. */
 export const LEARN_HELP = `Usage: sandbox learn [OPTIONS] -- CMD [ARGS...]
@@ -29,8 +41,10 @@ export const LEARN_HELP = `Usage: sandbox learn [OPTIONS] -- CMD [ARGS...]
 Runs CMD in the sandbox with every public host allowed through the proxy,
 records the hosts it used (host, port, protocol), and writes a profile that
 allows exactly those hosts, sorted, each with a comment of how it was used.
-Loopback and private addresses stay refused (add --allow-local-binding to
-learn them too: their exact names unlock them in the written profile).
+Loopback and private addresses stay refused; hosts refused for being on a
+private or reserved address (a company mirror) are written as exact allows,
+commented, which unlock them. At the end it prints the "sandbox run" command
+that uses the written profile.
 Deny rules of the loaded config still apply. Exits with CMD's exit code.
 
 Options:
@@ -46,6 +60,8 @@ Options:
   --deny PATTERN         Add a deny rule (repeatable; deny wins, even here)
   --allow-local-binding  Let the learn run reach loopback/private addresses
   --resolve HOST=ADDR    Resolve HOST to ADDR (repeatable)
+  --writable PATH        Make PATH writable for the run (repeatable; created when
+                         missing) and write it into the profile
   --log FILE             Append every decision as a JSON line
   --json                 Print the run report as the last line of stdout
                          (needs --out or --merge: otherwise stdout is the profile)
@@ -59,6 +75,7 @@ const LEARN_OPTIONS = {
   ...SHARED_OPTIONS,
   out: { type: "string" },
   merge: { type: "string" },
+  writable: { type: "string", multiple: true },
 } as const;
 
 /** Options for {@linkcode learnCommand}, for tests. */
@@ -100,7 +117,11 @@ export async function learnCommand(
   const stdout = options.stdout ?? writer(Deno.stdout);
   const stderr = options.stderr ?? writer(Deno.stderr);
   const { values, positionals, rest } = parseCommandArgs("learn", args, LEARN_OPTIONS);
-  const flags = values as SharedValues & { out?: string; merge?: string };
+  const flags = {
+    ...values,
+    writable: absoluteWritable(values.writable, cwd),
+  } as SharedValues & { out?: string; merge?: string };
+  if (flags.log !== undefined) checkLogFile(flags.log, cwd, "learn");
   if (positionals.length > 0 || rest === null || rest.length === 0) {
     throw new UsageError(
       'Missing command: put it after "--", e.g. "sandbox learn --out sandbox.toml -- npm ci"',
@@ -157,7 +178,22 @@ export async function learnCommand(
   }
   const resolver = createResolver({ overrides: parseResolveFlags(flags.resolve) });
 
+  // A command that only retries refused hosts teaches nothing more: the run ends there.
+  const spun = new AbortController();
+  const watch = createBlockWatch({
+    stderr,
+    prefix: "sandbox learn",
+    onSpin: () => {
+      stderr(
+        "sandbox learn: ending the run: it keeps retrying refused hosts and nothing else gets " +
+          "through; what was learned so far is written\n",
+      );
+      spun.abort();
+    },
+  });
   const result = await runSandboxed(config, rest, {
+    onDecision: watch.onDecision,
+    signal: spun.signal,
     resolver,
     logFile: flags.log ?? null,
     caDir: flags["ca-dir"] ?? null,
@@ -189,11 +225,21 @@ export async function learnCommand(
 
   const summary = summarizeDecisions(result.decisions);
   const hosts: AllowedHost[] = [];
-  for (const host of summary.allowed) {
+  for (const host of [...summary.allowed, ...refusedLocalHosts(summary.blocked)]) {
     const problem = validateDomainPattern(host.host, "allow");
     if (problem === null) hosts.push(host);
     else stderr(`sandbox learn: left out "${host.host}": ${problem}\n`);
   }
+  const local = hosts.filter((h) => h.note !== undefined);
+  if (local.length > 0) {
+    stderr(
+      `sandbox learn: ${local.map((h) => `"${h.host}"`).join(", ")} ${
+        local.length === 1 ? "is" : "are"
+      } on a private or reserved address: refused while learning (the command may not have ` +
+        "finished its work), written as exact allows you can keep\n",
+    );
+  }
+  const writable = (flags.writable ?? []).map((path) => homeRelative(path, env.HOME));
   const command = rest;
   let text: string;
   let profile: string;
@@ -203,6 +249,7 @@ export async function learnCommand(
       file: flags.merge,
       command,
       profile: flags.profile,
+      writable,
     });
     text = merged.text;
     profile = merged.profile;
@@ -218,7 +265,7 @@ export async function learnCommand(
         : "");
   } else {
     profile = flags.profile ?? "learned";
-    text = renderLearnedProfile(hosts, { command, profile });
+    text = renderLearnedProfile(hosts, { command, profile, writable });
     what = `an allowlist of ${hosts.length} host${
       hosts.length === 1 ? "" : "s"
     } in profile "${profile}"`;
@@ -228,6 +275,7 @@ export async function learnCommand(
     profile,
     hosts: hosts.map((h) => h.host),
     cwd,
+    home: env.HOME,
     unchanged: mergeText !== null && text === mergeText && flags.out === undefined,
   });
   if (target === null) stdout(text);
@@ -235,6 +283,17 @@ export async function learnCommand(
     ? ""
     : ` (the command exited ${result.exitCode}: check it did all its work)`;
   stderr(`sandbox learn: ${target === null ? "printed" : `wrote ${target}:`} ${what}${codeNote}\n`);
+  if (target !== null) {
+    stderr(
+      `sandbox learn: lock it down with: ${
+        lockDownCommand(target, {
+          profile: flags.merge !== undefined || flags.profile !== undefined ? profile : null,
+          resolve: flags.resolve ?? [],
+          command,
+        })
+      }\n`,
+    );
+  }
   return exitCode;
 }
 
@@ -250,6 +309,7 @@ async function checkAndWrite(
     profile: string;
     hosts: readonly string[];
     cwd: string;
+    home: string | undefined;
     unchanged: boolean;
   },
 ): Promise<void> {
@@ -270,6 +330,8 @@ async function checkAndWrite(
       SANDBOX_MANAGED_CONFIG: managed,
       XDG_CONFIG_HOME: `${dir}/.sandbox-learn-no-user-config`,
     };
+    // `~/` paths in the written profile expand as they will for the run.
+    if (options.home !== undefined) env.HOME = options.home;
     const loaded = await loadEffectiveConfig({ config: [temp], profile: options.profile }, {
       env,
       cwd: options.cwd,
@@ -296,4 +358,44 @@ async function checkAndWrite(
     for (const path of cleanup) await Deno.remove(path).catch(() => {});
     if (target === null) await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+}
+
+/**
+ * Hosts the proxy refused as local (a name on a private or reserved address,
+ * or such an address itself) while learning: the wildcard of a learn run
+ * cannot unlock them, an exact allow can. Loopback is left out: inside, it is
+ * the sandbox's own (the host's is `host.sandbox.internal:PORT`).
+ */
+function refusedLocalHosts(blocked: readonly BlockedHost[]): AllowedHost[] {
+  return blocked
+    .filter((b) => b.reason === "not_allowed_local" && hostLoopbackReason(b.host) === null)
+    .map((b) => ({
+      host: b.host,
+      ports: b.ports,
+      protocols: [],
+      count: b.count,
+      note: `refused while learning (${b.count} time${b.count === 1 ? "" : "s"}, port${
+        b.ports.length === 1 ? "" : "s"
+      } ${b.ports.join(", ")}): on a private or reserved address; allowed by this exact name`,
+    }));
+}
+
+/** `path` as `~/…` when it lies under `home` (a profile that travels with its user). */
+function homeRelative(path: string, home: string | undefined): string {
+  if (home === undefined || !home.startsWith("/")) return path;
+  const base = home.replace(/\/+$/, "");
+  if (path === base) return "~";
+  return path.startsWith(`${base}/`) ? `~${path.slice(base.length)}` : path;
+}
+
+/** The `sandbox run` command that uses what learn wrote, quoted for a POSIX shell. */
+function lockDownCommand(
+  file: string,
+  options: { profile: string | null; resolve: readonly string[]; command: readonly string[] },
+): string {
+  const args = ["sandbox", "run", "--config", file];
+  if (options.profile !== null) args.push("--profile", options.profile);
+  for (const pin of options.resolve) args.push("--resolve", pin);
+  args.push("--", ...options.command);
+  return describeCommand(args);
 }

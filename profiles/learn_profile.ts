@@ -8,6 +8,7 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import { parse, TomlError } from "smol-toml";
+import { parse as parseToml, patch as patchToml } from "@decimalturn/toml-patch";
 import { ConfigError } from "../errors.ts";
 
 /** One allowed host. */
@@ -20,6 +21,8 @@ export interface AllowedHost {
   readonly protocols: readonly string[];
   /** How many connections or requests were allowed. */
   readonly count: number;
+  /** Why the entry is written, for its comment instead of the use (e.g. a host refused while learning). */
+  readonly note?: string;
 }
 
 /** The profile name `sandbox learn` uses when none is given or set. */
@@ -72,6 +75,8 @@ export interface RenderLearnedProfileOptions {
   readonly profile?: string;
   /** The time written in the header comment (RFC 3339); now unless set. */
   readonly time?: string;
+  /** Writable paths the run needed (`filesystem.writable`, as written: `~/` kept). */
+  readonly writable?: readonly string[];
 }
 
 function sortHosts(hosts: readonly AllowedHost[]): AllowedHost[] {
@@ -80,7 +85,7 @@ function sortHosts(hosts: readonly AllowedHost[]): AllowedHost[] {
 
 function entryLines(hosts: readonly AllowedHost[], eol: string): string {
   return sortHosts(hosts).map((h) =>
-    `${tomlString(h.host)} = "allow" # ${commentText(describeUse(h))}${eol}`
+    `${tomlString(h.host)} = "allow" # ${commentText(h.note ?? describeUse(h))}${eol}`
   ).join("");
 }
 
@@ -120,9 +125,17 @@ export function renderLearnedProfile(
     "# Add hosts with: sandbox learn --merge THIS_FILE -- COMMAND",
   ];
   const body = hosts.length === 0 ? "# (the command used no network)\n" : entryLines(hosts, "\n");
+  const writable = [...new Set(options.writable ?? [])];
+  const files = writable.length === 0
+    ? ""
+    : `\n[permissions.${
+      tomlKey(profile)
+    }.filesystem]\n# Paths the run was given to write (--writable)\nwritable = [${
+      writable.map(tomlString).join(", ")
+    }]\n`;
   return `${header.join("\n")}\n\ndefault_permissions = ${
     tomlString(profile)
-  }\n\n[${table}]\nenabled = true\n\n[${table}.domains]\n${body}`;
+  }\n\n[${table}]\nenabled = true\n\n[${table}.domains]\n${body}${files}`;
 }
 
 /** Options for {@linkcode mergeLearnedHosts}. */
@@ -135,6 +148,8 @@ export interface MergeLearnedHostsOptions {
   readonly profile?: string;
   /** The time written in the comment above the added entries; now unless set. */
   readonly time?: string;
+  /** Writable paths the run needed, added to the profile's `filesystem.writable` (as written: `~/` kept). */
+  readonly writable?: readonly string[];
 }
 
 /** What {@linkcode mergeLearnedHosts} did. */
@@ -149,19 +164,24 @@ export interface MergeResult {
   readonly alreadyAllowed: readonly string[];
   /** Hosts the file denies: left as they are (a learned use never overrides a deny). */
   readonly keptDenied: readonly string[];
+  /** Writable paths added. */
+  readonly addedWritable: readonly string[];
 }
 
 /**
  * Adds `hosts` as `"host" = "allow"` entries to the domains table of a
- * profile in `text`, by editing the text: entries go after the last entry of
- * an existing `[permissions.NAME.network.domains]` table, or into a new table
- * appended at the end. Comments, order and every other key stay as written.
- * The result is parsed again and compared with the original plus the new
- * entries; anything else is refused rather than written.
+ * profile in `text` (and `options.writable` to its `filesystem.writable`).
+ * The edit is made by `@decimalturn/toml-patch`, a TOML editor that keeps
+ * comments, whitespace and layout: it changes the parsed document and writes
+ * back only what differs, as new lines at the end of the right table (new
+ * tables as `[sections]`). Each added host then gets a comment of how it was
+ * used, and a note above them says when and for which command. The result is
+ * parsed again and compared with the original plus the additions; anything
+ * else is refused rather than written.
  *
  * Throws a {@linkcode ConfigError} when the text is not valid TOML, when the
- * domains of the profile are written in a form that cannot be extended in
- * place (an inline table), or when no profile can be chosen.
+ * profile's domains or writable paths are not a table or a list, or when no
+ * profile can be chosen.
  *
  * @example
  * ```ts
@@ -201,14 +221,30 @@ export function mergeLearnedHosts(
       } and no default_permissions: pass --profile NAME`,
     }]);
   }
-  const network = asTable(asTable(permissions?.[profile])?.network);
-  const domains = network?.domains;
+  const profileKey = `permissions.${tomlKey(profile)}`;
+  const profileTable = permissions?.[profile];
+  if (profileTable !== undefined && asTable(profileTable) === null) {
+    throw notTable(file, profileKey, "a table");
+  }
+  const networkValue = asTable(profileTable)?.network;
+  if (networkValue !== undefined && asTable(networkValue) === null) {
+    throw notTable(file, `${profileKey}.network`, "a table");
+  }
+  const domains = asTable(networkValue)?.domains;
   if (domains !== undefined && asTable(domains) === null) {
-    throw new ConfigError([{
+    throw notTable(
       file,
-      keyPath: `permissions.${tomlKey(profile)}.network.domains`,
-      message: 'Expected a table of "pattern" = "allow" | "deny"',
-    }]);
+      `${profileKey}.network.domains`,
+      'a table of "pattern" = "allow" | "deny"',
+    );
+  }
+  const filesystemValue = asTable(profileTable)?.filesystem;
+  if (filesystemValue !== undefined && asTable(filesystemValue) === null) {
+    throw notTable(file, `${profileKey}.filesystem`, "a table");
+  }
+  const writableValue = asTable(filesystemValue)?.writable;
+  if (writableValue !== undefined && !Array.isArray(writableValue)) {
+    throw notTable(file, `${profileKey}.filesystem.writable`, "a list of paths");
   }
   const existing = new Map<string, unknown>();
   for (const [key, value] of Object.entries(asTable(domains) ?? {})) {
@@ -223,72 +259,231 @@ export function mergeLearnedHosts(
     else if (value === "deny") keptDenied.push(host.host);
     else alreadyAllowed.push(host.host);
   }
-  const result = { profile, alreadyAllowed, keptDenied };
-  if (toAdd.length === 0) return { ...result, text, added: [] };
+  const writableBefore = (writableValue ?? []) as unknown[];
+  const addedWritable = [...new Set(options.writable ?? [])].filter((path) =>
+    !writableBefore.includes(path)
+  );
+  const result = { profile, alreadyAllowed, keptDenied, addedWritable };
+  if (toAdd.length === 0 && addedWritable.length === 0) return { ...result, text, added: [] };
 
-  const time = options.time ?? new Date().toISOString();
-  const note = `# Added by \`sandbox learn\` at ${time} for: ${
-    commentText(describeCommand(options.command))
-  }${eol}`;
-  const entries = note + entryLines(toAdd, eol);
-  const tablePath = ["permissions", profile, "network", "domains"];
-  const scan = scanToml(text);
-  const header = scan.headers.find((h) => !h.array && isDeepStrictEqual(h.keys, tablePath));
+  // A profile without a domains table gets an empty one at the end first (as sections, which
+  // read better than the inline tables the editor would make), when that still parses.
+  let base = text;
+  if (toAdd.length > 0 && domains === undefined) {
+    const table = `${profileKey}.network`;
+    const head = networkValue === undefined ? `[${table}]${eol}enabled = true${eol}${eol}` : "";
+    const seeded = `${text}${
+      text === "" || text.endsWith(eol + eol) ? "" : text.endsWith(eol) ? eol : eol + eol
+    }${head}[${table}.domains]${eol}`;
+    if (parsesTo(seeded, original, profile, networkValue === undefined)) base = seeded;
+  }
+  // The structural edit: the editor's own reading of the file, changed, written back.
+  const updated = parseToml(base) as Record<string, unknown>;
+  if (addDefault) updated.default_permissions = profile;
+  const permissionsOut = (updated.permissions ??= {}) as Record<string, unknown>;
+  const profileOut = (permissionsOut[profile] ??= {}) as Record<string, unknown>;
+  if (toAdd.length > 0) {
+    const networkOut = (profileOut.network ??= { enabled: true }) as Record<string, unknown>;
+    const domainsOut = (networkOut.domains ??= {}) as Record<string, unknown>;
+    for (const host of toAdd) domainsOut[host.host] = "allow";
+  }
+  if (addedWritable.length > 0) {
+    const filesystemOut = (profileOut.filesystem ??= {}) as Record<string, unknown>;
+    filesystemOut.writable = [...writableBefore, ...addedWritable];
+  }
   let merged: string;
-  if (header !== undefined) {
-    const next = scan.headers.find((h) => h.start > header.start);
-    const bodyEnd = next?.start ?? text.length;
-    const lastContent = scan.contentLineEnds.filter((end) => end > header.start && end <= bodyEnd)
-      .at(-1) ?? header.lineEnd;
-    const at = lastContent;
-    const before = text.slice(0, at);
-    const after = text.slice(at);
-    // `at` is the end of a line (before its line break) or the end of the text.
-    merged = at >= text.length && !before.endsWith("\n")
-      ? `${before}${eol}${entries}${after}`
-      : `${before}${eol}${entries.slice(0, -eol.length)}${after}`;
-  } else if (domains !== undefined) {
+  try {
+    merged = patchToml(base, updated, { newLine: eol });
+  } catch (error) {
     throw new ConfigError([{
       file,
-      keyPath: `permissions.${tomlKey(profile)}.network.domains`,
-      message:
-        `Cannot add to domains written inline or as dotted keys: write them as a [permissions.${
-          tomlKey(profile)
-        }.network.domains] table and run learn again`,
-    }]);
-  } else {
-    const table = `permissions.${tomlKey(profile)}.network`;
-    let block = "";
-    if (network === null) block += `[${table}]${eol}enabled = true${eol}${eol}`;
-    block += `[${table}.domains]${eol}${entries}`;
-    const base = text === "" || text.endsWith(eol + eol)
-      ? text
-      : text.endsWith(eol)
-      ? text + eol
-      : text + eol + eol;
-    merged = base + block;
+      keyPath: `${profileKey}.network.domains`,
+      message: `Cannot edit the file: ${
+        errorText(error)
+      }: add the hosts by hand or write a new profile with --out`,
+    }], { cause: error });
   }
-  if (addDefault) {
-    merged = insertRootKey(merged, `default_permissions = ${tomlString(profile)}${eol}`, eol);
-  }
+  merged = commentAddedEntries(base, merged, toAdd, {
+    eol,
+    note: `# Added by \`sandbox learn\` at ${options.time ?? new Date().toISOString()} for: ${
+      commentText(describeCommand(options.command))
+    }`,
+  });
 
   const expected = toPlain(original) as Record<string, unknown>;
   if (addDefault) expected.default_permissions = profile;
-  const permissionsOut = (expected.permissions ??= {}) as Record<string, unknown>;
-  const profileOut = (permissionsOut[profile] ??= {}) as Record<string, unknown>;
-  const networkOut = (profileOut.network ??= { enabled: true }) as Record<string, unknown>;
-  const domainsOut = (networkOut.domains ??= {}) as Record<string, unknown>;
-  for (const host of toAdd) domainsOut[host.host] = "allow";
+  const plainPermissions = (expected.permissions ??= {}) as Record<string, unknown>;
+  const plainProfile = (plainPermissions[profile] ??= {}) as Record<string, unknown>;
+  if (toAdd.length > 0) {
+    const plainNetwork = (plainProfile.network ??= { enabled: true }) as Record<string, unknown>;
+    const plainDomains = (plainNetwork.domains ??= {}) as Record<string, unknown>;
+    for (const host of toAdd) plainDomains[host.host] = "allow";
+  }
+  if (addedWritable.length > 0) {
+    const plainFilesystem = (plainProfile.filesystem ??= {}) as Record<string, unknown>;
+    plainFilesystem.writable = [...writableBefore, ...addedWritable];
+  }
   const reparsed = parseOrThrow(merged, file);
   if (!isDeepStrictEqual(toPlain(reparsed), expected)) {
     throw new ConfigError([{
       file,
-      keyPath: `permissions.${tomlKey(profile)}.network.domains`,
+      keyPath: `${profileKey}.network.domains`,
       message:
         "Cannot add the learned hosts without changing other keys of the file: add them by hand or write a new profile with --out",
     }]);
   }
   return { ...result, text: merged, added: toAdd.map((h) => h.host) };
+}
+
+/** Whether `text` parses to `original` plus an empty domains table (and network table) for `profile`. */
+function parsesTo(
+  text: string,
+  original: Record<string, unknown>,
+  profile: string,
+  withNetwork: boolean,
+): boolean {
+  let parsed: unknown;
+  try {
+    parsed = parse(text);
+  } catch {
+    return false;
+  }
+  const expected = toPlain(original) as Record<string, unknown>;
+  const permissions = (expected.permissions ??= {}) as Record<string, unknown>;
+  const table = (permissions[profile] ??= {}) as Record<string, unknown>;
+  if (withNetwork) table.network = { enabled: true };
+  (table.network as Record<string, unknown>).domains = {};
+  return isDeepStrictEqual(toPlain(parsed), expected);
+}
+
+function notTable(file: string, keyPath: string, what: string): ConfigError {
+  return new ConfigError([{ file, keyPath, message: `Expected ${what}` }]);
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message.split("\n")[0] : String(error);
+}
+
+/**
+ * Puts the comments on the entries the editor added: the lines of `after`
+ * that are not in `before` (a longest common subsequence of lines) and are
+ * `KEY = "allow"` for an added host get their use as a trailing comment, and
+ * the first of them a note line above it. Entries added inside an inline
+ * table have no line of their own and stay without comments.
+ */
+function commentAddedEntries(
+  before: string,
+  after: string,
+  added: readonly AllowedHost[],
+  options: { eol: string; note: string },
+): string {
+  if (added.length === 0) return after;
+  const oldLines = before.split(/\r?\n/);
+  const newLines = after.split(/\r?\n/);
+  const fresh = newLinesOf(oldLines, newLines);
+  const byKey = new Map(added.map((host) => [host.host, host]));
+  let noted = false;
+  const out: string[] = [];
+  newLines.forEach((line, index) => {
+    const host = fresh.has(index) ? byKey.get(entryKey(line) ?? "\u0000") : undefined;
+    if (host === undefined) {
+      out.push(line);
+      return;
+    }
+    byKey.delete(host.host);
+    if (!noted) {
+      noted = true;
+      out.push(`${line.match(/^\s*/)![0]}${options.note}`);
+    }
+    out.push(`${line} # ${commentText(host.note ?? describeUse(host))}`);
+  });
+  return liftAboveNextTableComments(out, fresh, newLines).join(options.eol);
+}
+
+/**
+ * The editor appends a table's new rows after the blank lines and comments
+ * that belong to the next table; lifts each such run of added lines above
+ * them, so that they follow the table's last row.
+ */
+function liftAboveNextTableComments(
+  lines: string[],
+  freshInNew: ReadonlySet<number>,
+  newLines: readonly string[],
+): string[] {
+  // Map fresh indexes of newLines onto `lines` (which only has note lines inserted).
+  const fresh = new Set<number>();
+  let j = 0;
+  for (let i = 0; i < lines.length; i++) {
+    if (j < newLines.length && lines[i].startsWith(newLines[j])) {
+      if (freshInNew.has(j)) fresh.add(i);
+      j++;
+    } else {
+      fresh.add(i); // a note line
+    }
+  }
+  const out = [...lines];
+  let i = 0;
+  while (i < out.length) {
+    if (!fresh.has(i)) {
+      i++;
+      continue;
+    }
+    let end = i;
+    while (end + 1 < out.length && fresh.has(end + 1)) end++;
+    const next = out[end + 1];
+    let start = i;
+    while (start > 0 && !fresh.has(start - 1) && /^\s*(#.*)?$/.test(out[start - 1])) start--;
+    if (start < i && next !== undefined && /^\s*\[/.test(next)) {
+      const block = out.slice(i, end + 1);
+      const between = out.slice(start, i);
+      out.splice(start, end + 1 - start, ...block, ...between);
+      // Fresh indexes moved with the block.
+      for (let k = start; k <= end; k++) fresh.delete(k);
+      for (let k = start; k < start + block.length; k++) fresh.add(k);
+    }
+    i = end + 1;
+  }
+  return out;
+}
+
+/** The key of a `KEY = "allow"` line, unquoted, or null. */
+function entryKey(line: string): string | null {
+  const match = /^\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)\s*=\s*"allow"\s*$/.exec(line);
+  if (match === null) return null;
+  try {
+    return Object.keys(parseToml(`${match[1]} = 1`))[0] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Indexes of `next`'s lines that are not part of a longest common subsequence with `prev`. */
+function newLinesOf(prev: readonly string[], next: readonly string[]): Set<number> {
+  const n = prev.length;
+  const m = next.length;
+  const table: Uint32Array[] = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1));
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = m - 1; j >= 0; j--) {
+      table[i][j] = prev[i] === next[j]
+        ? table[i + 1][j + 1] + 1
+        : Math.max(table[i + 1][j], table[i][j + 1]);
+    }
+  }
+  const fresh = new Set<number>();
+  let i = 0;
+  let j = 0;
+  while (j < m) {
+    if (i < n && prev[i] === next[j]) {
+      i++;
+      j++;
+    } else if (i < n && table[i + 1][j] >= table[i][j + 1]) {
+      i++;
+    } else {
+      fresh.add(j);
+      j++;
+    }
+  }
+  return fresh;
 }
 
 /** A deep copy with ordinary prototypes (smol-toml returns null-prototype tables). */
@@ -323,197 +518,5 @@ function parseOrThrow(text: string, file: string): Record<string, unknown> {
       keyPath: "",
       message: `Invalid TOML: ${first.replace(/^Invalid TOML document: /, "")}`,
     }], { cause: error });
-  }
-}
-
-/** Inserts a root-level `key = value` line before the first table header. */
-function insertRootKey(text: string, line: string, eol: string): string {
-  const scan = scanToml(text);
-  const first = scan.headers[0];
-  if (first === undefined) {
-    return text === "" || text.endsWith("\n") ? text + line : text + eol + line;
-  }
-  const lastRoot = scan.contentLineEnds.filter((end) => end < first.start).at(-1);
-  if (lastRoot !== undefined) {
-    return `${text.slice(0, lastRoot)}${eol}${line.slice(0, -eol.length)}${text.slice(lastRoot)}`;
-  }
-  // No root keys: put it above the comment block that belongs to the first table.
-  let at = first.start;
-  while (at > 0) {
-    const prevEnd = at - 1; // the line break before `at`
-    const prevStart = text.lastIndexOf("\n", prevEnd - 1) + 1;
-    const prevLine = text.slice(prevStart, prevEnd).trim();
-    if (!prevLine.startsWith("#")) break;
-    at = prevStart;
-  }
-  return `${text.slice(0, at)}${line}${eol}${text.slice(at)}`;
-}
-
-/** A table header line found by {@linkcode scanToml}. */
-export interface TomlHeader {
-  /** The key path of the header. */
-  readonly keys: readonly string[];
-  /** `[[array.of.tables]]` rather than `[table]`. */
-  readonly array: boolean;
-  /** Offset of the start of the header's line. */
-  readonly start: number;
-  /** Offset of the end of the header's line (before its line break). */
-  readonly lineEnd: number;
-}
-
-/** The structure {@linkcode scanToml} finds. */
-export interface TomlScan {
-  /** Table headers in order. */
-  readonly headers: readonly TomlHeader[];
-  /** End offsets (before the line break) of lines that hold anything but blanks and comments. */
-  readonly contentLineEnds: readonly number[];
-}
-
-/**
- * Finds the table headers of TOML text, and which lines hold content, with a
- * small lexer that knows strings (basic, literal, multi-line), comments and
- * bracket nesting, so that a `[` inside a string or a multi-line array is
- * never taken for a header. The text is assumed to parse (check first).
- */
-export function scanToml(text: string): TomlScan {
-  const headers: TomlHeader[] = [];
-  const contentLineEnds: number[] = [];
-  let depth = 0;
-  let i = 0;
-  let lineHasContent = false;
-  const endLine = (at: number) => {
-    if (lineHasContent) contentLineEnds.push(at > 0 && text[at - 1] === "\r" ? at - 1 : at);
-    lineHasContent = false;
-  };
-  let atLineStart = true;
-  while (i < text.length) {
-    const c = text[i];
-    if (atLineStart) {
-      atLineStart = false;
-      let j = i;
-      while (text[j] === " " || text[j] === "\t") j++;
-      if (depth === 0 && text[j] === "[") {
-        const parsed = parseHeader(text, j);
-        if (parsed !== null) {
-          let end = text.indexOf("\n", parsed.end);
-          if (end === -1) end = text.length;
-          const lineEnd = end > 0 && text[end - 1] === "\r" ? end - 1 : end;
-          headers.push({ keys: parsed.keys, array: parsed.array, start: i, lineEnd });
-          lineHasContent = true;
-          i = end;
-          continue;
-        }
-      }
-    }
-    if (c === "\n") {
-      endLine(i);
-      atLineStart = true;
-      i++;
-    } else if (c === "#") {
-      while (i < text.length && text[i] !== "\n") i++;
-    } else if (c === " " || c === "\t" || c === "\r") {
-      i++;
-    } else if (c === '"' || c === "'") {
-      lineHasContent = true;
-      const triple = text.startsWith(c.repeat(3), i);
-      if (triple) {
-        i += 3;
-        while (i < text.length) {
-          if (c === '"' && text[i] === "\\") {
-            i += 2;
-            continue;
-          }
-          if (text.startsWith(c.repeat(3), i)) {
-            i += 3;
-            while (text[i] === c) i++; // up to two quotes may end the content
-            break;
-          }
-          if (text[i] === "\n") {
-            endLine(i);
-            lineHasContent = true;
-          }
-          i++;
-        }
-      } else {
-        i++;
-        while (i < text.length && text[i] !== c && text[i] !== "\n") {
-          i += c === '"' && text[i] === "\\" ? 2 : 1;
-        }
-        i++;
-      }
-    } else {
-      lineHasContent = true;
-      if (c === "[" || c === "{") depth++;
-      else if ((c === "]" || c === "}") && depth > 0) depth--;
-      i++;
-    }
-  }
-  endLine(text.length);
-  return { headers, contentLineEnds };
-}
-
-function parseHeader(
-  text: string,
-  start: number,
-): { keys: string[]; array: boolean; end: number } | null {
-  const array = text.startsWith("[[", start);
-  let i = start + (array ? 2 : 1);
-  const keys: string[] = [];
-  const skip = () => {
-    while (text[i] === " " || text[i] === "\t") i++;
-  };
-  while (true) {
-    skip();
-    const c = text[i];
-    if (c === '"') {
-      let out = "";
-      i++;
-      while (i < text.length && text[i] !== '"') {
-        if (text[i] === "\n") return null;
-        if (text[i] === "\\") {
-          const esc = text[i + 1];
-          const simple: Record<string, string> = {
-            b: "\b",
-            t: "\t",
-            n: "\n",
-            f: "\f",
-            r: "\r",
-            '"': '"',
-            "\\": "\\",
-          };
-          if (esc in simple) {
-            out += simple[esc];
-            i += 2;
-          } else if (esc === "u" || esc === "U") {
-            const len = esc === "u" ? 4 : 8;
-            out += String.fromCodePoint(parseInt(text.slice(i + 2, i + 2 + len), 16));
-            i += 2 + len;
-          } else return null;
-        } else out += text[i++];
-      }
-      if (text[i] !== '"') return null;
-      i++;
-      keys.push(out);
-    } else if (c === "'") {
-      const close = text.indexOf("'", i + 1);
-      const newline = text.indexOf("\n", i + 1);
-      if (close === -1 || (newline !== -1 && newline < close)) return null;
-      keys.push(text.slice(i + 1, close));
-      i = close + 1;
-    } else {
-      const m = /^[A-Za-z0-9_-]+/.exec(text.slice(i, i + 256));
-      if (m === null) return null;
-      keys.push(m[0]);
-      i += m[0].length;
-    }
-    skip();
-    if (text[i] === ".") {
-      i++;
-      continue;
-    }
-    if (array ? text.startsWith("]]", i) : text[i] === "]") {
-      return { keys, array, end: i + (array ? 2 : 1) };
-    }
-    return null;
   }
 }

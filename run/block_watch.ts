@@ -51,6 +51,8 @@ export interface BlockWatchOptions {
   readonly onFirstBlock?: () => void;
   /** Prefix of the lines; `sandbox` unless set. */
   readonly prefix?: string;
+  /** Called once, when the first host is found spinning (after its line was written). */
+  readonly onSpin?: (host: SpinningHost) => void;
 }
 
 /** A host the command kept retrying while nothing else got through. */
@@ -120,6 +122,14 @@ export function createBlockWatch(options: BlockWatchOptions): BlockWatch {
       if (isSpinning(entry) && !spinSaid.has(key)) {
         spinSaid.add(key);
         options.stderr(`${prefix}: ${formatSpinLine(entry)}\n`);
+        if (spinSaid.size === 1) {
+          options.onSpin?.({
+            host: entry.host,
+            port: entry.port,
+            reason: entry.reason,
+            refusals: entry.refusals,
+          });
+        }
       }
       if (firstBlock) {
         firstBlock = false;

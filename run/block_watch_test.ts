@@ -91,3 +91,11 @@ Deno.test("createBlockWatch() calls onFirstBlock once, after the line", () => {
     "sandbox: blocked CONNECT b.test:443 not_allowed (add --allow b.test)",
   ]);
 });
+
+Deno.test("createBlockWatch() calls onSpin once, at the first spinning host", () => {
+  const spins: string[] = [];
+  const watch = createBlockWatch({ stderr: () => {}, onSpin: (h) => spins.push(h.host) });
+  for (let i = 0; i < SPIN_REFUSALS * 2; i++) watch.onDecision(deny("a.test"));
+  for (let i = 0; i < SPIN_REFUSALS; i++) watch.onDecision(deny("b.test"));
+  assert.deepEqual(spins, ["a.test"]);
+});

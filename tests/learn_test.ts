@@ -3,12 +3,7 @@ import { parse } from "smol-toml";
 import { ConfigError } from "../errors.ts";
 import { loadEffectiveConfig } from "../profiles/load.ts";
 import { main } from "../cli/main.ts";
-import {
-  mergeLearnedHosts,
-  renderLearnedProfile,
-  scanToml,
-  tomlString,
-} from "../profiles/learn_profile.ts";
+import { mergeLearnedHosts, renderLearnedProfile, tomlString } from "../profiles/learn_profile.ts";
 import type { AllowedHost } from "../run/report.ts";
 import { captureIo, type CliResult, sandboxCli, tempDir } from "./cli_helpers.ts";
 
@@ -64,26 +59,6 @@ Deno.test("renderLearnedProfile() with no hosts writes an empty allowlist, still
 Deno.test("tomlString() escapes quotes, backslashes and control characters", () => {
   const tricky = 'a"b\\c\nd\u0001';
   assert.equal(parse(`k = ${tomlString(tricky)}`).k, tricky);
-});
-
-Deno.test("scanToml() ignores brackets inside strings and multi-line arrays", () => {
-  const text = [
-    'x = """',
-    "[not.a.header]",
-    '"""',
-    "y = [",
-    "  [1, 2],",
-    "]",
-    "z = '[also.not]' # [nor.this]",
-    "[ \"real\" . 'one' ]",
-    "[[arr]]",
-  ].join("\n");
-  parse(text); // the fixture itself is valid TOML
-  const scan = scanToml(text);
-  assert.deepEqual(scan.headers.map((h) => [h.keys, h.array]), [
-    [["real", "one"], false],
-    [["arr"], true],
-  ]);
 });
 
 const EXISTING = `# Project sandbox profile: keep this comment
@@ -153,7 +128,7 @@ Deno.test("mergeLearnedHosts() on a file without profiles adds a learned profile
   assert.equal(result.profile, "learned");
   assert.ok(
     result.text.startsWith(
-      '# just a comment\n\ndefault_permissions = "learned"\n\n# about the managed part\n[execpolicy]\n',
+      'default_permissions = "learned"\n# just a comment\n\n# about the managed part\n[execpolicy]\n',
     ),
     result.text,
   );
@@ -174,16 +149,6 @@ Deno.test("mergeLearnedHosts() keeps CRLF line endings and a last line without a
 });
 
 Deno.test("mergeLearnedHosts() refuses what it cannot edit in place, naming file and key", () => {
-  const inline =
-    'default_permissions = "p"\n[permissions.p.network]\ndomains = { "a.test" = "allow" }\n';
-  assert.throws(
-    () => mergeLearnedHosts(inline, [B], { file: "i.toml", command: ["x"] }),
-    (error: unknown) =>
-      error instanceof ConfigError &&
-      /i\.toml: key permissions\.p\.network\.domains: Cannot add to domains written inline/.test(
-        error.message,
-      ),
-  );
   const two = "[permissions.a.network]\nenabled = true\n[permissions.b.network]\nenabled = true\n";
   assert.throws(
     () => mergeLearnedHosts(two, [B], { file: "two.toml", command: ["x"] }),
@@ -195,11 +160,49 @@ Deno.test("mergeLearnedHosts() refuses what it cannot edit in place, naming file
       error instanceof ConfigError && error.problems[0].line === 1 &&
       /Invalid TOML/.test(error.message),
   );
-  const inlineNetwork =
-    'default_permissions = "p"\n[permissions.p]\nnetwork = { enabled = true }\n';
+  const notTable = 'default_permissions = "p"\n[permissions.p]\nnetwork = "on"\n';
   assert.throws(
-    () => mergeLearnedHosts(inlineNetwork, [B], { file: "n.toml", command: ["x"] }),
-    (error: unknown) => error instanceof ConfigError,
+    () => mergeLearnedHosts(notTable, [B], { file: "n.toml", command: ["x"] }),
+    (error: unknown) =>
+      error instanceof ConfigError &&
+      /n\.toml: key permissions\.p\.network: Expected a table/.test(error.message),
+  );
+});
+
+Deno.test("mergeLearnedHosts() adds to domains written inline (no room for comments there)", () => {
+  const inline =
+    '# keep me\ndefault_permissions = "p"\n[permissions.p.network]\ndomains = { "a.test" = "allow" } # inline\n';
+  const result = mergeLearnedHosts(inline, [B], { file: "i.toml", command: ["x"], time: TIME });
+  assert.deepEqual(result.added, ["b.test"]);
+  assert.match(result.text, /^# keep me\n/);
+  assert.deepEqual(plain(parse(result.text)).permissions.p.network.domains, {
+    "a.test": "allow",
+    "b.test": "allow",
+  });
+});
+
+Deno.test("mergeLearnedHosts() adds writable paths as written, ~/ kept, and comments a note on refused local hosts", () => {
+  const text =
+    '# mine\ndefault_permissions = "ci"\n\n[permissions.ci.filesystem]\nwritable = ["~/out"] # ours\n\n[permissions.ci.network.domains]\n"a.test" = "allow"\n';
+  const local: AllowedHost = {
+    host: "mirror.corp",
+    ports: [443],
+    protocols: ["https-connect"],
+    count: 3,
+    note: "refused while learning: a private address",
+  };
+  const result = mergeLearnedHosts(text, [local], {
+    file: "ci.toml",
+    command: ["npm", "ci"],
+    time: TIME,
+    writable: ["~/out", "~/.cache/tool"],
+  });
+  assert.deepEqual(result.addedWritable, ["~/.cache/tool"]);
+  assert.equal(
+    result.text,
+    '# mine\ndefault_permissions = "ci"\n\n[permissions.ci.filesystem]\nwritable = ["~/out", "~/.cache/tool"] # ours\n\n[permissions.ci.network.domains]\n"a.test" = "allow"\n' +
+      "# Added by `sandbox learn` at 2025-01-02T03:04:05.006Z for: npm ci\n" +
+      '"mirror.corp" = "allow" # refused while learning: a private address\n',
   );
 });
 
