@@ -12,6 +12,7 @@ import { UsageError } from "../errors.ts";
 import { reportRun } from "../run/report.ts";
 import { createBlockWatch } from "../run/block_watch.ts";
 import { absoluteWritable, checkLogFile, stdoutLinePrefix } from "./run_checks.ts";
+import { openWorkflowFence } from "../run/workflow_fence.ts";
 
 /** Help text for `sandbox help run`. */
 export const RUN_HELP = `Usage: sandbox run [OPTIONS] -- CMD [ARGS…]
@@ -47,6 +48,9 @@ Options:
                            Let the working dir or a writable path be / or contain
                            /proc, /dev, /tmp, /run, /etc, /usr… (refused otherwise:
                            exit 2); the sandbox's own /proc, /dev, /tmp stay on top
+  --allow-workflow-commands
+                           Under GitHub Actions, let the command's own ::…::
+                           workflow commands through (fenced off by default)
 
 Each host the proxy refuses is said at once on stderr, one line per host and
 reason: "sandbox: blocked CONNECT host:443 not_allowed (add --allow host)".
@@ -70,6 +74,7 @@ const RUN_OPTIONS = {
   writable: { type: "string", multiple: true },
   ask: { type: "boolean" },
   "dangerously-allow-system-dirs": { type: "boolean" },
+  "allow-workflow-commands": { type: "boolean" },
 } as const;
 
 /**
@@ -135,22 +140,33 @@ export async function runCommand(args: string[]): Promise<number> {
     stderr,
     onFirstBlock: values["fail-fast"] === true ? () => failFast.abort() : undefined,
   });
-  const result = await runSandboxed(config, rest, {
-    onDecision: watch.onDecision,
-    signal: failFast.signal,
-    resolver,
-    logFile: flags.log ?? null,
-    askOnMiss: prompter === null ? undefined : (miss) => prompter.askOnMiss(miss),
-    dryRun,
-    platform,
-    json: flags.json === true,
-    caDir: flags["ca-dir"] ?? null,
-    dangerouslyAllowSystemDirs: values["dangerously-allow-system-dirs"] === true,
-    cwd,
-    env,
-  });
+  // Under GitHub Actions the command's output cannot issue workflow commands
+  // that pass as ours (unless the user lets them through).
+  const fence = dryRun || values["allow-workflow-commands"] === true
+    ? null
+    : openWorkflowFence(env);
+  let result;
+  try {
+    result = await runSandboxed(config, rest, {
+      onDecision: watch.onDecision,
+      signal: failFast.signal,
+      resolver,
+      logFile: flags.log ?? null,
+      askOnMiss: prompter === null ? undefined : (miss) => prompter.askOnMiss(miss),
+      dryRun,
+      platform,
+      json: flags.json === true,
+      caDir: flags["ca-dir"] ?? null,
+      dangerouslyAllowSystemDirs: values["dangerously-allow-system-dirs"] === true,
+      cwd,
+      env,
+    });
+  } finally {
+    await fence?.end();
+  }
   if (dryRun) return result.exitCode;
   return await reportRun(result, {
+    profile: config.profileName,
     command: rest,
     json: flags.json === true,
     failOnBlock: values["fail-on-block"] === true,

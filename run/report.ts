@@ -4,7 +4,8 @@
  * - stderr: one summary of the blocked hosts (host, port, reason, count),
  *   nothing at all when nothing was blocked;
  * - GitHub Actions (`GITHUB_ACTIONS=true`): a `::warning` annotation per
- *   blocked host and a markdown table appended to `$GITHUB_STEP_SUMMARY`;
+ *   blocked host on stderr (at most ten) and a markdown table with the TOML
+ *   that would admit them appended to `$GITHUB_STEP_SUMMARY`;
  * - `--json`: one final JSON line on stdout (command, decision, exit code,
  *   duration, blocked and allowed hosts with counts);
  * - `--fail-on-block`: a zero exit becomes {@linkcode FAIL_ON_BLOCK_EXIT_CODE}
@@ -206,8 +207,13 @@ export function escapeWorkflowProperty(text: string): string {
   return escapeWorkflowData(text).replaceAll(":", "%3A").replaceAll(",", "%2C");
 }
 
+/** At most this many annotations of one kind per run: GitHub shows no more than 10 per step. */
+export const MAX_ANNOTATIONS = 10;
+
 /**
- * One `::warning` workflow command per blocked host and reason.
+ * One `::warning` workflow command per blocked host and reason, at most
+ * {@linkcode MAX_ANNOTATIONS}: past that, the last one rolls up the rest.
+ * Written to stderr, never to the command's stdout.
  *
  * @example
  * ```ts
@@ -216,7 +222,8 @@ export function escapeWorkflowProperty(text: string): string {
  * ```
  */
 export function renderGithubAnnotations(blocked: readonly BlockedHost[]): string {
-  return blocked.map((b) =>
+  const shown = blocked.length > MAX_ANNOTATIONS ? blocked.slice(0, MAX_ANNOTATIONS - 1) : blocked;
+  const lines = shown.map((b) =>
     `::warning title=${escapeWorkflowProperty(`sandbox blocked ${b.host}`)}::${
       escapeWorkflowData(
         `Blocked ${b.host} port ${b.ports.join(",")} (${b.reason}: ${reasonMessage(b.reason)}), ${
@@ -224,7 +231,42 @@ export function renderGithubAnnotations(blocked: readonly BlockedHost[]): string
         }`,
       )
     }\n`
-  ).join("");
+  );
+  const rest = blocked.slice(shown.length);
+  if (rest.length > 0) {
+    const hosts = [...new Set(rest.map((b) => b.host))];
+    lines.push(
+      `::warning title=${escapeWorkflowProperty("sandbox blocked more hosts")}::${
+        escapeWorkflowData(
+          `Blocked ${describeCount(hosts.length, "more host")} (${hosts.slice(0, 5).join(", ")}${
+            hosts.length > 5 ? ", …" : ""
+          }): see the step summary`,
+        )
+      }\n`,
+    );
+  }
+  return lines.join("");
+}
+
+/**
+ * The TOML lines that would admit the hosts refused for lack of an allow
+ * rule, ready to paste under a profile (or merge with `learn --merge`).
+ * Hosts refused for other reasons (a deny rule, a local address) are left
+ * out: an allow line would not change those.
+ */
+export function renderAllowSnippet(
+  blocked: readonly BlockedHost[],
+  profile: string | null,
+): string {
+  const hosts = [...new Set(blocked.filter((b) => b.reason === "not_allowed").map((b) => b.host))]
+    .sort();
+  if (hosts.length === 0) return "";
+  const table = `[permissions.${tomlKeyPart(profile ?? "NAME")}.network.domains]`;
+  return `${table}\n${hosts.map((h) => `${JSON.stringify(h)} = "allow"`).join("\n")}\n`;
+}
+
+function tomlKeyPart(name: string): string {
+  return /^[A-Za-z0-9_-]+$/.test(name) ? name : JSON.stringify(name);
 }
 
 function markdownCell(text: string): string {
@@ -242,11 +284,14 @@ export interface RenderStepSummaryOptions {
   readonly exitCode: number;
   /** Wall time of the run in milliseconds. */
   readonly durationMs: number;
+  /** The profile in use, for the table name of the TOML snippet. */
+  readonly profile?: string | null;
 }
 
 /**
  * The markdown appended to `$GITHUB_STEP_SUMMARY`: a heading, one line of
- * totals and a table of blocked hosts (host, ports, reason, count).
+ * totals, a table of blocked hosts (host, ports, reason, count) and the
+ * TOML lines that would admit the hosts no rule allowed.
  */
 export function renderStepSummary(
   summary: DecisionSummary,
@@ -265,9 +310,13 @@ export function renderStepSummary(
       markdownCell(reasonMessage(b.reason))
     } | ${b.count} |`
   );
+  const snippet = renderAllowSnippet(summary.blocked, options.profile ?? null);
+  const toml = snippet === ""
+    ? ""
+    : `To allow them, add to your profile:\n\n\`\`\`toml\n${snippet}\`\`\`\n\n`;
   return `${head}| Blocked host | Port | Reason | Count |\n| --- | --- | --- | ---: |\n${
     rows.join("\n")
-  }\n\n`;
+  }\n\n${toml}`;
 }
 
 /** The `--json` final run report. */
@@ -314,6 +363,8 @@ export interface ReportRunOptions {
   readonly jsonPrefix?: string;
   /** Hosts the command kept retrying with nothing else getting through (from `run/block_watch.ts`). */
   readonly spinning?: readonly SpinningHost[];
+  /** The profile in use, named in the step summary's TOML snippet. */
+  readonly profile?: string | null;
 }
 
 const encoder = new TextEncoder();
@@ -356,7 +407,8 @@ export async function reportRun(result: ReportableRun, options: ReportRunOptions
     );
   }
   if (env.GITHUB_ACTIONS === "true") {
-    stdout(renderGithubAnnotations(summary.blocked));
+    // stderr: `sandbox run -- cmd > artifact.json` must get the command's bytes only.
+    stderr(renderGithubAnnotations(summary.blocked));
     const file = env.GITHUB_STEP_SUMMARY;
     if (file !== undefined && file !== "") {
       try {
@@ -367,6 +419,7 @@ export async function reportRun(result: ReportableRun, options: ReportRunOptions
             command: options.command,
             exitCode,
             durationMs: result.durationMs,
+            profile: options.profile ?? null,
           }),
           { append: true, what: "step summary" },
         );

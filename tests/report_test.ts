@@ -8,7 +8,7 @@ import {
   type RunReport,
   summarizeDecisions,
 } from "../run/report.ts";
-import { sandboxCli, tempDir } from "./cli_helpers.ts";
+import { runCommand, sandboxArgv, sandboxCli, tempDir } from "./cli_helpers.ts";
 
 function event(
   host: string,
@@ -125,7 +125,8 @@ Deno.test("reportRun() under GitHub Actions writes annotations and appends a ste
     },
   );
   assert.equal(code, 0);
-  const annotations = io.out.stdout.trim().split("\n");
+  assert.equal(io.out.stdout, "", "annotations never go to stdout");
+  const annotations = io.out.stderr.split("\n").filter((l) => l.startsWith("::"));
   assert.deepEqual(annotations, [
     "::warning title=sandbox blocked 10.0.0.1::Blocked 10.0.0.1 port 443 (not_allowed_local: Sandbox policy blocks local/private network addresses), once",
     "::warning title=sandbox blocked b.test::Blocked b.test port 80,8080 (not_allowed: Domain not in allowlist), 2 times",
@@ -142,6 +143,29 @@ Deno.test("reportRun() under GitHub Actions writes annotations and appends a ste
     /^\| `b\.test` \| 80, 8080 \| not_allowed: Domain not in allowlist \| 2 \|$/m,
   );
   assert.match(summary, /^\| `10\.0\.0\.1` \| 443 \| not_allowed_local: .* \| 1 \|$/m);
+  // The TOML that would admit the host no rule allowed (not the local address: an allow would not help).
+  assert.match(
+    summary,
+    /```toml\n\[permissions\.NAME\.network\.domains\]\n"b\.test" = "allow"\n```/,
+  );
+  assert.doesNotMatch(summary, /"10\.0\.0\.1" = "allow"/);
+});
+
+Deno.test("renderGithubAnnotations() shows at most ten, the tenth rolling up the rest", () => {
+  const blocked = Array.from({ length: 14 }, (_, i) => ({
+    host: `h${String(i).padStart(2, "0")}.test`,
+    ports: [443],
+    reason: "not_allowed",
+    count: 1,
+  }));
+  const lines = renderGithubAnnotations(blocked).trimEnd().split("\n");
+  assert.equal(lines.length, 10);
+  assert.match(lines[8], /Blocked h08\.test port 443/);
+  assert.match(
+    lines[9],
+    /^::warning title=sandbox blocked more hosts::Blocked 5 more hosts \(h09\.test, h10\.test, h11\.test, h12\.test, h13\.test\): see the step summary$/,
+  );
+  assert.equal(renderGithubAnnotations(blocked.slice(0, 10)).trimEnd().split("\n").length, 10);
 });
 
 Deno.test("reportRun() writes nothing for GitHub unless GITHUB_ACTIONS is exactly true", async () => {
@@ -257,9 +281,12 @@ Deno.test("sandbox run under GITHUB_ACTIONS annotates and summarizes a block; --
 
     const plain = await run([]);
     assert.equal(plain.code, 0, plain.stderr);
-    assert.equal(
-      plain.stdout,
-      `::warning title=sandbox blocked b.test::Blocked b.test port ${b.addr.port} (not_allowed: Domain not in allowlist), once\n`,
+    assert.equal(plain.stdout, "", "nothing of ours on the command's stdout");
+    assert.ok(
+      plain.stderr.includes(
+        `::warning title=sandbox blocked b.test::Blocked b.test port ${b.addr.port} (not_allowed: Domain not in allowlist), once\n`,
+      ),
+      plain.stderr,
     );
     assert.match(
       plain.stderr,
@@ -313,4 +340,71 @@ Deno.test("sandbox run under GITHUB_ACTIONS annotates and summarizes a block; --
     await a.shutdown();
     await b.shutdown();
   }
+});
+
+/**
+ * The runner's reading of workflow commands, as its ActionCommandManager
+ * does it (one state for stdout and stderr): `::stop-commands::T` pauses
+ * every command until a line `::T::`. Returns the commands it would act on.
+ */
+function runnerCommands(lines: readonly string[]): string[] {
+  const acted: string[] = [];
+  let stopToken: string | null = null;
+  for (const line of lines) {
+    const m = /^::([^ :]+)(?: [^:]*)?::(.*)$/.exec(line);
+    if (m === null) continue;
+    if (stopToken !== null) {
+      if (m[1] === stopToken) stopToken = null;
+      continue;
+    }
+    if (m[1] === "stop-commands") stopToken = m[2];
+    else acted.push(line);
+  }
+  return acted;
+}
+
+Deno.test("sandbox run under GITHUB_ACTIONS: stdout is the command's alone, and its ::error:: lines are fenced off", async () => {
+  await using tmp = await tempDir("gha-");
+  const summaryFile = `${tmp.path}/step_summary.md`;
+  await Deno.writeTextFile(`${tmp.path}/managed.toml`, "");
+  const env = {
+    SANDBOX_MANAGED_CONFIG: `${tmp.path}/managed.toml`,
+    XDG_CONFIG_HOME: `${tmp.path}/xdg`,
+    GITHUB_ACTIONS: "true",
+    GITHUB_STEP_SUMMARY: summaryFile,
+  };
+  const script = "echo payload; curl -s -o /dev/null http://other.test/; " +
+    "echo '::error::x'; echo '::add-mask::secret' >&2; env | grep -c sandbox- || true";
+  const separate = await sandboxCli(["run", "--", "sh", "-c", script], {
+    env,
+    unset: ["CI"],
+    cwd: tmp.path,
+    timeoutMs: 60_000,
+  });
+  assert.equal(separate.code, 0, separate.stderr);
+  // The command's own lines, and nothing of ours, on stdout ("0": no fence token in its environment).
+  assert.equal(separate.stdout, "payload\n::error::x\n0\n");
+  const warnings = separate.stderr.split("\n").filter((l) => l.startsWith("::warning"));
+  assert.equal(warnings.length, 1, separate.stderr);
+  assert.match(warnings[0], /Blocked other\.test port 80/);
+  const summary = await Deno.readTextFile(summaryFile);
+  assert.match(
+    summary,
+    /```toml\n\[permissions\.NAME\.network\.domains\]\n"other\.test" = "allow"\n```/,
+  );
+
+  // Both streams into one pipe, in the order written: the runner acts on our
+  // warning and on none of the command's workflow commands.
+  const merged = await runCommand(
+    ["/bin/sh", "-c", 'exec "$@" 2>&1', "sh", ...sandboxArgv(["run", "--", "sh", "-c", script])],
+    { env, unset: ["CI"], cwd: tmp.path, timeoutMs: 60_000 },
+  );
+  assert.equal(merged.code, 0, merged.stdout);
+  const acted = runnerCommands(merged.stdout.split("\n"));
+  assert.deepEqual(acted.map((l) => l.slice(0, 30)), ["::warning title=sandbox blocke"]);
+  // Without the fence the same output would have raised the error and added the mask.
+  assert.equal(runnerCommands(["payload", "::error::x", "::add-mask::secret"]).length, 2);
+  // A fresh token every run.
+  const tokens = [separate.stderr, merged.stdout].map((t) => /::stop-commands::(\S+)/.exec(t)?.[1]);
+  assert.ok(tokens[0] && tokens[1] && tokens[0] !== tokens[1]);
 });
