@@ -6,9 +6,10 @@
  * through {@linkcode SelfInvocationOptions.standalone}.
  *
  * Nothing else differs: the code reads no file of its own at run time
- * (presets and defaults are TS data), so the binary needs no file beside it.
- * `tests/compile_test.ts` keeps it that way: no other module may look at
- * `import.meta.url`.
+ * (presets and defaults are TS data), except the shell grammar's WASM
+ * ({@linkcode bundledFile}, embedded by `deno compile --include`), so the
+ * binary needs no file beside it. `tests/compile_test.ts` keeps it that way:
+ * no other module may look at `import.meta.url`.
  *
  * @module
  */
@@ -78,4 +79,18 @@ export function taskWorkingDirectory(): string | null {
   if (value === undefined) return null;
   Deno.env.delete(TASK_CWD_ENV);
   return value.startsWith("/") ? value : null;
+}
+
+/**
+ * A file of this program that is not a module (the tree-sitter-bash WASM),
+ * by its path from the project root; `deno compile` embeds it (INCLUDE in
+ * `tools/compile.ts`) at the same path.
+ *
+ * @example
+ * ```ts
+ * const wasm = await Deno.readFile(bundledFile("node_modules/tree-sitter-bash/tree-sitter-bash.wasm"));
+ * ```
+ */
+export function bundledFile(path: string): URL {
+  return new URL(`./${path}`, import.meta.url);
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import {
-  decideCommand,
+  decideCommandLazily,
   type ExecCommandVerdict,
   type ExecVerdict,
   shellJoin,
@@ -81,7 +81,7 @@ export async function policyCheckCommand(
     );
   }
   const config = await loadEffectiveConfig(flags, { cwd: options.cwd, env: options.env });
-  const verdict = decideCommand(config.execpolicy, argv, {
+  const verdict = await decideCommandLazily(config.execpolicy, argv, {
     networkEnabled: config.network.enabled,
   });
   stdout(

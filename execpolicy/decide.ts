@@ -34,7 +34,8 @@ import {
 } from "./match.ts";
 import { compareSpecificity, mostSpecific } from "./precedence.ts";
 import { type GitLookup, readProgram } from "./programs.ts";
-import { parseScript, type ScriptWord } from "./script.ts";
+import { parseScript, type ScriptParse, type ScriptWord } from "./script.ts";
+import { loadShellParser, type ShellParser } from "./bash_parser.ts";
 import { shellJoin } from "./shell_split.ts";
 import { unwrap } from "./wrappers.ts";
 
@@ -114,6 +115,14 @@ export interface DecideCommandOptions {
   cwd?: string | null;
   /** Reads a git config file, null when it cannot; `Deno.readTextFileSync` unless set. */
   readTextFile?: (path: string) => string | null;
+  /**
+   * The shell grammar for scripts the hand-written splitter refuses (see
+   * {@linkcode decideCommandLazily}, which loads it when needed); without it
+   * such scripts are opaque.
+   */
+  shellParser?: ShellParser;
+  /** Called when a script was refused by the hand-written splitter and no `shellParser` was given. */
+  onParserWanted?: () => void;
 }
 
 const RANK: Readonly<Record<ExecDecision, number>> = { "allow-network": 0, allow: 1, deny: 2 };
@@ -173,6 +182,8 @@ interface Context {
   readonly rules: readonly CompiledRule[];
   readonly fallback: ExecDecision;
   readonly lookup: GitLookup;
+  readonly parser: ShellParser | null;
+  readonly wantParser: () => void;
   steps: number;
 }
 
@@ -230,6 +241,8 @@ export function decideCommand(
         cwd: options.cwd === undefined ? processCwd() : options.cwd,
         readTextFile: options.readTextFile ?? readTextFileOrNull,
       },
+      parser: options.shellParser ?? null,
+      wantParser: options.onParserWanted ?? (() => {}),
       steps: 0,
     };
     if (!(policy.default in RANK)) throw new Error(`unknown default decision "${policy.default}"`);
@@ -263,6 +276,37 @@ export function decideCommand(
       hosts: null,
     };
   }
+}
+
+/**
+ * {@linkcode decideCommand}, loading the shell grammar (tree-sitter-bash,
+ * `./bash_parser.ts`) only when a script must be split that the
+ * hand-written splitter refuses. When the grammar cannot be loaded, such
+ * scripts stay opaque (and the note says so).
+ *
+ * @example
+ * ```ts
+ * const verdict = await decideCommandLazily(policy, ["bash", "-lc", "for f in *.js; do node \"$f\"; done"], { networkEnabled: true });
+ * ```
+ */
+export async function decideCommandLazily(
+  policy: ExecPolicyConfig | null,
+  argv: readonly string[],
+  options: DecideCommandOptions,
+): Promise<ExecVerdict> {
+  let wanted = false;
+  const first = decideCommand(policy, argv, { ...options, onParserWanted: () => wanted = true });
+  if (!wanted || options.shellParser !== undefined) return first;
+  const parser = await loadShellParser();
+  if ("error" in parser) {
+    for (const c of first.commands) {
+      if (c.basis === "opaque") {
+        c.note = `${c.note}. The shell grammar could not be loaded: ${parser.error}`;
+      }
+    }
+    return first;
+  }
+  return decideCommand(policy, argv, { ...options, shellParser: parser });
 }
 
 function processEnv(): Record<string, string> {
@@ -432,7 +476,16 @@ function decideWords(
     );
     return;
   }
-  const parsed = parseScript(shell.script.text);
+  let parsed: ScriptParse = parseScript(shell.script.text);
+  if (parsed.kind === "opaque") {
+    if (ctx.parser === null) ctx.wantParser();
+    else {
+      const deeper = ctx.parser.split(shell.script.text);
+      parsed = deeper.kind === "split"
+        ? deeper
+        : { kind: "opaque", reason: `${parsed.reason}; the shell grammar: ${deeper.reason}` };
+    }
+  }
   if (parsed.kind === "opaque") {
     out.push(
       opaque(ctx, words, `the script cannot be split safely: ${parsed.reason}`),

@@ -15,7 +15,15 @@
  *
  * @module
  */
-export { combineParts, decideCommand, formatExecDenial, strictest } from "./decide.ts";
+export {
+  combineParts,
+  decideCommand,
+  decideCommandLazily,
+  formatExecDenial,
+  strictest,
+} from "./decide.ts";
+export { loadShellParser } from "./bash_parser.ts";
+export type { ShellParser } from "./bash_parser.ts";
 export { bindNetwork } from "./hosts.ts";
 export type {
   DecideCommandOptions,

@@ -8,7 +8,7 @@
  * @module
  */
 import type { ExecPolicyConfig } from "./types.ts";
-import { decideCommand, formatExecDenial, strictest } from "./decide.ts";
+import { decideCommandLazily, formatExecDenial, strictest } from "./decide.ts";
 import { programName } from "./match.ts";
 
 /** What `sandbox __shim` was asked to do. */
@@ -78,8 +78,8 @@ export async function runShim(request: ShimRequest, options: RunShimOptions = {}
   }
   const invoked = programName(request.argv[0] ?? request.real);
   const names = request.names.length > 0 ? request.names : [invoked];
-  const verdicts = names.map((name) =>
-    decideCommand(policy, [name, ...args], { networkEnabled: true })
+  const verdicts = await Promise.all(
+    names.map((name) => decideCommandLazily(policy, [name, ...args], { networkEnabled: true })),
   );
   if (strictest(verdicts.map((v) => v.decision)) === "deny") {
     const denied = verdicts.find((v) => v.decision === "deny")!;

@@ -7,7 +7,7 @@
  * @module
  */
 import { SandboxError, UsageError } from "../errors.ts";
-import { bindNetwork, decideCommand, formatExecDenial } from "../execpolicy/mod.ts";
+import { bindNetwork, decideCommandLazily, formatExecDenial } from "../execpolicy/mod.ts";
 import type { ExecVerdict } from "../execpolicy/decide.ts";
 import type { DecisionEvent, ProxyProtocol } from "../proxy/decision_log.ts";
 import type { Resolver } from "../proxy/resolver.ts";
@@ -116,7 +116,7 @@ export async function runSandboxed(
     ((text: string) => void Deno.stdout.writeSync(encoder.encode(text)));
   const env = options.env ?? Deno.env.toObject();
   const cwd = options.cwd ?? Deno.cwd();
-  const verdict = decideCommand(config.execpolicy, argv, {
+  const verdict = await decideCommandLazily(config.execpolicy, argv, {
     networkEnabled: config.network.enabled,
   });
   const decisions: DecisionEvent[] = [];

@@ -26,7 +26,8 @@
  *
  * Nothing outside the binary is needed at run time: the code reads no file
  * of its own (presets are TS data; `tests/compile_test.ts` checks that only
- * self.ts looks at `import.meta.url`), so {@linkcode INCLUDE} is empty.
+ * self.ts looks at `import.meta.url`) but the shell grammar's WASM, which
+ * {@linkcode INCLUDE} embeds.
  *
  * @module
  */
@@ -57,11 +58,13 @@ export const TARGETS: readonly CompileTarget[] = Object.freeze([
 export const V8_FLAGS: readonly string[] = Object.freeze(["--max-semi-space-size=2"]);
 
 /**
- * Files read at run time that `deno compile` must embed (`--include`). Empty:
- * every module is imported statically, and no module reads a file of the
- * repository at run time.
+ * Files read at run time that `deno compile` must embed (`--include`): only
+ * the tree-sitter-bash WASM that execpolicy loads (through `self.ts`) when a
+ * script must be split; every module is imported statically.
  */
-export const INCLUDE: readonly string[] = Object.freeze([]);
+export const INCLUDE: readonly string[] = Object.freeze([
+  "node_modules/tree-sitter-bash/tree-sitter-bash.wasm",
+]);
 
 /**
  * Which target a runtime binary is for, from its header: ELF `e_machine`
