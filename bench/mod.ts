@@ -24,6 +24,7 @@ const BENCHES: Readonly<
   soak: { file: "soak.ts", byDefault: false, quick: [] },
   globs: { file: "deny_glob_bench.ts", byDefault: false, quick: [] },
   seccomp: { file: "seccomp_bench.ts", byDefault: false, quick: ["--runs", "7"] },
+  execpolicy: { file: "execpolicy_bench.ts", byDefault: false, quick: ["--runs", "5"] },
 };
 
 if (import.meta.main) {
