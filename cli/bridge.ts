@@ -8,15 +8,30 @@
  *
  * @module
  */
-import { startBridge } from "../sandbox/bridge.ts";
+import { relayConns, startBridge } from "../sandbox/bridge.ts";
+import type { RunningCapture } from "../sandbox/capture.ts";
 import { UsageError } from "../errors.ts";
 
 /** Help text of the internal bridge command. */
 export const BRIDGE_HELP =
   `Usage: sandbox __bridge --target SOCKET --listen HOST:PORT [--listen HOST:PORT]…
+         [--capture-target SOCKET --capture-ports P,… --tls-ports P,… --http-ports P,…
+          --sandbox-pid PID]
 
 Internal: relays TCP connections on HOST:PORT to the proxy's unix socket.
+With --capture-target: answers DNS inside the namespace with synthetic
+addresses and hands connections to them on the captured ports to that socket.
 Prints "ready" once listening; exits when stdin closes or on SIGTERM.`;
+
+const BRIDGE_FLAGS = new Set([
+  "--target",
+  "--listen",
+  "--capture-target",
+  "--capture-ports",
+  "--tls-ports",
+  "--http-ports",
+  "--sandbox-pid",
+]);
 
 /**
  * Runs the bridge until stdin reaches end of file or SIGTERM arrives;
@@ -29,16 +44,20 @@ Prints "ready" once listening; exits when stdin closes or on SIGTERM.`;
  */
 export async function bridgeCommand(args: string[]): Promise<number> {
   // Parsed by hand: node:util would pull Node compatibility into a process whose start-up every run waits for.
-  const values: { target?: string; listen: string[] } = { listen: [] };
+  const values: { target?: string; listen: string[]; other: Map<string, string> } = {
+    listen: [],
+    other: new Map(),
+  };
   for (let i = 0; i < args.length; i += 2) {
     const [name, value] = [args[i], args[i + 1]];
-    if (value === undefined || (name !== "--target" && name !== "--listen")) {
+    if (value === undefined || !BRIDGE_FLAGS.has(name)) {
       throw new UsageError(
         `Invalid arguments for "sandbox __bridge": unexpected "${name}": expected --target PATH and --listen HOST:PORT`,
       );
     }
     if (name === "--target") values.target = value;
-    else values.listen.push(value);
+    else if (name === "--listen") values.listen.push(value);
+    else values.other.set(name, value);
   }
   if (values.target === undefined || !values.target.startsWith("/")) {
     throw new UsageError('Invalid arguments for "sandbox __bridge": expected --target /ABS/PATH');
@@ -47,11 +66,38 @@ export async function bridgeCommand(args: string[]): Promise<number> {
   if (listen.length === 0) {
     throw new UsageError('Invalid arguments for "sandbox __bridge": expected --listen HOST:PORT');
   }
+  const captureTarget = values.other.get("--capture-target");
+  let capture: RunningCapture | null = null;
+  if (captureTarget !== undefined) {
+    // Loaded only with capture: its FFI and DNS code are not every bridge's start-up.
+    const { startCapture } = await import("../sandbox/capture.ts");
+    const pid = Number(values.other.get("--sandbox-pid") ?? "");
+    capture = startCapture({
+      ports: parsePorts(values.other.get("--capture-ports")),
+      tlsPorts: parsePorts(values.other.get("--tls-ports")),
+      httpPorts: parsePorts(values.other.get("--http-ports")),
+      target: captureTarget,
+      sandboxPid: Number.isSafeInteger(pid) && pid > 0 ? pid : null,
+      relay: relayConns,
+    });
+  }
+  await using _capture = capture;
   await using bridge = startBridge({ listen, target: values.target });
   const ports = bridge.addrs.map((addr) => addr.port).join(" ");
   await Deno.stdout.write(new TextEncoder().encode(`ready ${ports}\n`));
   await untilStopped();
   return 0;
+}
+
+function parsePorts(text: string | undefined): number[] {
+  if (text === undefined || text === "") return [];
+  return text.split(",").map((part) => {
+    const port = Number(part);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new UsageError(`Invalid arguments for "sandbox __bridge": bad port "${part}"`);
+    }
+    return port;
+  });
 }
 
 function parseListen(value: string): { hostname: string; port: number } {

@@ -43,6 +43,7 @@ Options:
   --fail-on-block          Exit 3 instead of 0 when the proxy blocked anything
   --fail-fast              End the run at the first blocked connection (exit 3)
   --ask                    Ask on the terminal about hosts outside the allowlist
+  --no-capture             Do not capture connections that bypass the proxy variables
   --json                   Machine-readable report (with --dry-run: the plan)
   --dangerously-allow-system-dirs
                            Let the working dir or a writable path be / or contain
@@ -75,6 +76,7 @@ const RUN_OPTIONS = {
   ask: { type: "boolean" },
   "dangerously-allow-system-dirs": { type: "boolean" },
   "allow-workflow-commands": { type: "boolean" },
+  "no-capture": { type: "boolean" },
 } as const;
 
 /**
@@ -108,7 +110,11 @@ export async function runCommand(args: string[]): Promise<number> {
   }
   const env = Deno.env.toObject();
   const cwd = Deno.cwd();
-  const flags = { ...values, writable: absoluteWritable(values.writable, cwd) } as SharedValues;
+  const flags = {
+    ...values,
+    writable: absoluteWritable(values.writable, cwd),
+    ...(values["no-capture"] === true ? { capture: false } : {}),
+  } as SharedValues;
   if (flags.log !== undefined) checkLogFile(flags.log, cwd, "run");
   const config = await loadEffectiveConfig(flags, { cwd, env });
   for (const notice of config.notices) {

@@ -42,9 +42,19 @@ import type { Resolver } from "./types.ts";
 /**
  * How a request reached the proxy: `http` (absolute-form), `https-connect`
  * (a CONNECT tunnel), `socks5`, `mitm` (one request inside a terminated
- * tunnel).
+ * tunnel), or captured inside the sandbox from a program that connected
+ * directly: `captured-tls` (decided like a CONNECT, the TLS server name must
+ * be the host), `captured-http` (like absolute-form, the Host header must be
+ * the host), `captured-tcp` (a plain tunnel to a `host:port` rule).
  */
-export type RequestDoor = "http" | "https-connect" | "socks5" | "mitm";
+export type RequestDoor =
+  | "http"
+  | "https-connect"
+  | "socks5"
+  | "mitm"
+  | "captured-http"
+  | "captured-tls"
+  | "captured-tcp";
 
 /** Which guard decided (the reference design's names where it has them). */
 export type DecisionSource =
@@ -83,6 +93,14 @@ export interface RequestFacts {
   readonly unixSocket?: string | null;
   /** Inside MITM: the tunnel as decided for its CONNECT. */
   readonly tunnel?: TunnelFacts | null;
+  /**
+   * Captured TLS and HTTP: the name the program presented (the ClientHello's
+   * server name, the Host header), null when it presented none. It must be
+   * the host the synthetic address stands for.
+   */
+  readonly serverName?: string | null;
+  /** Captured doors: the program that connected (`/proc/PID/exe`), for the log; no guard reads it. */
+  readonly program?: string | null;
 }
 
 /** The CONNECT a MITM tunnel was opened for, as its verdict said. */
@@ -339,6 +357,21 @@ async function runGuards(
     const inner = checkTunnelRequest(request, tunnel);
     if (inner !== null) return deny(inner.reason, inner.source, inner.detail, tunnel);
   }
+  if (request.door === "captured-tls" || request.door === "captured-http") {
+    // A literal address stands for itself: a TLS client dialling one often sends no name.
+    const named = request.serverName ?? null;
+    const literal = parseIpLiteral(host) !== null;
+    if (named === null ? !literal : !sameHost(named, host)) {
+      const what = request.door === "captured-tls" ? "TLS server name (SNI)" : "Host header";
+      return deny(
+        "host_mismatch",
+        "request_check",
+        named === null
+          ? `no ${what} was sent for "${host}"`
+          : `the ${what} "${named}" is not "${host}", the name the program looked up`,
+      );
+    }
+  }
 
   // 4. Baseline policy: the unix socket allowlist, the tunnel's own verdict, or the host decision.
   let allowed: Allow;
@@ -524,7 +557,13 @@ function modeGuard(
   if (limited && request.door === "socks5") {
     return refuse("method_not_allowed", "SOCKS5 is not available in limited mode");
   }
-  if (limited && request.door === "https-connect" && !options.mitm) {
+  if (limited && request.door === "captured-tcp") {
+    return refuse("method_not_allowed", "plain TCP tunnels are not available in limited mode");
+  }
+  if (
+    limited && (request.door === "https-connect" || request.door === "captured-tls") &&
+    !options.mitm
+  ) {
     return refuse("mitm_required", "limited mode needs MITM to check methods in HTTPS");
   }
   if (request.method !== null && decideMethod(mode, request.method).decision === "deny") {

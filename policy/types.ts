@@ -64,6 +64,12 @@ export interface NetworkConfig {
   readonly managedAllowedDomainsOnly: boolean;
   /** Turn an allowlist miss into a prompt on the controlling terminal. */
   readonly ask: boolean;
+  /**
+   * Capture connections that bypass the proxy variables (Linux): names get
+   * synthetic addresses inside, and connections to them are decided by this
+   * policy. Absent means on.
+   */
+  readonly capture?: boolean;
 }
 
 /**

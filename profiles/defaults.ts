@@ -29,6 +29,8 @@ export interface NetworkDefaults {
   readonly enableSocks5: boolean;
   /** A miss is a denial, not a prompt. */
   readonly ask: boolean;
+  /** Connections that bypass the proxy variables are captured and decided by the same policy. */
+  readonly capture: boolean;
 }
 
 /** The shape of {@linkcode DEFAULTS}. */
@@ -64,6 +66,7 @@ export const DEFAULTS: Defaults = deepFreeze({
     socksUrl: null,
     enableSocks5: true,
     ask: false,
+    capture: true,
   },
   filesystem: { writable: [], denyRead: [] },
   env: { allow: null, deny: [] },

@@ -14,6 +14,7 @@ Deno.test("DEFAULTS is pinned: changing a default must change this test", () => 
       socksUrl: null,
       enableSocks5: true,
       ask: false,
+      capture: true,
     },
     filesystem: { writable: [], denyRead: [] },
     env: { allow: null, deny: [] },

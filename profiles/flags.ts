@@ -15,6 +15,8 @@ export interface ConfigFlags {
   preset?: string[];
   mode?: string;
   mitm?: boolean;
+  /** `--no-capture` (run): false turns capture off. */
+  capture?: boolean;
   "allow-local-binding"?: boolean;
   "allow-unix-socket"?: string[];
   /** `--writable PATH` (run, learn): absolute or `~/` (the CLI makes relative paths absolute). */

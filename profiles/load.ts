@@ -264,7 +264,8 @@ type Scalar =
   | "proxyUrl"
   | "socksUrl"
   | "enableSocks5"
-  | "ask";
+  | "ask"
+  | "capture";
 
 const SCALARS: readonly Scalar[] = [
   "enabled",
@@ -278,6 +279,7 @@ const SCALARS: readonly Scalar[] = [
   "socksUrl",
   "enableSocks5",
   "ask",
+  "capture",
 ];
 
 /** The merge in progress: plain data built up layer by layer, frozen by {@linkcode finish}. */
@@ -295,6 +297,7 @@ interface Draft {
     socksUrl: string | null;
     enableSocks5: boolean;
     ask: boolean;
+    capture: boolean;
     domains: DomainRule[];
     unixSockets: UnixSocketRule[];
     managedAllowedDomainsOnly: boolean;
@@ -347,6 +350,7 @@ function newDraft(): Draft {
       socksUrl: d.socksUrl,
       enableSocks5: d.enableSocks5,
       ask: d.ask,
+      capture: d.capture,
       domains: [],
       unixSockets: [],
       managedAllowedDomainsOnly: false,
@@ -906,6 +910,10 @@ function applyFlags(draft: Draft, flags: ConfigFlags, problems: ConfigProblem[])
       });
     }
   }
+  if (flags.capture === false) {
+    net.capture = false;
+    draft.sources["network.capture"] = "flag:--no-capture";
+  }
   if (flags.mitm === true) {
     net.mitm = true;
     draft.sources["network.mitm"] = "flag:--mitm";
@@ -956,6 +964,7 @@ const MANAGED_RULES: Readonly<
   dangerouslyAllowNonLoopbackProxy: { kind: "floor", rank: (v) => (v === false ? 1 : 0) },
   enableSocks5: { kind: "floor", rank: (v) => (v === false ? 1 : 0) },
   ask: { kind: "floor", rank: (v) => (v === false ? 1 : 0) },
+  capture: { kind: "floor", rank: (v) => (v === false ? 1 : 0) },
   mitm: { kind: "pinned" },
   mitmCa: { kind: "pinned" },
   proxyUrl: { kind: "pinned" },
@@ -1117,6 +1126,7 @@ function finish(draft: Draft): EffectiveConfig {
       unixSockets: n.unixSockets.map((r) => ({ ...r })),
       managedAllowedDomainsOnly: n.managedAllowedDomainsOnly,
       ask: n.ask,
+      capture: n.capture,
     },
     filesystem: draft.filesystem,
     env: draft.env,

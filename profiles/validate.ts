@@ -49,6 +49,8 @@ export interface NetworkLayer {
   readonly enableSocks5?: boolean;
   /** `ask`. */
   readonly ask?: boolean;
+  /** `capture`. */
+  readonly capture?: boolean;
   /** `managed_allowed_domains_only` (managed files only). */
   readonly managedAllowedDomainsOnly?: boolean;
   /** Domain rules, canonical or normalized from the legacy lists. */
@@ -330,6 +332,7 @@ const NETWORK_BOOLEANS = {
   dangerously_allow_non_loopback_proxy: "dangerouslyAllowNonLoopbackProxy",
   enable_socks5: "enableSocks5",
   ask: "ask",
+  capture: "capture",
 } as const satisfies Record<string, keyof NetworkLayer>;
 
 /**
@@ -1389,6 +1392,7 @@ function networkKeys(kind: ConfigKind): string[] {
     "socks_url",
     "enable_socks5",
     "ask",
+    "capture",
     "presets",
     "domains",
     "unix_sockets",

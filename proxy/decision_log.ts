@@ -26,8 +26,20 @@ import { openNoFollow } from "../safe_file.ts";
 import type { DenyReason } from "../policy/reasons.ts";
 import { DENY_REASON_NAMES } from "../policy/reasons.ts";
 
-/** Which door a connection came through. */
-export type ProxyProtocol = "http" | "https-connect" | "socks5";
+/**
+ * Which door a connection came through. The `captured-*` kinds are
+ * connections a program made directly (not through the proxy variables),
+ * captured inside the sandbox: `captured-tls` is decided like a CONNECT,
+ * `captured-http` like an absolute-form request, `captured-tcp` is a plain
+ * tunnel to a `host:port` rule.
+ */
+export type ProxyProtocol =
+  | "http"
+  | "https-connect"
+  | "socks5"
+  | "captured-http"
+  | "captured-tls"
+  | "captured-tcp";
 
 /** One decision of the proxy, as logged and as passed to `onDecision`. */
 export interface DecisionEvent {
@@ -51,6 +63,8 @@ export interface DecisionEvent {
   readonly source: string | null;
   /** The command of the run (argv joined for display), or null. */
   readonly command: string | null;
+  /** Captured connections: the program that connected (`/proc/PID/exe`), or null when unknown. */
+  readonly program?: string | null;
 }
 
 /** The `schema` value of every line this version writes. */
@@ -96,6 +110,7 @@ export function formatDecisionLine(event: DecisionEvent, prev: string = CHAIN_ST
     rule: event.rule,
     source: event.source,
     command: event.command,
+    ...(event.program === undefined ? {} : { program: event.program }),
     prev,
   }) + "\n";
 }
@@ -292,7 +307,14 @@ export interface ReadDecisionLogOptions {
   blockedOnly?: boolean;
 }
 
-const PROTOCOLS = new Set(["http", "https-connect", "socks5"]);
+const PROTOCOLS = new Set([
+  "http",
+  "https-connect",
+  "socks5",
+  "captured-http",
+  "captured-tls",
+  "captured-tcp",
+]);
 const REASONS = new Set<string>(["allowed", ...DENY_REASON_NAMES]);
 
 /**
@@ -345,6 +367,7 @@ function asDecisionEvent(value: unknown): DecisionEvent | null {
     rule: v.rule as string | null,
     source: (v.source ?? null) as string | null,
     command: (v.command ?? null) as string | null,
+    ...(typeof v.program === "string" || v.program === null ? { program: v.program } : {}),
   };
 }
 

@@ -109,7 +109,8 @@ function simpleResponse(
   return out;
 }
 
-async function sendText(
+/** Answers a plain-text response and closes (internal). */
+export async function sendText(
   conn: Deno.Conn,
   status: number,
   reason: string,
@@ -151,7 +152,8 @@ export function blockedBody(
   });
 }
 
-async function sendBlocked(
+/** Answers 403 with `x-proxy-error` and the JSON body (internal). */
+export async function sendBlocked(
   conn: Deno.Conn,
   verdict: Extract<Verdict, { decision: "deny" }>,
   protocol: ProxyProtocol,
@@ -239,7 +241,8 @@ async function sendBadGateway(
   }
 }
 
-interface UpstreamLink {
+/** An upstream connection kept for the next request (internal). */
+export interface UpstreamLink {
   readonly key: string;
   readonly conn: Deno.Conn;
   readonly reader: BufferedReader;
@@ -316,9 +319,31 @@ async function handleConnect(
     return;
   }
   const established = latin1Encode("HTTP/1.1 200 Connection Established\r\n\r\n");
+  await tunnelAllowed(conn, reader, verdict, runtime, slot, {
+    established,
+    protocol: "https-connect",
+  });
+}
+
+/**
+ * Serves an allowed tunnel (internal): in limited mode with MITM the
+ * handler terminates TLS; otherwise connects to the checked addresses and
+ * relays. `established` is written to the client first (a CONNECT's 200);
+ * null for a captured connection, which has nothing to answer: there, a
+ * failed connect just closes it.
+ */
+export async function tunnelAllowed(
+  conn: Deno.Conn,
+  reader: BufferedReader,
+  verdict: Extract<Verdict, { decision: "allow" }>,
+  runtime: ProxyRuntime,
+  slot: ConnectionSlot,
+  options: { established: Uint8Array | null; protocol: ProxyProtocol },
+): Promise<void> {
+  const { established, protocol } = options;
   const mitm = runtime.mitm;
   if (runtime.mode() === "limited" && mitm !== null) {
-    await writeAll(conn, established);
+    if (established !== null) await writeAll(conn, established);
     slot.watchIdle();
     await mitm.handleTunnel(
       prependBytes(conn, reader.take()),
@@ -331,20 +356,21 @@ async function handleConnect(
   try {
     upstream = await runtime.connect(
       { host: verdict.host, port: verdict.port, addresses: verdict.addresses },
-      "https-connect",
+      protocol,
     );
   } catch (error) {
+    if (established === null) return;
     await sendBadGateway(conn, error, {
       host: verdict.host,
       port: verdict.port,
-      protocol: "https-connect",
+      protocol,
       method: null,
     });
     return;
   }
   slot.add(upstream);
   if (slot.closed) return;
-  await writeAll(conn, established);
+  if (established !== null) await writeAll(conn, established);
   slot.watchIdle();
   await relay(conn, upstream, {
     buffers: runtime.buffers,
@@ -396,15 +422,22 @@ function isUpgradeRequest(head: RequestHead): string | null {
 /** A response body at most this long, already read with its head, is sent in the head's write. */
 const SAME_WRITE_BODY_BYTES = 64 * 1024;
 
-/** Forwards one absolute-form request; resolves true when the client connection can carry another. */
-async function forward(
+/**
+ * Forwards one absolute-form request; resolves true when the client
+ * connection can carry another. `captured`: a request a program sent
+ * directly to a captured port 80 (door `captured-http`, with the Host it
+ * sent and the connecting program).
+ */
+export async function forward(
   conn: Deno.Conn,
   reader: BufferedReader,
   head: RequestHead,
   runtime: ProxyRuntime,
   slot: ConnectionSlot,
   link: { current: UpstreamLink | null },
+  captured: { program: string | null; serverName: string | null } | null = null,
 ): Promise<boolean> {
+  const protocol: ProxyProtocol = captured === null ? "http" : "captured-http";
   const target = parseAbsoluteTarget(head.target, "http");
   checkHostHeader(head, target.host, target.port, 80);
   const framing = requestBodyFraming(head);
@@ -415,26 +448,27 @@ async function forward(
   let connectUpstream: () => Promise<Deno.Conn>;
   let where: GatewayTarget;
   const verdict = await runtime.decide({
-    door: "http",
+    door: protocol,
     host: target.host,
     port: target.port,
     method: head.method,
     upgrade,
     body: framing.kind !== "none",
     unixSocket: socketPath,
+    ...(captured === null ? {} : captured),
   });
   if (verdict.decision === "deny") {
-    await sendBlocked(conn, verdict, "http");
+    await sendBlocked(conn, verdict, protocol);
     return false;
   }
   const canonicalSocket = verdict.unixSocket;
   if (socketPath === null || canonicalSocket === null) {
     key = `${verdict.host}|${verdict.port}|${verdict.addresses.join(",")}`;
-    where = { host: verdict.host, port: verdict.port, protocol: "http", method: head.method };
+    where = { host: verdict.host, port: verdict.port, protocol, method: head.method };
     connectUpstream = () =>
       runtime.connect(
         { host: verdict.host, port: verdict.port, addresses: verdict.addresses },
-        "http",
+        protocol,
       );
   } else {
     key = `unix|${canonicalSocket}`;

@@ -36,6 +36,7 @@ import {
 } from "../policy/decide_request.ts";
 import { compileNetworkPolicy, type NetworkPolicy } from "../policy/policy.ts";
 import { BufferPool } from "./relay.ts";
+import { handleCapturedClient, readCaptureHeader } from "./capture.ts";
 import type { Resolver } from "./resolver.ts";
 import { handleSocks5Client, refuseSocksOverload } from "./socks5.ts";
 import { SlotSweeper } from "./connection_slot.ts";
@@ -75,6 +76,12 @@ export interface ProxyOptions {
   socks?: ListenAddress | null;
   /** One unix socket serving both protocols (first byte 0x05 => SOCKS5, else HTTP). */
   unixPath?: string | null;
+  /**
+   * The capture socket: connections a program inside made directly, handed
+   * over by the bridge with a header line (proxy/capture.ts). Only the bridge
+   * may reach it: the header is trusted.
+   */
+  captureUnixPath?: string | null;
   /** Append every decision as a JSON line to this file. */
   logFile?: string | null;
   /** The command of the run, recorded in each decision. */
@@ -317,6 +324,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       reason: verdict.reason,
       rule: verdict.rule,
       source: verdict.ruleSource,
+      ...(request.program === undefined ? {} : { program: request.program }),
     });
     record(event);
     return { ...verdict, event };
@@ -346,7 +354,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     }),
   };
 
-  const serve = (conn: Deno.Conn, kind: "http" | "socks" | "unix"): void => {
+  const serve = (conn: Deno.Conn, kind: "http" | "socks" | "unix" | "capture"): void => {
     const slot = slots.add(conn);
     if ("setNoDelay" in conn) {
       try {
@@ -365,6 +373,14 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     const task = (async () => {
       try {
         const reader = new BufferedReader(conn, 2048);
+        if (kind === "capture") {
+          slot.expectWithin(limits.headerTimeoutMs);
+          const target = await readCaptureHeader(reader);
+          if (target === null || overloaded) return;
+          slot.unwatch();
+          await handleCapturedClient(conn, reader, target, runtime, slot);
+          return;
+        }
         let protocol: "http" | "socks" = kind === "socks" ? "socks" : "http";
         if (kind === "unix") {
           slot.expectWithin(limits.headerTimeoutMs);
@@ -392,7 +408,10 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   };
 
   const loops: Promise<void>[] = [];
-  const acceptLoop = async (listener: Deno.Listener, kind: "http" | "socks" | "unix") => {
+  const acceptLoop = async (
+    listener: Deno.Listener,
+    kind: "http" | "socks" | "unix" | "capture",
+  ) => {
     while (!abort.signal.aborted) {
       let conn: Deno.Conn;
       try {
@@ -429,9 +448,10 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     for (const slot of slots.slots()) slot.close();
     while (tasks.size > 0) await Promise.allSettled([...tasks]);
     log?.close();
-    if (options.unixPath) {
+    for (const path of [options.unixPath, options.captureUnixPath]) {
+      if (!path) continue;
       try {
-        Deno.removeSync(options.unixPath);
+        Deno.removeSync(path);
       } catch {
         // Already gone.
       }
@@ -441,6 +461,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   let httpListener: Deno.TcpListener | null = null;
   let socksListener: Deno.TcpListener | null = null;
   let unixListener: Deno.UnixListener | null = null;
+  let captureListener: Deno.UnixListener | null = null;
   try {
     if (options.logFile) log = await openDecisionLog(options.logFile);
     if (httpAddress !== null) {
@@ -470,6 +491,23 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       }
       listeners.push(unixListener);
     }
+    if (options.captureUnixPath) {
+      try {
+        captureListener = Deno.listen({ path: options.captureUnixPath, transport: "unix" });
+        Deno.chmodSync(options.captureUnixPath, 0o600);
+        // Never an x-unix-socket target: the header it trusts must come from the bridge alone.
+        ownUnixPaths.push(options.captureUnixPath, Deno.realPathSync(options.captureUnixPath));
+      } catch (error) {
+        throw new SandboxError(
+          "proxy_failed",
+          `Cannot listen on the capture socket "${options.captureUnixPath}": ${
+            errorMessage(error)
+          }`,
+          { cause: error },
+        );
+      }
+      listeners.push(captureListener);
+    }
   } catch (error) {
     await closeAll();
     throw error;
@@ -478,6 +516,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   if (httpListener !== null) loops.push(acceptLoop(httpListener, "http"));
   if (socksListener !== null) loops.push(acceptLoop(socksListener, "socks"));
   if (unixListener !== null) loops.push(acceptLoop(unixListener, "unix"));
+  if (captureListener !== null) loops.push(acceptLoop(captureListener, "capture"));
 
   const close = (): Promise<void> => closing ??= closeAll();
   return {

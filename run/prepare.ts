@@ -17,8 +17,10 @@ import { planShims, type ShimPlan, writeShims } from "../execpolicy/mod.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
 import { buildSandboxPlan, collectHostFacts, type PlanNetwork } from "../sandbox/build_plan.ts";
 import { filterEnv } from "../sandbox/env.ts";
-import type { SandboxPlan } from "../sandbox/plan.ts";
+import type { CapturePlan, SandboxPlan } from "../sandbox/plan.ts";
 import { openNoFollow } from "../safe_file.ts";
+import { compileDomainPattern } from "../policy/pattern.ts";
+import { CAPTURE_DNS_ADDRESS } from "../sandbox/capture.ts";
 import { selfInvocation } from "../self.ts";
 import { guardedPaths } from "./guarded.ts";
 
@@ -53,6 +55,10 @@ export interface RunPlan {
   readonly sandbox: SandboxPlan;
   /** The proxy's unix socket in the run dir, or null without network. */
   readonly proxySocket: string | null;
+  /** Transparent capture (the bridge's DNS stub and listeners), or null: off or no network. */
+  readonly capture: CapturePlan | null;
+  /** Capture on: the sandbox's resolv.conf, still to write into the run dir. */
+  readonly resolvConf: { readonly path: string; readonly text: string } | null;
   /** MITM on: where the CA bundle the command trusts goes (its variables are in `sandbox.env`). */
   readonly mitm: { readonly bundlePath: string } | null;
   /** The execpolicy shims: their binds are in `sandbox.extraBinds`, their files still to write. */
@@ -83,9 +89,16 @@ export async function prepareRun(
   let network: PlanNetwork | null = null;
   let mitm: RunPlan["mitm"] = null;
   let proxySocket: string | null = null;
+  let capture: CapturePlan | null = null;
+  let resolvConf: RunPlan["resolvConf"] = null;
   if (options.network) {
     proxySocket = `${runDir}/proxy.sock`;
-    network = { ...BRIDGE_PORTS, proxySocket };
+    if (config.network.capture !== false) {
+      capture = capturePlan(config, `${runDir}/capture.sock`);
+      resolvConf = { path: `${runDir}/resolv.conf`, text: RESOLV_CONF };
+      extraBinds.push({ source: resolvConf.path, target: resolvConfTarget() });
+    }
+    network = { ...BRIDGE_PORTS, proxySocket, capture };
     if (config.network.mitm && config.network.mode === "limited") {
       // Loaded only here: ca_trust brings node:tls and node-forge, which a run without MITM never needs.
       const { CA_BUNDLE_FILE, caTrustEnv } = await import("../sandbox/ca_trust.ts");
@@ -140,7 +153,43 @@ export async function prepareRun(
     dangerouslyAllowSystemDirs: options.dangerouslyAllowSystemDirs,
   });
   const logFile = options.logFile ? absolutePath(options.logFile, cwd) : null;
-  return { sandbox, proxySocket, mitm, shims, logFile };
+  return { sandbox, proxySocket, capture, resolvConf, mitm, shims, logFile };
+}
+
+const RESOLV_CONF = "# sandbox: every name gets a synthetic address; the proxy decides by name\n" +
+  `nameserver ${CAPTURE_DNS_ADDRESS}\n`;
+
+/**
+ * What transparent capture takes: ports 80 (plain HTTP) and 443 (TLS), and
+ * every port an allow rule names (`host:PORT`, a plain tunnel).
+ */
+function capturePlan(config: EffectiveConfig, socket: string): CapturePlan {
+  const ports = new Set([80, 443]);
+  for (const rule of config.network.domains) {
+    if (rule.action !== "allow") continue;
+    try {
+      const port = compileDomainPattern(rule.pattern, "allow").port;
+      if (port != null) ports.add(port);
+    } catch {
+      // The proxy refuses to start on a bad rule; nothing to capture for it.
+    }
+  }
+  return { socket, ports: [...ports].sort((a, b) => a - b), tlsPorts: [443], httpPorts: [80] };
+}
+
+/**
+ * Where the sandbox's resolv.conf is bound. When the host's /etc/resolv.conf
+ * is a symlink (systemd-resolved), onto its target, which bwrap creates in
+ * the sandbox's empty /run.
+ */
+function resolvConfTarget(): string {
+  const target = "/etc/resolv.conf";
+  try {
+    if (Deno.lstatSync(target).isSymlink) return Deno.realPathSync(target);
+  } catch {
+    // Missing or dangling: bind over the name itself.
+  }
+  return target;
 }
 
 /** Options for {@linkcode writeRunFiles}. */
@@ -180,6 +229,13 @@ export async function writeRunFiles(
   // The log exists before bwrap starts, so that the plan's read-only bind over it takes hold.
   if (plan.logFile !== null) {
     openNoFollow(plan.logFile, { append: true, what: "decision log" }).close();
+  }
+  if (plan.resolvConf !== null) {
+    // createNew: never through a planted name (the run dir is ours alone anyway).
+    await Deno.writeTextFile(plan.resolvConf.path, plan.resolvConf.text, {
+      mode: 0o644,
+      createNew: true,
+    });
   }
 }
 

@@ -42,6 +42,8 @@ export interface ReportDecision {
   readonly decision: "allow" | "deny";
   /** `allowed` or a deny reason of policy/reasons.ts. */
   readonly reason: string;
+  /** Captured connections: the program that connected directly, or null when unknown. */
+  readonly program?: string | null;
 }
 
 /** The fields of `RunResult` (run/run.ts) the report uses. */
@@ -195,6 +197,34 @@ export function renderBlockedSummary(
 
 function displayHost(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
+}
+
+/**
+ * One line per program, host and port that connected directly (not through
+ * the proxy variables) and was captured, or `""` when none did.
+ *
+ * @example
+ * ```ts
+ * renderCapturedSummary(decisions);
+ * // sandbox: /usr/bin/java connected to repo.example:443 directly (captured; allowed)
+ * ```
+ */
+export function renderCapturedSummary(
+  decisions: readonly ReportDecision[],
+  options: RenderBlockedSummaryOptions = {},
+): string {
+  const prefix = options.prefix ?? "sandbox";
+  const seen = new Map<string, number>();
+  for (const event of decisions) {
+    if (!event.protocol.startsWith("captured-")) continue;
+    const who = event.program ?? "a program";
+    const verdict = event.decision === "allow" ? "allowed" : `blocked: ${event.reason}`;
+    const line = `${prefix}: ${who} connected to ${displayHost(event.host)}:${event.port} ` +
+      `directly (captured; ${verdict})`;
+    seen.set(line, (seen.get(line) ?? 0) + 1);
+  }
+  return [...seen].map(([line, count]) => `${line}${count === 1 ? "" : `, ${count} times`}\n`)
+    .join("");
 }
 
 /** Escapes the message part of a GitHub workflow command. */
@@ -392,6 +422,7 @@ export async function reportRun(result: ReportableRun, options: ReportRunOptions
     summary.blocked.length > 0) || options.endedByFailFast === true;
   const exitCode = failedOnBlock ? FAIL_ON_BLOCK_EXIT_CODE : result.exitCode;
 
+  stderr(renderCapturedSummary(result.decisions, { prefix }));
   stderr(renderBlockedSummary(summary.blocked, { prefix }));
   for (const host of options.spinning ?? []) stderr(`${prefix}: ${formatSpinLine(host)}\n`);
   if (options.endedByFailFast === true) {

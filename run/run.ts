@@ -199,6 +199,7 @@ export async function runSandboxed(
         http: null,
         socks: null,
         unixPath: proxySocket,
+        captureUnixPath: plan.capture?.socket ?? null,
         logFile: options.logFile ?? null,
         command: argv,
         onDecision: (event) => {
@@ -255,6 +256,8 @@ function bridgeInvocation(): readonly string[] {
     "--no-config",
     "--unstable-lazy-dynamic-imports",
     "--v8-flags=--max-semi-space-size=2",
+    // The DNS stub of transparent capture listens on UDP (Deno.listenDatagram).
+    "--unstable-net",
     ...argv.slice(2),
   ];
 }

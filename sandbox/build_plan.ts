@@ -9,7 +9,7 @@
 import { SandboxError, UsageError } from "../errors.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
 import { buildChildEnv, filterEnv, type ProxyPorts } from "./env.ts";
-import type { LinuxPlanDetails, SandboxPlan } from "./plan.ts";
+import type { CapturePlan, LinuxPlanDetails, SandboxPlan } from "./plan.ts";
 import { hostToolHomeFacts, planToolHomes, type ToolHome } from "./tool_homes.ts";
 import { isUnder, listHostSocketPaths, resolveSocketPath } from "./unix_sockets.ts";
 import { expandDenyGlobs } from "./glob_expand.ts";
@@ -301,6 +301,8 @@ export function allowedSocketRules(config: EffectiveConfig): string[] {
 export interface PlanNetwork extends ProxyPorts {
   /** The proxy's unix socket on the host. */
   readonly proxySocket: string;
+  /** Transparent capture, or null/absent: off. */
+  readonly capture?: CapturePlan | null;
 }
 
 /** Options for {@linkcode buildSandboxPlan}. */
@@ -442,6 +444,7 @@ export function buildSandboxPlan(
       httpPort: network.httpPort,
       socksPort: network.socksPort,
       proxySocket: network.proxySocket,
+      ...(network.capture ? { capture: network.capture } : {}),
     },
     unixSockets: allUnix
       ? { kind: "all" }

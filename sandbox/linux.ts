@@ -24,7 +24,7 @@
 import { errorMessage, SandboxError } from "../errors.ts";
 import { buildBwrapArgs } from "./bwrap_args.ts";
 import { BRIDGE_HOST } from "./env.ts";
-import type { SandboxPlan } from "./plan.ts";
+import type { CapturePlan, SandboxPlan } from "./plan.ts";
 import { userNamespaceProblem } from "./preflight.ts";
 import { buildSeccompFilter, currentSeccompArch } from "./seccomp.ts";
 
@@ -183,6 +183,7 @@ export async function runLinuxPlan(
         enterUser: options.uid !== 0,
         target: plan.network.proxySocket,
         ports: [plan.network.httpPort, plan.network.socksPort],
+        capture: plan.network.capture ?? null,
       });
       const ready = await Promise.race([
         Promise.all([bridge.ready, options.beforeCommand?.()]).then(() => true),
@@ -339,6 +340,7 @@ function startBridgeProcess(
     enterUser: boolean;
     target: string;
     ports: readonly number[];
+    capture: CapturePlan | null;
   },
 ): BridgeProcess {
   if (options.self.length === 0) {
@@ -361,6 +363,18 @@ function startBridgeProcess(
     "--target",
     options.target,
     ...options.ports.flatMap((port) => ["--listen", `${BRIDGE_HOST}:${port}`]),
+    ...(options.capture === null ? [] : [
+      "--capture-target",
+      options.capture.socket,
+      "--capture-ports",
+      options.capture.ports.join(","),
+      "--tls-ports",
+      options.capture.tlsPorts.join(","),
+      "--http-ports",
+      options.capture.httpPorts.join(","),
+      "--sandbox-pid",
+      String(sandboxPid),
+    ]),
   ];
   let child: Deno.ChildProcess;
   try {

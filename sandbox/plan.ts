@@ -23,7 +23,21 @@ export type NetworkPlan =
     readonly socksPort: number;
     /** Linux: the launcher's unix socket that the bridge relays to (absolute). */
     readonly proxySocket: string | null;
+    /** Linux: transparent capture of connections that bypass the proxy variables, or null/absent: off. */
+    readonly capture?: CapturePlan | null;
   };
+
+/** Transparent capture inside the sandbox (see sandbox/capture.ts). */
+export interface CapturePlan {
+  /** The proxy's capture socket on the host (absolute). */
+  readonly socket: string;
+  /** Ports captured on every synthetic address (80, 443, and each port in a `host:port` rule). */
+  readonly ports: readonly number[];
+  /** Of those, the ports decided like CONNECT with the TLS server name checked. */
+  readonly tlsPorts: readonly number[];
+  /** Of those, the ports decided like plain-HTTP requests. */
+  readonly httpPorts: readonly number[];
+}
 
 /** Which unix sockets the command may connect to. */
 export type UnixSocketPlan =

@@ -102,6 +102,7 @@ Deno.test("compileArgs() builds one deno compile argv per target with every perm
       "compile",
       "--allow-all",
       "--no-prompt",
+      "--unstable-net",
       "--quiet",
       "--v8-flags=--max-semi-space-size=2",
       "--target",
@@ -120,8 +121,16 @@ Deno.test("compileArgs() builds one deno compile argv per target with every perm
     "deno compile would leave the dynamically imported modules out of the binary",
   );
   assert.deepEqual(
-    compileArgs(TARGETS[0], { output: "x", entry: "main.ts", v8Flags: [] }).slice(0, 6),
-    ["compile", "--allow-all", "--no-prompt", "--quiet", "--target", "x86_64-unknown-linux-gnu"],
+    compileArgs(TARGETS[0], { output: "x", entry: "main.ts", v8Flags: [] }).slice(0, 7),
+    [
+      "compile",
+      "--allow-all",
+      "--no-prompt",
+      "--unstable-net",
+      "--quiet",
+      "--target",
+      "x86_64-unknown-linux-gnu",
+    ],
   );
 });
 

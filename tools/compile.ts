@@ -160,6 +160,8 @@ export function compileArgs(target: CompileTarget, options: CompileArgsOptions):
     "compile",
     "--allow-all",
     "--no-prompt",
+    // The bridge's DNS stub (transparent capture) listens on UDP.
+    "--unstable-net",
     "--quiet",
     ...v8FlagsArg(options.v8Flags ?? V8_FLAGS),
     "--target",

@@ -1,0 +1,462 @@
+/**
+ * Transparent capture, the bridge's side: names without DNS and listeners
+ * that learn which name a connection was for.
+ *
+ * Inside the sandbox's network namespace the bridge
+ * 1. puts {@linkcode CAPTURE_DNS_ADDRESS}/15 on the loopback device (rtnetlink,
+ *    spoken directly: a Deno process has no iproute2, and an `ip` child would
+ *    cost a fork and a dependency). On a loopback device the kernel routes the
+ *    whole prefix locally, so every address of 198.18.0.0/15 can be bound;
+ * 2. answers DNS on {@linkcode CAPTURE_DNS_ADDRESS}:53 (UDP): every A query
+ *    gets a synthetic address from that range, remembered with its name; AAAA
+ *    and other types get an empty answer (the namespace has no IPv6 route
+ *    besides ::1, so clients fall back to the A record). Nothing is looked up
+ *    for real: a name the policy refuses costs no lookup anywhere;
+ * 3. binds, before it answers, one listener per captured port on the new
+ *    address; a connection accepted there is for that name and that port.
+ *    The accepted socket's local address says so: no iptables, no packet
+ *    handling, and nothing listens on the sandbox's own loopback
+ *    (127.0.0.0/8 and ::1 stay the command's).
+ *
+ * Each captured connection is handed to the proxy on its capture socket with
+ * one header line (`{"host","port","kind","program"}`); the proxy trusts that
+ * line only on that socket, which only the bridge can reach.
+ *
+ * Why 198.18.0.0/15: reserved for benchmarking (RFC 2544), never routed on the
+ * internet and, unlike 100.64.0.0/10 (carrier-grade NAT, Tailscale) or
+ * 10.0.0.0/8, not used by company networks, so a synthetic address is never
+ * mistaken for a real one a program was given in its configuration.
+ *
+ * Kept free of other project imports (the bridge's start-up).
+ *
+ * @module
+ */
+
+/** The address of the DNS stub inside the sandbox; also the first address of the synthetic range. */
+export const CAPTURE_DNS_ADDRESS = "198.18.0.1";
+/** The synthetic range, as a prefix length on {@linkcode CAPTURE_DNS_ADDRESS}. */
+export const CAPTURE_PREFIX_LENGTH = 15;
+/** Most names one run may be given addresses for (each costs a listener per captured port). */
+export const CAPTURE_MAX_NAMES = 4096;
+
+/** How the proxy treats a captured connection. */
+export type CaptureKind = "tls" | "http" | "tcp";
+
+/** The header the bridge sends before a captured connection's bytes. */
+export interface CaptureHeader {
+  /** The name the synthetic address stands for. */
+  readonly host: string;
+  /** The port the program connected to. */
+  readonly port: number;
+  /** `tls` (decided like CONNECT, SNI checked), `http` (like absolute-form), `tcp` (a plain tunnel). */
+  readonly kind: CaptureKind;
+  /** The connecting program (`/proc/PID/exe`), when it could be read. */
+  readonly program: string | null;
+}
+
+/** Options for {@linkcode startCapture}. */
+export interface CaptureOptions {
+  /** Ports to capture on every synthetic address. */
+  readonly ports: readonly number[];
+  /** Ports whose connections are TLS (443 and any a rule marks). */
+  readonly tlsPorts: readonly number[];
+  /** Ports whose connections are plain HTTP (80). */
+  readonly httpPorts: readonly number[];
+  /** The proxy's capture socket (absolute). */
+  readonly target: string;
+  /** The sandbox's pid in the launcher's pid namespace, to name connecting programs; null: unnamed. */
+  readonly sandboxPid: number | null;
+  /** Relays a captured connection to the proxy once the header is written. */
+  readonly relay: (a: Deno.Conn, b: Deno.Conn) => Promise<void>;
+  /** Skip the rtnetlink step (tests that run outside a namespace and bind a loopback address). */
+  readonly addressReady?: boolean;
+  /** Where the DNS stub listens (default {@linkcode CAPTURE_DNS_ADDRESS}:53). */
+  readonly dns?: { readonly hostname: string; readonly port: number };
+  /** First synthetic address (default the one after {@linkcode CAPTURE_DNS_ADDRESS}). */
+  readonly firstAddress?: string;
+}
+
+/** Running capture: the DNS stub and the per-name listeners. */
+export interface RunningCapture extends AsyncDisposable {
+  /** Where the DNS stub listens. */
+  readonly dns: Deno.NetAddr;
+  /** The address given to `name`, allocating one (and its listeners) if needed. */
+  addressFor(name: string): string | null;
+  /** Stops everything. */
+  close(): Promise<void>;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Sets up the synthetic range, starts the DNS stub and returns; listeners are
+ * bound per name as names are asked for.
+ *
+ * @example
+ * ```ts
+ * await using capture = startCapture({ ports: [80, 443], tlsPorts: [443], httpPorts: [80],
+ *   target: "/tmp/run/capture.sock", sandboxPid: 1234, relay: relayConns });
+ * ```
+ */
+export function startCapture(options: CaptureOptions): RunningCapture {
+  if (options.addressReady !== true) addLoopbackAddress(CAPTURE_DNS_ADDRESS, CAPTURE_PREFIX_LENGTH);
+  const dnsAt = options.dns ?? { hostname: CAPTURE_DNS_ADDRESS, port: 53 };
+  const udp = Deno.listenDatagram({ transport: "udp", hostname: dnsAt.hostname, port: dnsAt.port });
+  const names = new Map<string, string>();
+  const hosts = new Map<string, string>();
+  const listeners: Deno.TcpListener[] = [];
+  const open = new Set<Deno.Conn>();
+  const tasks = new Set<Promise<void>>();
+  const track = (task: Promise<void>) => {
+    tasks.add(task);
+    task.finally(() => tasks.delete(task));
+  };
+  let next = ipv4ToNumber(options.firstAddress ?? "198.18.0.2");
+  const last = ipv4ToNumber(CAPTURE_DNS_ADDRESS) + 2 ** (32 - CAPTURE_PREFIX_LENGTH) - 2;
+  const tls = new Set(options.tlsPorts);
+  const http = new Set(options.httpPorts);
+  let closed = false;
+
+  const addressFor = (name: string): string | null => {
+    const known = names.get(name);
+    if (known !== undefined) return known;
+    if (closed || names.size >= CAPTURE_MAX_NAMES || next > last) return null;
+    const address = numberToIpv4(next++);
+    const bound: Deno.TcpListener[] = [];
+    try {
+      for (const port of options.ports) {
+        bound.push(Deno.listen({ hostname: address, port }));
+      }
+    } catch {
+      for (const listener of bound) safeClose(listener);
+      return null;
+    }
+    names.set(name, address);
+    hosts.set(address, name);
+    for (const listener of bound) {
+      listeners.push(listener);
+      const port = (listener.addr as Deno.NetAddr).port;
+      const kind: CaptureKind = tls.has(port) ? "tls" : http.has(port) ? "http" : "tcp";
+      track(acceptLoop(listener, { host: name, port, kind }));
+    }
+    return address;
+  };
+
+  const acceptLoop = async (
+    listener: Deno.TcpListener,
+    target: Omit<CaptureHeader, "program">,
+  ) => {
+    for (;;) {
+      let client: Deno.TcpConn;
+      try {
+        client = await listener.accept();
+      } catch {
+        return;
+      }
+      open.add(client);
+      track(handle(client, target));
+    }
+  };
+
+  const handle = async (client: Deno.TcpConn, target: Omit<CaptureHeader, "program">) => {
+    let upstream: Deno.UnixConn | null = null;
+    try {
+      client.setNoDelay(true);
+      const program = options.sandboxPid === null
+        ? null
+        : findConnectingProgram(client, options.sandboxPid);
+      upstream = await Deno.connect({ transport: "unix", path: options.target });
+      open.add(upstream);
+      const header: CaptureHeader = { ...target, program };
+      await writeAll(upstream, encoder.encode(JSON.stringify(header) + "\n"));
+      await options.relay(client, upstream);
+    } catch {
+      // The proxy refused or went away: the program sees the connection close.
+    } finally {
+      open.delete(client);
+      safeClose(client);
+      if (upstream !== null) {
+        open.delete(upstream);
+        safeClose(upstream);
+      }
+    }
+  };
+
+  const serveDns = async () => {
+    for (;;) {
+      let packet: [Uint8Array, Deno.Addr];
+      try {
+        packet = await udp.receive();
+      } catch {
+        return;
+      }
+      const answer = answerDnsQuery(packet[0], addressFor);
+      if (answer === null) continue;
+      try {
+        await udp.send(answer, packet[1]);
+      } catch {
+        // The asker is gone.
+      }
+    }
+  };
+  track(serveDns());
+
+  let closing: Promise<void> | null = null;
+  const close = () => {
+    closing ??= (async () => {
+      closed = true;
+      safeClose(udp);
+      for (const listener of listeners) safeClose(listener);
+      for (const conn of open) safeClose(conn);
+      while (tasks.size > 0) await Promise.allSettled([...tasks]);
+    })();
+    return closing;
+  };
+  return {
+    dns: udp.addr as Deno.NetAddr,
+    addressFor,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/**
+ * Answers one DNS query packet: A for any valid name with its synthetic
+ * address (`localhost` and `*.localhost` with 127.0.0.1), an empty answer
+ * for other types, REFUSED when no address can be given, FORMERR for a
+ * malformed query; null for something that is not a query at all.
+ *
+ * @example
+ * ```ts
+ * const reply = answerDnsQuery(query, (name) => "198.18.0.2");
+ * ```
+ */
+export function answerDnsQuery(
+  query: Uint8Array,
+  addressFor: (name: string) => string | null,
+): Uint8Array | null {
+  if (query.length < 12) return null;
+  const flags = (query[2] << 8) | query[3];
+  if ((flags & 0x8000) !== 0) return null; // a response, not a query
+  const opcode = (flags >> 11) & 0xf;
+  const qdcount = (query[4] << 8) | query[5];
+  const reply = (rcode: number, question: Uint8Array, answer: Uint8Array | null) => {
+    const out = new Uint8Array(12 + question.length + (answer?.length ?? 0));
+    out[0] = query[0];
+    out[1] = query[1];
+    // QR, the query's opcode and RD; RA set (we "recurse": every name has an answer).
+    out[2] = 0x80 | (query[2] & 0x79);
+    out[3] = 0x80 | rcode;
+    out[5] = question.length > 0 ? 1 : 0;
+    out[7] = answer === null ? 0 : 1;
+    out.set(question, 12);
+    if (answer !== null) out.set(answer, 12 + question.length);
+    return out;
+  };
+  if (opcode !== 0 || qdcount !== 1) return reply(opcode !== 0 ? 4 : 1, new Uint8Array(0), null);
+  const labels: string[] = [];
+  let offset = 12;
+  for (;;) {
+    if (offset >= query.length) return reply(1, new Uint8Array(0), null);
+    const length = query[offset];
+    if (length === 0) break;
+    if (length > 63 || offset + 1 + length > query.length) {
+      return reply(1, new Uint8Array(0), null);
+    }
+    labels.push(new TextDecoder().decode(query.subarray(offset + 1, offset + 1 + length)));
+    offset += 1 + length;
+  }
+  offset += 1;
+  if (offset + 4 > query.length) return reply(1, new Uint8Array(0), null);
+  const question = query.slice(12, offset + 4);
+  const qtype = (query[offset] << 8) | query[offset + 1];
+  const qclass = (query[offset + 2] << 8) | query[offset + 3];
+  const name = labels.join(".").toLowerCase();
+  if (qclass !== 1 || !VALID_NAME.test(name) || name.length > 253) {
+    return reply(qclass !== 1 ? 4 : 3, question, null);
+  }
+  if (qtype !== 1) return reply(0, question, null); // AAAA and the rest: no records
+  const address = name === "localhost" || name.endsWith(".localhost")
+    ? "127.0.0.1"
+    : addressFor(name);
+  if (address === null) return reply(5, question, null);
+  const answer = new Uint8Array(16);
+  answer.set([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4], 0); // name ptr, A, IN, TTL 3600, len 4
+  answer.set(address.split(".").map(Number), 12);
+  return reply(0, question, answer);
+}
+
+const VALID_NAME = /^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$/;
+
+/**
+ * The executable of the sandboxed process that owns the client end of
+ * `conn`: its socket inode from `/proc/thread-self/net/tcp` (the bridge's
+ * network namespace), then a walk of the sandbox's process tree. Null when
+ * anything cannot be read.
+ */
+function findConnectingProgram(conn: Deno.TcpConn, sandboxPid: number): string | null {
+  try {
+    const peer = conn.remoteAddr as Deno.NetAddr;
+    const local = conn.localAddr as Deno.NetAddr;
+    const inode = socketInode(peer, local);
+    if (inode === null) return null;
+    const wanted = `socket:[${inode}]`;
+    const queue = [sandboxPid];
+    for (let seen = 0; queue.length > 0 && seen < 4096; seen++) {
+      const pid = queue.shift()!;
+      try {
+        for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
+          let link: string;
+          try {
+            link = Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`);
+          } catch {
+            continue;
+          }
+          if (link === wanted) return Deno.readLinkSync(`/proc/${pid}/exe`);
+        }
+      } catch {
+        // Gone, or not ours to read: look further down.
+      }
+      for (const task of safeReadDir(`/proc/${pid}/task`)) {
+        const text = safeReadText(`/proc/${pid}/task/${task}/children`);
+        for (const child of text.split(" ")) {
+          const n = Number(child);
+          if (child !== "" && Number.isSafeInteger(n)) queue.push(n);
+        }
+      }
+    }
+  } catch {
+    // Naming the program is best effort.
+  }
+  return null;
+}
+
+function socketInode(client: Deno.NetAddr, server: Deno.NetAddr): string | null {
+  const text = safeReadText("/proc/thread-self/net/tcp");
+  const want = `${hexAddress(client.hostname)}:${hexPort(client.port)}`;
+  const remote = `${hexAddress(server.hostname)}:${hexPort(server.port)}`;
+  for (const line of text.split("\n").slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length > 9 && fields[1] === want && fields[2] === remote) return fields[9];
+  }
+  return null;
+}
+
+function hexAddress(ip: string): string {
+  // /proc/net/tcp prints the address as one 32-bit word in host (little-endian) order.
+  return ip.split(".").map((part) => Number(part).toString(16).padStart(2, "0").toUpperCase())
+    .reverse().join("");
+}
+
+function hexPort(port: number): string {
+  return port.toString(16).padStart(4, "0").toUpperCase();
+}
+
+function safeReadText(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return "";
+  }
+}
+
+function safeReadDir(path: string): string[] {
+  try {
+    return [...Deno.readDirSync(path)].map((entry) => entry.name);
+  } catch {
+    return [];
+  }
+}
+
+function ipv4ToNumber(ip: string): number {
+  return ip.split(".").reduce((sum, part) => sum * 256 + Number(part), 0);
+}
+
+function numberToIpv4(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
+}
+
+function safeClose(resource: { close(): void }): void {
+  try {
+    resource.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+// rtnetlink, spoken through libc.
+
+const NETLINK_SYMBOLS = {
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  close: { parameters: ["i32"], result: "i32" },
+} as const;
+
+/**
+ * Adds `address/prefix` to the loopback device (ifindex 1) of the calling
+ * thread's network namespace with one RTM_NEWADDR request. An address that
+ * is already there is fine. Throws with the kernel's errno otherwise.
+ */
+export function addLoopbackAddress(address: string, prefix: number): void {
+  const lib = openLibc();
+  try {
+    const AF_NETLINK = 16, SOCK_RAW = 3, SOCK_CLOEXEC = 0o2000000, NETLINK_ROUTE = 0;
+    const fd = lib.symbols.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0) throw new Error("cannot open a netlink socket");
+    try {
+      const message = new Uint8Array(40);
+      const view = new DataView(message.buffer);
+      const RTM_NEWADDR = 20;
+      const NLM_F_REQUEST = 1, NLM_F_ACK = 4, NLM_F_EXCL = 0x200, NLM_F_CREATE = 0x400;
+      view.setUint32(0, 40, true);
+      view.setUint16(4, RTM_NEWADDR, true);
+      view.setUint16(6, NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE, true);
+      view.setUint32(8, 1, true);
+      // ifaddrmsg: AF_INET, prefix length, flags, scope host, ifindex 1 (loopback).
+      message.set([2, prefix, 0, 254], 16);
+      view.setUint32(20, 1, true);
+      const bytes = address.split(".").map(Number);
+      for (const [offset, type] of [[24, 2], [32, 1]]) { // IFA_LOCAL, IFA_ADDRESS
+        view.setUint16(offset, 8, true);
+        view.setUint16(offset + 2, type, true);
+        message.set(bytes, offset + 4);
+      }
+      const kernel = new Uint8Array(12);
+      kernel[0] = AF_NETLINK;
+      if (Number(lib.symbols.sendto(fd, message, 40n, 0, kernel, 12)) !== 40) {
+        throw new Error("cannot send to the kernel's netlink socket");
+      }
+      const answer = new Uint8Array(1024);
+      const n = Number(lib.symbols.recv(fd, answer, 1024n, 0));
+      const reply = new DataView(answer.buffer);
+      if (n < 20 || reply.getUint16(4, true) !== 2) throw new Error("no netlink acknowledgement");
+      const errno = -reply.getInt32(16, true);
+      const EEXIST = 17;
+      if (errno !== 0 && errno !== EEXIST) {
+        throw new Error(`the kernel refused the address (errno ${errno})`);
+      }
+    } finally {
+      lib.symbols.close(fd);
+    }
+  } finally {
+    lib.close();
+  }
+}
+
+function openLibc(): Deno.DynamicLibrary<typeof NETLINK_SYMBOLS> {
+  let last: unknown = null;
+  for (const name of ["libc.so.6", "libc.so", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"]) {
+    try {
+      return Deno.dlopen(name, NETLINK_SYMBOLS);
+    } catch (error) {
+      last = error;
+    }
+  }
+  throw new Error(`libc could not be loaded: ${last instanceof Error ? last.message : last}`);
+}

@@ -1,0 +1,343 @@
+/**
+ * Transparent capture end to end: real bwrap, the real bridge (DNS stub and
+ * capture listeners in the sandbox's network namespace) and the real proxy,
+ * driven in-process through `runSandboxed()` so the proxy's resolver can be
+ * counted. Programs inside connect directly, ignoring the proxy variables;
+ * fixtures listen on a random 127.x.y.z address of the host (ports 80 and
+ * 443 need root there, so these tests run as root only) and are reached
+ * through `--resolve`-style names.
+ */
+import assert from "node:assert/strict";
+import { initCa } from "../proxy/ca.ts";
+import { createLeafIssuer } from "../proxy/leaf_certs.ts";
+import type { Resolver } from "../policy/types.ts";
+import { loadEffectiveConfig } from "../profiles/load.ts";
+import { renderCapturedSummary } from "../run/report.ts";
+import { runSandboxed } from "../run/run.ts";
+import { hasProgram, parseLines } from "./run_helpers.ts";
+
+const isRoot = Deno.uid() === 0;
+const ignore = !isRoot || !hasProgram("/usr/bin/bwrap") || !hasProgram("/usr/bin/curl") ||
+  !hasProgram("/usr/bin/python3");
+
+/** A loopback address of the host no other test is likely to use. */
+function randomLoopback(): string {
+  const byte = () => 2 + Math.floor(Math.random() * 250);
+  return `127.${byte()}.${byte()}.${byte()}`;
+}
+
+interface Fixture extends AsyncDisposable {
+  readonly address: string;
+  readonly port: number;
+  /** Bytes each accepted connection sent, in order of acceptance. */
+  readonly seen: string[];
+}
+
+/** A TCP fixture; `serve` answers one connection. Retries a few addresses when one is taken. */
+function startFixture(
+  port: number,
+  serve: (conn: Deno.Conn, seen: string[], index: number) => Promise<void>,
+  listen: (hostname: string, port: number) => Deno.Listener = (hostname, p) =>
+    Deno.listen({ hostname, port: p }),
+): Fixture {
+  let listener: Deno.Listener | null = null;
+  let address = "";
+  for (let attempt = 0; listener === null; attempt++) {
+    address = randomLoopback();
+    try {
+      listener = listen(address, port);
+    } catch (error) {
+      if (attempt >= 5) throw error;
+    }
+  }
+  const seen: string[] = [];
+  const conns = new Set<Deno.Conn>();
+  const loop = (async () => {
+    for (;;) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener!.accept();
+      } catch {
+        return;
+      }
+      conns.add(conn);
+      const index = seen.push("") - 1;
+      serve(conn, seen, index).catch(() => {}).finally(() => {
+        conns.delete(conn);
+        try {
+          conn.close();
+        } catch {
+          // closed
+        }
+      });
+    }
+  })();
+  return {
+    address,
+    port: (listener.addr as Deno.NetAddr).port,
+    seen,
+    async [Symbol.asyncDispose]() {
+      listener!.close();
+      for (const conn of conns) conn.close();
+      await loop;
+    },
+  };
+}
+
+async function readHead(conn: Deno.Conn): Promise<string> {
+  const buf = new Uint8Array(16384);
+  let head = "";
+  while (!head.includes("\r\n\r\n")) {
+    const n = await conn.read(buf);
+    if (n === null) break;
+    head += new TextDecoder().decode(buf.subarray(0, n));
+  }
+  return head;
+}
+
+async function writeText(conn: Deno.Conn, text: string): Promise<void> {
+  const bytes = new TextEncoder().encode(text);
+  let offset = 0;
+  while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
+}
+
+const httpServe = (body: string) => async (conn: Deno.Conn, seen: string[], index: number) => {
+  seen[index] = await readHead(conn);
+  await writeText(
+    conn,
+    `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+  );
+};
+
+function countingResolver(table: Record<string, string>): Resolver & { calls: string[] } {
+  const calls: string[] = [];
+  const resolver = (host: string) => {
+    calls.push(host);
+    const address = table[host];
+    return address === undefined
+      ? Promise.reject(new Error(`no such test name "${host}"`))
+      : Promise.resolve([address]);
+  };
+  return Object.assign(resolver, { calls });
+}
+
+/** Runs `script` with sh in the sandbox (cwd = a temp dir) and returns its `key=value` lines. */
+async function runScript(
+  flags: { allow: string[] },
+  resolver: Resolver,
+  script: string,
+  files: Record<string, string> = {},
+) {
+  const dir = await Deno.makeTempDir({ prefix: "sandbox_capture_" });
+  try {
+    for (const [name, text] of Object.entries(files)) {
+      await Deno.writeTextFile(`${dir}/${name}`, text);
+    }
+    const env = { ...Deno.env.toObject(), HOME: dir, XDG_CONFIG_HOME: `${dir}/.config` };
+    const config = await loadEffectiveConfig({ allow: flags.allow }, { cwd: dir, env });
+    const result = await runSandboxed(config, ["sh", "-c", `exec >out.txt 2>err.txt\n${script}`], {
+      resolver,
+      cwd: dir,
+      env,
+      stderr: () => {},
+    });
+    const out = parseLines(await Deno.readTextFile(`${dir}/out.txt`));
+    const err = await Deno.readTextFile(`${dir}/err.txt`);
+    return { result, out, err };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test({
+  name:
+    "capture: curl --noproxy, urllib without proxies and Node fetch reach an allowed name on port 80; a refused name costs no lookup and no dial",
+  ignore,
+  async fn() {
+    await using allowed = startFixture(80, httpServe("hello-captured"));
+    await using other = startFixture(80, httpServe("must-not-be-reached"));
+    const resolver = countingResolver({
+      "allowed.test": allowed.address,
+      "denied.test": other.address,
+    });
+    const node = hasProgram("/usr/bin/node") ? "/usr/bin/node" : null;
+    const script = [
+      `echo "curl=$(curl -sS -m 10 --noproxy '*' http://allowed.test/)"`,
+      `echo "py=$(env -u http_proxy -u HTTP_PROXY -u all_proxy -u ALL_PROXY python3 -c '` +
+      `import urllib.request as u; o = u.build_opener(u.ProxyHandler({})); ` +
+      `print(o.open("http://allowed.test/", timeout=10).read().decode())')"`,
+      node === null
+        ? ""
+        : `echo "node=$(${node} -e 'fetch("http://allowed.test/").then(r => r.text()).then(t => console.log(t), e => console.log("error:" + e.cause?.code))')"`,
+      `echo "denied=$(curl -s -m 10 --noproxy '*' -o /dev/null -w '%{http_code}' http://denied.test/)"`,
+      `echo "getent=$(getent hosts any.name.example)"`,
+      `echo "localhost=$(getent hosts localhost | head -n 1)"`,
+    ].join("\n");
+    const { result, out, err } = await runScript({ allow: ["allowed.test"] }, resolver, script);
+    assert.equal(result.exitCode, 0, err);
+    assert.equal(out.get("curl"), "hello-captured", err);
+    assert.equal(out.get("py"), "hello-captured", err);
+    if (node !== null) assert.equal(out.get("node"), "hello-captured", err);
+    assert.equal(out.get("denied"), "403");
+    assert.match(out.get("getent") ?? "", /^198\.1[89]\.\d+\.\d+\s+any\.name\.example$/);
+    assert.match(out.get("localhost") ?? "", /^(127\.0\.0\.1|::1)\s/);
+    // The name the policy refused was never looked up, and its fixture never dialled; the
+    // allowed name is resolved by the proxy, not inside the sandbox.
+    assert.ok(!resolver.calls.includes("denied.test"), resolver.calls.join(","));
+    assert.ok(!resolver.calls.includes("any.name.example"), resolver.calls.join(","));
+    assert.ok(resolver.calls.includes("allowed.test"));
+    assert.equal(other.seen.length, 0);
+    assert.equal(allowed.seen.length, node === null ? 2 : 3);
+    for (const head of allowed.seen) assert.match(head, /^GET \/ HTTP\/1\.1\r\n/);
+    const captured = result.decisions.filter((d) => d.protocol === "captured-http");
+    assert.ok(captured.some((d) => d.host === "denied.test" && d.decision === "deny"));
+    assert.ok(
+      captured.some((d) => d.host === "allowed.test" && d.program === "/usr/bin/curl"),
+      JSON.stringify(captured),
+    );
+    assert.match(
+      renderCapturedSummary(result.decisions),
+      /\/usr\/bin\/curl connected to allowed\.test:80 directly \(captured; allowed\)/,
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "capture: a host:PORT rule admits a plain TCP client on that port and no other port; without a rule nothing is dialled",
+  ignore,
+  async fn() {
+    const echo = async (conn: Deno.Conn, seen: string[], index: number) => {
+      const buf = new Uint8Array(256);
+      const n = await conn.read(buf);
+      seen[index] = n === null ? "" : new TextDecoder().decode(buf.subarray(0, n));
+      await writeText(conn, `echo:${seen[index]}`);
+    };
+    await using fixture = startFixture(0, echo);
+    // A second port on the same address: captured (another rule names it), not allowed here.
+    const second = Deno.listen({ hostname: fixture.address, port: 0 });
+    const secondPort = (second.addr as Deno.NetAddr).port;
+    let secondAccepted = 0;
+    const secondLoop = (async () => {
+      for await (const conn of second) {
+        secondAccepted++;
+        conn.close();
+      }
+    })();
+    try {
+      const resolver = countingResolver({ "allowed.test": fixture.address });
+      const client = (name: string, host: string, port: number) =>
+        `echo "${name}=$(python3 -c 'import socket,sys
+try:
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+    s.sendall(b"ping"); print(s.recv(100).decode() or "closed")
+except OSError as e:
+    print("error:" + e.__class__.__name__)' ${host} ${port})"`;
+      const script = [
+        client("tcp", "allowed.test", fixture.port),
+        client("other_port", "allowed.test", secondPort),
+      ].join("\n");
+      const { result, out, err } = await runScript(
+        { allow: [`allowed.test:${fixture.port}`, `elsewhere.test:${secondPort}`] },
+        resolver,
+        script,
+      );
+      assert.equal(result.exitCode, 0, err);
+      assert.equal(out.get("tcp"), "echo:ping", err);
+      assert.match(out.get("other_port") ?? "", /^(closed|error:)/);
+      assert.equal(secondAccepted, 0);
+      const denied = result.decisions.find((d) => d.port === secondPort);
+      assert.equal(denied?.protocol, "captured-tcp");
+      assert.equal(denied?.decision, "deny");
+      assert.equal(denied?.reason, "not_allowed");
+
+      // Without a rule naming the port, it is not captured at all: nothing is dialled.
+      const without = await runScript({ allow: ["allowed.test"] }, resolver, script);
+      assert.match(without.out.get("tcp") ?? "", /^(closed|error:)/, without.err);
+      assert.equal(fixture.seen.length, 1);
+    } finally {
+      second.close();
+      await secondLoop;
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "capture: ssh to allowed.test:PORT gets through with a host:PORT rule and is refused without one",
+  ignore: ignore || !hasProgram("/usr/bin/ssh"),
+  async fn() {
+    await using sshd = startFixture(0, async (conn, seen, index) => {
+      await writeText(conn, "SSH-2.0-CaptureFixture\r\n");
+      const buf = new Uint8Array(256);
+      const n = await conn.read(buf);
+      seen[index] = n === null ? "" : new TextDecoder().decode(buf.subarray(0, n));
+    });
+    const resolver = countingResolver({ "allowed.test": sshd.address });
+    const script = `ssh -o StrictHostKeyChecking=no -o BatchMode=yes -o ConnectTimeout=10 ` +
+      `-o UserKnownHostsFile=/dev/null -p ${sshd.port} allowed.test true; echo "ssh=$?"`;
+    const allowed = await runScript({ allow: [`allowed.test:${sshd.port}`] }, resolver, script);
+    assert.equal(sshd.seen.length, 1, allowed.err);
+    assert.match(sshd.seen[0], /^SSH-2\.0-OpenSSH/);
+    assert.equal(
+      allowed.result.decisions.find((d) => d.port === sshd.port)?.program,
+      "/usr/bin/ssh",
+    );
+    // The rule is for another port: the connection is captured (the port is in a rule) and refused.
+    const refused = await runScript(
+      {
+        allow: [
+          `allowed.test:${sshd.port === 65535 ? 65534 : sshd.port + 1}`,
+          `x.test:${sshd.port}`,
+        ],
+      },
+      resolver,
+      script,
+    );
+    assert.notEqual(refused.out.get("ssh"), "0");
+    assert.equal(sshd.seen.length, 1, refused.err);
+    const denied = refused.result.decisions.find((d) => d.port === sshd.port);
+    assert.equal(denied?.decision, "deny");
+  },
+});
+
+Deno.test({
+  name: "capture: HTTPS on 443 to an allowed name works; a ClientHello for another name is refused",
+  ignore,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "sandbox_capture_ca_" });
+    try {
+      const ca = (await initCa(`${dir}/ca`, { commonName: "capture test CA" })).ca;
+      const leaf = createLeafIssuer(ca).certificateFor("allowed.test");
+      await using tls = startFixture(
+        443,
+        httpServe("hello-tls"),
+        (hostname, port) =>
+          Deno.listenTls({ hostname, port, cert: leaf.chainPem, key: leaf.keyPem }),
+      );
+      const resolver = countingResolver({ "allowed.test": tls.address, "other.test": tls.address });
+      const script = [
+        `echo "https=$(curl -sS -m 10 --noproxy '*' --cacert ca.pem https://allowed.test/)"`,
+        // SNI other.test, dialled at allowed.test's synthetic address.
+        `curl -s -m 10 --noproxy '*' -k --connect-to other.test:443:allowed.test:443 https://other.test/ >/dev/null; echo "sni=$?"`,
+      ].join("\n");
+      const { result, out, err } = await runScript(
+        { allow: ["allowed.test", "other.test"] },
+        resolver,
+        script,
+        { "ca.pem": ca.certPem },
+      );
+      assert.equal(result.exitCode, 0, err);
+      assert.equal(out.get("https"), "hello-tls", err);
+      assert.notEqual(out.get("sni"), "0");
+      assert.equal(tls.seen.length, 1);
+      const mismatch = result.decisions.find((d) =>
+        d.protocol === "captured-tls" && d.decision === "deny"
+      );
+      assert.equal(mismatch?.host, "allowed.test");
+      assert.ok(!resolver.calls.includes("other.test"));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
