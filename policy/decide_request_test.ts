@@ -471,3 +471,48 @@ Deno.test("sameHost() compares case, trailing dots, brackets and IPv6 spellings"
   assert.ok(!sameHost("example.com", "example.org"));
   assert.ok(!sameHost("", "example.com"));
 });
+
+Deno.test("decideRequest() captured doors: the presented name must be the host, before any lookup; limited mode as for CONNECT", async () => {
+  const decide = async (facts: RequestFacts, setup: Setup = {}) => {
+    const calls: string[] = [];
+    return { verdict: await decideRequest(facts, options(setup, calls)), calls };
+  };
+  const tls = (serverName: string | null, host = "allowed.test"): RequestFacts => ({
+    door: "captured-tls",
+    host,
+    port: 443,
+    method: null,
+    serverName,
+  });
+  const ok = await decide(tls("Allowed.TEST."));
+  assert.equal(ok.verdict.decision, "allow");
+  assert.deepEqual(ok.calls, ["resolve allowed.test"]);
+  for (const name of ["other.test", null]) {
+    const { verdict, calls } = await decide(tls(name));
+    assert.equal(verdict.decision, "deny");
+    assert.equal(verdict.reason, "host_mismatch");
+    assert.equal(verdict.source, "request_check");
+    assert.deepEqual(calls, []);
+  }
+  // A literal address needs no name.
+  assert.equal((await decide(tls(null, "192.0.2.7"))).verdict.decision, "allow");
+  const httpMismatch = await decide({
+    door: "captured-http",
+    host: "allowed.test",
+    port: 80,
+    method: "GET",
+    serverName: "private.test",
+  });
+  assert.equal(httpMismatch.verdict.reason, "host_mismatch");
+  const limitedTls = await decide(tls("allowed.test"), { mode: "limited" });
+  assert.equal(limitedTls.verdict.reason, "mitm_required");
+  assert.equal(
+    (await decide(tls("allowed.test"), { mode: "limited", mitm: true })).verdict.decision,
+    "allow",
+  );
+  const tcp = await decide(
+    { door: "captured-tcp", host: "allowed.test", port: 22, method: null },
+    { mode: "limited" },
+  );
+  assert.equal(tcp.verdict.reason, "method_not_allowed");
+});
