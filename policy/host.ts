@@ -94,13 +94,14 @@ export function normalizeHost(input: string): string {
   }
 }
 
-const LOG_SAFE = /^[a-z0-9._:\[\]-]*$/i;
+const LOG_SAFE = /^[a-z0-9._:\[\]\/-]*$/i;
 
 /**
  * A host as it may appear in a log line, a terminal or a CI annotation: a
- * valid name or address comes back unchanged; anything else (a SOCKS5
- * "domain" such as `$(sh<x)`, control characters, spaces, non-ASCII) has
- * every byte outside `[A-Za-z0-9._:[]-]` percent-encoded, so the text a
+ * valid name or address (or `unix:/a/path`, as `x-unix-socket` requests
+ * are logged) comes back unchanged; anything else (a SOCKS5 "domain" such
+ * as `$(sh<x)`, control characters, spaces, non-ASCII) has every byte
+ * outside `[A-Za-z0-9._:[]/-]` percent-encoded, so the text a
  * client sent is never written raw where a shell, a terminal or a log
  * reader could act on it.
  *

@@ -66,7 +66,9 @@ Deno.test("normalizeHost() is idempotent on arbitrary host-like text (property)"
 });
 
 Deno.test("logSafeHost() keeps valid hosts and percent-encodes everything else", () => {
-  for (const ok of ["example.com", "a-b.c_d", "::1", "[2001:db8::1]", "10.0.0.1"]) {
+  for (
+    const ok of ["example.com", "a-b.c_d", "::1", "[2001:db8::1]", "10.0.0.1", "unix:/r/a.sock"]
+  ) {
     assert.equal(logSafeHost(ok), ok);
   }
   assert.equal(logSafeHost("$(sh<x)"), "%24%28sh%3Cx%29");
