@@ -300,6 +300,15 @@ class TerminalPrompter implements AskPrompter {
         this.#write(`\n❌ Denied ${target}: the terminal closed\n`);
         return "deny";
       }
+      if (line === "interrupt") {
+        // Ctrl-C: the user wants out. The launcher forwards the signal to the command; every
+        // question still to come is denied at once, so the run ends without waiting.
+        this.#closed = true;
+        this.#write(
+          `\n❌ Denied ${target}: interrupted (Ctrl-C); the rest of this run is denied without a question\n`,
+        );
+        return "deny";
+      }
       const parsed = parseAnswer(line);
       switch (parsed.answer) {
         case "once":
@@ -329,18 +338,24 @@ class TerminalPrompter implements AskPrompter {
     }
   }
 
-  async #nextLine(waitMs: number): Promise<string | null | "timeout"> {
+  async #nextLine(waitMs: number): Promise<string | null | "timeout" | "interrupt"> {
     if (waitMs <= 0) return "timeout";
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<"timeout">((resolve) => {
       timer = setTimeout(() => resolve("timeout"), waitMs);
     });
+    let onInterrupt: (() => void) | undefined;
+    const interrupted = new Promise<"interrupt">((resolve) => {
+      onInterrupt = () => resolve("interrupt");
+    });
+    Deno.addSignalListener("SIGINT", onInterrupt!);
     try {
-      const result = await Promise.race([this.#reader.next(), timeout]);
-      if (result === "timeout") this.#reader.cancel();
+      const result = await Promise.race([this.#reader.next(), timeout, interrupted]);
+      if (result === "timeout" || result === "interrupt") this.#reader.cancel();
       return result;
     } finally {
       clearTimeout(timer);
+      Deno.removeSignalListener("SIGINT", onInterrupt!);
     }
   }
 

@@ -424,6 +424,12 @@ export async function reportRun(result: ReportableRun, options: ReportRunOptions
 
   stderr(renderCapturedSummary(result.decisions, { prefix }));
   stderr(renderBlockedSummary(summary.blocked, { prefix }));
+  if (
+    result.verdict?.decision === "allow-network" && result.decisions.length === 0 &&
+    result.exitCode !== 0 && result.signal === null && options.endedByFailFast !== true
+  ) {
+    stderr(`${prefix}: ${noProxyTrafficHint(result.exitCode)}\n`);
+  }
   for (const host of options.spinning ?? []) stderr(`${prefix}: ${formatSpinLine(host)}\n`);
   if (options.endedByFailFast === true) {
     stderr(
@@ -475,6 +481,19 @@ export async function reportRun(result: ReportableRun, options: ReportRunOptions
     stdout((options.jsonPrefix ?? "") + JSON.stringify(report) + "\n");
   }
   return exitCode;
+}
+
+/**
+ * Said when a command with network failed without a single connection
+ * through the proxy: the usual cause is a program that resolves names itself
+ * or connects directly, which fails inside (no DNS, no route: Node 20's
+ * `fetch` reports `EAI_AGAIN`).
+ */
+export function noProxyTrafficHint(exitCode: number): string {
+  return `the command exited ${exitCode} and made no connection through the proxy: if it ` +
+    "needed the network, a program resolved a name itself or connected directly, bypassing " +
+    "the proxy (Node 20's fetch fails so with EAI_AGAIN, Go and Python sockets with a name " +
+    "resolution error); such programs need a client that honours HTTPS_PROXY";
 }
 
 function writeAll(file: { writeSync(p: Uint8Array): number }, text: string): void {

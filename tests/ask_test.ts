@@ -345,6 +345,19 @@ Deno.test("sandbox run --ask on a pty: allow once lets b.test through, deny bloc
   });
 });
 
+Deno.test("sandbox run --ask on a pty: Ctrl-C at the prompt denies at once and the run ends (no 60 s wait)", async () => {
+  await withHosts(async ({ argv, env }) => {
+    // The driver gives up after 30 s, well before the prompt's own 60 s timeout.
+    const run = await runInPty(argv, [
+      { expect: "wants to connect to b\\.test:[0-9]+ \\(http\\)[\\s\\S]*?> ", send: "\x03" },
+      { expect: "Denied b\\.test:[0-9]+: interrupted \\(Ctrl-C\\)" },
+    ], { env, unset: ["CI", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"], timeout: 30 });
+    assert.equal(run.error, null, run.output);
+    assert.doesNotMatch(run.output, /c\.test:[0-9]+ \(http\)[\s\S]*?Allow\?/, "no second question");
+    assert.notEqual(run.status, 0, run.output);
+  });
+});
+
 Deno.test("sandbox run --ask without a terminal asks nothing and denies", async () => {
   await withHosts(async ({ argv, env }) => {
     const { code, stdout, stderr } = await runCommand(["setsid", "-w", ...argv], {
