@@ -51,11 +51,11 @@ async function eventually<T>(what: string, get: () => T | null, timeoutMs = 60_0
   }
 }
 
-/** Drops bwrap's monitoring fds (a real run has them, a plain argv does not). */
+/** Drops bwrap's monitoring and seccomp fds (a real run has them, a plain argv does not). */
 function withoutFds(argv: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === "--json-status-fd" || argv[i] === "--block-fd") {
+    if (argv[i] === "--json-status-fd" || argv[i] === "--block-fd" || argv[i] === "--seccomp") {
       i++;
       continue;
     }
@@ -125,6 +125,7 @@ Deno.test({
     const normalized = withoutFds(real.argv).map((arg, i) =>
       i === 0 ? "bwrap" : arg.replaceAll(runDir, "/sandbox-run-XXXXXX")
     );
+    assert.ok(real.argv.includes("--seccomp"), "the real run hands bwrap the seccomp filter");
     assert.ok(
       withoutFds(real.argv).length < real.argv.length,
       "the real run passes bwrap its status fd",
