@@ -306,13 +306,13 @@ interface Draft {
   managedRules: Set<DomainRule | UnixSocketRule | ExecRule>;
   /**
    * The domain index that keeps merging linear: the non-managed rule in
-   * `network.domains` for each normalized pattern, how many rules (managed
-   * or not) carry each normalized pattern, and the rules that a later layer
-   * replaced (dropped from `network.domains` by {@linkcode liveDomains}).
+   * `network.domains` for each normalized pattern, the normalized patterns
+   * of managed rules, and the rules that a later layer replaced (dropped
+   * from `network.domains` by {@linkcode liveDomains}).
    */
   domainIndex: {
     replaceable: Map<string, DomainRule>;
-    count: Map<string, number>;
+    managed: Set<string>;
     replaced: Set<DomainRule>;
   };
   filesystem: {
@@ -356,7 +356,7 @@ function newDraft(): Draft {
       managedAllowedDomainsOnly: false,
     },
     managedRules: new Set(),
-    domainIndex: { replaceable: new Map(), count: new Map(), replaced: new Set() },
+    domainIndex: { replaceable: new Map(), managed: new Set(), replaced: new Set() },
     filesystem: {
       writable: [...DEFAULTS.filesystem.writable],
       denyRead: [...DEFAULTS.filesystem.denyRead],
@@ -456,7 +456,9 @@ function applyNetworkLayer(
       addDomainRule(draft, { pattern, action: "allow", source: presetRuleSource }, options);
     }
   }
-  for (const rule of layer.domains) addDomainRule(draft, { ...rule, source }, options);
+  for (const rule of layer.domains) {
+    addDomainRule(draft, { pattern: rule.pattern, action: rule.action, source }, options);
+  }
   for (const rule of layer.unixSockets) addSocketRule(draft, { ...rule, source }, options);
 }
 
@@ -490,7 +492,8 @@ async function addDiscoveredPresetHosts(
           );
           continue;
         }
-        if ((draft.domainIndex.count.get(normalizePattern(host)) ?? 0) > 0) continue;
+        const key = normalizePattern(host);
+        if (draft.domainIndex.replaceable.has(key) || draft.domainIndex.managed.has(key)) continue;
         addDomainRule(draft, { pattern: host, action: "allow", source: use.source }, {
           managed: use.managed,
         });
@@ -508,15 +511,14 @@ async function addDiscoveredPresetHosts(
 function addDomainRule(draft: Draft, rule: DomainRule, options: { managed: boolean }): void {
   const key = normalizePattern(rule.pattern);
   const index = draft.domainIndex;
-  if (!options.managed) {
+  if (options.managed) {
+    index.managed.add(key);
+  } else {
+    // A replaced rule is replaced by one of the same pattern: the key stays present.
     const earlier = index.replaceable.get(key);
-    if (earlier !== undefined) {
-      index.replaced.add(earlier);
-      index.count.set(key, index.count.get(key)! - 1);
-    }
+    if (earlier !== undefined) index.replaced.add(earlier);
     index.replaceable.set(key, rule);
   }
-  index.count.set(key, (index.count.get(key) ?? 0) + 1);
   draft.network.domains.push(rule);
   if (options.managed) draft.managedRules.add(rule);
 }
@@ -1121,8 +1123,9 @@ function finish(draft: Draft): EffectiveConfig {
       proxyUrl: n.proxyUrl,
       socksUrl: n.socksUrl,
       enableSocks5: n.enableSocks5,
-      // Frozen here, one by one: deepFreeze then skips the (possibly 100,000-rule) list.
-      domains: Object.freeze(liveDomains(draft).map((r) => Object.freeze({ ...r }))),
+      // Frozen here, one by one (the draft's own rule objects, which nothing changes after the
+      // merge): deepFreeze then skips the (possibly 100,000-rule) list.
+      domains: Object.freeze(liveDomains(draft).map((r) => Object.freeze(r))),
       unixSockets: n.unixSockets.map((r) => ({ ...r })),
       managedAllowedDomainsOnly: n.managedAllowedDomainsOnly,
       ask: n.ask,
