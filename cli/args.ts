@@ -38,6 +38,7 @@ export const SHARED_OPTIONS = {
   "allow-local-binding": { type: "boolean" },
   "allow-unix-socket": { type: "string", multiple: true },
   resolve: { type: "string", multiple: true },
+  rules: { type: "string", multiple: true },
   log: { type: "string" },
   "ca-dir": { type: "string" },
   json: { type: "boolean" },

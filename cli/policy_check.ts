@@ -28,6 +28,8 @@ commands.
 Options:
   --config FILE      A TOML config file (repeatable)
   --profile NAME     Permissions profile to use
+  --rules FILE       A Codex execpolicy .rules file (repeatable): forbidden
+                     denies, allow takes the network posture, prompt denies
   --json             Print {"decision","matched","commands"} on stdout
   -h, --help         Show this help
   (the other shared options are accepted and affect only the network setting)

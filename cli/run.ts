@@ -35,6 +35,7 @@ Options:
   --allow-local-binding    Let the proxy reach loopback and private addresses
   --allow-unix-socket PATH Make one unix socket reachable (repeatable)
   --resolve HOST=ADDR      Resolve HOST to ADDR instead of asking DNS (repeatable)
+  --rules FILE             A Codex execpolicy .rules file (repeatable)
   --log FILE               Append every proxy decision as a JSON line
   --ca-dir DIR             Where the MITM CA lives
   --dry-run                Print the plan (bwrap argv, mounts, env) and exit

@@ -23,6 +23,14 @@ export {
   strictest,
 } from "./decide.ts";
 export { loadShellParser } from "./bash_parser.ts";
+export { codexRulesToExecRules, parseCodexRules, RulesFileError } from "./codex_rules.ts";
+export type {
+  CodexHostExecutable,
+  CodexPrefixRule,
+  CodexRules,
+  CodexRulesOptions,
+  RulesProblem,
+} from "./codex_rules.ts";
 export type { ShellParser } from "./bash_parser.ts";
 export { bindNetwork } from "./hosts.ts";
 export type {

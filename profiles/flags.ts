@@ -22,6 +22,8 @@ export interface ConfigFlags {
   /** `--writable PATH` (run, learn): absolute or `~/` (the CLI makes relative paths absolute). */
   writable?: string[];
   resolve?: string[];
+  /** `--rules FILE` (policy check, run): Codex execpolicy `.rules` files (relative to the cwd). */
+  rules?: string[];
   log?: string;
   "ca-dir"?: string;
   json?: boolean;

@@ -25,7 +25,12 @@ import { discoverPresetHosts } from "./preset_hosts.ts";
 import { isPresetName, type PresetName, PRESETS } from "./presets.ts";
 import { checkDomainPattern } from "./_pattern.ts";
 import { type KeyLines, parseTomlText, splitDottedKey } from "./toml.ts";
-import { checkExecPolicyExamples } from "../execpolicy/mod.ts";
+import {
+  checkExecPolicyExamples,
+  codexRulesToExecRules,
+  parseCodexRules,
+  RulesFileError,
+} from "../execpolicy/mod.ts";
 import { builtInEntries, isBuiltInProfileName } from "./builtin_profiles.ts";
 import { compileCodexFilesystem } from "./codex_fs.ts";
 import {
@@ -170,6 +175,7 @@ export async function loadEffectiveConfig(
     if (file.application !== null) applyApplicationNetwork(draft, file.application, source, false);
   }
   applyFlags(draft, flags, problems);
+  await applyRulesFiles(draft, userLayers, flags.rules ?? [], { cwd, problems });
   await addDiscoveredPresetHosts(draft, env, cwd);
   if (managed !== null) enforceManaged(draft, managed);
   expandHome(draft, env, problems);
@@ -863,6 +869,59 @@ function applyExecLayer(draft: Draft, file: UserConfigFile, source: RuleSource):
   if (file.execpolicyDefault !== null) {
     draft.execDefault = file.execpolicyDefault;
     draft.sources["execpolicy.default"] = source;
+  }
+}
+
+/**
+ * Codex `.rules` files (`rules = [...]` in a user file, relative to it, then
+ * `--rules FILE`, relative to the cwd) as execpolicy rules after the tables'
+ * own; `allow` takes the network posture as merged so far (flags included).
+ */
+async function applyRulesFiles(
+  draft: Draft,
+  layers: readonly { file: UserConfigFile; source: RuleSource }[],
+  fromFlags: readonly string[],
+  options: { cwd: string; problems: ConfigProblem[] },
+): Promise<void> {
+  const files: { path: string; from: string }[] = [];
+  for (const { file, source } of layers) {
+    if (source.startsWith("managed:")) continue;
+    const dir = file.file.slice(0, file.file.lastIndexOf("/")) || "/";
+    for (const f of file.rulesFiles ?? []) {
+      files.push({ path: f.startsWith("/") ? f : `${dir}/${f}`, from: `${file.file}: key rules` });
+    }
+  }
+  for (const f of fromFlags) {
+    files.push({
+      path: f.startsWith("/") ? f : `${options.cwd.replace(/\/$/, "")}/${f}`,
+      from: "--rules",
+    });
+  }
+  for (const { path, from } of files) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(path);
+    } catch (error) {
+      options.problems.push({
+        file: path,
+        keyPath: "",
+        message: `Cannot read the rules file (from ${from}): ${
+          error instanceof Error ? error.message : String(error)
+        }`,
+      });
+      continue;
+    }
+    try {
+      const parsed = parseCodexRules(text, path);
+      draft.execRules.push(
+        ...codexRulesToExecRules(parsed, { file: path, networkEnabled: draft.network.enabled }),
+      );
+    } catch (error) {
+      if (!(error instanceof RulesFileError)) throw error;
+      for (const p of error.problems) {
+        options.problems.push({ file: path, line: p.line, keyPath: "", message: p.message });
+      }
+    }
   }
 }
 

@@ -161,6 +161,8 @@ export interface UserConfigFile {
   readonly execpolicy: readonly ExecRuleSpec[];
   /** `execpolicy_default`, or null when not written. */
   readonly execpolicyDefault: ExecDecision | null;
+  /** `rules = [...]`: Codex execpolicy `.rules` files, as written (relative to the file's dir). */
+  readonly rulesFiles?: readonly string[];
   /** `sandbox_mode` and `[sandbox_workspace_write]`. */
   readonly classic: ClassicSandbox;
   /** `[application.network]`, or null when not written. */
@@ -585,10 +587,21 @@ class Checker {
     let execpolicyDefault: ExecDecision | null = null;
     let classic: ClassicSandbox = { mode: null, workspaceWrite: {} };
     let application: ApplicationNetwork | null = null;
+    let rulesFiles: string[] = [];
     const ignored: string[] = [];
     for (const [key, inner] of Object.entries(root)) {
       const path = [key];
       switch (key) {
+        case "rules":
+          rulesFiles = (this.stringList(inner, path) ?? []).filter((f) => {
+            if (f.trim() !== "") return true;
+            this.problem(
+              path,
+              'A rules file path cannot be empty: write e.g. rules = ["default.rules"]',
+            );
+            return false;
+          });
+          break;
         case "default_permissions": {
           const name = this.string(inner, path);
           if (name !== undefined) {
@@ -641,7 +654,7 @@ class Checker {
           else {
             this.problem(
               path,
-              `Unknown key: expected "default_permissions", "permissions", "execpolicy", "execpolicy_default" or a Codex config key (ignored here)`,
+              `Unknown key: expected "default_permissions", "permissions", "execpolicy", "execpolicy_default", "rules" or a Codex config key (ignored here)`,
             );
           }
       }
@@ -654,6 +667,7 @@ class Checker {
       profiles,
       execpolicy,
       execpolicyDefault,
+      ...(rulesFiles.length > 0 ? { rulesFiles } : {}),
       classic,
       application,
       notices: this.notices,

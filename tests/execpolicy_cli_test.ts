@@ -159,3 +159,39 @@ Deno.test("policy check --json passes every vector of the shared execpolicy tabl
   ]);
   assert.deepEqual(json.commands[0].beat.map((m: { pattern: string }) => m.pattern), ["git *"]);
 });
+
+Deno.test("policy check --rules and a rules = [...] key read Codex .rules files", async () => {
+  const teamRules = decodeURIComponent(
+    new URL("../testdata/execpolicy/codex_rules/team.rules", import.meta.url).pathname,
+  );
+  const viaFlag = await check(["--rules", teamRules, "--json", "--", "git", "reset", "--hard"]);
+  assert.equal(viaFlag.code, 1);
+  const json = JSON.parse(viaFlag.out);
+  assert.equal(json.decision, "deny");
+  assert.equal(json.commands[0].decidedBy[0].source, `rules:${teamRules}:4`);
+  assert.equal(json.commands[0].decidedBy[0].justification, "destructive operation");
+  // A rules file named by a config file, relative to that file.
+  await using cfg = await withConfig(`rules = ["team.rules"]\n`);
+  await Deno.copyFile(teamRules, `${cfg.path.slice(0, cfg.path.lastIndexOf("/"))}/team.rules`);
+  const viaKey = await check(["--config", cfg.path, "--json", "--", "ls", "-l"]);
+  assert.equal(viaKey.code, 0);
+  assert.equal(JSON.parse(viaKey.out).decision, "allow-network"); // allow: the profile's posture
+  // A broken rules file: exit 2 naming file and line, as a real process.
+  const dir = cfg.path.slice(0, cfg.path.lastIndexOf("/"));
+  await Deno.writeTextFile(`${dir}/bad.rules`, 'prefix_rule(pattern = ["ls"])\nload("x")\n');
+  const failed = await sandboxCli(
+    ["policy", "check", "--rules", `${dir}/bad.rules`, "--", "ls"],
+    { env: { HOME: "/nonexistent" } },
+  );
+  assert.equal(failed.code, 2, failed.stderr);
+  assert.match(
+    failed.stderr,
+    /^sandbox: Invalid configuration: .*bad\.rules:2: Expected prefix_rule\(\.\.\.\) or host_executable/m,
+  );
+  const missing = await check(["--rules", `${dir}/none.rules`, "--", "ls"]).then(
+    () => null,
+    (e) => e,
+  );
+  assert.ok(missing instanceof ConfigError);
+  assert.match(missing.problems[0].message, /Cannot read the rules file \(from --rules\)/);
+});
