@@ -25,6 +25,7 @@ const BENCHES: Readonly<
   globs: { file: "deny_glob_bench.ts", byDefault: false, quick: [] },
   seccomp: { file: "seccomp_bench.ts", byDefault: false, quick: ["--runs", "7"] },
   execpolicy: { file: "execpolicy_bench.ts", byDefault: false, quick: ["--runs", "5"] },
+  "tool-homes": { file: "tool_homes_bench.ts", byDefault: false, quick: ["--runs", "1"] },
 };
 
 if (import.meta.main) {
