@@ -31,6 +31,7 @@ const BRIDGE_FLAGS = new Set([
   "--tls-ports",
   "--http-ports",
   "--sandbox-pid",
+  "--netns-from-stdin",
 ]);
 
 /**
@@ -66,12 +67,23 @@ export async function bridgeCommand(args: string[]): Promise<number> {
   if (listen.length === 0) {
     throw new UsageError('Invalid arguments for "sandbox __bridge": expected --listen HOST:PORT');
   }
+  let sandboxPid = Number(values.other.get("--sandbox-pid") ?? "");
+  if (values.other.get("--netns-from-stdin") === "1") {
+    // Started before the sandbox existed: its pid comes as the first line on stdin.
+    const line = await readLine();
+    if (line === null) return 0; // the launcher gave up before bwrap reported a pid
+    sandboxPid = Number(line);
+    const { enterNetworkNamespace } = await import("../sandbox/netns.ts");
+    enterNetworkNamespace(sandboxPid);
+    // bwrap reports the pid before its child has brought the loopback device up.
+    await untilLoopbackUp();
+  }
   const captureTarget = values.other.get("--capture-target");
   let capture: RunningCapture | null = null;
   if (captureTarget !== undefined) {
     // Loaded only with capture: its FFI and DNS code are not every bridge's start-up.
     const { startCapture } = await import("../sandbox/capture.ts");
-    const pid = Number(values.other.get("--sandbox-pid") ?? "");
+    const pid = sandboxPid;
     capture = startCapture({
       ports: parsePorts(values.other.get("--capture-ports")),
       tlsPorts: parsePorts(values.other.get("--tls-ports")),
@@ -109,6 +121,32 @@ function parseListen(value: string): { hostname: string; port: number } {
     );
   }
   return { hostname: value.slice(0, colon), port };
+}
+
+/** One line from stdin (byte by byte: what follows stays for {@linkcode untilStopped}), or null at its end. */
+async function readLine(): Promise<string | null> {
+  const byte = new Uint8Array(1);
+  let text = "";
+  for (;;) {
+    const n = await Deno.stdin.read(byte);
+    if (n === null) return null;
+    if (byte[0] === 0x0a) return text;
+    text += String.fromCharCode(byte[0]);
+    if (text.length > 32) return null;
+  }
+}
+
+/** Waits (bounded) until 127.0.0.1 can be bound in this thread's network namespace. */
+async function untilLoopbackUp(): Promise<void> {
+  for (let waited = 0;; waited++) {
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port: 0 }).close();
+      return;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrNotAvailable) || waited > 5000) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
 }
 
 async function untilStopped(): Promise<void> {

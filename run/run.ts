@@ -140,6 +140,8 @@ export async function runSandboxed(
       cwd,
       env,
       network: withNetwork,
+      // Capture needs the bridge to own the sandbox's network namespace (see prepare.ts).
+      captureAvailable: (Deno.uid() ?? 0) === 0,
       extraEnv: options.extraEnv,
       dangerouslyAllowSystemDirs: options.dangerouslyAllowSystemDirs,
       logFile: options.logFile,
@@ -168,6 +170,8 @@ export async function runSandboxed(
       cwd,
       env,
       network: withNetwork,
+      // Capture needs the bridge to own the sandbox's network namespace (see prepare.ts).
+      captureAvailable: (Deno.uid() ?? 0) === 0,
       extraEnv: options.extraEnv,
       dangerouslyAllowSystemDirs: options.dangerouslyAllowSystemDirs,
       logFile: options.logFile,

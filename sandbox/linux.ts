@@ -104,22 +104,46 @@ export async function runLinuxPlan(
   const seccomp = seccompFilterFor(plan);
   // Without network nothing holds the command back once bwrap starts: finish first.
   if (!withNetwork) await options.beforeCommand?.();
-  const { bwrap, status, block } = (() => {
+  let bridge: BridgeProcess | null = null;
+  // As root the bridge can join the sandbox's network namespace itself (setns from its own
+  // thread), so it starts now and boots while bwrap sets the sandbox up; it is told the pid
+  // later. Unprivileged, it must enter the namespace's user namespace too, which only a
+  // single-threaded process (nsenter) can: it starts once the pid is known.
+  if (withNetwork && options.uid === 0 && plan.network.kind === "proxy") {
+    if (plan.network.proxySocket === null) {
+      throw new SandboxError("sandbox_failed", "The plan has network but no proxy socket");
+    }
+    bridge = startBridgeProcess(null, {
+      setsid: options.setsid ?? null,
+      nsenter: null,
+      self: options.self ?? [],
+      env: options.bridgeEnv ?? Deno.env.toObject(),
+      enterUser: false,
+      target: plan.network.proxySocket,
+      ports: [plan.network.httpPort, plan.network.socksPort],
+      capture: plan.network.capture ?? null,
+    });
+  }
+  let spawned: ReturnType<typeof spawnBwrap>;
+  try {
     using libc = openLibc("hand Bubblewrap its status and block pipes");
     closeInheritedOnExec(libc);
-    return spawnBwrap(plan, libc, {
+    spawned = spawnBwrap(plan, libc, {
       seccomp,
       bwrap: options.bwrap,
       setsid: options.setsid ?? null,
       withNetwork,
     });
-  })();
+  } catch (error) {
+    await bridge?.stop();
+    throw error;
+  }
+  const { bwrap, status, block } = spawned;
   let bwrapDone = false;
   const exited = bwrap.status.then((s) => s.code).finally(() => bwrapDone = true);
   const killBwrap = () => {
     if (!bwrapDone) killQuietly(bwrap.pid, "SIGKILL");
   };
-  let bridge: BridgeProcess | null = null;
   let stopping: Promise<void> | undefined;
 
   // Signals: before the command runs, one ends the run; afterwards it goes to the command's group.
@@ -167,24 +191,27 @@ export async function runLinuxPlan(
       if (plan.network.proxySocket === null) {
         throw new SandboxError("sandbox_failed", "The plan has network but no proxy socket");
       }
-      if (options.nsenter === undefined || options.nsenter === null) {
+      if (bridge !== null) {
+        bridge.enter(sandboxPid);
+      } else if (options.nsenter === undefined || options.nsenter === null) {
         throw new SandboxError(
           "sandbox_failed",
           'Cannot start the network bridge: "nsenter" (util-linux) was not found in /usr/bin, /bin, ' +
             "/usr/sbin, /sbin or /usr/local/bin: install util-linux, or set SANDBOX_NSENTER to its " +
             "absolute path",
         );
+      } else {
+        bridge = startBridgeProcess(sandboxPid, {
+          setsid: options.setsid ?? null,
+          nsenter: options.nsenter,
+          self: options.self ?? [],
+          env: options.bridgeEnv ?? Deno.env.toObject(),
+          enterUser: options.uid !== 0,
+          target: plan.network.proxySocket,
+          ports: [plan.network.httpPort, plan.network.socksPort],
+          capture: plan.network.capture ?? null,
+        });
       }
-      bridge = startBridgeProcess(sandboxPid, {
-        setsid: options.setsid ?? null,
-        nsenter: options.nsenter,
-        self: options.self ?? [],
-        env: options.bridgeEnv ?? Deno.env.toObject(),
-        enterUser: options.uid !== 0,
-        target: plan.network.proxySocket,
-        ports: [plan.network.httpPort, plan.network.socksPort],
-        capture: plan.network.capture ?? null,
-      });
       const ready = await Promise.race([
         Promise.all([bridge.ready, options.beforeCommand?.()]).then(() => true),
         exited.then(() => false),
@@ -325,16 +352,18 @@ function spawnBwrap(
 
 interface BridgeProcess {
   readonly ready: Promise<void>;
+  /** Started early (`sandboxPid` null): tells the bridge which sandbox to join. */
+  enter(sandboxPid: number): void;
   /** Calls `onExit` if the bridge exits before {@linkcode BridgeProcess.stop} is called. */
   watch(onExit: (how: string) => void): void;
   stop(): Promise<void>;
 }
 
 function startBridgeProcess(
-  sandboxPid: number,
+  sandboxPid: number | null,
   options: {
     setsid: string | null;
-    nsenter: string;
+    nsenter: string | null;
     self: readonly string[];
     env: Readonly<Record<string, string>>;
     enterUser: boolean;
@@ -349,17 +378,17 @@ function startBridgeProcess(
       "Cannot start the bridge: no way to run sandbox again",
     );
   }
-  const nsArgs = [`--net=/proc/${sandboxPid}/ns/net`];
+  const early = sandboxPid === null || options.nsenter === null;
+  const nsArgs = early ? [] : [`--net=/proc/${sandboxPid}/ns/net`];
   // Unprivileged, the network namespace belongs to a user namespace of bwrap's: join that first.
-  const owner = options.enterUser ? openNetnsOwner(sandboxPid) : null;
+  const owner = options.enterUser && !early ? openNetnsOwner(sandboxPid!) : null;
   if (owner !== null) {
     nsArgs.unshift(`--user=/proc/${Deno.pid}/fd/${owner.fd}`, "--preserve-credentials");
   }
-  const args = [
-    ...nsArgs,
-    "--",
+  const bridgeArgv = [
     ...options.self,
     "__bridge",
+    ...(early ? ["--netns-from-stdin", "1"] : []),
     "--target",
     options.target,
     ...options.ports.flatMap((port) => ["--listen", `${BRIDGE_HOST}:${port}`]),
@@ -372,17 +401,19 @@ function startBridgeProcess(
       options.capture.tlsPorts.join(","),
       "--http-ports",
       options.capture.httpPorts.join(","),
-      "--sandbox-pid",
-      String(sandboxPid),
+      ...(early ? [] : ["--sandbox-pid", String(sandboxPid)]),
     ]),
   ];
+  // Early: the bridge itself (setsid execs it in place); else nsenter, which execs it.
+  const program = early ? bridgeArgv[0] : options.nsenter!;
+  const args = early ? bridgeArgv.slice(1) : [...nsArgs, "--", ...bridgeArgv];
   let child: Deno.ChildProcess;
   try {
     // Its own session (setsid execs in place: the pid stays the bridge's): the terminal's
     // Ctrl-C goes to the launcher's process group, and the command still needs the bridge
     // while it handles the SIGINT the launcher forwards.
-    child = new Deno.Command(options.setsid ?? options.nsenter, {
-      args: options.setsid === null ? args : ["-w", options.nsenter, ...args],
+    child = new Deno.Command(options.setsid ?? program, {
+      args: options.setsid === null ? args : ["-w", program, ...args],
       // stdin stays open for the bridge's lifetime: its end (also when the launcher dies) stops it.
       stdin: "piped",
       stdout: "piped",
@@ -394,7 +425,7 @@ function startBridgeProcess(
     owner?.[Symbol.dispose]();
     throw new SandboxError(
       "sandbox_failed",
-      `Cannot start the bridge with "${options.nsenter}": ${errorMessage(error)}`,
+      `Cannot start the bridge with "${program}": ${errorMessage(error)}`,
       { cause: error },
     );
   }
@@ -430,6 +461,9 @@ function startBridgeProcess(
   ready.catch(() => {});
   return {
     ready,
+    enter(pid) {
+      stdin.write(new TextEncoder().encode(`${pid}\n`)).catch(() => {});
+    },
     watch(onExit) {
       exited.then((status) => {
         if (stopped) return;
