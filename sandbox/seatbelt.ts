@@ -346,6 +346,23 @@ export function renderSeatbeltProfile(
     );
   }
 
+  // The launcher's own paths (config files, the decision log, CI runner files, its installation)
+  // that lie where the command can write: never changed by it (see SandboxPlan.protect).
+  const protectRules: string[] = [];
+  (plan.protect ?? []).forEach((path, i) => {
+    for (const name of params.addPath(`PROTECT_${i}`, path, `protect[${i}]`)) {
+      protectRules.push(`  (subpath (param "${name}"))`);
+    }
+  });
+  if (protectRules.length > 0) {
+    add(
+      "",
+      ";; The launcher's own files inside writable places: read-only.",
+      "(deny file-write*",
+      ...protectRules.map((line, i) => i === protectRules.length - 1 ? `${line})` : line),
+    );
+  }
+
   // Denied paths come last among file rules: in SBPL the last matching rule
   // wins, so these beat the broad read allowance and any writable parent.
   const denyFilters: string[] = [];

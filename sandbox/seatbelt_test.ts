@@ -305,3 +305,18 @@ Deno.test("renderSeatbeltProfile() passes the checker for arbitrary plans and pa
     { numRuns: 300 },
   );
 });
+
+Deno.test("renderSeatbeltProfile() keeps the launcher's protected paths read-only, after the writable ones", () => {
+  const { profile, params } = renderChecked(
+    plan({ protect: ["/Users/dev/project/sandbox.toml", "/Users/dev/project/decisions.jsonl"] }),
+  );
+  assert.equal(params.PROTECT_0, "/Users/dev/project/sandbox.toml");
+  assert.equal(params.PROTECT_1, "/Users/dev/project/decisions.jsonl");
+  const deny = profile.indexOf(
+    ';; The launcher\'s own files inside writable places: read-only.\n(deny file-write*\n  (subpath (param "PROTECT_0"))',
+  );
+  assert.ok(deny !== -1, profile);
+  // The last matching rule wins in SBPL: the deny must follow the cwd's write allowance.
+  assert.ok(deny > profile.indexOf('(subpath (param "CWD"))'));
+  assert.equal(renderChecked(plan()).profile.includes("PROTECT_"), false);
+});
