@@ -185,6 +185,7 @@ export function renderConfig(
       "dangerouslyAllowAllUnixSockets",
       n.dangerouslyAllowAllUnixSockets,
     ],
+    ["strict_unix_sockets", "strictUnixSockets", n.strictUnixSockets ?? false],
     [
       "dangerously_allow_non_loopback_proxy",
       "dangerouslyAllowNonLoopbackProxy",

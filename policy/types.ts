@@ -48,6 +48,12 @@ export interface NetworkConfig {
   readonly mitmCa: { readonly cert: string; readonly key: string } | null;
   /** Every unix socket is reachable from the sandbox. */
   readonly dangerouslyAllowAllUnixSockets: boolean;
+  /**
+   * Linux: the command may not make unix sockets (`socket(AF_UNIX)`, datagram
+   * socketpairs; seccomp), so no pathname socket is reachable inside at all.
+   * Absent means false.
+   */
+  readonly strictUnixSockets?: boolean;
   /** The proxy may listen on a non-loopback address. */
   readonly dangerouslyAllowNonLoopbackProxy: boolean;
   /** Listen address for the HTTP proxy (`http://127.0.0.1:3128`), or null for the default. */

@@ -19,6 +19,8 @@ export interface NetworkDefaults {
   readonly mitm: boolean;
   /** Only allowlisted unix sockets. */
   readonly dangerouslyAllowAllUnixSockets: boolean;
+  /** The command may make unix sockets of its own (the file view hides the host's). */
+  readonly strictUnixSockets: boolean;
   /** The proxy listens on loopback only. */
   readonly dangerouslyAllowNonLoopbackProxy: boolean;
   /** Pick the HTTP listen address automatically. */
@@ -61,6 +63,7 @@ export const DEFAULTS: Defaults = deepFreeze({
     allowLocalBinding: false,
     mitm: false,
     dangerouslyAllowAllUnixSockets: false,
+    strictUnixSockets: false,
     dangerouslyAllowNonLoopbackProxy: false,
     proxyUrl: null,
     socksUrl: null,

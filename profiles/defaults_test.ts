@@ -9,6 +9,7 @@ Deno.test("DEFAULTS is pinned: changing a default must change this test", () => 
       allowLocalBinding: false,
       mitm: false,
       dangerouslyAllowAllUnixSockets: false,
+      strictUnixSockets: false,
       dangerouslyAllowNonLoopbackProxy: false,
       proxyUrl: null,
       socksUrl: null,

@@ -266,6 +266,7 @@ type Scalar =
   | "mitm"
   | "mitmCa"
   | "dangerouslyAllowAllUnixSockets"
+  | "strictUnixSockets"
   | "dangerouslyAllowNonLoopbackProxy"
   | "proxyUrl"
   | "socksUrl"
@@ -280,6 +281,7 @@ const SCALARS: readonly Scalar[] = [
   "mitm",
   "mitmCa",
   "dangerouslyAllowAllUnixSockets",
+  "strictUnixSockets",
   "dangerouslyAllowNonLoopbackProxy",
   "proxyUrl",
   "socksUrl",
@@ -298,6 +300,7 @@ interface Draft {
     mitm: boolean;
     mitmCa: { cert: string; key: string } | null;
     dangerouslyAllowAllUnixSockets: boolean;
+    strictUnixSockets: boolean;
     dangerouslyAllowNonLoopbackProxy: boolean;
     proxyUrl: string | null;
     socksUrl: string | null;
@@ -351,6 +354,7 @@ function newDraft(): Draft {
       mitm: d.mitm,
       mitmCa: null,
       dangerouslyAllowAllUnixSockets: d.dangerouslyAllowAllUnixSockets,
+      strictUnixSockets: d.strictUnixSockets,
       dangerouslyAllowNonLoopbackProxy: d.dangerouslyAllowNonLoopbackProxy,
       proxyUrl: d.proxyUrl,
       socksUrl: d.socksUrl,
@@ -1022,6 +1026,7 @@ const MANAGED_RULES: Readonly<
   mode: { kind: "floor", rank: (v) => (v === "limited" ? 1 : 0) },
   allowLocalBinding: { kind: "floor", rank: (v) => (v === false ? 1 : 0) },
   dangerouslyAllowAllUnixSockets: { kind: "floor", rank: (v) => (v === false ? 1 : 0) },
+  strictUnixSockets: { kind: "floor", rank: (v) => (v === true ? 1 : 0) },
   dangerouslyAllowNonLoopbackProxy: { kind: "floor", rank: (v) => (v === false ? 1 : 0) },
   enableSocks5: { kind: "floor", rank: (v) => (v === false ? 1 : 0) },
   ask: { kind: "floor", rank: (v) => (v === false ? 1 : 0) },
@@ -1178,6 +1183,7 @@ function finish(draft: Draft): EffectiveConfig {
       mitm: n.mitm,
       mitmCa: n.mitmCa,
       dangerouslyAllowAllUnixSockets: n.dangerouslyAllowAllUnixSockets,
+      strictUnixSockets: n.strictUnixSockets,
       dangerouslyAllowNonLoopbackProxy: n.dangerouslyAllowNonLoopbackProxy,
       proxyUrl: n.proxyUrl,
       socksUrl: n.socksUrl,

@@ -320,3 +320,21 @@ Deno.test("loadEffectiveConfig() writes filesystem and socket paths in one canon
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("loadEffectiveConfig() reads strict_unix_sockets (default false) and refuses a non-boolean", async () => {
+  await using fx = await fixture({
+    "on.toml": 'default_permissions = "p"\n[permissions.p.network]\nstrict_unix_sockets = true\n',
+    "bad.toml": 'default_permissions = "p"\n[permissions.p.network]\nstrict_unix_sockets = "yes"\n',
+  });
+  const env = { HOME: fx.dir, XDG_CONFIG_HOME: `${fx.dir}/x` };
+  const plain = await loadEffectiveConfig({}, { env, cwd: fx.dir });
+  assert.equal(plain.network.strictUnixSockets, false);
+  const on = await loadEffectiveConfig({ config: [`${fx.dir}/on.toml`] }, { env, cwd: fx.dir });
+  assert.equal(on.network.strictUnixSockets, true);
+  await assert.rejects(
+    loadEffectiveConfig({ config: [`${fx.dir}/bad.toml`] }, { env, cwd: fx.dir }),
+    (error: unknown) =>
+      error instanceof ConfigError &&
+      /permissions\.p\.network\.strict_unix_sockets/.test(error.message),
+  );
+});

@@ -39,6 +39,8 @@ export interface NetworkLayer {
   readonly mitmCa?: { readonly cert: string; readonly key: string };
   /** `dangerously_allow_all_unix_sockets`. */
   readonly dangerouslyAllowAllUnixSockets?: boolean;
+  /** `strict_unix_sockets`. */
+  readonly strictUnixSockets?: boolean;
   /** `dangerously_allow_non_loopback_proxy`. */
   readonly dangerouslyAllowNonLoopbackProxy?: boolean;
   /** `proxy_url` (or managed `http_port` as `http://127.0.0.1:PORT`). */
@@ -331,6 +333,7 @@ const NETWORK_BOOLEANS = {
   allow_local_binding: "allowLocalBinding",
   mitm: "mitm",
   dangerously_allow_all_unix_sockets: "dangerouslyAllowAllUnixSockets",
+  strict_unix_sockets: "strictUnixSockets",
   dangerously_allow_non_loopback_proxy: "dangerouslyAllowNonLoopbackProxy",
   enable_socks5: "enableSocks5",
   ask: "ask",
@@ -1401,6 +1404,7 @@ function networkKeys(kind: ConfigKind): string[] {
     "mitm",
     "mitm_ca",
     "dangerously_allow_all_unix_sockets",
+    "strict_unix_sockets",
     "dangerously_allow_non_loopback_proxy",
     "proxy_url",
     "socks_url",

@@ -429,6 +429,7 @@ export function buildSandboxPlan(
     hiddenDirs,
     maskedFiles,
     socketBinds,
+    ...(config.network.strictUnixSockets === true ? { strictUnixSockets: true } : {}),
   };
   const network = options.network;
   return {

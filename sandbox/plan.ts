@@ -122,4 +122,10 @@ export interface LinuxPlanDetails {
   readonly maskedFiles: readonly string[];
   /** Allowlisted unix sockets bound back into the view: host path (canonical) -> sandbox path. */
   readonly socketBinds: readonly { readonly source: string; readonly target: string }[];
+  /**
+   * `network.strict_unix_sockets`: the seccomp filter refuses `socket(AF_UNIX)`
+   * and datagram unix socketpairs, so no pathname socket is reachable at all
+   * (allowlisted ones only through the proxy's `x-unix-socket`).
+   */
+  readonly strictUnixSockets?: boolean;
 }

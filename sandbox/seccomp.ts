@@ -77,6 +77,7 @@ const BPF_LD_W_ABS = 0x20;
 const BPF_JMP_JEQ_K = 0x15;
 const BPF_JMP_JSET_K = 0x45;
 const BPF_RET_K = 0x06;
+const BPF_ALU_AND_K = 0x54;
 
 // struct seccomp_data: int nr; __u32 arch; __u64 instruction_pointer; __u64 args[6].
 // Both architectures are little-endian: the low half of args[i] is at 16 + 8 * i.
@@ -90,6 +91,10 @@ const AF_INET = 2;
 const AF_INET6 = 10;
 const AF_NETLINK = 16;
 const NETLINK_ROUTE = 0;
+// The socket type sits in the low four bits; SOCK_CLOEXEC and SOCK_NONBLOCK above them.
+const SOCK_TYPE_MASK = 0xf;
+const SOCK_STREAM = 1;
+const SOCK_SEQPACKET = 5;
 const NETLINK_SOCK_DIAG = 4;
 
 // CLONE_NEW* (include/uapi/linux/sched.h). CLONE_NEWTIME (0x80) shares its bit with the exit
@@ -239,9 +244,18 @@ export function currentSeccompArch(): SeccompArch | null {
   return arch === "x86_64" || arch === "aarch64" ? arch : null;
 }
 
-type Target = "allow" | "eperm" | "enosys" | "socket" | "netlink" | "nsflags";
+type Target =
+  | "allow"
+  | "eperm"
+  | "enosys"
+  | "socket"
+  | "socketpair"
+  | "netlink"
+  | "nsflags"
+  | "pairtype";
 type Op =
   | { readonly op: "load"; readonly offset: number }
+  | { readonly op: "and"; readonly k: number }
   | { readonly op: "jeq" | "jset"; readonly k: number; readonly then: Target }
   | { readonly op: "ret"; readonly value: number }
   | { readonly op: "label"; readonly name: Target };
@@ -265,12 +279,29 @@ type Op =
  * // hand `bytes` to bwrap on a descriptor: bwrap --seccomp 3 …
  * ```
  */
-export function buildSeccompFilter(_plan: SandboxPlan, arch: SeccompArch): Uint8Array {
-  return encodeBpf(buildSeccompProgram(arch));
+export function buildSeccompFilter(plan: SandboxPlan, arch: SeccompArch): Uint8Array {
+  return encodeBpf(
+    buildSeccompProgram(arch, { strictUnixSockets: plan.linux?.strictUnixSockets === true }),
+  );
+}
+
+/** Options for {@linkcode buildSeccompProgram}. */
+export interface SeccompProgramOptions {
+  /**
+   * Refuse `socket(AF_UNIX, …)` and datagram `socketpair(AF_UNIX, …)`
+   * (EPERM): with no unconnected unix socket, the command can reach no
+   * pathname socket at all, whatever path it was bound by and whenever.
+   * Stream and seqpacket socketpairs (pipes between processes) still work.
+   */
+  readonly strictUnixSockets?: boolean;
 }
 
 /** The same filter as instructions (for the decoder and the tests). */
-export function buildSeccompProgram(arch: SeccompArch): BpfInstruction[] {
+export function buildSeccompProgram(
+  arch: SeccompArch,
+  options: SeccompProgramOptions = {},
+): BpfInstruction[] {
+  const strict = options.strictUnixSockets === true;
   const numbers = SYSCALL_NUMBERS[arch];
   const auditArch = AUDIT_ARCH[arch];
   if (numbers === undefined || auditArch === undefined) {
@@ -288,14 +319,29 @@ export function buildSeccompProgram(arch: SeccompArch): BpfInstruction[] {
   }
   program.push({ op: "jeq", k: numbers.clone3, then: "enosys" });
   program.push({ op: "jeq", k: numbers.socket, then: "socket" });
-  program.push({ op: "jeq", k: numbers.socketpair, then: "socket" });
+  program.push({ op: "jeq", k: numbers.socketpair, then: strict ? "socketpair" : "socket" });
   program.push({ op: "jeq", k: numbers.clone, then: "nsflags" });
   program.push({ op: "jeq", k: numbers.unshare, then: "nsflags" });
   program.push({ op: "ret", value: SECCOMP_RET_ALLOW });
 
+  if (strict) {
+    // socketpair(AF_UNIX, SOCK_STREAM | SOCK_SEQPACKET (+ flags)) only: a datagram pair
+    // could still sendto() or connect() a host datagram socket by path.
+    program.push({ op: "label", name: "socketpair" });
+    program.push({ op: "load", offset: argLow(0) });
+    program.push({ op: "jeq", k: AF_UNIX, then: "pairtype" });
+    program.push({ op: "ret", value: SECCOMP_RET_ERRNO | EPERM });
+    program.push({ op: "label", name: "pairtype" });
+    program.push({ op: "load", offset: argLow(1) });
+    program.push({ op: "and", k: SOCK_TYPE_MASK });
+    program.push({ op: "jeq", k: SOCK_STREAM, then: "allow" });
+    program.push({ op: "jeq", k: SOCK_SEQPACKET, then: "allow" });
+    program.push({ op: "ret", value: SECCOMP_RET_ERRNO | EPERM });
+  }
   program.push({ op: "label", name: "socket" });
   program.push({ op: "load", offset: argLow(0) });
   for (const family of ALLOWED_SOCKET_FAMILIES) {
+    if (strict && family === AF_UNIX) continue;
     program.push({ op: "jeq", k: family, then: family === AF_NETLINK ? "netlink" : "allow" });
   }
   program.push({ op: "ret", value: SECCOMP_RET_ERRNO | EPERM });
@@ -348,6 +394,9 @@ function assemble(ops: readonly Op[]): BpfInstruction[] {
         break;
       case "ret":
         out.push({ code: BPF_RET_K, jt: 0, jf: 0, k: op.value });
+        break;
+      case "and":
+        out.push({ code: BPF_ALU_AND_K, jt: 0, jf: 0, k: op.k });
         break;
       case "jeq":
       case "jset": {
@@ -436,6 +485,10 @@ export function evaluateSeccomp(
     switch (ins.code) {
       case BPF_LD_W_ABS:
         acc = load(ins.k);
+        pc++;
+        break;
+      case BPF_ALU_AND_K:
+        acc = (acc & ins.k) >>> 0;
         pc++;
         break;
       case BPF_JMP_JEQ_K:

@@ -189,3 +189,48 @@ Deno.test("evaluateSeccomp() refuses to guess: unknown opcodes and falling off t
   assert.throws(() => evaluateSeccomp([{ code: 0x07, jt: 0, jf: 0, k: 0 }], { arch: 0, nr: 0 }));
   assert.throws(() => evaluateSeccomp([{ code: 0x20, jt: 0, jf: 0, k: 0 }], { arch: 0, nr: 0 }));
 });
+
+for (const arch of ARCHES) {
+  Deno.test(`seccomp (${arch}) with strict_unix_sockets refuses unix sockets but stream socketpairs`, async () => {
+    const program = buildSeccompProgram(arch, { strictUnixSockets: true });
+    const strictPlan: SandboxPlan = {
+      ...PLAN,
+      linux: {
+        unshareUser: true,
+        emptyDirs: [],
+        hiddenDirs: [],
+        maskedFiles: [],
+        socketBinds: [],
+        strictUnixSockets: true,
+      },
+    };
+    const golden = await Deno.readFile(
+      new URL(`../testdata/seccomp/${arch}-strict-unix.bpf`, import.meta.url),
+    );
+    assert.deepEqual(buildSeccompFilter(strictPlan, arch), golden);
+    assert.deepEqual(decodeBpf(golden), program);
+    const nr = SYSCALL_NUMBERS[arch];
+    const run = (call: number, args: number[]) =>
+      evaluateSeccomp(program, { arch: SECCOMP_AUDIT_ARCH[arch], nr: call, args });
+    const CLOEXEC_NONBLOCK = 0x80800;
+    for (const type of [1, 2, 5]) {
+      assert.deepEqual(
+        run(nr.socket, [1, type | CLOEXEC_NONBLOCK, 0]),
+        DENY,
+        `socket type ${type}`,
+      );
+    }
+    assert.deepEqual(run(nr.socketpair, [1, 1, 0]), ALLOW);
+    assert.deepEqual(run(nr.socketpair, [1, 1 | CLOEXEC_NONBLOCK, 0]), ALLOW);
+    assert.deepEqual(run(nr.socketpair, [1, 5 | CLOEXEC_NONBLOCK, 0]), ALLOW);
+    assert.deepEqual(run(nr.socketpair, [1, 2, 0]), DENY, "datagram pair");
+    assert.deepEqual(run(nr.socketpair, [1, 2 | CLOEXEC_NONBLOCK, 0]), DENY);
+    assert.deepEqual(run(nr.socketpair, [40, 1, 0]), DENY);
+    // Everything else as without the switch.
+    assert.deepEqual(run(nr.socket, [2, 1, 0]), ALLOW);
+    assert.deepEqual(run(nr.socket, [10, 2, 0]), ALLOW);
+    assert.deepEqual(run(nr.socket, [16, 3, 0]), ALLOW);
+    assert.deepEqual(run(nr.socket, [40, 1, 0]), DENY);
+    assert.deepEqual(run(nr.io_uring_setup, []), DENY);
+  });
+}

@@ -29,8 +29,8 @@ function probe(paths: Record<string, string>): string {
   return [
     "import socket",
     "def probe(name, path):",
-    "    s = socket.socket(socket.AF_UNIX)",
     "    try:",
+    "        s = socket.socket(socket.AF_UNIX)",
     "        s.connect(path); print(name + '=connected:' + s.recv(16).decode())",
     "    except OSError as e:",
     "        print(name + '=' + type(e).__name__)",
@@ -204,3 +204,50 @@ async function exists(path: string): Promise<boolean> {
     return false;
   }
 }
+
+Deno.test({
+  name:
+    "unix sockets: strict_unix_sockets stops what the file view cannot (relative bind, renamed dir, hard link)",
+  ignore: !READY,
+  async fn() {
+    await using host = await homeDir(".sandbox-e2e-strict-");
+    await using cwd = await homeDir(".sandbox-e2e-strict-cwd-");
+    await Deno.mkdir(`${host.path}/a`);
+    // Bound by a relative path: /proc/net/unix shows "rel.sock", which names no place to mask.
+    const back = Deno.cwd();
+    Deno.chdir(`${host.path}/a`);
+    let server;
+    try {
+      server = startUnixServer("rel.sock", "secret");
+    } finally {
+      Deno.chdir(back);
+    }
+    await using _server = server;
+    await Deno.link(`${host.path}/a/rel.sock`, `${host.path}/hard.sock`);
+    await Deno.rename(`${host.path}/a`, `${host.path}/renamed`);
+    const paths = { renamed: `${host.path}/renamed/rel.sock`, hard: `${host.path}/hard.sock` };
+    await Deno.writeTextFile(
+      `${cwd.path}/probe.py`,
+      probe(paths) +
+        "\na, b = socket.socketpair(); a.send(b'x'); print('pair=' + b.recv(1).decode())",
+    );
+    // Control, without the switch: the file view has nothing to mask, the socket is reachable.
+    const open = await run(["--", "python3", "probe.py"], cwd.path);
+    assert.equal(open.code, 0, open.stderr);
+    assert.equal(parseLines(open.stdout).get("renamed"), "connected:secret");
+    assert.equal(parseLines(open.stdout).get("hard"), "connected:secret");
+    // With it: no unix socket can be made, so neither name leads anywhere; pipes between
+    // processes (stream socketpairs) still work.
+    const config = `${cwd.path}/strict.toml`;
+    await Deno.writeTextFile(
+      config,
+      'default_permissions = "strict"\n[permissions.strict.network]\nstrict_unix_sockets = true\n',
+    );
+    const strict = await run(["--config", config, "--", "python3", "probe.py"], cwd.path);
+    assert.equal(strict.code, 0, strict.stderr);
+    const lines = parseLines(strict.stdout);
+    assert.equal(lines.get("renamed"), "PermissionError");
+    assert.equal(lines.get("hard"), "PermissionError");
+    assert.equal(lines.get("pair"), "x");
+  },
+});
