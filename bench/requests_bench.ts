@@ -28,11 +28,13 @@ const { values } = parseArgs({
     requests: { type: "string", default: "1000" },
     reps: { type: "string" },
     quick: { type: "boolean", default: false },
+    main: { type: "string" },
   },
 });
 const REQUESTS = Number(values.requests);
 const REPS = Number(values.reps ?? (values.quick ? 3 : 7));
-const MAIN = decodeURIComponent(new URL("../main.ts", import.meta.url).pathname);
+// `--main` points at another checkout's main.ts (an A/B comparison in one run).
+const MAIN = values.main ?? decodeURIComponent(new URL("../main.ts", import.meta.url).pathname);
 const SELF = [
   Deno.execPath(),
   "run",

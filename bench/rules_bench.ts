@@ -32,12 +32,14 @@ const { values } = parseArgs({
     runs: { type: "string" },
     sizes: { type: "string", default: "1,100,10000,100000" },
     quick: { type: "boolean", default: false },
+    main: { type: "string" },
   },
 });
 const QUICK = values.quick === true;
 const RUNS = Number(values.runs ?? (QUICK ? 5 : 11));
 const SIZES = values.sizes.split(",").map(Number);
-const MAIN = decodeURIComponent(new URL("../main.ts", import.meta.url).pathname);
+// `--main` points at another checkout's main.ts (an A/B comparison in one run).
+const MAIN = values.main ?? decodeURIComponent(new URL("../main.ts", import.meta.url).pathname);
 const SELF = [
   Deno.execPath(),
   "run",
