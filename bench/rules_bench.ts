@@ -92,8 +92,9 @@ async function time(argv: string[], cwd: string): Promise<number> {
   const out = await new Deno.Command(argv[0], {
     args: argv.slice(1),
     cwd,
-    // A HOME of its own: only the rules file under test is loaded, never the user's config.
-    env: { HOME: cwd, XDG_CONFIG_HOME: `${cwd}/.config` },
+    // A config dir of its own: only the rules file under test is loaded, never the user's
+    // config (HOME stays: Deno's own cache lives under it).
+    env: { XDG_CONFIG_HOME: `${cwd}/.config` },
     stdin: "null",
     stdout: "null",
     stderr: "piped",
