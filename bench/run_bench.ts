@@ -11,11 +11,13 @@
  *   - `deno run main.ts --version` (the launcher's own start-up),
  *   - bwrap starting the bridge inside it (`__bridge`, exits at once): the
  *     cost of the "bridge inside" design, for comparison,
- *   - `sandbox run -- true` with network (proxy, bwrap, bridge entered with nsenter),
+ *   - `sandbox run -- true` with network (proxy, bwrap, bridge; capture on, the default),
+ *   - the same with `--no-capture` (no DNS stub, no synthetic range),
  *   - `sandbox run -- true` for an execpolicy `allow` command (no proxy, no bridge).
  * Throughput: curl inside the sandbox downloads M MiB through the bridge and
- * the proxy (CONNECT tunnel) from a loopback server; beside it, curl on the
- * host straight from the same server.
+ * the proxy (CONNECT tunnel) from a loopback server, and again connecting
+ * directly (`--noproxy '*'`: captured, a plain tunnel for the `host:PORT`
+ * rule); beside them, curl on the host straight from the same server.
  *
  * @module
  */
@@ -96,6 +98,10 @@ const cases: [string, string[]][] = [
   ],
   ["sandbox run -- true (network: proxy + bridge)", [...SELF, "run", "--", "true"]],
   [
+    "sandbox run --no-capture -- true (network, capture off)",
+    [...SELF, "run", "--no-capture", "--", "true"],
+  ],
+  [
     "sandbox run -- true (execpolicy allow: no network)",
     [...SELF, "run", "--config", `${dir}/allow.toml`, "--", "true"],
   ],
@@ -164,6 +170,7 @@ async function throughput(): Promise<void> {
   const curl = ["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download}\n"];
   const direct: number[] = [];
   const sandboxed: number[] = [];
+  const captured: number[] = [];
   for (let i = 0; i < 3; i++) {
     direct.push(
       await speed([...curl, "--resolve", `big.test:${listener.addr.port}:127.0.0.1`, url]),
@@ -182,6 +189,21 @@ async function throughput(): Promise<void> {
         url,
       ]),
     );
+    captured.push(
+      await speed([
+        ...SELF,
+        "run",
+        "--resolve",
+        "big.test=127.0.0.1",
+        "--allow",
+        `big.test:${listener.addr.port}`,
+        "--",
+        ...curl,
+        "--noproxy",
+        "*",
+        url,
+      ]),
+    );
   }
   listener.close();
   await serving.catch(() => {});
@@ -191,5 +213,10 @@ async function throughput(): Promise<void> {
     `  ${
       median(sandboxed).toFixed(0).padStart(7)
     }  curl in the sandbox via bridge + proxy (CONNECT)`,
+  );
+  console.log(
+    `  ${
+      median(captured).toFixed(0).padStart(7)
+    }  curl in the sandbox connecting directly (captured: bridge + proxy, plain tunnel)`,
   );
 }
