@@ -110,9 +110,36 @@ const PLAIN_NAME = /^(\*\*?\.)?((?:[a-z0-9_-]{1,63}\.)*[a-z_-][a-z0-9_-]{0,62})$
 
 /** Whether `pattern` is a valid name pattern already in normal form (see {@linkcode PLAIN_NAME}). */
 function isPlainName(pattern: string, action: string): boolean {
-  if (action !== "allow" && action !== "deny") return false;
-  const plain = PLAIN_NAME.exec(pattern);
-  return plain !== null && plain[2].length <= 253;
+  return plainNameParts(pattern, action) !== null;
+}
+
+/** The scope and labels (joined with dots) of a plain name pattern. */
+export interface PlainNameParts {
+  /** Which hosts it covers relative to `key`. */
+  readonly scope: NameScope;
+  /** Its labels joined with dots (the pattern without `*.` or `**.`). */
+  readonly key: string;
+}
+
+/**
+ * The parts of a valid name pattern already in normal form (lower case, no
+ * port, no trailing dot, no glob inside a label), or null for any other
+ * pattern. Lets a policy index a plain name without compiling it.
+ *
+ * @example
+ * ```ts
+ * plainNameParts("**.example.com", "allow"); // { scope: "apex_and_subdomains", key: "example.com" }
+ * plainNameParts("Example.com", "allow"); // null
+ * ```
+ */
+export function plainNameParts(pattern: string, action: string): PlainNameParts | null {
+  if ((action !== "allow" && action !== "deny") || !PLAIN_NAME.test(pattern)) return null;
+  const prefix = pattern.startsWith("**.") ? 3 : pattern.startsWith("*.") ? 2 : 0;
+  if (pattern.length - prefix > 253) return null;
+  return {
+    scope: prefix === 0 ? "exact" : prefix === 2 ? "subdomains" : "apex_and_subdomains",
+    key: prefix === 0 ? pattern : pattern.slice(prefix),
+  };
 }
 
 /** Compiles or explains why not; the one implementation behind both exports. */

@@ -28,7 +28,13 @@ import type { NetworkConfig, NetworkMode } from "./types.ts";
 import { ConfigError, type ConfigProblem, errorMessage } from "../errors.ts";
 import { classifyAddress, type IpAddress, parseIpLiteral } from "./address.ts";
 import { normalizeHost, splitHostPort } from "./host.ts";
-import { compileDomainPattern, type DomainPattern, matchesPatternPort } from "./pattern.ts";
+import {
+  compileDomainPattern,
+  type DomainPattern,
+  matchesPatternPort,
+  type PlainNameParts,
+  plainNameParts,
+} from "./pattern.ts";
 import { ruleIndexOf } from "./rule_index.ts";
 import type { DenyReason } from "./reasons.ts";
 import type { Resolver } from "./types.ts";
@@ -39,6 +45,37 @@ export interface CompiledRule {
   readonly pattern: DomainPattern;
   /** Where the rule came from (`flag:--allow`, `user:/path`, …). */
   readonly source: string;
+  /** Set for a plain name pattern (no port, compiled on first use): what the index needs. */
+  readonly name?: PlainNameParts;
+}
+
+/** Whether a rule's port admits `port` (a plain name has no port: every port). */
+function admitsPort(rule: CompiledRule, port: number | null): boolean {
+  return rule.name !== undefined || matchesPatternPort(rule.pattern, port);
+}
+
+/**
+ * A rule whose pattern is a plain name: indexed by its parts and compiled
+ * only when something looks at `pattern` (a decision reporting it), so a
+ * 100,000-rule allowlist does not build 100,000 pattern objects at start.
+ */
+class PlainNameRule implements CompiledRule {
+  readonly source: string;
+  readonly name: PlainNameParts;
+  readonly #text: string;
+  readonly #action: "allow" | "deny";
+  #pattern: DomainPattern | null = null;
+
+  constructor(text: string, action: "allow" | "deny", source: string, name: PlainNameParts) {
+    this.#text = text;
+    this.#action = action;
+    this.source = source;
+    this.name = name;
+  }
+
+  get pattern(): DomainPattern {
+    return this.#pattern ??= compileDomainPattern(this.#text, this.#action);
+  }
 }
 
 /** The compiled network policy; build it with {@linkcode compileNetworkPolicy}. */
@@ -115,6 +152,13 @@ export function compileNetworkPolicy(network: NetworkConfig): NetworkPolicy {
   const deny: CompiledRule[] = [];
   const problems: ConfigProblem[] = [];
   for (const rule of network.domains) {
+    const name = plainNameParts(rule.pattern, rule.action);
+    if (name !== null) {
+      (rule.action === "deny" ? deny : allow).push(
+        new PlainNameRule(rule.pattern, rule.action, rule.source, name),
+      );
+      continue;
+    }
     try {
       const pattern = compileDomainPattern(rule.pattern, rule.action);
       (rule.action === "deny" ? deny : allow).push({ pattern, source: rule.source });
@@ -182,7 +226,7 @@ function exactAllow(
 ): CompiledRule | undefined {
   return ruleIndexOf(policy.allow).first(host, address, {
     exactOnly: true,
-    accept: (rule) => matchesPatternPort(rule.pattern, port),
+    accept: (rule) => admitsPort(rule, port),
   });
 }
 
@@ -197,7 +241,7 @@ function findRule(
   port: number | null,
 ): CompiledRule | undefined {
   return ruleIndexOf(rules).first(host, address, {
-    accept: (rule) => matchesPatternPort(rule.pattern, port),
+    accept: (rule) => admitsPort(rule, port),
   });
 }
 

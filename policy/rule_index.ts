@@ -26,12 +26,18 @@
  */
 import type { IpAddress } from "./address.ts";
 import { matchesDomainPattern } from "./pattern.ts";
-import type { DomainPattern } from "./pattern.ts";
+import type { DomainPattern, NameScope, PlainNameParts } from "./pattern.ts";
 
 /** What the index needs of a rule. */
 export interface IndexedRule {
   /** The compiled pattern. */
   readonly pattern: DomainPattern;
+  /**
+   * For a plain name pattern (see `plainNameParts`): its scope and labels,
+   * so the index never needs to look at `pattern` (which may be compiled
+   * only on first use). Such a pattern has no port.
+   */
+  readonly name?: PlainNameParts;
 }
 
 /** Options for {@linkcode RuleIndex.first}. */
@@ -93,6 +99,11 @@ export class RuleIndex<R extends IndexedRule> {
   constructor(rules: readonly R[]) {
     this.#rules = rules;
     for (let position = 0; position < rules.length; position++) {
+      const name = rules[position].name;
+      if (name !== undefined) {
+        this.#addName(name.key, name.scope, position);
+        continue;
+      }
       const pattern = rules[position].pattern;
       if (pattern.kind === "any") {
         this.#any.push(position);
@@ -106,25 +117,22 @@ export class RuleIndex<R extends IndexedRule> {
         else list.push(position);
       } else {
         const key = nameKey(pattern);
-        if (key.includes("*")) {
-          this.#globs.push(position);
-          continue;
-        }
-        let entry = this.#names.get(key);
-        if (entry === undefined) {
-          entry = { exact: null, subdomains: null, apex: null };
-          this.#names.set(key, entry);
-        }
-        const scope = pattern.scope === "exact"
-          ? "exact"
-          : pattern.scope === "subdomains"
-          ? "subdomains"
-          : "apex";
-        const list = entry[scope];
-        if (list === null) entry[scope] = [position];
-        else list.push(position);
+        if (key.includes("*")) this.#globs.push(position);
+        else this.#addName(key, pattern.scope, position);
       }
     }
+  }
+
+  #addName(key: string, scope: NameScope, position: number): void {
+    let entry = this.#names.get(key);
+    if (entry === undefined) {
+      entry = { exact: null, subdomains: null, apex: null };
+      this.#names.set(key, entry);
+    }
+    const field = scope === "exact" ? "exact" : scope === "subdomains" ? "subdomains" : "apex";
+    const list = entry[field];
+    if (list === null) entry[field] = [position];
+    else list.push(position);
   }
 
   /** How many rules the index covers. */
@@ -154,7 +162,10 @@ export class RuleIndex<R extends IndexedRule> {
         if (position >= best) return;
         const rule = rules[position];
         if (verify && !matchesDomainPattern(rule.pattern, host, { address })) continue;
-        if (exactOnly && !rule.pattern.exact) continue;
+        if (
+          exactOnly &&
+          !(rule.name !== undefined ? rule.name.scope === "exact" : rule.pattern.exact)
+        ) continue;
         if (accept !== undefined && !accept(rule)) continue;
         best = position;
         return;

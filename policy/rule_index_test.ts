@@ -6,6 +6,8 @@ import {
   compileDomainPattern,
   matchesDomainPattern,
   matchesPatternPort,
+  type PlainNameParts,
+  plainNameParts,
   validateDomainPattern,
 } from "./pattern.ts";
 import { RuleIndex, ruleIndexOf } from "./rule_index.ts";
@@ -13,6 +15,15 @@ import { RuleIndex, ruleIndexOf } from "./rule_index.ts";
 interface Rule {
   pattern: ReturnType<typeof compileDomainPattern>;
   source: string;
+  name?: PlainNameParts;
+}
+
+/** The same rules with the plain-name hint the policy gives them (the index then skips `pattern`). */
+function hinted(rules: readonly Rule[]): Rule[] {
+  return rules.map((rule) => {
+    const name = plainNameParts(rule.pattern.text, rule.pattern.action);
+    return name === null ? rule : { ...rule, name };
+  });
 }
 
 /** The straightforward reference: scan every rule in order. */
@@ -84,23 +95,25 @@ Deno.test("RuleIndex.first() finds the same rule as a scan of the list, over ran
       fc.constantFrom<"allow" | "deny">("allow", "deny"),
       fc.array(hostText, { minLength: 1, maxLength: 10 }),
       (texts, action, hosts) => {
-        const rules = compile(validPatterns(texts, action), action);
-        const index = new RuleIndex(rules);
-        for (const raw of hosts) {
-          const host = normalizeHost(raw);
-          const address = parseIpLiteral(host);
-          assert.equal(index.first(host, address), reference(rules, host), `host ${host}`);
-          assert.equal(
-            index.first(host, address, { exactOnly: true }),
-            reference(rules, host, { exactOnly: true }),
-            `exact, host ${host}`,
-          );
-          const onPort = (rule: Rule) => matchesPatternPort(rule.pattern, 80);
-          assert.equal(
-            index.first(host, address, { accept: onPort }),
-            reference(rules, host, { accept: onPort }),
-            `port 80, host ${host}`,
-          );
+        const plain = compile(validPatterns(texts, action), action);
+        for (const rules of [plain, hinted(plain)]) {
+          const index = new RuleIndex(rules);
+          for (const raw of hosts) {
+            const host = normalizeHost(raw);
+            const address = parseIpLiteral(host);
+            assert.equal(index.first(host, address), reference(rules, host), `host ${host}`);
+            assert.equal(
+              index.first(host, address, { exactOnly: true }),
+              reference(rules, host, { exactOnly: true }),
+              `exact, host ${host}`,
+            );
+            const onPort = (rule: Rule) => matchesPatternPort(rule.pattern, 80);
+            assert.equal(
+              index.first(host, address, { accept: onPort }),
+              reference(rules, host, { accept: onPort }),
+              `port 80, host ${host}`,
+            );
+          }
         }
       },
     ),
