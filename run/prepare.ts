@@ -174,7 +174,9 @@ const RESOLV_CONF = "# sandbox: every name gets a synthetic address; the proxy d
 function capturePlan(config: EffectiveConfig, socket: string): CapturePlan {
   const ports = new Set([80, 443]);
   for (const rule of config.network.domains) {
-    if (rule.action !== "allow") continue;
+    // Only a pattern with a colon can name a port: the others (nearly all of a large
+    // allowlist) are not compiled here.
+    if (rule.action !== "allow" || !rule.pattern.includes(":")) continue;
     try {
       const port = compileDomainPattern(rule.pattern, "allow").port;
       if (port != null) ports.add(port);
