@@ -24,6 +24,8 @@
  * (`allow-network` when the network is enabled, else `allow`); `prompt` ->
  * `deny` unless someone can be asked (this tool has no interactive approval
  * for commands yet, so it is denied, and the justification says why).
+ * `host_executable(name, paths)`: a rule for `name` matches a program given
+ * as a path only at one of `paths` (a bare name still matches).
  *
  * @module
  */
@@ -461,7 +463,8 @@ export function codexRulesToExecRules(rules: CodexRules, options: CodexRulesOpti
         }]);
       }
     }
-    for (const pattern of patterns) {
+    for (const [k, pattern] of patterns.entries()) {
+      const host = rules.hostExecutables.filter((h) => h.name === combos[k][0]);
       out.push({
         pattern,
         decision,
@@ -469,6 +472,7 @@ export function codexRulesToExecRules(rules: CodexRules, options: CodexRulesOpti
         match: [],
         notMatch: r.notMatch,
         source: `rules:${options.file}:${r.line}`,
+        ...(host.length > 0 ? { programPaths: host.flatMap((h) => h.paths) } : {}),
       });
     }
   }

@@ -55,6 +55,10 @@ Deno.test("codexRulesToExecRules() decides as the rules file says, by execpolicy
     [["rm", "-rf", "/"], "deny"],
     [["/usr/bin/rm", "x"], "deny"],
     [["ls*"], "allow"], // a token is literal, never a glob
+    // host_executable(name = "git", paths = [...]): a path matches git's rules only when listed.
+    [["/usr/bin/git", "reset", "--hard"], "deny"],
+    [["/tmp/evil/git", "reset", "--hard"], "allow"],
+    [["git", "reset", "--hard"], "deny"],
   ];
   for (const [argv, expected] of cases) {
     const verdict = decideCommand(policy, argv, { networkEnabled: true, env: {}, cwd: null });

@@ -561,6 +561,7 @@ function matchAll(
   for (const r of ctx.rules) {
     let best: "sure" | "possible" | "no" = "no";
     for (const f of forms) {
+      if (!atAllowedPath(ctx, r.rule, f)) continue;
       const m = matchWords(r.pattern, f);
       if (m === "sure") {
         best = "sure";
@@ -572,6 +573,18 @@ function matchAll(
     else if (best === "possible") possible.push(r);
   }
   return { sure, possible };
+}
+
+/** A rule with `programPaths` matches a program given as a path only at one of them. */
+function atAllowedPath(ctx: Context, rule: ExecRule, words: readonly ScriptWord[]): boolean {
+  const paths = rule.programPaths;
+  const head = words[0];
+  if (paths === undefined || paths === null || head === undefined) return true;
+  if (head.kind !== "literal" || !head.text.includes("/")) return true;
+  const home = ctx.lookup.env.HOME;
+  return paths.some((p) =>
+    (p.startsWith("~/") ? (home === undefined ? null : `${home}/${p.slice(2)}`) : p) === head.text
+  );
 }
 
 function boundHosts(decision: ExecDecision, deciders: readonly CompiledRule[]): string[] | null {

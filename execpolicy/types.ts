@@ -28,6 +28,12 @@ export interface ExecRule {
    * binding.
    */
   readonly hosts?: readonly string[] | null;
+  /**
+   * When set (Codex `host_executable`), a program given as a path matches the
+   * rule's program word only at one of these paths (`~/` is the home dir);
+   * a bare name still matches.
+   */
+  readonly programPaths?: readonly string[] | null;
 }
 
 /** The execpolicy table. */
