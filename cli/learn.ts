@@ -302,7 +302,7 @@ export async function learnCommand(
  * proving that it loads as a config whose profile allows every learned host.
  * The file is replaced atomically; nothing is written when the check fails.
  */
-async function checkAndWrite(
+export async function checkAndWrite(
   text: string,
   target: string | null,
   options: {

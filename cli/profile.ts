@@ -180,6 +180,7 @@ export function renderConfig(
     ["proxy_url", "proxyUrl", n.proxyUrl],
     ["socks_url", "socksUrl", n.socksUrl],
     ["enable_socks5", "enableSocks5", n.enableSocks5],
+    ["enforcement", "enforcement", n.enforcement ?? "enforce"],
     [
       "dangerously_allow_all_unix_sockets",
       "dangerouslyAllowAllUnixSockets",

@@ -9,7 +9,7 @@ import { loadEffectiveConfig } from "../profiles/load.ts";
 import { runSandboxed } from "../run/run.ts";
 import { parseCommandArgs, SHARED_OPTIONS, type SharedValues } from "./args.ts";
 import { UsageError } from "../errors.ts";
-import { reportRun } from "../run/report.ts";
+import { type ReportDecision, reportRun, summarizeDecisions } from "../run/report.ts";
 import { createBlockWatch } from "../run/block_watch.ts";
 import { absoluteWritable, checkLogFile, stdoutLinePrefix } from "./run_checks.ts";
 import { openWorkflowFence } from "../run/workflow_fence.ts";
@@ -50,6 +50,11 @@ Options:
                            Let the working dir or a writable path be / or contain
                            /proc, /dev, /tmp, /run, /etc, /usr… (refused otherwise:
                            exit 2); the sandbox's own /proc, /dev, /tmp stay on top
+  --report                 Report mode: let through what the rules would refuse
+                           for host or method reasons and log it as would_block
+                           (local addresses, managed denies stay refused)
+  --merge FILE             With --report: add allow lines for the would-block
+                           hosts to the profile in FILE (comments kept)
   --allow-workflow-commands
                            Under GitHub Actions, let the command's own ::…::
                            workflow commands through (fenced off by default)
@@ -78,6 +83,8 @@ const RUN_OPTIONS = {
   "dangerously-allow-system-dirs": { type: "boolean" },
   "allow-workflow-commands": { type: "boolean" },
   "no-capture": { type: "boolean" },
+  report: { type: "boolean" },
+  merge: { type: "string" },
 } as const;
 
 /**
@@ -118,6 +125,10 @@ export async function runCommand(args: string[]): Promise<number> {
   } as SharedValues;
   if (flags.log !== undefined) checkLogFile(flags.log, cwd, "run");
   const config = await loadEffectiveConfig(flags, { cwd, env });
+  // Report mode's --merge target is read and checked before anything runs.
+  const merge = values.merge === undefined
+    ? null
+    : await readMergeTarget(values.merge as string, config.network.enforcement, cwd, flags);
   for (const notice of config.notices) {
     Deno.stderr.writeSync(new TextEncoder().encode(`sandbox: ${notice}\n`));
   }
@@ -172,7 +183,7 @@ export async function runCommand(args: string[]): Promise<number> {
     await fence?.end();
   }
   if (dryRun) return result.exitCode;
-  return await reportRun(result, {
+  const exitCode = await reportRun(result, {
     profile: config.profileName,
     command: rest,
     json: flags.json === true,
@@ -182,4 +193,78 @@ export async function runCommand(args: string[]): Promise<number> {
     jsonPrefix: flags.json === true ? stdoutLinePrefix() : "",
     env,
   });
+  if (merge !== null) await mergeWouldBlock(merge, result.decisions, { command: rest, cwd, env });
+  return exitCode;
+}
+
+interface MergeTarget {
+  readonly file: string;
+  readonly path: string;
+  readonly text: string;
+  readonly profile: string | undefined;
+}
+
+async function readMergeTarget(
+  file: string,
+  enforcement: string | undefined,
+  cwd: string,
+  flags: SharedValues,
+): Promise<MergeTarget> {
+  if (enforcement !== "report") {
+    throw new UsageError(
+      '"--merge FILE" goes with report mode: add --report (or enforcement = "report" in the profile)',
+      { command: "run" },
+    );
+  }
+  const path = file.startsWith("/") ? file : `${cwd.replace(/\/$/, "")}/${file}`;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new UsageError(
+      `Cannot merge into "${file}": ${
+        error instanceof Deno.errors.NotFound ? "the file does not exist" : String(error)
+      }: give an existing profile (sandbox learn --out writes a new one)`,
+      { command: "run" },
+    );
+  }
+  // A file that cannot take the additions is refused now, not after the run. (The TOML editor
+  // loads only here: a run without --merge keeps its small start-up graph.)
+  const { mergeLearnedHosts } = await import("../profiles/learn_profile.ts");
+  mergeLearnedHosts(text, [], { file, command: [], profile: flags.profile });
+  return { file, path, text, profile: flags.profile };
+}
+
+/** Adds allow lines for the hosts report mode let through as `not_allowed` to the merge target. */
+async function mergeWouldBlock(
+  target: MergeTarget,
+  decisions: readonly ReportDecision[],
+  options: { command: readonly string[]; cwd: string; env: Record<string, string> },
+): Promise<void> {
+  const { mergeLearnedHosts } = await import("../profiles/learn_profile.ts");
+  const { checkAndWrite } = await import("./learn.ts");
+  const summary = summarizeDecisions(decisions);
+  const names = new Set(
+    summary.wouldBlock.filter((b) => b.reason === "not_allowed").map((b) => b.host),
+  );
+  const hosts = summary.allowed.filter((a) => names.has(a.host));
+  const merged = mergeLearnedHosts(target.text, hosts, {
+    file: target.file,
+    command: options.command,
+    profile: target.profile,
+  });
+  await checkAndWrite(merged.text, target.path, {
+    profile: merged.profile,
+    hosts: hosts.map((h) => h.host),
+    cwd: options.cwd,
+    home: options.env.HOME,
+    unchanged: merged.text === target.text,
+  });
+  Deno.stderr.writeSync(
+    new TextEncoder().encode(
+      `sandbox: report mode: added ${merged.added.length} host${
+        merged.added.length === 1 ? "" : "s"
+      } to profile "${merged.profile}" in ${target.file}\n`,
+    ),
+  );
 }

@@ -21,6 +21,15 @@
  *
  * A `not_allowed` from step 4 waits for step 6: when the mode guard denies
  * too, the request is refused as `not_allowed` without asking anyone.
+ *
+ * In report mode (`enforcement = "report"`), a refusal for a host reason
+ * (`not_allowed`, or `denied` by a rule that is not managed) or a method
+ * reason (the mode guard) is turned into an allow that carries the refusal
+ * as {@linkcode WouldBlock}; the request is decided again as if one
+ * non-exact rule allowed every host, so a refused name is resolved only
+ * then and the floors still hold: local and private addresses, managed
+ * denies, the proxy's own listeners and every `proxy_state`/`request_check`
+ * refusal stay enforced. No one is asked in report mode.
  * Anything that throws while deciding is a deny `policy_error` (fail closed).
  *
  * New guards (per-host request rules, secret placeholders) go into
@@ -171,11 +180,27 @@ export interface DecideRequestOptions {
   readonly ask?: (question: AskQuestion) => Promise<"allow" | "deny">;
 }
 
+/** In report mode: the refusal an allowed request would have had. */
+export interface WouldBlock {
+  /** The reason it would have been refused for. */
+  readonly reason: DenyReason;
+  /** The guard that would have refused it. */
+  readonly source: DecisionSource;
+  /** The rule involved, as written, or null. */
+  readonly rule: string | null;
+  /** Where that rule came from, or null. */
+  readonly ruleSource: string | null;
+  /** The precise cause, for people. */
+  readonly detail: string;
+}
+
 /** The verdict for one request. */
 export type RequestVerdict =
   | {
     readonly decision: "allow";
     readonly reason: "allowed";
+    /** Report mode: the refusal this request would have had when enforced. */
+    readonly wouldBlock?: WouldBlock;
     /** The guard that let it through (`baseline_policy`, or `decider` for an answered question). */
     readonly source: DecisionSource;
     /** The rule that allowed it, as written, or null. */
@@ -277,7 +302,13 @@ export async function decideRequest(
   options: DecideRequestOptions,
 ): Promise<RequestVerdict> {
   try {
-    return await runGuards(request, options);
+    const report = options.policy.report === true;
+    // No one is asked in report mode: the point is to watch, not to decide.
+    const verdict = await runGuards(request, report ? { ...options, ask: undefined } : options);
+    if (verdict.decision === "deny" && report && reportable(verdict)) {
+      return await reportInstead(request, options, verdict);
+    }
+    return verdict;
   } catch (error) {
     return {
       decision: "deny",
@@ -292,6 +323,70 @@ export async function decideRequest(
       detail: `policy check failed: ${errorMessage(error)}`,
     };
   }
+}
+
+/** Whether report mode lets a refusal through: host and method reasons, never a floor. */
+function reportable(verdict: Deny): boolean {
+  if (verdict.source === "mode_guard") return true;
+  if (verdict.source !== "baseline_policy" && verdict.source !== "decider") return false;
+  if (verdict.reason === "not_allowed") return true;
+  return verdict.reason === "denied" && !(verdict.ruleSource ?? "").startsWith("managed:");
+}
+
+const REPORT_POLICIES = new WeakMap<NetworkPolicy, NetworkPolicy>();
+
+/**
+ * The policy report mode decides with: every host allowed by one non-exact
+ * rule (so local and private addresses stay refused), managed denies kept,
+ * every other deny dropped, methods unrestricted.
+ */
+function reportPolicy(policy: NetworkPolicy): NetworkPolicy {
+  let report = REPORT_POLICIES.get(policy);
+  if (report === undefined) {
+    const everything = compileDomainPattern("*", "allow");
+    report = {
+      ...policy,
+      mode: "full",
+      report: false,
+      allow: [{ pattern: everything, source: "report" }],
+      deny: policy.deny.filter((rule) => (rule.source ?? "").startsWith("managed:")),
+    };
+    REPORT_POLICIES.set(policy, report);
+  }
+  return report;
+}
+
+/**
+ * Report mode: decides `request` again under {@linkcode reportPolicy}; an
+ * allow carries the original refusal, a deny (a floor) is returned with a
+ * note that report mode enforces it.
+ */
+async function reportInstead(
+  request: RequestFacts,
+  options: DecideRequestOptions,
+  refused: Deny,
+): Promise<RequestVerdict> {
+  const again = await runGuards(request, {
+    ...options,
+    policy: reportPolicy(options.policy),
+    ask: undefined,
+  });
+  if (again.decision === "deny") {
+    return { ...again, detail: `${again.detail} (enforced in report mode too: a floor)` };
+  }
+  // Keep the rule that would have refused it, so the log says what report mode set aside.
+  return {
+    ...again,
+    rule: refused.rule,
+    ruleSource: refused.ruleSource,
+    wouldBlock: {
+      reason: refused.reason,
+      source: refused.source,
+      rule: refused.rule,
+      ruleSource: refused.ruleSource,
+      detail: refused.detail,
+    },
+  };
 }
 
 function safeHost(request: RequestFacts): string {

@@ -516,3 +516,107 @@ Deno.test("decideRequest() captured doors: the presented name must be the host, 
   );
   assert.equal(tcp.verdict.reason, "method_not_allowed");
 });
+
+// ---- report mode ----
+
+function reportOptions(mode: NetworkMode, calls: string[], extra: Partial<NetworkConfig> = {}) {
+  const base = network(mode, true);
+  const policy = compileNetworkPolicy({
+    ...base,
+    ...extra,
+    domains: [
+      ...base.domains,
+      { pattern: "managed-deny.test", action: "deny", source: "managed:/etc/sandbox/r.toml" },
+    ],
+    enforcement: "report",
+  });
+  const names: Record<string, string[]> = {
+    ...NAMES,
+    "other.test": ["8.8.8.9"],
+    "managed-deny.test": ["8.8.8.10"],
+    "inside.test": ["10.1.2.3"],
+    "bad.allowed.test": ["8.8.8.11"],
+  };
+  return {
+    ...options({ mode }, calls),
+    policy,
+    resolver: (host: string) => {
+      calls.push(`resolve ${host}`);
+      return names[host] ? Promise.resolve(names[host]) : Promise.reject(new Error("ENOTFOUND"));
+    },
+    ask: () => {
+      calls.push("asked");
+      return Promise.resolve("deny" as const);
+    },
+  };
+}
+
+Deno.test("decideRequest() in report mode lets host and method refusals through as would-block", async () => {
+  const calls: string[] = [];
+  const connect = (host: string, port = 443): RequestFacts => ({
+    door: "https-connect",
+    host,
+    port,
+    method: null,
+  });
+  const miss = await decideRequest(connect("other.test"), reportOptions("full", calls));
+  assert.equal(miss.decision, "allow");
+  assert.deepEqual(miss.decision === "allow" ? miss.addresses : null, ["8.8.8.9"]);
+  assert.equal(miss.decision === "allow" ? miss.wouldBlock?.reason : null, "not_allowed");
+  assert.equal(miss.decision === "allow" ? miss.wouldBlock?.source : null, "baseline_policy");
+  assert.ok(!calls.includes("asked"), "no one is asked in report mode");
+
+  const userDeny = await decideRequest(connect("bad.allowed.test"), reportOptions("full", calls));
+  assert.equal(userDeny.decision, "allow");
+  assert.equal(userDeny.decision === "allow" ? userDeny.wouldBlock?.reason : null, "denied");
+  assert.equal(userDeny.rule, "bad.allowed.test");
+
+  const post = await decideRequest(
+    { door: "http", host: "allowed.test", port: 80, method: "POST" },
+    reportOptions("limited", calls),
+  );
+  assert.equal(post.decision, "allow");
+  assert.equal(post.decision === "allow" ? post.wouldBlock?.source : null, "mode_guard");
+  assert.equal(post.decision === "allow" ? post.wouldBlock?.reason : null, "method_not_allowed");
+
+  // An allowed request carries no would-block.
+  const plain = await decideRequest(connect("allowed.test"), reportOptions("full", calls));
+  assert.equal(plain.decision === "allow" ? plain.wouldBlock : "deny", undefined);
+});
+
+Deno.test("decideRequest() in report mode keeps the floors: managed denies, local addresses, closed doors", async () => {
+  const calls: string[] = [];
+  const managed = await decideRequest(
+    { door: "https-connect", host: "managed-deny.test", port: 443, method: null },
+    reportOptions("full", calls),
+  );
+  assert.equal(managed.decision, "deny");
+  assert.equal(managed.reason, "denied");
+  assert.ok(!calls.includes("resolve managed-deny.test"), "a managed deny is never looked up");
+
+  const local = await decideRequest(
+    { door: "https-connect", host: "inside.test", port: 443, method: null },
+    reportOptions("full", calls),
+  );
+  assert.equal(local.decision, "deny");
+  assert.equal(local.reason, "not_allowed_local");
+  assert.match(local.decision === "deny" ? local.detail : "", /enforced in report mode too/);
+
+  const literal = await decideRequest(
+    { door: "http", host: "10.9.9.9", port: 80, method: "GET" },
+    reportOptions("full", calls),
+  );
+  assert.equal(literal.reason, "not_allowed_local");
+
+  const socks = await decideRequest(
+    { door: "socks5", host: "other.test", port: 443, method: null },
+    { ...reportOptions("full", calls), socksEnabled: false },
+  );
+  assert.equal(socks.reason, "socks_disabled");
+
+  const own = await decideRequest(
+    { door: "http", host: "192.0.2.7", port: 3128, method: "GET" },
+    reportOptions("full", calls),
+  );
+  assert.equal(own.reason, "own_listener");
+});

@@ -90,6 +90,8 @@ export interface NetworkPolicy {
   readonly allowLocalBinding: boolean;
   /** Method policy. */
   readonly mode: NetworkMode;
+  /** Report mode: host and method refusals are let through as `would_block` (floors excepted). */
+  readonly report?: boolean;
 }
 
 /** A host decision: allow with the addresses to connect to, or deny with why. */
@@ -180,6 +182,7 @@ export function compileNetworkPolicy(network: NetworkConfig): NetworkPolicy {
     enabled: network.enabled,
     allowLocalBinding: network.allowLocalBinding,
     mode: network.mode,
+    report: network.enforcement === "report",
   };
 }
 

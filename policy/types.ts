@@ -76,6 +76,12 @@ export interface NetworkConfig {
    * policy. Absent means on.
    */
   readonly capture?: boolean;
+  /**
+   * `report`: what the rules would refuse for host or method reasons is let through and logged
+   * as `would_block`; the floors (local addresses, managed denies, the proxy's own listeners)
+   * stay enforced. Absent means `enforce`.
+   */
+  readonly enforcement?: "enforce" | "report";
 }
 
 /**

@@ -33,6 +33,8 @@ export interface NetworkDefaults {
   readonly ask: boolean;
   /** Connections that bypass the proxy variables are captured and decided by the same policy. */
   readonly capture: boolean;
+  /** Refusals are enforced (`report`: let through and logged as `would_block`). */
+  readonly enforcement: "enforce" | "report";
 }
 
 /** The shape of {@linkcode DEFAULTS}. */
@@ -70,6 +72,7 @@ export const DEFAULTS: Defaults = deepFreeze({
     enableSocks5: true,
     ask: false,
     capture: true,
+    enforcement: "enforce",
   },
   filesystem: { writable: [], denyRead: [] },
   env: { allow: null, deny: [] },

@@ -14,6 +14,7 @@ Deno.test("DEFAULTS is pinned: changing a default must change this test", () => 
       proxyUrl: null,
       socksUrl: null,
       enableSocks5: true,
+      enforcement: "enforce",
       ask: false,
       capture: true,
     },

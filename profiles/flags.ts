@@ -28,4 +28,6 @@ export interface ConfigFlags {
   "ca-dir"?: string;
   json?: boolean;
   help?: boolean;
+  /** `--report` (run): report mode. */
+  report?: boolean;
 }

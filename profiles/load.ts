@@ -272,7 +272,8 @@ type Scalar =
   | "socksUrl"
   | "enableSocks5"
   | "ask"
-  | "capture";
+  | "capture"
+  | "enforcement";
 
 const SCALARS: readonly Scalar[] = [
   "enabled",
@@ -288,6 +289,7 @@ const SCALARS: readonly Scalar[] = [
   "enableSocks5",
   "ask",
   "capture",
+  "enforcement",
 ];
 
 /** The merge in progress: plain data built up layer by layer, frozen by {@linkcode finish}. */
@@ -307,6 +309,7 @@ interface Draft {
     enableSocks5: boolean;
     ask: boolean;
     capture: boolean;
+    enforcement: "enforce" | "report";
     domains: DomainRule[];
     unixSockets: UnixSocketRule[];
     managedAllowedDomainsOnly: boolean;
@@ -361,6 +364,7 @@ function newDraft(): Draft {
       enableSocks5: d.enableSocks5,
       ask: d.ask,
       capture: d.capture,
+      enforcement: d.enforcement,
       domains: [],
       unixSockets: [],
       managedAllowedDomainsOnly: false,
@@ -979,6 +983,10 @@ function applyFlags(draft: Draft, flags: ConfigFlags, problems: ConfigProblem[])
     net.capture = false;
     draft.sources["network.capture"] = "flag:--no-capture";
   }
+  if (flags.report === true) {
+    net.enforcement = "report";
+    draft.sources["network.enforcement"] = "flag:--report";
+  }
   if (flags.mitm === true) {
     net.mitm = true;
     draft.sources["network.mitm"] = "flag:--mitm";
@@ -1031,6 +1039,7 @@ const MANAGED_RULES: Readonly<
   enableSocks5: { kind: "floor", rank: (v) => (v === false ? 1 : 0) },
   ask: { kind: "floor", rank: (v) => (v === false ? 1 : 0) },
   capture: { kind: "floor", rank: (v) => (v === false ? 1 : 0) },
+  enforcement: { kind: "floor", rank: (v) => (v === "enforce" ? 1 : 0) },
   mitm: { kind: "pinned" },
   mitmCa: { kind: "pinned" },
   proxyUrl: { kind: "pinned" },
@@ -1195,6 +1204,7 @@ function finish(draft: Draft): EffectiveConfig {
       managedAllowedDomainsOnly: n.managedAllowedDomainsOnly,
       ask: n.ask,
       capture: n.capture,
+      enforcement: n.enforcement,
     },
     filesystem: draft.filesystem,
     env: draft.env,

@@ -53,6 +53,8 @@ export interface NetworkLayer {
   readonly ask?: boolean;
   /** `capture`. */
   readonly capture?: boolean;
+  /** `enforcement`: `enforce`, or `report` (let through and log what would be refused). */
+  readonly enforcement?: "enforce" | "report";
   /** `managed_allowed_domains_only` (managed files only). */
   readonly managedAllowedDomainsOnly?: boolean;
   /** Domain rules, canonical or normalized from the legacy lists. */
@@ -994,6 +996,9 @@ class Checker {
         case "mode":
           out.mode = this.oneOf(inner, p, ["full", "limited"] as const);
           break;
+        case "enforcement":
+          out.enforcement = this.oneOf(inner, p, ["enforce", "report"] as const);
+          break;
         case "proxy_url":
           out.proxyUrl = this.proxyAddress(inner, p);
           break;
@@ -1400,6 +1405,7 @@ function networkKeys(kind: ConfigKind): string[] {
   const common = [
     "enabled",
     "mode",
+    "enforcement",
     "allow_local_binding",
     "mitm",
     "mitm_ca",

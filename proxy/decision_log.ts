@@ -53,14 +53,19 @@ export interface DecisionEvent {
   readonly protocol: ProxyProtocol;
   /** The HTTP method, or null for tunnels and SOCKS5. */
   readonly method: string | null;
-  /** The outcome. */
-  readonly decision: "allow" | "deny";
-  /** `allowed`, or the deny reason from policy/reasons.ts. */
+  /** The outcome; `would_block` in report mode: let through, but the rules would refuse it. */
+  readonly decision: "allow" | "deny" | "would_block";
+  /** `allowed`, or the deny reason from policy/reasons.ts (for `would_block`, the reason it would have). */
   readonly reason: "allowed" | DenyReason;
   /** The rule that decided, as written, or null. */
   readonly rule: string | null;
-  /** Where that rule came from, or null. */
+  /** Where that rule came from, or null (logged as `rule_source`). */
   readonly source: string | null;
+  /**
+   * Which guard decided (`baseline_policy`, `mode_guard`, `proxy_state`, `decider`,
+   * `request_check`), logged as `source`; null when not known.
+   */
+  readonly guard?: string | null;
   /** The command of the run (argv joined for display), or null. */
   readonly command: string | null;
   /** Captured connections: the program that connected (`/proc/PID/exe`), or null when unknown. */
@@ -107,8 +112,9 @@ export function formatDecisionLine(event: DecisionEvent, prev: string = CHAIN_ST
     method: event.method,
     decision: event.decision,
     reason: event.reason,
+    source: event.guard ?? null,
     rule: event.rule,
-    source: event.source,
+    rule_source: event.source,
     command: event.command,
     ...(event.program === undefined ? {} : { program: event.program }),
     prev,
@@ -347,12 +353,17 @@ function asDecisionEvent(value: unknown): DecisionEvent | null {
   if (typeof value !== "object" || value === null) return null;
   const v = value as Record<string, unknown>;
   const nullableString = (x: unknown) => x === null || typeof x === "string";
+  // From the versioned schema on, `source` is the guard and `rule_source` the rule's origin;
+  // before it, `source` was the rule's origin.
+  const versioned = typeof v.schema === "string";
+  const ruleSource = versioned ? v.rule_source ?? null : v.source ?? null;
+  const guard = versioned ? v.source ?? null : null;
   if (
     typeof v.time !== "string" || typeof v.host !== "string" || typeof v.port !== "number" ||
     typeof v.protocol !== "string" || !PROTOCOLS.has(v.protocol) || !nullableString(v.method) ||
-    (v.decision !== "allow" && v.decision !== "deny") || typeof v.reason !== "string" ||
-    !REASONS.has(v.reason) || !nullableString(v.rule) || !nullableString(v.source ?? null) ||
-    !nullableString(v.command ?? null)
+    (v.decision !== "allow" && v.decision !== "deny" && v.decision !== "would_block") ||
+    typeof v.reason !== "string" || !REASONS.has(v.reason) || !nullableString(v.rule) ||
+    !nullableString(ruleSource) || !nullableString(guard) || !nullableString(v.command ?? null)
   ) {
     return null;
   }
@@ -365,7 +376,8 @@ function asDecisionEvent(value: unknown): DecisionEvent | null {
     decision: v.decision,
     reason: v.reason as "allowed" | DenyReason,
     rule: v.rule as string | null,
-    source: (v.source ?? null) as string | null,
+    source: ruleSource as string | null,
+    guard: guard as string | null,
     command: (v.command ?? null) as string | null,
     ...(typeof v.program === "string" || v.program === null ? { program: v.program } : {}),
   };

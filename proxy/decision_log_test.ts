@@ -21,13 +21,28 @@ const EVENT: DecisionEvent = {
   reason: "not_allowed",
   rule: null,
   source: null,
+  guard: "baseline_policy",
   command: "npm ci",
 };
 
 Deno.test("formatDecisionLine() writes the CLI.md fields as one JSON line", () => {
   const line = formatDecisionLine(EVENT);
   assert.ok(line.endsWith("\n") && !line.slice(0, -1).includes("\n"));
-  assert.deepEqual(JSON.parse(line), { schema: DECISION_LOG_SCHEMA, ...EVENT, prev: CHAIN_START });
+  assert.deepEqual(JSON.parse(line), {
+    schema: DECISION_LOG_SCHEMA,
+    time: EVENT.time,
+    host: EVENT.host,
+    port: EVENT.port,
+    protocol: EVENT.protocol,
+    method: EVENT.method,
+    decision: EVENT.decision,
+    reason: EVENT.reason,
+    source: "baseline_policy", // the guard
+    rule: EVENT.rule,
+    rule_source: EVENT.source, // where the rule came from
+    command: EVENT.command,
+    prev: CHAIN_START,
+  });
 });
 
 Deno.test("readDecisionLog() reads events back, skips junk lines and filters blocked ones", async () => {

@@ -489,6 +489,7 @@ export async function forward(
           reason: "unix_socket_not_allowed",
           rule: verdict.rule,
           source: verdict.ruleSource,
+          guard: "baseline_policy",
         });
         runtime.record(event);
         throw new UnixRefused({

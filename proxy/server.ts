@@ -315,16 +315,18 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       checkUnixSocket,
       ask,
     });
+    const wouldBlock = verdict.decision === "allow" ? verdict.wouldBlock : undefined;
     const event = makeEvent({
       host: verdict.host,
       port: verdict.port,
       protocol: protocolOf(request.door),
       method: request.method,
-      decision: verdict.decision,
-      reason: verdict.reason,
+      decision: wouldBlock !== undefined ? "would_block" : verdict.decision,
+      reason: wouldBlock?.reason ?? verdict.reason,
       rule: verdict.rule,
       source: verdict.ruleSource,
       ...(request.program === undefined ? {} : { program: request.program }),
+      guard: wouldBlock?.source ?? verdict.source,
     });
     record(event);
     return { ...verdict, event };

@@ -38,8 +38,8 @@ export interface ReportDecision {
   readonly port: number;
   /** `http`, `https-connect` or `socks5`. */
   readonly protocol: string;
-  /** What the proxy decided. */
-  readonly decision: "allow" | "deny";
+  /** What the proxy decided (`would_block`: let through in report mode). */
+  readonly decision: "allow" | "deny" | "would_block";
   /** `allowed` or a deny reason of policy/reasons.ts. */
   readonly reason: string;
   /** Captured connections: the program that connected directly, or null when unknown. */
@@ -78,8 +78,10 @@ export type { AllowedHost };
 export interface DecisionSummary {
   /** Blocked hosts, sorted by host then reason. */
   readonly blocked: readonly BlockedHost[];
-  /** Allowed hosts, sorted by host. */
+  /** Allowed hosts, sorted by host (report mode's would-block ones included: they got through). */
   readonly allowed: readonly AllowedHost[];
+  /** Report mode: hosts let through that the rules would refuse, sorted by host then reason. */
+  readonly wouldBlock: readonly BlockedHost[];
 }
 
 /**
@@ -98,19 +100,27 @@ export function summarizeDecisions(decisions: readonly ReportDecision[]): Decisi
     string,
     { host: string; reason: string; ports: Set<number>; count: number }
   >();
+  const wouldBlock = new Map<
+    string,
+    { host: string; reason: string; ports: Set<number>; count: number }
+  >();
   const allowed = new Map<
     string,
     { host: string; ports: Set<number>; protocols: Set<string>; count: number }
   >();
+  const group = (into: typeof blocked, event: ReportDecision) => {
+    const key = `${event.host}\u0000${event.reason}`;
+    const entry = into.get(key) ??
+      { host: event.host, reason: event.reason, ports: new Set<number>(), count: 0 };
+    entry.ports.add(event.port);
+    entry.count++;
+    into.set(key, entry);
+  };
   for (const event of decisions) {
     if (event.decision === "deny") {
-      const key = `${event.host}\u0000${event.reason}`;
-      const entry = blocked.get(key) ??
-        { host: event.host, reason: event.reason, ports: new Set<number>(), count: 0 };
-      entry.ports.add(event.port);
-      entry.count++;
-      blocked.set(key, entry);
+      group(blocked, event);
     } else {
+      if (event.decision === "would_block") group(wouldBlock, event);
       const entry = allowed.get(event.host) ??
         { host: event.host, ports: new Set<number>(), protocols: new Set<string>(), count: 0 };
       entry.ports.add(event.port);
@@ -120,15 +130,18 @@ export function summarizeDecisions(decisions: readonly ReportDecision[]): Decisi
     }
   }
   const byNumber = (a: number, b: number) => a - b;
-  return {
-    blocked: [...blocked.values()]
+  const hosts = (from: typeof blocked): BlockedHost[] =>
+    [...from.values()]
       .map((b) => ({
         host: b.host,
         reason: b.reason,
         ports: [...b.ports].sort(byNumber),
         count: b.count,
       }))
-      .sort((a, b) => compareText(a.host, b.host) || compareText(a.reason, b.reason)),
+      .sort((a, b) => compareText(a.host, b.host) || compareText(a.reason, b.reason));
+  return {
+    blocked: hosts(blocked),
+    wouldBlock: hosts(wouldBlock),
     allowed: [...allowed.values()]
       .map((a) => ({
         host: a.host,
@@ -193,6 +206,36 @@ export function renderBlockedSummary(
   return `${prefix}: blocked ${describeCount(total, "connection")} to ${
     describeCount(hosts, "host")
   }:\n${lines.join("\n")}${hint}\n`;
+}
+
+/**
+ * Report mode's stderr summary: the hosts let through that the rules would
+ * refuse, and the TOML lines that would admit them. `""` when there are none.
+ */
+export function renderWouldBlockSummary(
+  wouldBlock: readonly BlockedHost[],
+  options: RenderBlockedSummaryOptions & { readonly profile?: string | null } = {},
+): string {
+  if (wouldBlock.length === 0) return "";
+  const prefix = options.prefix ?? "sandbox";
+  const hosts = new Set(wouldBlock.map((b) => b.host)).size;
+  const rows = wouldBlock.map((b) =>
+    `  ${displayHost(b.host)}:${b.ports.join(",")}  ${b.reason}: ${reasonMessage(b.reason)}  (${
+      b.count === 1 ? "once" : `${b.count} times`
+    })`
+  );
+  const snippet = renderAllowSnippet(wouldBlock, options.profile ?? null);
+  const others = wouldBlock.filter((b) => b.reason !== "not_allowed");
+  return `${prefix}: report mode: ${describeCount(hosts, "host")} would have been blocked ` +
+    `(let through, logged as would_block):\n${rows.join("\n")}\n` +
+    (snippet === ""
+      ? ""
+      : `${prefix}: to admit them, add to your profile (or run again with --merge FILE):\n${snippet}`) +
+    (others.length === 0
+      ? ""
+      : `${prefix}: ${
+        others.map((b) => `${b.host} (${b.reason})`).join(", ")
+      } would need a rule or mode change, not an allow line\n`);
 }
 
 function displayHost(host: string): string {
@@ -334,7 +377,20 @@ export function renderStepSummary(
     `${describeCount(allowedCount, "connection")} allowed to ${
       describeCount(summary.allowed.length, "host")
     }, ${describeCount(blockedCount, "connection")} blocked.\n\n`;
-  if (summary.blocked.length === 0) return `${head}No connections were blocked.\n\n`;
+  const reported = summary.wouldBlock.length === 0
+    ? ""
+    : `Report mode: ${
+      describeCount(new Set(summary.wouldBlock.map((b) => b.host)).size, "host")
+    } would have been blocked: ${
+      summary.wouldBlock.map((b) => `\`${markdownCell(b.host)}\` (${b.reason})`).join(", ")
+    }.\n\n` + (renderAllowSnippet(summary.wouldBlock, options.profile ?? null) === ""
+      ? ""
+      : `To enforce without breaking the job, add:\n\n\`\`\`toml\n${
+        renderAllowSnippet(summary.wouldBlock, options.profile ?? null)
+      }\`\`\`\n\n`);
+  if (summary.blocked.length === 0) {
+    return `${head}${reported}No connections were blocked.\n\n`;
+  }
   const rows = summary.blocked.map((b) =>
     `| \`${markdownCell(b.host)}\` | ${b.ports.join(", ")} | ${b.reason}: ${
       markdownCell(reasonMessage(b.reason))
@@ -344,7 +400,7 @@ export function renderStepSummary(
   const toml = snippet === ""
     ? ""
     : `To allow them, add to your profile:\n\n\`\`\`toml\n${snippet}\`\`\`\n\n`;
-  return `${head}| Blocked host | Port | Reason | Count |\n| --- | --- | --- | ---: |\n${
+  return `${head}${reported}| Blocked host | Port | Reason | Count |\n| --- | --- | --- | ---: |\n${
     rows.join("\n")
   }\n\n${toml}`;
 }
@@ -369,6 +425,8 @@ export interface RunReport {
   readonly blocked: readonly BlockedHost[];
   /** Allowed hosts with counts. */
   readonly allowed: readonly AllowedHost[];
+  /** Report mode: hosts let through that the rules would refuse. */
+  readonly wouldBlock: readonly BlockedHost[];
 }
 
 /** Options for {@linkcode reportRun}. */
@@ -412,7 +470,7 @@ const encoder = new TextEncoder();
  * return await reportRun(result, { command: argv, json: values.json, failOnBlock: values["fail-on-block"] });
  * ```
  */
-export async function reportRun(result: ReportableRun, options: ReportRunOptions): Promise<number> {
+export function reportRun(result: ReportableRun, options: ReportRunOptions): Promise<number> {
   const env = options.env ?? Deno.env.toObject();
   const stdout = options.stdout ?? ((text: string) => void writeAll(Deno.stdout, text));
   const stderr = options.stderr ?? ((text: string) => void writeAll(Deno.stderr, text));
@@ -430,6 +488,7 @@ export async function reportRun(result: ReportableRun, options: ReportRunOptions
   ) {
     stderr(`${prefix}: ${noProxyTrafficHint(result.exitCode)}\n`);
   }
+  stderr(renderWouldBlockSummary(summary.wouldBlock, { prefix, profile: options.profile ?? null }));
   for (const host of options.spinning ?? []) stderr(`${prefix}: ${formatSpinLine(host)}\n`);
   if (options.endedByFailFast === true) {
     stderr(
@@ -477,10 +536,11 @@ export async function reportRun(result: ReportableRun, options: ReportRunOptions
       failedOnBlock,
       blocked: summary.blocked,
       allowed: summary.allowed,
+      wouldBlock: summary.wouldBlock,
     };
     stdout((options.jsonPrefix ?? "") + JSON.stringify(report) + "\n");
   }
-  return exitCode;
+  return Promise.resolve(exitCode);
 }
 
 /**

@@ -58,3 +58,100 @@ Deno.test({
     assert.match(usage.stderr, /Cannot read the decision log/);
   },
 });
+
+Deno.test({
+  name:
+    "sandbox run --report: an unlisted name reaches the fixture, logged would_block; a private address stays refused",
+  ignore: !hasProgram("/usr/bin/bwrap"),
+  async fn() {
+    await using tmp = await tempDir("report-");
+    let hits = 0;
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      () => {
+        hits++;
+        return new Response("fixture\n");
+      },
+    );
+    try {
+      const port = server.addr.port;
+      const log = `${tmp.path}/decisions.jsonl`;
+      await Deno.writeTextFile(`${tmp.path}/managed.toml`, "");
+      await Deno.writeTextFile(
+        `${tmp.path}/ci.toml`,
+        '# the team\'s profile\ndefault_permissions = "ci"\n\n[permissions.ci.network.domains]\n"listed.test" = "allow"\n',
+      );
+      const env = {
+        SANDBOX_MANAGED_CONFIG: `${tmp.path}/managed.toml`,
+        XDG_CONFIG_HOME: `${tmp.path}/xdg`,
+      };
+      const script = `curl -s http://other.test:${port}/`;
+      const run = await sandboxCli([
+        "run",
+        "--config",
+        `${tmp.path}/ci.toml`,
+        "--report",
+        "--allow-local-binding",
+        "--resolve",
+        "other.test=127.0.0.1",
+        "--log",
+        log,
+        "--merge",
+        `${tmp.path}/ci.toml`,
+        "--",
+        "sh",
+        "-c",
+        script,
+      ], { cwd: tmp.path, env, unset: ["GITHUB_ACTIONS", "CI"], timeoutMs: 90_000 });
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.stdout, "fixture\n");
+      assert.equal(hits, 1, "the unlisted host reached the fixture once");
+      const lines = (await Deno.readTextFile(log)).trim().split("\n").map((l) => JSON.parse(l));
+      const other = lines.find((l) => l.host === "other.test");
+      assert.equal(other.decision, "would_block");
+      assert.equal(other.reason, "not_allowed");
+      assert.equal(other.source, "baseline_policy");
+      assert.match(run.stderr, /report mode: 1 host would have been blocked/);
+      assert.match(run.stderr, /"other\.test" = "allow"/);
+      // --merge wrote the line into the team's profile, keeping its comment.
+      const merged = await Deno.readTextFile(`${tmp.path}/ci.toml`);
+      assert.match(merged, /^# the team's profile$/m);
+      assert.match(merged, /^"other\.test" = "allow"/m);
+
+      // Without allow_local_binding, report mode keeps refusing local and private addresses:
+      // the name is refused after its (pinned) lookup, before any connection is made.
+      const floor = await sandboxCli([
+        "run",
+        "--report",
+        "--resolve",
+        `private.test=10.0.0.1`,
+        "--resolve",
+        `loop.test=127.0.0.1`,
+        "--log",
+        log,
+        "--",
+        "sh",
+        "-c",
+        `curl -s -o /dev/null -w '%{http_code}\\n' http://private.test/; curl -s -o /dev/null -w '%{http_code}\\n' http://loop.test:${port}/`,
+      ], { cwd: tmp.path, env, unset: ["GITHUB_ACTIONS", "CI"], timeoutMs: 90_000 });
+      assert.equal(floor.code, 0, floor.stderr);
+      assert.equal(floor.stdout, "403\n403\n");
+      assert.equal(hits, 1, "the fixture saw nothing more");
+      const after = (await Deno.readTextFile(log)).trim().split("\n").map((l) => JSON.parse(l));
+      for (const host of ["private.test", "loop.test"]) {
+        const line = after.find((l) => l.host === host);
+        assert.equal(line.decision, "deny");
+        assert.equal(line.reason, "not_allowed_local");
+      }
+      // --merge needs report mode.
+      const usage = await sandboxCli(
+        ["run", "--merge", `${tmp.path}/ci.toml`, "--", "true"],
+        { cwd: tmp.path, env, timeoutMs: 60_000 },
+      );
+      assert.equal(usage.code, 2);
+      assert.match(usage.stderr, /goes with report mode/);
+    } finally {
+      await server.shutdown();
+    }
+  },
+});

@@ -200,8 +200,9 @@ Deno.test("proxy writes one JSON line per decision to the log file", async () =>
       "method",
       "decision",
       "reason",
-      "rule",
       "source",
+      "rule",
+      "rule_source",
       "command",
       "prev",
     ]);

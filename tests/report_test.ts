@@ -222,6 +222,7 @@ Deno.test("reportRun() --json prints one final report line with hosts and counts
       { host: "b.test", reason: "not_allowed", ports: [80, 8080], count: 2 },
     ],
     allowed: [{ host: "a.test", ports: [80, 443], protocols: ["http", "https-connect"], count: 3 }],
+    wouldBlock: [],
   });
 });
 
