@@ -110,6 +110,7 @@ Deno.test("proxy sends an x-unix-socket request to the allowlisted socket withou
         reason: "allowed",
         rule: server.path,
         source: "flag:--allow-unix-socket",
+        guard: "baseline_policy",
         command: null,
       },
     );
