@@ -27,7 +27,10 @@
  *   `fsconfig`, `fsmount`, `fspick`, `mount_setattr`), `setns`, and
  *   `unshare`/`clone` with a `CLONE_NEW*` flag; `clone3` keeps its flags
  *   in memory a filter cannot read, so it fails with ENOSYS, on which
- *   glibc, Go and Rust fall back to `clone`.
+ *   glibc, Go and Rust fall back to `clone`;
+ * - with `network.strict_unix_sockets` (`plan.linux.strictUnixSockets`),
+ *   also `socket(AF_UNIX)` and datagram unix socketpairs: no pathname
+ *   socket can then be reached at all (stream socketpairs still work).
  *
  * Syscall numbers are the kernel's own (`arch/x86/entry/syscalls/
  * syscall_64.tbl`; aarch64 uses the generic table,
