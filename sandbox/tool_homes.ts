@@ -29,11 +29,18 @@ export interface ToolHomeSpec {
   /** Name of the tool home (also its directory under the sandbox home). */
   readonly name: string;
   /** What the path is relative to: HOME, `$XDG_CACHE_HOME` (`~/.cache`) or `$XDG_DATA_HOME` (`~/.local/share`). */
-  readonly base: "home" | "cache" | "data";
+  readonly base: "home" | "cache" | "data" | "pyenv";
   /** The path below `base`. */
   readonly path: string;
   /** Commands whose presence on PATH makes the tool home worth creating. */
   readonly commands: readonly string[];
+  /**
+   * `scratch`: a throwaway copy of the host directory, made for the run in its private dir and
+   * bound writable; used only when the directory exists. For state a tool insists on writing
+   * (pyenv rewrites its shims after every `pip install` and fails when it cannot) that must
+   * neither persist nor flow out. Default: a persistent directory of the sandbox home.
+   */
+  readonly kind?: "scratch";
 }
 
 /** The tool homes, in the order they are bound. */
@@ -45,7 +52,8 @@ export const TOOL_HOMES: readonly ToolHomeSpec[] = Object.freeze(([
   { name: "yarn-berry", base: "home", path: ".yarn/berry", commands: ["yarn", "corepack"] },
   { name: "corepack", base: "cache", path: "node/corepack", commands: ["corepack"] },
   { name: "node-gyp", base: "cache", path: "node-gyp", commands: ["npm"] },
-  { name: "pip", base: "cache", path: "pip", commands: ["pip", "pip3"] },
+  { name: "pip", base: "cache", path: "pip", commands: ["pip", "pip3", "python3"] },
+  { name: "pyenv-shims", base: "pyenv", path: "shims", commands: [], kind: "scratch" },
   { name: "uv-cache", base: "cache", path: "uv", commands: ["uv"] },
   { name: "uv-data", base: "data", path: "uv", commands: ["uv"] },
   { name: "deno", base: "cache", path: "deno", commands: ["deno"] },
@@ -64,8 +72,10 @@ export interface ToolHome {
   readonly name: string;
   /** The tool's default path (absolute), where the command sees it. */
   readonly target: string;
-  /** The directory of the sandbox home bound there (absolute). */
+  /** The directory of the sandbox home bound there (absolute), or the run's scratch copy. */
   readonly source: string;
+  /** Present for a throwaway copy: the source is filled from the target before the run. */
+  readonly scratch?: true;
 }
 
 /** What {@linkcode planToolHomes} needs to know about the host. */
@@ -80,6 +90,8 @@ export interface ToolHomeFacts {
 export interface PlanToolHomesOptions extends ToolHomeFacts {
   /** Paths the run makes writable itself (cwd excepted): a tool home under one is shared, not covered. */
   readonly writable: readonly string[];
+  /** Where scratch copies go (in the run's private dir); without it, none are made. */
+  readonly scratchDir?: string | null;
 }
 
 /**
@@ -117,12 +129,19 @@ export function planToolHomes(
     home,
     cache: cacheBase(env) ?? `${home}/.cache`,
     data: absolute(env.XDG_DATA_HOME) ?? `${home}/.local/share`,
+    pyenv: absolute(env.PYENV_ROOT) ?? `${home}/.pyenv`,
   };
   const homes: ToolHome[] = [];
   for (const spec of TOOL_HOMES) {
     const target = `${bases[spec.base]}/${spec.path}`;
     if (isUnder(target, sandboxHome) || isUnder(sandboxHome, target)) continue;
     if (options.writable.some((dir) => isUnder(target, dir))) continue;
+    if (spec.kind === "scratch") {
+      const dir = options.scratchDir ?? null;
+      if (dir === null || !options.exists(target)) continue;
+      homes.push({ name: spec.name, target, source: `${dir}/${spec.name}`, scratch: true });
+      continue;
+    }
     if (!options.exists(target) && !spec.commands.some(options.onPath)) continue;
     homes.push({ name: spec.name, target, source: `${sandboxHome}/${spec.name}` });
   }
@@ -170,6 +189,10 @@ export function prepareToolHomes(
   options: { readonly uid: number | null },
 ): void {
   for (const home of homes) {
+    if (home.scratch === true) {
+      copyFlat(home.target, home.source);
+      continue;
+    }
     Deno.mkdirSync(home.source, { recursive: true, mode: 0o700 });
     // The source, the sandbox home and its parent are the launcher's: none may be a symlink.
     const parts = [home.source, parentOf(home.source), parentOf(parentOf(home.source))];
@@ -195,6 +218,23 @@ export function prepareToolHomes(
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
       Deno.mkdirSync(home.target, { recursive: true, mode: 0o700 });
+    }
+  }
+}
+
+/**
+ * Copies the regular files of `from` (not below it; symlinks as links) into
+ * a new directory `to`, modes kept: a throwaway copy for a scratch tool home.
+ */
+function copyFlat(from: string, to: string): void {
+  Deno.mkdirSync(to, { recursive: true, mode: 0o700 });
+  for (const entry of Deno.readDirSync(from)) {
+    const source = `${from}/${entry.name}`;
+    const target = `${to}/${entry.name}`;
+    if (entry.isSymlink) Deno.symlinkSync(Deno.readLinkSync(source), target);
+    else if (entry.isFile) {
+      Deno.copyFileSync(source, target);
+      Deno.chmodSync(target, Deno.statSync(source).mode! & 0o7777);
     }
   }
 }

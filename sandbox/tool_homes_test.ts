@@ -115,3 +115,33 @@ Deno.test("prepareHostPaths() creates a missing writable path and says so; an un
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("planToolHomes() gives an existing pyenv shims dir a throwaway copy in the run's scratch dir", async () => {
+  const home = await Deno.makeTempDir({ prefix: "tool-homes-" });
+  try {
+    await Deno.mkdir(`${home}/.pyenv/shims`, { recursive: true });
+    await Deno.writeTextFile(`${home}/.pyenv/shims/pip`, "#!/bin/sh\n", { mode: 0o755 });
+    const exists = (path: string) => {
+      try {
+        Deno.lstatSync(path);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const facts = { exists, onPath: () => false, writable: [] };
+    assert.deepEqual(planToolHomes({ HOME: home }, facts), [], "no scratch dir, no copy");
+    const homes = planToolHomes({ HOME: home }, { ...facts, scratchDir: `${home}/run/scratch` });
+    assert.deepEqual(homes, [{
+      name: "pyenv-shims",
+      target: `${home}/.pyenv/shims`,
+      source: `${home}/run/scratch/pyenv-shims`,
+      scratch: true,
+    }]);
+    prepareToolHomes(homes, { uid: Deno.uid() });
+    assert.equal(await Deno.readTextFile(`${home}/run/scratch/pyenv-shims/pip`), "#!/bin/sh\n");
+    assert.equal(Deno.statSync(`${home}/run/scratch/pyenv-shims/pip`).mode! & 0o777, 0o755);
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});
