@@ -47,7 +47,11 @@ export {
   parseProcNetUnix,
   resolveSocketPath,
 } from "./unix_sockets.ts";
-export type { ListHostSocketPathsOptions, ResolvedSocket } from "./unix_sockets.ts";
+export type {
+  ListHostSocketPathsOptions,
+  ResolvedSocket,
+  SocketListIdentity,
+} from "./unix_sockets.ts";
 export { buildSeccompFilter, currentSeccompArch } from "./seccomp.ts";
 export type { SeccompArch } from "./seccomp.ts";
 export { runLinuxPlan } from "./linux.ts";

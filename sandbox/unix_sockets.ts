@@ -14,6 +14,8 @@ import { errorMessage } from "../errors.ts";
 export interface ListHostSocketPathsOptions {
   /** Where to read the table from (default `/proc/net/unix`), for tests. */
   readonly procNetUnix?: string;
+  /** Whose search permissions decide what the command can reach (default: this process's ids). */
+  readonly identity?: SocketListIdentity;
 }
 
 const LINE =
@@ -75,9 +77,78 @@ export async function listHostSocketPaths(
   }
   const paths = parseProcNetUnix(text);
   const canonical = await Promise.all(paths.map(canonicalSocketPath));
+  const reach = new SearchCheck(options.identity ?? currentIdentity());
   const seen = new Set<string>();
-  for (const path of canonical) if (path !== null) seen.add(path);
+  for (const path of canonical) {
+    if (path !== null && reach.canReachFile(path)) seen.add(path);
+  }
   return [...seen];
+}
+
+/** Who the sandboxed command is, for the search-permission check of {@linkcode listHostSocketPaths}. */
+export interface SocketListIdentity {
+  readonly uid: number;
+  /** Primary and supplementary groups. */
+  readonly gids: readonly number[];
+}
+
+function currentIdentity(): SocketListIdentity {
+  const uid = Deno.uid() ?? 0;
+  const gids = new Set<number>([Deno.gid() ?? 0]);
+  try {
+    const status = Deno.readTextFileSync("/proc/self/status");
+    const line = /^Groups:(.*)$/m.exec(status)?.[1] ?? "";
+    for (const g of line.trim().split(/\s+/)) if (g !== "") gids.add(Number(g));
+  } catch {
+    // No /proc: the primary group only.
+  }
+  return { uid, gids: [...gids] };
+}
+
+/**
+ * Whether every directory above a path can be searched by the command,
+ * which runs with the launcher's ids and **no capabilities** (`--cap-drop
+ * ALL`). A root launcher lists sockets in other users' private directories
+ * (`/tmp/sandbox-65534/…`, mode 0700) that the command could not reach
+ * anyway, and bwrap, which sets the mask up inside the user namespace,
+ * cannot create a mount point there either ("Can't mkdir parents":
+ * every run would fail). Such sockets need no mask and are left out.
+ * Mode bits only: an ACL that grants the command more is not read.
+ */
+class SearchCheck {
+  #identity: SocketListIdentity;
+  #dirs = new Map<string, boolean>();
+  constructor(identity: SocketListIdentity) {
+    this.#identity = identity;
+  }
+
+  canReachFile(path: string): boolean {
+    const parts = path.split("/").filter((part) => part !== "");
+    for (let i = 0; i < parts.length; i++) {
+      if (!this.#searchable(`/${parts.slice(0, i).join("/")}`)) return false;
+    }
+    return true;
+  }
+
+  #searchable(dir: string): boolean {
+    const known = this.#dirs.get(dir);
+    if (known !== undefined) return known;
+    let ok = true;
+    try {
+      const info = Deno.statSync(dir);
+      const mode = info.mode ?? 0o777;
+      const bit = info.uid === this.#identity.uid
+        ? 0o100
+        : this.#identity.gids.includes(info.gid ?? -1)
+        ? 0o010
+        : 0o001;
+      ok = (mode & bit) !== 0;
+    } catch {
+      ok = true; // Cannot tell: keep the mask (fail closed).
+    }
+    this.#dirs.set(dir, ok);
+    return ok;
+  }
 }
 
 /**

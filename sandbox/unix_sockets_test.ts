@@ -81,3 +81,30 @@ Deno.test("listHostSocketPaths() gives each socket where it really is: symlinked
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("listHostSocketPaths() leaves out sockets in directories the command cannot search", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir());
+  await Deno.mkdir(`${dir}/private`, { mode: 0o700 });
+  await Deno.chmod(`${dir}/private`, 0o700);
+  const listener = Deno.listen({ transport: "unix", path: `${dir}/private/s.sock` });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/table`,
+      `Num\n0000000000000000: 00000002 00000000 00010000 0001 01 1 ${dir}/private/s.sock\n`,
+    );
+    const owner = Deno.statSync(`${dir}/private`);
+    const procNetUnix = `${dir}/table`;
+    // The owner can search it; another user (neither owner nor group) cannot.
+    assert.deepEqual(
+      await listHostSocketPaths({ procNetUnix, identity: { uid: owner.uid!, gids: [] } }),
+      [`${dir}/private/s.sock`],
+    );
+    assert.deepEqual(
+      await listHostSocketPaths({ procNetUnix, identity: { uid: owner.uid! + 4242, gids: [] } }),
+      [],
+    );
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

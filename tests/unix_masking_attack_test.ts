@@ -251,3 +251,21 @@ Deno.test({
     assert.equal(lines.get("pair"), "x");
   },
 });
+
+Deno.test({
+  name:
+    "unix sockets: another user's socket in a private dir under a writable path does not fail a root run",
+  ignore: !READY || Deno.uid() !== 0,
+  async fn() {
+    await using cwd = await homeDir(".sandbox-e2e-private-");
+    const area = `${cwd.path}/shared`;
+    await Deno.mkdir(`${area}/theirs`, { recursive: true });
+    await using _server = startUnixServer(`${area}/theirs/s.sock`, "secret");
+    await Deno.chown(`${area}/theirs`, 65534, 65534);
+    await Deno.chmod(`${area}/theirs`, 0o700);
+    await Deno.writeTextFile(`${cwd.path}/probe.py`, probe({ theirs: `${area}/theirs/s.sock` }));
+    const r = await run(["--writable", area, "--", "python3", "probe.py"], cwd.path);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(parseLines(r.stdout).get("theirs"), "PermissionError");
+  },
+});
