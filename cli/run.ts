@@ -171,6 +171,14 @@ export async function runCommand(args: string[]): Promise<number> {
       resolver,
       logFile: flags.log ?? null,
       askOnMiss: prompter === null ? undefined : (miss) => prompter.askOnMiss(miss),
+      askCommand: prompter === null ? undefined : async (verdict) =>
+        (await prompter.askCommand({
+          command: rest,
+          reason: verdict.commands.flatMap((c) => c.decidedBy)
+            .filter((m) => m.prompt === true)
+            .map((m) => `rule "${m.pattern}" from ${m.source}: ${m.justification ?? ""}`)
+            .join("; "),
+        })) === "allow",
       dryRun,
       platform,
       json: flags.json === true,

@@ -22,8 +22,9 @@
  * literal words followed by `*` (a prefix matches any further words).
  * Decisions: `forbidden` -> `deny`; `allow` -> the profile's posture
  * (`allow-network` when the network is enabled, else `allow`); `prompt` ->
- * `deny` unless someone can be asked (this tool has no interactive approval
- * for commands yet, so it is denied, and the justification says why).
+ * `deny`, marked `prompt`: `sandbox run --ask` asks on the terminal and
+ * runs the command when approved; with no terminal (or without `--ask`) it
+ * stays denied.
  * `host_executable(name, paths)`: a rule for `name` matches a program given
  * as a path only at one of `paths` (a bare name still matches).
  *
@@ -439,8 +440,8 @@ export function codexRulesToExecRules(rules: CodexRules, options: CodexRulesOpti
       ? "deny"
       : posture;
     const justification = r.decision === "prompt"
-      ? `Codex asks before this command ("prompt"), and there is no one to ask here` +
-        (r.justification === null ? "" : `: ${r.justification}`)
+      ? `The rules ask before this command ("prompt"): run with --ask to approve it on the terminal` +
+        (r.justification === null ? "" : `; ${r.justification}`)
       : r.justification;
     // Quoted: a Codex token is literal, never a glob.
     const patterns = combos.map((tokens) =>
@@ -472,6 +473,7 @@ export function codexRulesToExecRules(rules: CodexRules, options: CodexRulesOpti
         match: [],
         notMatch: r.notMatch,
         source: `rules:${options.file}:${r.line}`,
+        ...(r.decision === "prompt" ? { prompt: true } : {}),
         ...(host.length > 0 ? { programPaths: host.flatMap((h) => h.paths) } : {}),
       });
     }

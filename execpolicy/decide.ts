@@ -51,6 +51,8 @@ export interface ExecMatch {
   justification: string | null;
   /** The hosts its network is bound to, or null when the profile's domain rules alone decide. */
   hosts: string[] | null;
+  /** Present (true) for a Codex `prompt` rule: it denies unless the user approves. */
+  prompt?: boolean;
 }
 
 /** How a command's decision came about. */
@@ -370,6 +372,36 @@ function toMatch(rule: ExecRule): ExecMatch {
     source: rule.source,
     justification: rule.justification,
     hosts: rule.hosts === undefined || rule.hosts === null ? null : [...rule.hosts],
+    ...(rule.prompt === true ? { prompt: true } : {}),
+  };
+}
+
+/**
+ * Whether a denied verdict was denied only by `prompt` rules (Codex's
+ * "ask first"), so that approving it on the terminal may let it run.
+ */
+export function deniedOnlyByPrompts(verdict: ExecVerdict): boolean {
+  if (verdict.decision !== "deny") return false;
+  return verdict.commands.every((c) =>
+    c.decision !== "deny" ||
+    (c.decidedBy.length > 0 && c.decidedBy.every((m) => m.decision !== "deny" || m.prompt === true))
+  );
+}
+
+/**
+ * The table with its `prompt` rules approved for this run: each takes the
+ * network posture (`allow-network` when the network is enabled, else `allow`).
+ */
+export function approvePrompts(
+  policy: ExecPolicyConfig,
+  networkEnabled: boolean,
+): ExecPolicyConfig {
+  const posture: ExecDecision = networkEnabled ? "allow-network" : "allow";
+  return {
+    ...policy,
+    rules: policy.rules.map((r) =>
+      r.prompt === true ? { ...r, decision: posture, prompt: false } : r
+    ),
   };
 }
 

@@ -16,9 +16,11 @@
  * @module
  */
 export {
+  approvePrompts,
   combineParts,
   decideCommand,
   decideCommandLazily,
+  deniedOnlyByPrompts,
   formatExecDenial,
   strictest,
 } from "./decide.ts";

@@ -34,6 +34,11 @@ export interface ExecRule {
    * a bare name still matches.
    */
   readonly programPaths?: readonly string[] | null;
+  /**
+   * Codex `prompt`: the rule denies unless the user approves the command on
+   * the terminal (`sandbox run --ask`); its `decision` is `deny`.
+   */
+  readonly prompt?: boolean;
 }
 
 /** The execpolicy table. */

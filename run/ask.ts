@@ -38,6 +38,14 @@ export interface AskMiss {
   readonly protocol: string;
 }
 
+/** A command held back by execpolicy `prompt` rules. */
+export interface AskCommand {
+  /** The command line as given. */
+  readonly command: readonly string[];
+  /** Why it is asked about (the rules and their justifications). */
+  readonly reason: string;
+}
+
 /** An answer to one question. */
 export type AskAnswer =
   | { readonly answer: "once" }
@@ -131,6 +139,8 @@ export interface AskPrompter extends AsyncDisposable {
   readonly reason: string | null;
   /** The `askOnMiss` hook for `startProxy`/`runSandboxed`: resolves once the user answers. */
   askOnMiss(miss: AskMiss): Promise<"allow" | "deny">;
+  /** Asks whether to run a command that execpolicy `prompt` rules hold back (y/n). */
+  askCommand(question: AskCommand): Promise<"allow" | "deny">;
   /** Closes the terminal; questions still waiting are denied. */
   close(): Promise<void>;
 }
@@ -178,6 +188,10 @@ function denyingPrompter(reason: string, stderr: (text: string) => void): AskPro
           })\n`,
         );
       }
+      return Promise.resolve("deny");
+    },
+    askCommand() {
+      stderr(`sandbox: --ask: ${reason}, so a command the rules ask about is denied\n`);
       return Promise.resolve("deny");
     },
     close: () => Promise.resolve(),
@@ -254,6 +268,43 @@ class TerminalPrompter implements AskPrompter {
     this.#queue = turn.catch(() => {});
     return turn.catch(() => "deny" as const);
   };
+
+  /** Bound, like askOnMiss. */
+  askCommand = (question: AskCommand): Promise<"allow" | "deny"> => {
+    const turn = this.#queue.then(() => this.#askCommand(question));
+    this.#queue = turn.catch(() => {});
+    return turn.catch(() => "deny" as const);
+  };
+
+  async #askCommand(question: AskCommand): Promise<"allow" | "deny"> {
+    if (this.#closed) return "deny";
+    const command = terminalSafe(question.command.join(" "));
+    this.#write(
+      `┏ ⚠  sandbox: execpolicy asks before running ${command}\n` +
+        `┠─ ${terminalSafe(question.reason)}\n` +
+        `┗ Run it? [y/n] > `,
+    );
+    const timeoutMs = this.#options.timeoutMs ?? 60_000;
+    const deadline = Date.now() + timeoutMs;
+    while (true) {
+      const line = await this.#nextLine(deadline - Date.now());
+      if (line === null || line === "timeout" || line === "interrupt") {
+        if (line !== "timeout") this.#closed = true;
+        this.#write(`\n❌ Not run: ${line === "timeout" ? "no answer in time" : "no answer"}\n`);
+        return "deny";
+      }
+      const answer = line.trim().toLowerCase();
+      if (answer === "y" || answer === "yes") {
+        this.#write(`✅ Running it\n`);
+        return "allow";
+      }
+      if (answer === "n" || answer === "no") {
+        this.#write(`❌ Not run\n`);
+        return "deny";
+      }
+      this.#write(`┗ Unrecognized answer "${terminalSafe(line.trim())}". Run it? [y/n] > `);
+    }
+  }
 
   #write(text: string): void {
     const bytes = encoder.encode(text);

@@ -7,7 +7,13 @@
  * @module
  */
 import { SandboxError, UsageError } from "../errors.ts";
-import { bindNetwork, decideCommandLazily, formatExecDenial } from "../execpolicy/mod.ts";
+import {
+  approvePrompts,
+  bindNetwork,
+  decideCommandLazily,
+  deniedOnlyByPrompts,
+  formatExecDenial,
+} from "../execpolicy/mod.ts";
 import type { ExecVerdict } from "../execpolicy/decide.ts";
 import type { DecisionEvent, ProxyProtocol } from "../proxy/decision_log.ts";
 import type { Resolver } from "../proxy/resolver.ts";
@@ -34,6 +40,8 @@ export interface RunOptions {
   readonly resolver?: Resolver;
   /** Append every decision to this file as JSON lines. */
   readonly logFile?: string | null;
+  /** Ask before a command that only execpolicy `prompt` rules deny; true runs it (ask mode). */
+  readonly askCommand?: (verdict: ExecVerdict) => Promise<boolean>;
   /** Turn an allowlist miss into a question (ask mode). */
   readonly askOnMiss?: (
     miss: { host: string; port: number; protocol: ProxyProtocol },
@@ -116,9 +124,18 @@ export async function runSandboxed(
     ((text: string) => void Deno.stdout.writeSync(encoder.encode(text)));
   const env = options.env ?? Deno.env.toObject();
   const cwd = options.cwd ?? Deno.cwd();
-  const verdict = await decideCommandLazily(config.execpolicy, argv, {
+  let verdict = await decideCommandLazily(config.execpolicy, argv, {
     networkEnabled: config.network.enabled,
   });
+  if (
+    config.execpolicy !== null && deniedOnlyByPrompts(verdict) &&
+    options.askCommand !== undefined && await options.askCommand(verdict)
+  ) {
+    // Approved: the prompt rules allow for this run, nested calls included (the shims).
+    const approved = approvePrompts(config.execpolicy, config.network.enabled);
+    config = { ...config, execpolicy: approved };
+    verdict = await decideCommandLazily(approved, argv, { networkEnabled: config.network.enabled });
+  }
   const decisions: DecisionEvent[] = [];
   const result = (exitCode: number, signal: string | null): RunResult => ({
     exitCode,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { alwaysFileFor, ciReason, parseAnswer, terminalSafe } from "../run/ask.ts";
-import { runCommand, sandboxArgv, tempDir } from "./cli_helpers.ts";
+import { exists, runCommand, sandboxArgv, tempDir } from "./cli_helpers.ts";
 
 // A pseudo-terminal driver: runs argv as the session leader of a new pty (so
 // /dev/tty is that pty), waits for each `expect` regex in the output and then
@@ -374,4 +374,53 @@ Deno.test("sandbox run --ask without a terminal asks nothing and denies", async 
     );
     assert.match(stderr, /sandbox: blocked 2 connections to 2 hosts:/);
   });
+});
+
+Deno.test("sandbox run --ask on a pty: a command a Codex prompt rule holds back runs on y, not on n", async () => {
+  await using dir = await tempDir("ask_prompt_");
+  await Deno.writeTextFile(
+    `${dir.path}/team.rules`,
+    'prefix_rule(pattern = ["touch"], decision = "prompt", justification = "Touching files needs a yes")\n',
+  );
+  const mark = `${dir.path}/touched`;
+  const argv = (ask: boolean) =>
+    sandboxArgv([
+      "run",
+      ...(ask ? ["--ask"] : []),
+      "--writable",
+      dir.path,
+      "--rules",
+      `${dir.path}/team.rules`,
+      "--",
+      "touch",
+      mark,
+    ], { sandboxBin: true });
+  await Deno.writeTextFile(`${dir.path}/managed.toml`, "");
+  const env = {
+    SANDBOX_MANAGED_CONFIG: `${dir.path}/managed.toml`,
+    XDG_CONFIG_HOME: `${dir.path}/xdg`,
+  };
+  const unset = ["CI", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"];
+  const no = await runInPty(argv(true), [
+    {
+      expect: "execpolicy asks before running touch [\\s\\S]*?Run it\\? \\[y/n\\] > ",
+      send: "n\r",
+    },
+    { expect: "Not run" },
+  ], { env, unset, timeout: 60 });
+  assert.equal(no.error, null, no.output);
+  assert.equal(no.status, 126, no.output);
+  assert.match(no.output, /Touching files needs a yes/);
+  assert.equal(await exists(mark), false);
+  // Without --ask nothing is asked: denied.
+  const plain = await runCommand(argv(false), { env, unset, timeoutMs: 60_000 });
+  assert.equal(plain.code, 126, plain.stderr);
+  assert.equal(await exists(mark), false);
+  const yes = await runInPty(argv(true), [
+    { expect: "Run it\\? \\[y/n\\] > ", send: "y\r" },
+    { expect: "Running it" },
+  ], { env, unset, timeout: 60 });
+  assert.equal(yes.error, null, yes.output);
+  assert.equal(yes.status, 0, yes.output);
+  assert.equal(await exists(mark), true, "approved: the command ran (through the shim too)");
 });
