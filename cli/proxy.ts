@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { otlpFromEnv } from "../proxy/otlp.ts";
 import { type OptionSpecs, parseCommandArgs, SHARED_OPTIONS, type SharedValues } from "./args.ts";
 import { alwaysFileFor, openAskPrompter } from "../run/ask.ts";
 import { UsageError } from "../errors.ts";
@@ -146,6 +147,7 @@ export async function proxyCommand(args: string[]): Promise<number> {
       socks: network.enableSocks5 ? listenFor(socksPort, network.socksUrl) : null,
       unixPath,
       logFile: flags.log ?? null,
+      otlp: otlpFromEnv(Deno.env.toObject()),
       upstreamProxy,
     });
     const ready: Record<string, string> = {};

@@ -25,6 +25,7 @@ import { HOST_LOOPBACK_ADDRESS, HOST_LOOPBACK_ALIAS } from "../policy/loopback.t
 import { logSafeHost } from "../policy/host.ts";
 import type { DecisionEvent, DecisionLog, ProxyProtocol } from "./decision_log.ts";
 import { formatCommand, openDecisionLog } from "./decision_log.ts";
+import type { OtlpExporter } from "./otlp.ts";
 import { BufferedReader, type HttpLimits } from "./http_parser.ts";
 import { handleHttpClient, refuseHttpOverload } from "./http_proxy.ts";
 import {
@@ -84,6 +85,8 @@ export interface ProxyOptions {
   captureUnixPath?: string | null;
   /** Append every decision as a JSON line to this file. */
   logFile?: string | null;
+  /** Also send every decision as an OTLP log record (proxy/otlp.ts); null = no export. */
+  otlp?: { endpoint: string; headers?: Record<string, string> } | null;
   /** The command of the run, recorded in each decision. */
   command?: readonly string[];
   /** Called for every decision (e.g. for the launcher's end-of-run summary). Must not throw. */
@@ -236,6 +239,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     maxHeadBytes: limits.maxHeadBytes,
     maxHeaders: limits.maxHeaders,
   };
+  let otlp: OtlpExporter | null = null;
   let log: DecisionLog | null = null;
   let closing: Promise<void> | null = null;
   const interfaceAddresses = localInterfaceAddresses();
@@ -248,6 +252,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
 
   const record = (event: DecisionEvent): void => {
     log?.write(event);
+    otlp?.record(event);
     try {
       options.onDecision?.(event);
     } catch (error) {
@@ -450,6 +455,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     for (const slot of slots.slots()) slot.close();
     while (tasks.size > 0) await Promise.allSettled([...tasks]);
     log?.close();
+    await otlp?.close();
     for (const path of [options.unixPath, options.captureUnixPath]) {
       if (!path) continue;
       try {
@@ -466,6 +472,14 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   let captureListener: Deno.UnixListener | null = null;
   try {
     if (options.logFile) log = await openDecisionLog(options.logFile);
+    if (options.otlp) {
+      // Loaded only when export is on: the OpenTelemetry SDK stays out of every other start-up.
+      const { startOtlpExporter } = await import("./otlp.ts");
+      otlp = await startOtlpExporter({
+        endpoint: options.otlp.endpoint,
+        headers: options.otlp.headers,
+      });
+    }
     if (httpAddress !== null) {
       httpListener = listen(httpAddress, "HTTP proxy");
       listeners.push(httpListener);

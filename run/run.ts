@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { otlpFromEnv } from "../proxy/otlp.ts";
 import { SandboxError, UsageError } from "../errors.ts";
 import {
   approvePrompts,
@@ -222,6 +223,7 @@ export async function runSandboxed(
         unixPath: proxySocket,
         captureUnixPath: plan.capture?.socket ?? null,
         logFile: options.logFile ?? null,
+        otlp: otlpFromEnv(options.env ?? Deno.env.toObject()),
         command: argv,
         onDecision: (event) => {
           decisions.push(event);

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { sandboxCli, tempDir } from "./cli_helpers.ts";
 import { hasProgram } from "./run_helpers.ts";
+import { startOtlpReceiver } from "./otlp_helpers.ts";
 
 Deno.test({
   name: "sandbox log verify: a run's log is intact; a removed and an edited line are named",
@@ -153,5 +154,62 @@ Deno.test({
     } finally {
       await server.shutdown();
     }
+  },
+});
+
+Deno.test({
+  name:
+    "sandbox run with OTEL_EXPORTER_OTLP_ENDPOINT: a block arrives at the collector; with it down the run and the local log are whole",
+  ignore: !hasProgram("/usr/bin/bwrap"),
+  async fn() {
+    await using tmp = await tempDir("otlp-");
+    const receiver = startOtlpReceiver();
+    try {
+      const log = `${tmp.path}/decisions.jsonl`;
+      const up = await sandboxCli(
+        ["run", "--log", log, "--", "sh", "-c", "curl -s -o /dev/null http://blocked.test/; true"],
+        {
+          cwd: tmp.path,
+          env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url },
+          unset: ["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"],
+          timeoutMs: 90_000,
+        },
+      );
+      assert.equal(up.code, 0, up.stderr);
+      const records = receiver.records();
+      const blocked = records.find((r) => r["server.address"] === "blocked.test");
+      assert.ok(blocked, JSON.stringify(records));
+      assert.equal(blocked["event.name"], "sandbox.network_proxy.policy_decision");
+      assert.equal(blocked["network.policy.decision"], "deny");
+      assert.equal(blocked["network.policy.source"], "baseline_policy");
+      assert.equal(blocked["network.policy.reason"], "not_allowed");
+      assert.equal(String(blocked["server.port"]), "80");
+      assert.equal(blocked["http.request.method"], "GET");
+      assert.equal(blocked["client.address"], "unknown");
+    } finally {
+      await receiver.close();
+    }
+    // The collector is gone now: the run still succeeds, and every decision is in the local log.
+    const log = `${tmp.path}/down.jsonl`;
+    const down = await sandboxCli(
+      [
+        "run",
+        "--log",
+        log,
+        "--",
+        "sh",
+        "-c",
+        "for h in a b c; do curl -s -o /dev/null http://$h.test/; done; true",
+      ],
+      {
+        cwd: tmp.path,
+        env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url },
+        unset: ["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"],
+        timeoutMs: 90_000,
+      },
+    );
+    assert.equal(down.code, 0, down.stderr);
+    const lines = (await Deno.readTextFile(log)).trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((l) => l.host), ["a.test", "b.test", "c.test"]);
   },
 });
