@@ -14,7 +14,8 @@
  */
 import assert from "node:assert/strict";
 import { hasProgram, parseLines, startUnixServer } from "./run_helpers.ts";
-import { sandboxCli } from "./cli_helpers.ts";
+import { runCommand, sandboxCli } from "./cli_helpers.ts";
+import { prepareNobody, unprivilegedBwrapWorks } from "./nobody_helpers.ts";
 
 const READY = Deno.build.os === "linux" && hasProgram("/usr/bin/bwrap") &&
   hasProgram("/usr/bin/python3");
@@ -267,5 +268,39 @@ Deno.test({
     const r = await run(["--writable", area, "--", "python3", "probe.py"], cwd.path);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(parseLines(r.stdout).get("theirs"), "PermissionError");
+  },
+});
+
+Deno.test({
+  name:
+    "unix sockets: a /var/run socket does not fail an unprivileged run either (setpriv, nobody)",
+  ignore: !READY || !isSymlink("/var/run") || !unprivilegedBwrapWorks(),
+  async fn() {
+    await using nobody = await prepareNobody();
+    const work = `${nobody.dir}/work`;
+    await Deno.mkdir(work);
+    const name = `sandbox-e2e-${crypto.randomUUID().slice(0, 8)}.sock`;
+    await Deno.writeTextFile(
+      `${work}/probe.py`,
+      probe({ varrun: `/var/run/${name}`, run: `/run/${name}` }),
+    );
+    await nobody.chown(work);
+    await using _server = startUnixServer(`/var/run/${name}`, "secret");
+    // Reachable for nobody on the host, so the sandbox is what stops it.
+    await Deno.chmod(`/run/${name}`, 0o777);
+    try {
+      const r = await runCommand(nobody.argv(["run", "--", "/usr/bin/python3", "probe.py"]), {
+        cwd: work,
+        clearEnv: true,
+        env: { PATH: "/usr/bin:/bin", HOME: work, ...nobody.denoEnv },
+        timeoutMs: TIMEOUT_MS,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const lines = parseLines(r.stdout);
+      assert.equal(lines.get("varrun"), "FileNotFoundError");
+      assert.equal(lines.get("run"), "FileNotFoundError");
+    } finally {
+      await Deno.remove(`/run/${name}`).catch(() => {});
+    }
   },
 });
