@@ -109,3 +109,43 @@ Deno.test({
     await cachePersistsAndStaysInside(nobodyRunner(nobody), base);
   },
 });
+
+Deno.test("tool homes are visible: sandbox profile show and run --dry-run list them, and a dry run creates nothing", async () => {
+  const base = await Deno.makeTempDir({ prefix: "tool-homes-show-" });
+  try {
+    // Deno's own cache stays where the test's is: only what sandbox creates is checked.
+    const denoDir = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
+    const env = { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: base, DENO_DIR: denoDir };
+    const run = (args: string[]) =>
+      runCommand(sandboxArgv(args), { cwd: base, clearEnv: true, env, timeoutMs: 60_000 });
+    const show = await run(["profile", "show"]);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(
+      show.stdout,
+      new RegExp(`^  ${base}/\\.npm +<- ${base}/\\.cache/sandbox/homes/npm$`, "m"),
+    );
+    const json = await run(["profile", "show", "--json"]);
+    assert.ok(
+      JSON.parse(json.stdout).toolHomes.some((h: { name: string }) => h.name === "npm"),
+    );
+    if (READY) {
+      const dry = await run(["run", "--dry-run", "--json", "--", "npm", "ci"]);
+      assert.equal(dry.code, 0, dry.stderr);
+      const plan = JSON.parse(dry.stdout);
+      const npm = plan.toolHomes.find((h: { name: string }) => h.name === "npm");
+      assert.deepEqual(npm, {
+        name: "npm",
+        target: `${base}/.npm`,
+        source: `${base}/.cache/sandbox/homes/npm`,
+      });
+      const at = plan.argv.indexOf(`${base}/.cache/sandbox/homes/npm`);
+      assert.equal(plan.argv[at - 1], "--bind");
+      assert.equal(plan.argv[at + 1], `${base}/.npm`);
+      const text = await run(["run", "--dry-run", "--", "npm", "ci"]);
+      assert.match(text.stdout, /^# tool homes /m);
+    }
+    assert.deepEqual([...Deno.readDirSync(base)], [], "nothing was created");
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
