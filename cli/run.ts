@@ -10,6 +10,8 @@ import { runSandboxed } from "../run/run.ts";
 import { parseCommandArgs, SHARED_OPTIONS, type SharedValues } from "./args.ts";
 import { UsageError } from "../errors.ts";
 import { type ReportDecision, reportRun, summarizeDecisions } from "../run/report.ts";
+import type { EffectiveConfig } from "../profiles/types.ts";
+import type { DecisionEvent } from "../proxy/decision_log.ts";
 import { createBlockWatch } from "../run/block_watch.ts";
 import { absoluteWritable, checkLogFile, stdoutLinePrefix } from "./run_checks.ts";
 import { openWorkflowFence } from "../run/workflow_fence.ts";
@@ -55,6 +57,8 @@ Options:
                            (local addresses, managed denies stay refused)
   --merge FILE             With --report: add allow lines for the would-block
                            hosts to the profile in FILE (comments kept)
+  --receipt FILE           At exit, write the egress receipt (hosts, ports,
+                           addresses, the policy's hash, the log's last hash)
   --allow-workflow-commands
                            Under GitHub Actions, let the command's own ::…::
                            workflow commands through (fenced off by default)
@@ -85,6 +89,7 @@ const RUN_OPTIONS = {
   "no-capture": { type: "boolean" },
   report: { type: "boolean" },
   merge: { type: "string" },
+  receipt: { type: "string" },
 } as const;
 
 /**
@@ -184,6 +189,8 @@ export async function runCommand(args: string[]): Promise<number> {
       json: flags.json === true,
       caDir: flags["ca-dir"] ?? null,
       dangerouslyAllowSystemDirs: values["dangerously-allow-system-dirs"] === true,
+      // The receipt is the launcher's: read-only inside while the run lasts.
+      protect: values.receipt === undefined ? undefined : [values.receipt as string],
       cwd,
       env,
     });
@@ -202,6 +209,15 @@ export async function runCommand(args: string[]): Promise<number> {
     env,
   });
   if (merge !== null) await mergeWouldBlock(merge, result.decisions, { command: rest, cwd, env });
+  if (values.receipt !== undefined) {
+    await writeRunReceipt(values.receipt as string, config, {
+      command: rest,
+      exitCode,
+      decisions: result.decisions,
+      logFile: flags.log ?? null,
+      cwd,
+    });
+  }
   return exitCode;
 }
 
@@ -275,4 +291,35 @@ async function mergeWouldBlock(
       } to profile "${merged.profile}" in ${target.file}\n`,
     ),
   );
+}
+
+/** Writes `--receipt FILE` (the modules load only when asked for). */
+async function writeRunReceipt(
+  file: string,
+  config: EffectiveConfig,
+  options: {
+    command: readonly string[];
+    exitCode: number;
+    decisions: readonly DecisionEvent[];
+    logFile: string | null;
+    cwd: string;
+  },
+): Promise<void> {
+  const { buildReceipt, policyHash, writeReceipt } = await import("../run/receipt.ts");
+  const absolute = (path: string) =>
+    path.startsWith("/") ? path : `${options.cwd.replace(/\/$/, "")}/${path}`;
+  let log: { path: string; lines: number; last_hash: string } | null = null;
+  if (options.logFile !== null) {
+    const { verifyDecisionLog } = await import("../proxy/decision_log.ts");
+    const verified = await verifyDecisionLog(await Deno.readFile(absolute(options.logFile)));
+    log = { path: absolute(options.logFile), lines: verified.lines, last_hash: verified.lastHash };
+  }
+  const receipt = buildReceipt(config, {
+    command: options.command,
+    exitCode: options.exitCode,
+    decisions: options.decisions,
+    policySha256: await policyHash(config),
+    log,
+  });
+  writeReceipt(absolute(file), receipt);
 }

@@ -66,6 +66,8 @@ export interface DecisionEvent {
    * `request_check`), logged as `source`; null when not known.
    */
   readonly guard?: string | null;
+  /** The checked addresses an allowed connection went to (not logged: for the receipt). */
+  readonly addresses?: readonly string[];
   /** The command of the run (argv joined for display), or null. */
   readonly command: string | null;
   /** Captured connections: the program that connected (`/proc/PID/exe`), or null when unknown. */

@@ -332,6 +332,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       source: verdict.ruleSource,
       ...(request.program === undefined ? {} : { program: request.program }),
       guard: wouldBlock?.source ?? verdict.source,
+      ...(verdict.decision === "allow" && verdict.addresses.length > 0
+        ? { addresses: verdict.addresses }
+        : {}),
     });
     record(event);
     return { ...verdict, event };

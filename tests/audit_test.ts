@@ -213,3 +213,75 @@ Deno.test({
     assert.deepEqual(lines.map((l) => l.host), ["a.test", "b.test", "c.test"]);
   },
 });
+
+Deno.test({
+  name:
+    "sandbox run --receipt: hosts, ports and checked addresses, the policy's hash and the log's last hash; read-only inside",
+  ignore: !hasProgram("/usr/bin/bwrap"),
+  async fn() {
+    await using tmp = await tempDir("receipt-");
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      () => new Response("ok\n"),
+    );
+    try {
+      const port = server.addr.port;
+      const log = `${tmp.path}/decisions.jsonl`;
+      const receiptFile = `${tmp.path}/receipt.json`;
+      await Deno.writeTextFile(receiptFile, "");
+      const script = `curl -s -o /dev/null http://allowed.test:${port}/; ` +
+        `curl -s -o /dev/null http://refused.test/; ` +
+        `echo forged > receipt.json 2>/dev/null && echo WROTE || echo readonly`;
+      const args = [
+        "run",
+        "--allow",
+        "allowed.test",
+        "--resolve",
+        "allowed.test=127.0.0.1",
+        "--log",
+        log,
+        "--receipt",
+        "receipt.json",
+        "--",
+        "sh",
+        "-c",
+        script,
+      ];
+      const run = await sandboxCli(args, { cwd: tmp.path, timeoutMs: 90_000 });
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.stdout.trim(), "readonly", "the command cannot write the receipt");
+      const receipt = JSON.parse(await Deno.readTextFile(receiptFile));
+      assert.equal(receipt.schema, "sandbox.receipt/v1");
+      assert.deepEqual(receipt.command, ["sh", "-c", script]);
+      assert.equal(receipt.exit_code, 0);
+      assert.match(receipt.policy.sha256, /^[0-9a-f]{64}$/);
+      const allowed = receipt.hosts.find((h: { host: string }) => h.host === "allowed.test");
+      assert.deepEqual(allowed.ports, [port]);
+      assert.deepEqual(allowed.addresses, ["127.0.0.1"]);
+      assert.equal(allowed.allowed, 1);
+      const refused = receipt.hosts.find((h: { host: string }) => h.host === "refused.test");
+      assert.equal(refused.denied, 1);
+      assert.deepEqual(refused.addresses, [], "a refused name was never resolved");
+      const verified = await sandboxCli([
+        "log",
+        "verify",
+        "--json",
+        "--last-hash",
+        receipt.log.last_hash,
+        log,
+      ]);
+      assert.equal(verified.code, 0, verified.stderr);
+      assert.equal(receipt.log.lines, 2);
+
+      // Another policy, another hash.
+      await sandboxCli([...args.slice(0, 1), "--deny", "x.test", ...args.slice(1)], {
+        cwd: tmp.path,
+        timeoutMs: 90_000,
+      });
+      const second = JSON.parse(await Deno.readTextFile(receiptFile));
+      assert.notEqual(second.policy.sha256, receipt.policy.sha256);
+    } finally {
+      await server.shutdown();
+    }
+  },
+});
