@@ -315,7 +315,8 @@ export interface ReadDecisionLogOptions {
   blockedOnly?: boolean;
 }
 
-const PROTOCOLS = new Set([
+/** Every `protocol` a line may carry. */
+export const PROXY_PROTOCOLS: readonly ProxyProtocol[] = Object.freeze([
   "http",
   "https-connect",
   "socks5",
@@ -323,6 +324,7 @@ const PROTOCOLS = new Set([
   "captured-tls",
   "captured-tcp",
 ]);
+const PROTOCOLS = new Set<string>(PROXY_PROTOCOLS);
 const REASONS = new Set<string>(["allowed", ...DENY_REASON_NAMES]);
 
 /**

@@ -6,6 +6,7 @@ import {
   formatCommand,
   formatDecisionLine,
   openDecisionLog,
+  PROXY_PROTOCOLS,
   readDecisionLog,
   verifyDecisionLog,
 } from "./decision_log.ts";
@@ -122,4 +123,44 @@ Deno.test("openDecisionLog() ends a torn last line before chaining on", async ()
   const result = await verifyDecisionLog(new TextEncoder().encode(text));
   // The torn line is named; the line after it still chains to it.
   assert.deepEqual(result.problems.map((p) => p.line), [2]);
+});
+
+Deno.test("docs/decision-log.schema.json describes exactly the lines formatDecisionLine() writes", async () => {
+  const schema = JSON.parse(
+    await Deno.readTextFile(new URL("../docs/decision-log.schema.json", import.meta.url)),
+  );
+  assert.equal(schema.properties.schema.const, DECISION_LOG_SCHEMA);
+  assert.deepEqual(schema.properties.protocol.enum, [...PROXY_PROTOCOLS]);
+  const lines = [
+    formatDecisionLine(EVENT),
+    formatDecisionLine(
+      { ...EVENT, decision: "would_block", method: "POST", guard: "mode_guard" },
+      "a".repeat(64),
+    ),
+    formatDecisionLine({
+      ...EVENT,
+      decision: "allow",
+      reason: "allowed",
+      rule: "a.test",
+      source: "flag:--allow",
+      guard: null,
+    }),
+  ];
+  for (const line of lines) {
+    const value = JSON.parse(line);
+    assert.deepEqual(Object.keys(value), schema.required, "every field, in order, and no other");
+    for (
+      const [key, spec] of Object.entries(schema.properties) as [string, Record<string, unknown>][]
+    ) {
+      const v = value[key];
+      if ("const" in spec) assert.equal(v, spec.const, key);
+      if ("enum" in spec) assert.ok((spec.enum as unknown[]).includes(v), `${key}: ${v}`);
+      if ("pattern" in spec) assert.match(v, new RegExp(spec.pattern as string), key);
+      if ("type" in spec) {
+        const types = ([] as string[]).concat(spec.type as string | string[]);
+        const actual = v === null ? "null" : Number.isInteger(v) ? "integer" : typeof v;
+        assert.ok(types.includes(actual), `${key} is ${actual}, schema says ${types}`);
+      }
+    }
+  }
 });
