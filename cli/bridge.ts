@@ -136,11 +136,15 @@ async function readLine(): Promise<string | null> {
   }
 }
 
-/** Waits (bounded) until 127.0.0.1 can be bound in this thread's network namespace. */
+/**
+ * Waits (bounded) until bwrap has brought the sandbox's loopback device up.
+ * bwrap adds 127.0.0.1/8 and then sets the device up; only then is the
+ * whole prefix local, so 127.0.0.2 binds only once the device is up.
+ */
 async function untilLoopbackUp(): Promise<void> {
   for (let waited = 0;; waited++) {
     try {
-      Deno.listen({ hostname: "127.0.0.1", port: 0 }).close();
+      Deno.listen({ hostname: "127.0.0.2", port: 0 }).close();
       return;
     } catch (error) {
       if (!(error instanceof Deno.errors.AddrNotAvailable) || waited > 5000) throw error;

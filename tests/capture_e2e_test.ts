@@ -19,6 +19,12 @@ import { hasProgram, parseLines } from "./run_helpers.ts";
 const isRoot = Deno.uid() === 0;
 const ignore = !isRoot || !hasProgram("/usr/bin/bwrap") || !hasProgram("/usr/bin/curl") ||
   !hasProgram("/usr/bin/python3");
+if (ignore) {
+  console.warn(
+    "capture e2e tests skipped: they need root (fixtures on ports 80/443, capture is root-only), " +
+      "/usr/bin/bwrap, /usr/bin/curl and /usr/bin/python3",
+  );
+}
 
 /** A loopback address of the host no other test is likely to use. */
 function randomLoopback(): string {
