@@ -3,7 +3,7 @@
  * verify` names the line after one that was removed or changed.
  */
 import assert from "node:assert/strict";
-import { sandboxCli, tempDir } from "./cli_helpers.ts";
+import { sandboxArgv, sandboxCli, tempDir } from "./cli_helpers.ts";
 import { hasProgram } from "./run_helpers.ts";
 import { startOtlpReceiver } from "./otlp_helpers.ts";
 
@@ -282,6 +282,64 @@ Deno.test({
       assert.notEqual(second.policy.sha256, receipt.policy.sha256);
     } finally {
       await server.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "sandbox run says a block on stderr while the command still runs (it blocks, then sleeps)",
+  ignore: !hasProgram("/usr/bin/bwrap"),
+  async fn() {
+    await using tmp = await tempDir("live-");
+    const child = new Deno.Command(
+      sandboxArgv([
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "curl -s -o /dev/null http://other.test/; touch blocked-done; sleep 60",
+      ])[0],
+      {
+        args: sandboxArgv([
+          "run",
+          "--",
+          "sh",
+          "-c",
+          "curl -s -o /dev/null http://other.test/; touch blocked-done; sleep 60",
+        ]).slice(1),
+        cwd: tmp.path,
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      },
+    ).spawn();
+    let exited = false;
+    const status = child.status.then((s) => {
+      exited = true;
+      return s;
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    try {
+      let text = "";
+      const decoder = new TextDecoder();
+      const reader = child.stderr.getReader();
+      while (
+        !/^sandbox: blocked GET other\.test:80 not_allowed \(add --allow other\.test\)$/m.test(text)
+      ) {
+        const { value, done } = await reader.read();
+        assert.ok(!done, `stderr ended without the live line:\n${text}`);
+        text += decoder.decode(value, { stream: true });
+      }
+      assert.equal(exited, false, "the line came while the command was still running");
+      reader.releaseLock();
+      child.kill("SIGTERM");
+      const end = await status;
+      assert.equal(end.success, false);
+      await child.stderr.cancel().catch(() => {});
+    } finally {
+      clearTimeout(timer);
+      if (!exited) child.kill("SIGKILL");
+      await status;
     }
   },
 });
