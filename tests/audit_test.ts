@@ -291,28 +291,20 @@ Deno.test({
   ignore: !hasProgram("/usr/bin/bwrap"),
   async fn() {
     await using tmp = await tempDir("live-");
-    const child = new Deno.Command(
-      sandboxArgv([
-        "run",
-        "--",
-        "sh",
-        "-c",
-        "curl -s -o /dev/null http://other.test/; touch blocked-done; sleep 60",
-      ])[0],
-      {
-        args: sandboxArgv([
-          "run",
-          "--",
-          "sh",
-          "-c",
-          "curl -s -o /dev/null http://other.test/; touch blocked-done; sleep 60",
-        ]).slice(1),
-        cwd: tmp.path,
-        stdin: "null",
-        stdout: "null",
-        stderr: "piped",
-      },
-    ).spawn();
+    const [program, ...args] = sandboxArgv([
+      "run",
+      "--",
+      "sh",
+      "-c",
+      "curl -s -o /dev/null http://other.test/; sleep 60",
+    ]);
+    const child = new Deno.Command(program, {
+      args,
+      cwd: tmp.path,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
     let exited = false;
     const status = child.status.then((s) => {
       exited = true;
