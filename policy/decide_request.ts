@@ -16,6 +16,8 @@
  * | 3 | the request itself (port out of range; inside MITM: not the tunnel's host, malformed framing) | `request_check` | `invalid_port`, `host_mismatch`, `bad_request` |
  * | 4 | the baseline policy: the sandbox's own loopback (`sandboxLoopback`), then domain rules and address classes (`decideHost`); or the unix socket allowlist | `baseline_policy` | `denied`, `not_allowed`, `not_allowed_local`, `resolve_failed`, `unix_socket_not_allowed` |
  * | 5 | the mode guard: limited mode (methods, upgrades, bodies, SOCKS5, HTTPS without MITM); inside MITM, CONNECT and upgrades in any mode | `mode_guard` | `method_not_allowed`, `mitm_required` |
+ * | 5a | per-host request rules (`mitm_hooks`, `requests`): a host with rules needs a request that matches one; CONNECT to it needs MITM, SOCKS5 to it is refused | `request_rules` | `mitm_hook_denied`, `mitm_required` |
+ * | 5b | secret placeholders: a request carrying one to a host the secret is not bound to | `secrets` | `secret_wrong_host` |
  * | 6 | the decider (`--ask`): only for `not_allowed`, only when every other guard passes | `decider` | `not_allowed` |
  * | 7 | the proxy's own listeners (checked on the resolved addresses) | `proxy_state` | `own_listener` |
  *
@@ -43,7 +45,9 @@ import { errorMessage } from "../errors.ts";
 import { parseIpLiteral } from "./address.ts";
 import { normalizeHost } from "./host.ts";
 import { HOST_LOOPBACK_ALIAS, hostLoopbackReason } from "./loopback.ts";
-import { compileDomainPattern } from "./pattern.ts";
+import { compileDomainPattern, type DomainPattern, matchesDomainPattern } from "./pattern.ts";
+import { evaluateRequestRules } from "./request_rules.ts";
+import type { RequestRule } from "./types.ts";
 import { decideHost, decideMethod, type HostDecision, type NetworkPolicy } from "./policy.ts";
 import type { DenyReason } from "./reasons.ts";
 import type { Resolver } from "./types.ts";
@@ -71,7 +75,9 @@ export type DecisionSource =
   | "mode_guard"
   | "proxy_state"
   | "decider"
-  | "request_check";
+  | "request_check"
+  | "request_rules"
+  | "secrets";
 
 /** Every decision source, in guard order. */
 export const DECISION_SOURCES: readonly DecisionSource[] = Object.freeze([
@@ -79,6 +85,8 @@ export const DECISION_SOURCES: readonly DecisionSource[] = Object.freeze([
   "request_check",
   "baseline_policy",
   "mode_guard",
+  "request_rules",
+  "secrets",
   "decider",
 ]);
 
@@ -110,6 +118,20 @@ export interface RequestFacts {
   readonly serverName?: string | null;
   /** Captured doors: the program that connected (`/proc/PID/exe`), for the log; no guard reads it. */
   readonly program?: string | null;
+  /** The origin-form target (path and query) of an HTTP request, for request rules. */
+  readonly target?: string | null;
+  /** The request's headers (HTTP requests), for request rules and secret placeholders. */
+  readonly headers?: readonly { readonly name: string; readonly value: string }[] | null;
+}
+
+/** A secret of the run: its placeholder (what the sandbox holds) and the hosts it is bound to. */
+export interface SecretBinding {
+  /** The variable name. */
+  readonly name: string;
+  /** The placeholder the sandbox holds instead of the value. */
+  readonly placeholder: string;
+  /** The host patterns the real value may go to. */
+  readonly hosts: readonly DomainPattern[];
 }
 
 /** The CONNECT a MITM tunnel was opened for, as its verdict said. */
@@ -176,6 +198,8 @@ export interface DecideRequestOptions {
   readonly ownListeners?: OwnListeners;
   /** The unix socket allowlist check (with its file system checks); without it every socket is refused. */
   readonly checkUnixSocket?: (path: string) => Promise<UnixSocketCheck>;
+  /** The run's secrets: placeholders refused on hosts they are not bound to. */
+  readonly secrets?: readonly SecretBinding[];
   /** The decider: asked about a `not_allowed` host; "allow" admits this one request. */
   readonly ask?: (question: AskQuestion) => Promise<"allow" | "deny">;
 }
@@ -215,6 +239,10 @@ export type RequestVerdict =
     readonly addresses: readonly string[];
     /** For `x-unix-socket`: the canonical path to connect to. */
     readonly unixSocket: string | null;
+    /** The request rule that matched (its actions apply), or absent. */
+    readonly requestRule?: RequestRule | null;
+    /** Secrets whose placeholders this request carries to a bound host (replace them). */
+    readonly secrets?: readonly string[];
   }
   | {
     readonly decision: "deny";
@@ -536,6 +564,84 @@ async function runGuards(
     return pending ?? deny(modeDeny.reason, modeDeny.source, modeDeny.detail, allowed);
   }
 
+  // 5a. Per-host request rules.
+  const rules = options.policy.requestRules;
+  if (rules !== undefined && rules.size > 0 && unixPath === null) {
+    const hooked = rules.has(host);
+    if (hooked && (request.door === "socks5" || request.door === "captured-tcp")) {
+      return pending ?? deny(
+        "mitm_required",
+        "request_rules",
+        `${host} has request rules; a ${
+          request.door === "socks5" ? "SOCKS5" : "plain TCP"
+        } tunnel cannot show its requests (use the HTTP proxy)`,
+        allowed,
+      );
+    }
+    if (
+      hooked && (request.door === "https-connect" || request.door === "captured-tls") &&
+      !options.mitm
+    ) {
+      return pending ?? deny(
+        "mitm_required",
+        "request_rules",
+        `${host} has request rules; checking them in HTTPS needs MITM (a CA)`,
+        allowed,
+      );
+    }
+    if (hooked && request.method !== null && request.method !== "CONNECT") {
+      const evaluation = evaluateRequestRules(rules, host, {
+        method: request.method,
+        target: request.target ?? "/",
+        headers: request.headers ?? [],
+      });
+      if (evaluation.kind === "no_match") {
+        return pending ?? deny(
+          "mitm_hook_denied",
+          "request_rules",
+          `${request.method} ${
+            pathOf(request.target ?? "/")
+          } to ${host} matches none of its ${evaluation.rules} request rule(s)`,
+          allowed,
+        );
+      }
+      if (evaluation.kind === "matched") {
+        allowed = {
+          ...allowed,
+          requestRule: evaluation.rule,
+          rule: evaluation.rule.name,
+          ruleSource: evaluation.rule.source,
+        };
+      }
+    }
+  }
+
+  // 5b. Secret placeholders: only toward a bound host.
+  const secrets = options.secrets ?? [];
+  if (secrets.length > 0 && unixPath === null && (request.headers || request.target)) {
+    const carried: string[] = [];
+    for (const secret of secrets) {
+      const inHeaders = (request.headers ?? []).some((h) =>
+        carriesPlaceholder(h.value, secret.placeholder)
+      );
+      const inTarget = (request.target ?? "").includes(secret.placeholder);
+      if (!inHeaders && !inTarget) continue;
+      const bound = secret.hosts.some((p) => matchesDomainPattern(p, host));
+      if (!bound || inTarget) {
+        return pending ?? deny(
+          "secret_wrong_host",
+          "secrets",
+          `the request carries the placeholder of secret ${secret.name} ${
+            inTarget ? "in its URL" : `to ${host}, which it is not bound to`
+          }`,
+          allowed,
+        );
+      }
+      carried.push(secret.name);
+    }
+    if (carried.length > 0) allowed = { ...allowed, secrets: carried };
+  }
+
   // 6. The decider: only a plain allowlist miss, only when everything else would pass.
   if (pending !== null) {
     if (options.ask === undefined) return pending;
@@ -568,6 +674,23 @@ async function runGuards(
     );
   }
   return allowed;
+}
+
+function pathOf(target: string): string {
+  const q = target.indexOf("?");
+  return q < 0 ? target : target.slice(0, q);
+}
+
+/** The placeholder as written, or inside a Basic credential (base64 of `user:password`). */
+function carriesPlaceholder(value: string, placeholder: string): boolean {
+  if (value.includes(placeholder)) return true;
+  const basic = /^\s*basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(value);
+  if (basic === null) return false;
+  try {
+    return atob(basic[1]).includes(placeholder);
+  } catch {
+    return false;
+  }
 }
 
 function fromHostDecision(decision: HostDecision, port: number): Allow | Deny {

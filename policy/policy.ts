@@ -24,6 +24,12 @@
  *
  * @module
  */
+import {
+  compileRequestRule,
+  compileRequestRules,
+  RequestRuleError,
+  type RequestRulesByHost,
+} from "./request_rules.ts";
 import type { NetworkConfig, NetworkMode } from "./types.ts";
 import { ConfigError, type ConfigProblem, errorMessage } from "../errors.ts";
 import { classifyAddress, type IpAddress, parseIpLiteral } from "./address.ts";
@@ -92,6 +98,8 @@ export interface NetworkPolicy {
   readonly mode: NetworkMode;
   /** Report mode: host and method refusals are let through as `would_block` (floors excepted). */
   readonly report?: boolean;
+  /** Per-host request rules, compiled (absent or empty: none). */
+  readonly requestRules?: RequestRulesByHost;
 }
 
 /** A host decision: allow with the addresses to connect to, or deny with why. */
@@ -172,7 +180,22 @@ export function compileNetworkPolicy(network: NetworkConfig): NetworkPolicy {
       });
     }
   }
+  let requestRules: RequestRulesByHost = new Map();
+  const rules = network.requestRules ?? [];
+  for (const rule of rules) {
+    try {
+      compileRequestRule(rule);
+    } catch (error) {
+      const key = error instanceof RequestRuleError ? `.${error.key}` : "";
+      problems.push({
+        file: rule.source,
+        keyPath: `network.${rule.name}${key}`,
+        message: errorMessage(error),
+      });
+    }
+  }
   if (problems.length > 0) throw new ConfigError(problems);
+  if (rules.length > 0) requestRules = compileRequestRules(rules);
   // Built here rather than on the first request, so the first request is not the slow one.
   ruleIndexOf(allow);
   ruleIndexOf(deny);
@@ -183,6 +206,7 @@ export function compileNetworkPolicy(network: NetworkConfig): NetworkPolicy {
     allowLocalBinding: network.allowLocalBinding,
     mode: network.mode,
     report: network.enforcement === "report",
+    requestRules,
   };
 }
 

@@ -28,7 +28,9 @@ export type DenyReason =
   | "bad_request"
   | "resolve_failed"
   | "own_listener"
-  | "policy_error";
+  | "policy_error"
+  | "mitm_hook_denied"
+  | "secret_wrong_host";
 
 /** How a deny reason is shown to clients and people. */
 export interface DenyReasonInfo {
@@ -70,6 +72,14 @@ export const DENY_REASONS: Readonly<Record<DenyReason, DenyReasonInfo>> = Object
   resolve_failed: { xProxyError: POLICY, message: "The allowed name did not resolve" },
   own_listener: { xProxyError: POLICY, message: "The target is the proxy's own listener" },
   policy_error: { xProxyError: POLICY, message: "The policy check failed" },
+  mitm_hook_denied: {
+    xProxyError: "blocked-by-mitm-hook",
+    message: "The host has request rules and none matches this request",
+  },
+  secret_wrong_host: {
+    xProxyError: "blocked-by-secret-policy",
+    message: "The request carries a secret's placeholder to a host the secret is not bound to",
+  },
 });
 
 /** All deny reasons, in table order. */

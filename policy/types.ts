@@ -31,6 +31,44 @@ export interface UnixSocketRule {
   readonly source: RuleSource;
 }
 
+/** A header a request rule puts into matching requests, its value read by the proxy. */
+export interface InjectedHeader {
+  /** The header name. */
+  readonly name: string;
+  /** Read the value from this environment variable (of the launcher, never the sandbox). */
+  readonly fromEnv: string | null;
+  /** Or from this absolute file (trimmed). */
+  readonly fromFile: string | null;
+  /** Written before the value (`Bearer `). */
+  readonly prefix: string;
+}
+
+/**
+ * A per-host request rule (the reference design's `mitm_hooks` entry, or our
+ * short `requests` form): for requests to `host`, the first rule whose
+ * matchers all match decides; a host with rules and no match is refused.
+ */
+export interface RequestRule {
+  /** A name for people: the hook's key, or `requests."host"[i]`. */
+  readonly name: string;
+  /** The exact host (no wildcards). */
+  readonly host: string;
+  /** Methods (upper case), at least one. */
+  readonly methods: readonly string[];
+  /** Path prefixes, or globs after `pattern:`; at least one. */
+  readonly paths: readonly string[];
+  /** Query key -> allowed values (exact, or `pattern:` globs); every key must be present with one of them. */
+  readonly query: Readonly<Record<string, readonly string[]>>;
+  /** Header name -> allowed values (an empty list: present with any value). */
+  readonly headers: Readonly<Record<string, readonly string[]>>;
+  /** Request headers removed before forwarding. */
+  readonly stripHeaders: readonly string[];
+  /** Request headers set before forwarding (after the strip). */
+  readonly injectHeaders: readonly InjectedHeader[];
+  /** Where the rule came from. */
+  readonly source: RuleSource;
+}
+
 /** Method policy: `full` lets every method through; `limited` only GET, HEAD, OPTIONS. */
 export type NetworkMode = "full" | "limited";
 
@@ -82,6 +120,8 @@ export interface NetworkConfig {
    * stay enforced. Absent means `enforce`.
    */
   readonly enforcement?: "enforce" | "report";
+  /** Per-host request rules in configuration order (absent: none). */
+  readonly requestRules?: readonly RequestRule[];
 }
 
 /**

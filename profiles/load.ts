@@ -24,6 +24,8 @@ import { DEFAULTS } from "./defaults.ts";
 import { discoverPresetHosts } from "./preset_hosts.ts";
 import { isPresetName, type PresetName, PRESETS } from "./presets.ts";
 import { checkDomainPattern } from "./_pattern.ts";
+import { READ_METHODS } from "../policy/request_rules.ts";
+import type { RequestRule } from "../policy/types.ts";
 import { type KeyLines, parseTomlText, splitDottedKey } from "./toml.ts";
 import {
   checkExecPolicyExamples,
@@ -313,6 +315,7 @@ interface Draft {
     domains: DomainRule[];
     unixSockets: UnixSocketRule[];
     managedAllowedDomainsOnly: boolean;
+    requestRules: RequestRule[];
   };
   /** Rules that came from the managed file (they are never replaced by a later layer). */
   managedRules: Set<DomainRule | UnixSocketRule | ExecRule>;
@@ -368,6 +371,7 @@ function newDraft(): Draft {
       domains: [],
       unixSockets: [],
       managedAllowedDomainsOnly: false,
+      requestRules: [],
     },
     managedRules: new Set(),
     domainIndex: { replaceable: new Map(), managed: new Set(), replaced: new Set() },
@@ -469,11 +473,48 @@ function applyNetworkLayer(
     for (const pattern of PRESETS[name].allow) {
       addDomainRule(draft, { pattern, action: "allow", source: presetRuleSource }, options);
     }
+    addPresetReadRules(draft, name, PRESETS[name].allow, presetRuleSource);
   }
   for (const rule of layer.domains) {
     addDomainRule(draft, { pattern: rule.pattern, action: rule.action, source }, options);
   }
+  for (const rule of layer.requestRules ?? []) addRequestRule(draft, { ...rule, source });
   for (const rule of layer.unixSockets) addSocketRule(draft, { ...rule, source }, options);
+}
+
+/**
+ * Adds a request rule; a later rule of the same name replaces the earlier one
+ * in its place (Codex merges `[network.mitm.hooks]` tables by name).
+ */
+function addRequestRule(draft: Draft, rule: RequestRule): void {
+  const rules = draft.network.requestRules;
+  const at = rules.findIndex((r) => r.name === rule.name && r.host === rule.host);
+  if (at >= 0) rules[at] = rule;
+  else rules.push(rule);
+}
+
+/** A read-only preset: each exact host it allows gets a GET/HEAD/OPTIONS request rule. */
+function addPresetReadRules(
+  draft: Draft,
+  name: PresetName,
+  hosts: readonly string[],
+  source: RuleSource,
+): void {
+  if (PRESETS[name].requests !== "read") return;
+  for (const host of hosts) {
+    if (host.includes("*")) continue;
+    addRequestRule(draft, {
+      name: `preset.${name}.${JSON.stringify(host)}`,
+      host,
+      methods: [...READ_METHODS],
+      paths: ["/"],
+      query: {},
+      headers: {},
+      stripHeaders: [],
+      injectHeaders: [],
+      source,
+    });
+  }
 }
 
 function presetSource(name: string, source: RuleSource, options: { managed: boolean }): RuleSource {
@@ -506,6 +547,7 @@ async function addDiscoveredPresetHosts(
           );
           continue;
         }
+        addPresetReadRules(draft, use.name, [host], use.source);
         const key = normalizePattern(host);
         if (draft.domainIndex.replaceable.has(key) || draft.domainIndex.managed.has(key)) continue;
         addDomainRule(draft, { pattern: host, action: "allow", source: use.source }, {
@@ -952,6 +994,7 @@ function applyFlags(draft: Draft, flags: ConfigFlags, problems: ConfigProblem[])
         managed: false,
       });
     }
+    addPresetReadRules(draft, name, PRESETS[name].allow, `preset:${name}`);
   }
   for (const [flag, action] of [["allow", "allow"], ["deny", "deny"]] as const) {
     for (const pattern of flags[flag] ?? []) {
@@ -1205,6 +1248,17 @@ function finish(draft: Draft): EffectiveConfig {
       ask: n.ask,
       capture: n.capture,
       enforcement: n.enforcement,
+      ...(n.requestRules.length > 0
+        ? {
+          requestRules: n.requestRules.map((r) => ({
+            ...r,
+            methods: [...r.methods],
+            paths: [...r.paths],
+            stripHeaders: [...r.stripHeaders],
+            injectHeaders: r.injectHeaders.map((i) => ({ ...i })),
+          })),
+        }
+        : {}),
     },
     filesystem: draft.filesystem,
     env: draft.env,

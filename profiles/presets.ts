@@ -10,7 +10,12 @@
 import type { PresetHostSource } from "./preset_hosts.ts";
 
 /** The names of the built-in presets. */
-export type PresetName = "common-dependencies" | "python-ml";
+export type PresetName =
+  | "common-dependencies"
+  | "python-ml"
+  | "npm-read"
+  | "pypi-read"
+  | "github-api-read";
 
 /**
  * One preset: a sentence saying what it is for, its allow patterns, and the
@@ -24,6 +29,8 @@ export interface Preset {
   readonly allow: readonly string[];
   /** Machine configuration the preset also takes hosts from, when it is used. */
   readonly discover: readonly PresetHostSource[];
+  /** `"read"`: every exact host it allows (and discovers) gets a GET/HEAD/OPTIONS request rule. */
+  readonly requests?: "read";
 }
 
 const GITHUB: readonly string[] = [
@@ -143,6 +150,25 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
       "**.hf.co",
       "download.pytorch.org",
     ]),
+  }),
+  "npm-read": Object.freeze({
+    description:
+      "Read-only access to the npm registry your npm is configured for: GET, HEAD and OPTIONS only (installs work; publish, audit and login are refused)",
+    discover: Object.freeze(["npm-registry"] as const),
+    allow: Object.freeze([]),
+    requests: "read",
+  }),
+  "pypi-read": Object.freeze({
+    description: "Read-only PyPI: GET, HEAD and OPTIONS to pypi.org and files.pythonhosted.org",
+    discover: Object.freeze([]),
+    allow: Object.freeze([...PYPI]),
+    requests: "read",
+  }),
+  "github-api-read": Object.freeze({
+    description: "Read-only GitHub REST API: GET, HEAD and OPTIONS to api.github.com",
+    discover: Object.freeze([]),
+    allow: Object.freeze(["api.github.com"]),
+    requests: "read",
   }),
 });
 

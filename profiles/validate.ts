@@ -15,7 +15,9 @@
  *
  * @module
  */
-import type { ConfigProblem } from "../errors.ts";
+import { type ConfigProblem, errorMessage } from "../errors.ts";
+import { compileRequestRule, READ_METHODS, RequestRuleError } from "../policy/request_rules.ts";
+import type { InjectedHeader, RequestRule } from "../policy/types.ts";
 import { checkDomainPattern } from "./_pattern.ts";
 import { isPresetName, PRESETS } from "./presets.ts";
 import { formatKeyPath, type KeyLines, parseTomlText, splitDottedKey } from "./toml.ts";
@@ -63,6 +65,8 @@ export interface NetworkLayer {
   readonly unixSockets: readonly { readonly path: string; readonly action: "allow" | "none" }[];
   /** `presets = [...]`: names of built-in presets to add as allow rules. */
   readonly presets: readonly string[];
+  /** Per-host request rules (`[network.mitm.hooks]` or `requests`), source filled in by the loader. */
+  readonly requestRules?: readonly RequestRule[];
 }
 
 /** One `[permissions.NAME]` profile. */
@@ -940,7 +944,7 @@ class Checker {
     value: unknown,
     path: readonly string[],
     kind: ConfigKind,
-    unsupported?: ConfigProblem[],
+    _unsupported?: ConfigProblem[],
   ): NetworkLayer | null {
     const table = this.table(value, path);
     if (table === null) return null;
@@ -949,6 +953,7 @@ class Checker {
     } = emptyNetwork();
     const domains = new DomainBlock();
     const sockets: { path: string; action: "allow" | "none" }[] = [];
+    const requestRules: RequestRule[] = [];
     const ignored: string[] = [];
     const at = (key: string) => [...path, key];
     const has = (key: string) => Object.hasOwn(table, key);
@@ -981,11 +986,15 @@ class Checker {
     for (const [key, inner] of Object.entries(table)) {
       const p = at(key);
       if (key === "mitm" && isTable(inner)) {
-        // Codex's `[network.mitm]` holds request hooks (match a request, strip or inject headers).
-        const message =
-          'Codex MITM hooks ([network.mitm] hooks/actions) are not supported: sandbox cannot apply them, so a profile that relies on them is refused; use "mitm = true" to terminate TLS in limited mode and --secret VAR=HOST to put a credential into requests';
-        if (unsupported !== undefined) this.unenforceable(unsupported, p, message);
-        else this.problem(p, message);
+        // Codex's `[network.mitm]`: named hooks (host + matchers + action names) and named actions.
+        const { rules, enabled } = this.mitmHooks(inner, p);
+        requestRules.push(...rules);
+        if (enabled !== undefined) out.mitm = enabled;
+        else if (rules.length > 0) out.mitm = true;
+        continue;
+      }
+      if (key === "requests") {
+        requestRules.push(...this.requestsShort(inner, p));
         continue;
       }
       if (Object.hasOwn(NETWORK_BOOLEANS, key)) {
@@ -1054,7 +1063,218 @@ class Checker {
     }
     out.domains = domains.rules;
     out.unixSockets = sockets;
+    if (requestRules.length > 0) out.requestRules = requestRules;
     return out;
+  }
+
+  /** `[network.mitm]`: `hooks.NAME` (host, methods, path_prefixes, query, headers, action) and `actions.NAME`. */
+  mitmHooks(
+    table: Table,
+    path: readonly string[],
+  ): { rules: RequestRule[]; enabled: boolean | undefined } {
+    const rules: RequestRule[] = [];
+    let enabled: boolean | undefined;
+    const actions = new Map<string, { strip: string[]; inject: InjectedHeader[] }>();
+    for (const key of Object.keys(table)) {
+      if (!["hooks", "actions", "enabled"].includes(key)) {
+        this.problem([...path, key], 'Unknown key: expected one of "hooks", "actions", "enabled"');
+      }
+    }
+    if (Object.hasOwn(table, "enabled")) enabled = this.bool(table.enabled, [...path, "enabled"]);
+    const actionTable = Object.hasOwn(table, "actions")
+      ? this.table(table.actions, [...path, "actions"])
+      : null;
+    for (const [name, value] of Object.entries(actionTable ?? {})) {
+      const at = [...path, "actions", name];
+      const t = this.table(value, at);
+      if (t === null) continue;
+      const strip: string[] = [];
+      const inject: InjectedHeader[] = [];
+      for (const [k, v] of Object.entries(t)) {
+        if (k === "strip_request_headers") strip.push(...(this.stringList(v, [...at, k]) ?? []));
+        else if (k === "inject_request_headers") {
+          if (!Array.isArray(v)) {
+            this.problem(
+              [...at, k],
+              "Expected an array of { name, secret_env_var | secret_file, prefix }",
+            );
+            continue;
+          }
+          v.forEach((item, i) => {
+            const ip = [...at, k, String(i)];
+            const it = this.table(item, ip);
+            if (it === null) return;
+            for (const ik of Object.keys(it)) {
+              if (!["name", "secret_env_var", "secret_file", "prefix"].includes(ik)) {
+                this.problem(
+                  [...ip, ik],
+                  'Unknown key: expected one of "name", "secret_env_var", "secret_file", "prefix"',
+                );
+              }
+            }
+            inject.push({
+              name: this.string(it.name, [...ip, "name"]) ?? "",
+              fromEnv: it.secret_env_var === undefined
+                ? null
+                : this.string(it.secret_env_var, [...ip, "secret_env_var"]) ?? null,
+              fromFile: it.secret_file === undefined
+                ? null
+                : this.string(it.secret_file, [...ip, "secret_file"]) ?? null,
+              prefix: it.prefix === undefined
+                ? ""
+                : this.string(it.prefix, [...ip, "prefix"]) ?? "",
+            });
+          });
+        } else {
+          this.problem(
+            [...at, k],
+            'Unknown key: expected one of "strip_request_headers", "inject_request_headers"',
+          );
+        }
+      }
+      actions.set(name, { strip, inject });
+    }
+    const hookTable = Object.hasOwn(table, "hooks")
+      ? this.table(table.hooks, [...path, "hooks"])
+      : null;
+    for (const [name, value] of Object.entries(hookTable ?? {})) {
+      const at = [...path, "hooks", name];
+      const t = this.table(value, at);
+      if (t === null) continue;
+      const allowed = ["host", "methods", "path_prefixes", "query", "headers", "body", "action"];
+      for (const k of Object.keys(t)) {
+        if (!allowed.includes(k)) {
+          this.problem([...at, k], `Unknown key: expected one of ${quoteList(allowed)}`);
+        }
+      }
+      if (Object.hasOwn(t, "body")) {
+        this.problem(
+          [...at, "body"],
+          "match.body is reserved for a future release and is not yet supported (as in Codex)",
+        );
+      }
+      const host = this.string(t.host, [...at, "host"]);
+      const methods = this.stringList(t.methods, [...at, "methods"]);
+      const paths = this.stringList(t.path_prefixes, [...at, "path_prefixes"]);
+      const valueMap = (k: "query" | "headers") => {
+        const out: Record<string, string[]> = {};
+        if (!Object.hasOwn(t, k)) return out;
+        const mt = this.table(t[k], [...at, k]);
+        for (const [mk, mv] of Object.entries(mt ?? {})) {
+          out[mk] = this.stringList(mv, [...at, k, mk]) ?? [];
+        }
+        return out;
+      };
+      const query = valueMap("query");
+      const headers = valueMap("headers");
+      const strip: string[] = [];
+      const inject: InjectedHeader[] = [];
+      for (const actionName of this.stringList(t.action ?? [], [...at, "action"]) ?? []) {
+        const action = actions.get(actionName);
+        if (action === undefined) {
+          this.problem(
+            [...at, "action"],
+            `Unknown action "${actionName}": define it under [${
+              formatKeyPath([...path, "actions", actionName])
+            }]`,
+          );
+          continue;
+        }
+        strip.push(...action.strip);
+        inject.push(...action.inject);
+      }
+      if (host === undefined || methods === undefined || paths === undefined) continue;
+      const rule: RequestRule = {
+        name: formatKeyPath(["mitm", "hooks", name]),
+        host,
+        methods,
+        paths,
+        query,
+        headers,
+        stripHeaders: strip,
+        injectHeaders: inject,
+        source: "",
+      };
+      this.checkRule(rule, at);
+      rules.push(rule);
+    }
+    return { rules, enabled };
+  }
+
+  /**
+   * Our short form: `requests = { "HOST" = "read" }`, `{ allow = "read" | "all" }`,
+   * `{ methods = [...], paths = [...] }`, or a list of such tables (first match wins).
+   */
+  requestsShort(value: unknown, path: readonly string[]): RequestRule[] {
+    const table = this.table(value, path);
+    const rules: RequestRule[] = [];
+    for (const [host, spec] of Object.entries(table ?? {})) {
+      const at = [...path, host];
+      const items = Array.isArray(spec) ? spec : [spec];
+      items.forEach((item, i) => {
+        const ip = Array.isArray(spec) ? [...at, String(i)] : at;
+        let methods: string[] | undefined;
+        let paths: string[] = ["/"];
+        if (typeof item === "string") {
+          methods = shortMethods(item);
+          if (methods === undefined) {
+            this.problem(ip, `Expected "read" (GET, HEAD, OPTIONS) or "all", got "${item}"`);
+            return;
+          }
+        } else {
+          const t = this.table(item, ip);
+          if (t === null) return;
+          for (const k of Object.keys(t)) {
+            if (!["allow", "methods", "paths"].includes(k)) {
+              this.problem([...ip, k], 'Unknown key: expected one of "allow", "methods", "paths"');
+            }
+          }
+          if (Object.hasOwn(t, "allow") === Object.hasOwn(t, "methods")) {
+            this.problem(ip, 'Write exactly one of allow = "read" | "all" or methods = [...]');
+            return;
+          }
+          if (Object.hasOwn(t, "allow")) {
+            const a = this.string(t.allow, [...ip, "allow"]);
+            methods = a === undefined ? undefined : shortMethods(a);
+            if (a !== undefined && methods === undefined) {
+              this.problem(
+                [...ip, "allow"],
+                `Expected "read" (GET, HEAD, OPTIONS) or "all", got "${a}"`,
+              );
+            }
+          } else methods = this.stringList(t.methods, [...ip, "methods"]);
+          if (Object.hasOwn(t, "paths")) paths = this.stringList(t.paths, [...ip, "paths"]) ?? [];
+        }
+        if (methods === undefined) return;
+        const rule: RequestRule = {
+          name: formatKeyPath(
+            Array.isArray(spec) ? ["requests", host, String(i)] : ["requests", host],
+          ),
+          host,
+          methods,
+          paths,
+          query: {},
+          headers: {},
+          stripHeaders: [],
+          injectHeaders: [],
+          source: "",
+        };
+        this.checkRule(rule, ip);
+        rules.push(rule);
+      });
+    }
+    return rules;
+  }
+
+  checkRule(rule: RequestRule, at: readonly string[]): void {
+    try {
+      compileRequestRule(rule);
+    } catch (error) {
+      const key = error instanceof RequestRuleError ? error.key : "";
+      const last = key.split(".").at(-1) ?? "";
+      const keyAt = last === "path_prefixes" && at.includes("requests") ? "paths" : last;
+      this.problem(keyAt === "" || keyAt === "host" ? at : [...at, keyAt], errorMessage(error));
+    }
   }
 
   managedNetworkKey(
@@ -1419,6 +1639,7 @@ function networkKeys(kind: ConfigKind): string[] {
     "capture",
     "presets",
     "domains",
+    "requests",
     "unix_sockets",
     "enable_socks5_udp",
     "allow_upstream_proxy",
@@ -1434,6 +1655,12 @@ function networkKeys(kind: ConfigKind): string[] {
     "http_port",
     "socks_port",
   ];
+}
+
+function shortMethods(allow: string): string[] | undefined {
+  if (allow === "read") return [...READ_METHODS];
+  if (allow === "all") return ["*"];
+  return undefined;
 }
 
 function emptyNetwork(): NetworkLayer & { domains: []; unixSockets: []; presets: [] } {

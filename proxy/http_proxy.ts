@@ -342,7 +342,7 @@ export async function tunnelAllowed(
 ): Promise<void> {
   const { established, protocol } = options;
   const mitm = runtime.mitm;
-  if (runtime.mode() === "limited" && mitm !== null) {
+  if (mitm !== null && runtime.terminates(verdict.host)) {
     if (established !== null) await writeAll(conn, established);
     slot.watchIdle();
     await mitm.handleTunnel(
@@ -401,7 +401,11 @@ function mitmContext(
         body: request.body,
         malformed: request.malformed,
         tunnel,
+        target: request.target ?? null,
+        headers: request.headers ?? null,
       }),
+    rewrite: (headers, verdict) =>
+      verdict.decision === "allow" ? runtime.rewrite(headers, verdict) : [...headers],
     log: runtime.record,
     slot,
     async connect() {
@@ -456,6 +460,8 @@ export async function forward(
     body: framing.kind !== "none",
     unixSocket: socketPath,
     ...(captured === null ? {} : captured),
+    target: target.path,
+    headers: head.headers,
   });
   if (verdict.decision === "deny") {
     await sendBlocked(conn, verdict, protocol);
@@ -507,7 +513,7 @@ export async function forward(
     };
   }
 
-  const headers: HttpHeader[] = stripHopByHop(head.headers).filter(
+  const headers: HttpHeader[] = runtime.rewrite(stripHopByHop(head.headers), verdict).filter(
     (header) => header.name.toLowerCase() !== X_UNIX_SOCKET_HEADER,
   );
   if (headerValues(headers, "host").length === 0) {

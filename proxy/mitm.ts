@@ -46,6 +46,7 @@ import {
   copyBody,
   headerTokens,
   headerValues,
+  type HttpHeader,
   type HttpLimits,
   HttpParseError,
   latin1Encode,
@@ -79,6 +80,8 @@ export interface MitmTunnelContext {
   decide(request: MitmRequest): Promise<MitmVerdict>;
   /** Logs an event the handler built itself. */
   log(event: DecisionEvent): void;
+  /** The headers to forward for an allowed request (request rule actions, secrets); absent: as they are. */
+  rewrite?(headers: readonly HttpHeader[], verdict: MitmVerdict): HttpHeader[];
   /** Connects to the checked target addresses, never resolving again. */
   connect(): Promise<Deno.TcpConn>;
   /**
@@ -115,6 +118,10 @@ export interface MitmRequest {
   readonly body: boolean;
   /** Why its body framing is malformed, or null. */
   readonly malformed: string | null;
+  /** The origin-form target (path and query). */
+  readonly target?: string;
+  /** The request's headers. */
+  readonly headers?: readonly HttpHeader[];
 }
 
 /** The proxy's verdict for one request inside the tunnel, with its logged event. */
@@ -341,7 +348,14 @@ class Tunnel {
         await this.#respondBlocked(end, head.method, checked.refusal);
         return;
       }
-      const keepAlive = await this.#forward(head, checked.framing, reader, end, upstreamTrust);
+      const keepAlive = await this.#forward(
+        head,
+        checked.framing,
+        reader,
+        end,
+        upstreamTrust,
+        checked.verdict,
+      );
       if (!keepAlive) return;
     }
   }
@@ -349,7 +363,12 @@ class Tunnel {
   /** Describes one request to the proxy's decision and turns a denial into its answer. */
   async #check(
     head: RequestHead,
-  ): Promise<{ kind: "forward"; framing: BodyFraming } | { kind: "refuse"; refusal: Refusal }> {
+  ): Promise<
+    { kind: "forward"; framing: BodyFraming; verdict: MitmVerdict } | {
+      kind: "refuse";
+      refusal: Refusal;
+    }
+  > {
     const named = requestAuthority(head, headerValues(head.headers, "host"));
     const upgrade = headerValues(head.headers, "upgrade").length > 0 ||
       headerTokens(head.headers, "connection").includes("upgrade");
@@ -367,8 +386,10 @@ class Tunnel {
       upgrade,
       body: framing.kind !== "none",
       malformed,
+      target: originForm(head.target),
+      headers: head.headers,
     });
-    if (verdict.decision === "allow") return { kind: "forward", framing };
+    if (verdict.decision === "allow") return { kind: "forward", framing, verdict };
     const [status, statusText] =
       head.method === "CONNECT" && verdict.reason === "method_not_allowed"
         ? [405, "Method Not Allowed"]
@@ -397,6 +418,7 @@ class Tunnel {
     reader: BufferedReader,
     client: StreamEnd,
     upstreamTrust: () => Promise<string[]>,
+    verdict: MitmVerdict,
   ): Promise<boolean> {
     let upstream = this.#upstream;
     if (upstream === null) {
@@ -414,7 +436,9 @@ class Tunnel {
       version: head.version,
       // `x-unix-socket` addresses the proxy, never the origin: inside a tunnel the target is
       // fixed by the CONNECT, so the header is dropped rather than leaked upstream.
-      headers: stripHopByHop(head.headers, ["x-unix-socket"]),
+      headers: this.#context.rewrite === undefined
+        ? stripHopByHop(head.headers, ["x-unix-socket"])
+        : this.#context.rewrite(stripHopByHop(head.headers, ["x-unix-socket"]), verdict),
     };
     try {
       await writeAll(upstream.conn, serializeRequestHead(outHead));

@@ -11,7 +11,7 @@ import type { NetworkMode } from "../profiles/types.ts";
 import type { RequestDoor, RequestFacts, RequestVerdict } from "../policy/decide_request.ts";
 import type { ConnectionSlot } from "./connection_slot.ts";
 import type { DecisionEvent, ProxyProtocol } from "./decision_log.ts";
-import type { HttpLimits } from "./http_parser.ts";
+import type { HttpHeader, HttpLimits } from "./http_parser.ts";
 import type { BufferPool } from "./relay.ts";
 import type { ConnectTarget } from "./upstream.ts";
 import type { UnixSocketEntry } from "./unix_forward.ts";
@@ -62,6 +62,10 @@ export interface MitmRequest {
   readonly body: boolean;
   /** Why its body framing is malformed, or null. */
   readonly malformed: string | null;
+  /** The origin-form target (path and query). */
+  readonly target?: string;
+  /** The request's headers. */
+  readonly headers?: readonly HttpHeader[];
 }
 
 /** What the proxy lets a MITM handler do inside a TLS tunnel it terminated. */
@@ -86,6 +90,8 @@ export interface MitmContext {
   decide(request: MitmRequest): Promise<Verdict>;
   /** Logs an event the handler built itself (rarely needed; see `decide`). */
   log(event: DecisionEvent): void;
+  /** The headers to forward for an allowed request (request rule actions, secrets). */
+  rewrite?(headers: readonly HttpHeader[], verdict: Verdict): HttpHeader[];
   /** Connects to the checked target addresses (never resolving again; through the upstream proxy if any). */
   connect(): Promise<Deno.TcpConn>;
   /** The connection's slot: the tunnel's deadlines, idle watch and activity go there. */
@@ -126,6 +132,13 @@ export interface ProxyRuntime {
   readonly signal: AbortSignal;
   /** The current network mode. */
   mode(): NetworkMode;
+  /** Whether CONNECT to `host` is terminated (limited mode, request rules, a bound secret). */
+  terminates(host: string): boolean;
+  /** The headers to forward for an allowed request (rule actions, secrets). */
+  rewrite(
+    headers: readonly HttpHeader[],
+    verdict: Extract<RequestVerdict, { decision: "allow" }>,
+  ): HttpHeader[];
   /** Decides, logs and reports one request. Never throws. */
   decide(request: DecisionRequest): Promise<Verdict>;
   /** Logs and reports an event. */

@@ -18,6 +18,9 @@
  *
  * @module
  */
+import type { InjectedHeader } from "../policy/types.ts";
+import { matchesDomainPattern } from "../policy/pattern.ts";
+import { type ProxySecrets, resolveInjections, rewriteRequestHeaders } from "./request_actions.ts";
 import { ConfigError, errorMessage, SandboxError } from "../errors.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
 import { parseIpLiteral } from "../policy/address.ts";
@@ -111,6 +114,10 @@ export interface ProxyOptions {
   upstreamProxy?: UpstreamProxyConfig | null;
   /** Overrides of {@linkcode PROXY_LIMITS} (tests use short timeouts). */
   limits?: Partial<ProxyLimits>;
+  /** The run's secrets: placeholders are refused off their hosts and replaced on them. */
+  secrets?: ProxySecrets | null;
+  /** Where request rules' `secret_env_var` values are read (default: the launcher's environment). */
+  env?: (name: string) => string | undefined;
 }
 
 /** A running proxy. Close it (or `await using` it) to stop listening and end every connection. */
@@ -130,6 +137,8 @@ export interface RunningProxy extends AsyncDisposable {
 interface PolicyState {
   readonly config: EffectiveConfig;
   readonly policy: NetworkPolicy;
+  /** The request rules' injected header values, resolved once. */
+  readonly injections: ReadonlyMap<InjectedHeader, string>;
 }
 
 function isLoopbackHost(hostname: string): boolean {
@@ -202,7 +211,14 @@ function localInterfaceAddresses(): Set<string> {
 export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const limits: ProxyLimits = Object.freeze({ ...PROXY_LIMITS, ...options.limits });
   const network = options.config.network;
-  let state: PolicyState = { config: options.config, policy: compileNetworkPolicy(network) };
+  const readEnv = options.env ?? ((name: string) => Deno.env.get(name));
+  const compileState = (config: EffectiveConfig): PolicyState => {
+    const policy = compileNetworkPolicy(config.network);
+    const injections = resolveInjections(config.network.requestRules ?? [], readEnv);
+    return { config, policy, injections };
+  };
+  let state: PolicyState = compileState(options.config);
+  const secrets = options.secrets ?? null;
 
   const httpAddress = options.http === null
     ? null
@@ -319,6 +335,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       ownListeners,
       checkUnixSocket,
       ask,
+      secrets: secrets?.bindings,
     });
     const wouldBlock = verdict.decision === "allow" ? verdict.wouldBlock : undefined;
     const event = makeEvent({
@@ -347,6 +364,13 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     mitm: options.mitm ?? null,
     signal: abort.signal,
     mode: () => state.config.network.mode,
+    terminates: (host) =>
+      state.config.network.mode === "limited" ||
+      (state.policy.requestRules?.has(host) ?? false) ||
+      (secrets?.bindings.some((b) => b.hosts.some((p) => matchesDomainPattern(p, host))) ??
+        false),
+    rewrite: (headers, verdict) =>
+      rewriteRequestHeaders(headers, verdict, state.injections, secrets),
     decide,
     record,
     event: makeEvent,
@@ -543,8 +567,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     socks: socksListener?.addr ?? null,
     unixPath: options.unixPath ?? null,
     updateConfig(config: EffectiveConfig): void {
-      const policy = compileNetworkPolicy(config.network);
-      state = { config, policy };
+      state = compileState(config);
     },
     close,
     [Symbol.asyncDispose]: close,

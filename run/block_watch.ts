@@ -193,6 +193,12 @@ const HINTS: Readonly<Record<DenyReason, (event: WatchedDecision) => string>> = 
   resolve_failed: (e) => `${e.host} did not resolve`,
   own_listener: () => "that is the proxy itself",
   policy_error: () => "see --log for details",
+  mitm_hook_denied: (e) =>
+    `${e.host} has request rules and none matches${
+      e.method ? ` ${e.method}` : ""
+    }: see sandbox policy host ${e.host} --method M --path P`,
+  secret_wrong_host: (e) =>
+    `a secret's placeholder was sent to ${e.host}, which the secret is not bound to (possible exfiltration)`,
 };
 
 function blockHint(event: WatchedDecision): string {

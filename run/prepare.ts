@@ -31,6 +31,8 @@ export const BRIDGE_PORTS = Object.freeze({ httpPort: 3128, socksPort: 1080 });
 export interface PrepareRunOptions {
   /** The run's private dir: a real one, or `runDirPlaceholder()` for a dry run. */
   readonly runDir: string;
+  /** The run has secrets bound to hosts: their tunnels are terminated (needs the CA). */
+  readonly secrets?: boolean;
   /** Working directory of the command (absolute). */
   readonly cwd: string;
   /** The launcher's environment. */
@@ -107,7 +109,12 @@ export async function prepareRun(
       extraBinds.push({ source: resolvConf.path, target: resolvConfTarget() });
     }
     network = { ...BRIDGE_PORTS, proxySocket, capture };
-    if (config.network.mitm && config.network.mode === "limited") {
+    // TLS is terminated in limited mode (with `mitm`), and in any mode for hosts with request
+    // rules or bound secrets (only those hosts' tunnels are terminated; see proxy/http_proxy.ts).
+    if (
+      (config.network.mitm && config.network.mode === "limited") ||
+      (config.network.requestRules?.length ?? 0) > 0 || options.secrets === true
+    ) {
       // Loaded only here: ca_trust brings node:tls and node-forge, which a run without MITM never needs.
       const { CA_BUNDLE_FILE, caTrustEnv } = await import("../sandbox/ca_trust.ts");
       const bundlePath = `${runDir.replace(/\/+$/, "")}/${CA_BUNDLE_FILE}`;

@@ -223,7 +223,7 @@ Deno.test("Codex features the sandbox cannot enforce are refused with what to do
     ],
     [
       'default_permissions = "p"\n[permissions.p]\nextends = ":workspace"\n[permissions.p.network.mitm.hooks.h]\nhost = "a.example"\nmethods = ["GET"]\npath_prefixes = ["/"]\naction = ["x"]\n',
-      /MITM hooks .* not supported/,
+      /Unknown action "x": define it under \[permissions\.p\.network\.mitm\.actions\.x\]/,
     ],
     [
       'sandbox_mode = "read-only"\ndefault_permissions = "p"\n[permissions.p]\nextends = ":workspace"\n',
@@ -535,4 +535,60 @@ Deno.test({
     // Without a Codex profile, our defaults apply: .git stays writable.
     assert.match(r.stdout, /^git:written$/m);
   },
+});
+
+Deno.test("Codex mitm hooks: a profile with [network.mitm] hooks and actions loads unchanged and decides as Codex does", async () => {
+  const { compileNetworkPolicy } = await import("../policy/policy.ts");
+  const { decideRequest } = await import("../policy/decide_request.ts");
+  const config = await load("mitm_hooks.toml");
+  const rules = config.network.requestRules ?? [];
+  assert.deepEqual(rules.map((r) => [r.name, r.host, r.methods]), [
+    ["mitm.hooks.issues", "api.github.com", ["POST", "PUT"]],
+    ["mitm.hooks.reads", "api.github.com", ["GET", "HEAD"]],
+  ]);
+  assert.equal(config.network.mitm, true, "hooks turn MITM on, as in Codex");
+  assert.deepEqual(rules[0].stripHeaders, ["authorization"]);
+  assert.deepEqual(rules[0].injectHeaders, [
+    { name: "authorization", fromEnv: "CODEX_GITHUB_TOKEN", fromFile: null, prefix: "Bearer " },
+  ]);
+  const policy = compileNetworkPolicy(config.network);
+  const tunnel = {
+    host: "api.github.com",
+    port: 443,
+    addresses: ["140.82.112.6"],
+    rule: "api.github.com",
+    ruleSource: "t",
+  };
+  const decide = (method: string, target: string, headers: Record<string, string> = {}) =>
+    decideRequest({
+      door: "mitm",
+      host: "api.github.com",
+      port: 443,
+      method,
+      tunnel,
+      target,
+      headers: Object.entries(headers).map(([name, value]) => ({ name, value })),
+    }, {
+      policy,
+      resolver: () => Promise.reject(new Error("no lookups")),
+      socksEnabled: false,
+      mitm: true,
+    });
+  const post = await decide("POST", "/repos/openai/codex/issues?state=open", {
+    "X-GitHub-Api-Version": "2022-11-28",
+  });
+  assert.equal(post.decision, "allow");
+  assert.equal(post.rule, "mitm.hooks.issues");
+  const read = await decide("GET", "/repos/openai/codex/pulls/1");
+  assert.equal(read.rule, "mitm.hooks.reads");
+  for (
+    const [method, target] of [
+      ["POST", "/repos/openai/codex/issues?state=closed"],
+      ["DELETE", "/repos/openai/codex"],
+      ["GET", "/user"],
+    ]
+  ) {
+    const denied = await decide(method, target, { "x-github-api-version": "2022-11-28" });
+    assert.equal(denied.reason, "mitm_hook_denied", `${method} ${target}`);
+  }
 });

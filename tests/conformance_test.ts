@@ -302,8 +302,14 @@ Deno.test("conformance: blocked_responses reasons open the deny-reason table wit
   const reference = BLOCKED.reasons.map((r) => r.reason);
   assert.deepEqual(DENY_REASON_NAMES.slice(0, reference.length), reference);
   const catchAll = BLOCKED.reasons.find((r) => r.reason === "other")!.x_proxy_error;
+  // Request rules and secrets are refusals of their own kind: a client (and `block_watch`) can
+  // tell them apart by header. Every other later reason keeps the catch-all header.
+  const ownHeader: Record<string, string> = {
+    mitm_hook_denied: "blocked-by-mitm-hook",
+    secret_wrong_host: "blocked-by-secret-policy",
+  };
   for (const reason of DENY_REASON_NAMES.slice(reference.length)) {
-    assert.equal(DENY_REASONS[reason].xProxyError, catchAll, reason);
+    assert.equal(DENY_REASONS[reason].xProxyError, ownHeader[reason] ?? catchAll, reason);
   }
   for (const { reason, x_proxy_error, message } of BLOCKED.reasons) {
     assert.deepEqual(DENY_REASONS[reason as keyof typeof DENY_REASONS], {
