@@ -386,7 +386,7 @@ class Tunnel {
       upgrade,
       body: framing.kind !== "none",
       malformed,
-      target: originForm(head.target),
+      target: safeOriginForm(head.target),
       headers: head.headers,
     });
     if (verdict.decision === "allow") return { kind: "forward", framing, verdict };
@@ -660,6 +660,15 @@ function requestAuthority(
 function originForm(target: string): string {
   if (target.startsWith("/") || target === "*") return target;
   return parseAbsoluteTarget(target, "https").path;
+}
+
+/** The origin form for the rules, "" when the target has none (an inner CONNECT, a bad target). */
+function safeOriginForm(target: string): string {
+  try {
+    return originForm(target);
+  } catch {
+    return "";
+  }
 }
 
 function wantsClose(version: string, headers: RequestHead["headers"]): boolean {
