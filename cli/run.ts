@@ -55,6 +55,11 @@ Options:
   --report                 Report mode: let through what the rules would refuse
                            for host or method reasons and log it as would_block
                            (local addresses, managed denies stay refused)
+  --secret VAR=HOST[,HOST…]
+                           The command sees a placeholder in VAR; the proxy puts
+                           the real value (the launcher's VAR) into request
+                           headers to those hosts only, and refuses the
+                           placeholder anywhere else (repeatable)
   --merge FILE             With --report: add allow lines for the would-block
                            hosts to the profile in FILE (comments kept)
   --receipt FILE           At exit, write the egress receipt (hosts, ports,
@@ -90,6 +95,7 @@ const RUN_OPTIONS = {
   report: { type: "boolean" },
   merge: { type: "string" },
   receipt: { type: "string" },
+  secret: { type: "string", multiple: true },
 } as const;
 
 /**

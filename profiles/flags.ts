@@ -30,4 +30,6 @@ export interface ConfigFlags {
   help?: boolean;
   /** `--report` (run): report mode. */
   report?: boolean;
+  /** `--secret VAR=HOST[,HOST…]` (run): bind the launcher's VAR to those hosts. */
+  secret?: string[];
 }

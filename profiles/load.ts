@@ -55,6 +55,7 @@ import type {
   ExecRule,
   NetworkMode,
   RuleSource,
+  SecretConfig,
   UnixSocketRule,
   WorkspaceConfig,
 } from "./types.ts";
@@ -179,6 +180,7 @@ export async function loadEffectiveConfig(
   applyFlags(draft, flags, problems);
   await applyRulesFiles(draft, userLayers, flags.rules ?? [], { cwd, problems });
   await addDiscoveredPresetHosts(draft, env, cwd);
+  await bindSecretsToRegistry(draft, env, cwd);
   if (managed !== null) enforceManaged(draft, managed);
   expandHome(draft, env, problems);
   if (problems.length > 0) throw new ConfigError(problems);
@@ -345,6 +347,8 @@ interface Draft {
   files: string[];
   sources: Record<string, RuleSource>;
   notices: string[];
+  /** Secret bindings in merge order (a later one of the same name replaces the earlier). */
+  secrets: (SecretConfig & { npmRegistry: boolean })[];
   /** Every use of a preset, for adding the hosts it takes from the machine afterwards. */
   presetUses: { name: PresetName; source: RuleSource; managed: boolean }[];
 }
@@ -394,6 +398,7 @@ function newDraft(): Draft {
     sources: {},
     notices: [],
     presetUses: [],
+    secrets: [],
   };
 }
 
@@ -480,6 +485,62 @@ function applyNetworkLayer(
   }
   for (const rule of layer.requestRules ?? []) addRequestRule(draft, { ...rule, source });
   for (const rule of layer.unixSockets) addSocketRule(draft, { ...rule, source }, options);
+}
+
+function addSecret(draft: Draft, secret: SecretConfig & { npmRegistry: boolean }): void {
+  const at = draft.secrets.findIndex((s) => s.name === secret.name);
+  if (at >= 0) draft.secrets[at] = secret;
+  else draft.secrets.push(secret);
+}
+
+/** `--secret VAR=HOST[,HOST…]`. */
+function applySecretFlags(draft: Draft, flags: ConfigFlags, problems: ConfigProblem[]): void {
+  for (const text of flags.secret ?? []) {
+    const eq = text.indexOf("=");
+    const name = eq < 0 ? text : text.slice(0, eq);
+    const hosts = eq < 0
+      ? []
+      : text.slice(eq + 1).split(",").map((h) => h.trim()).filter((h) => h !== "");
+    const bad = !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || hosts.length === 0;
+    const patternError = hosts.map((h) => checkDomainPattern(h, "allow")).find((e) => e !== null);
+    if (bad || patternError) {
+      problems.push({
+        file: "--secret",
+        keyPath: "",
+        message: `Invalid --secret "${name}": ${
+          patternError ?? "expected VAR=HOST[,HOST…], e.g. --secret NPM_TOKEN=registry.example"
+        }`,
+      });
+      continue;
+    }
+    addSecret(draft, {
+      name,
+      fromEnv: null,
+      fromFile: null,
+      hosts,
+      optional: false,
+      npmRegistry: false,
+      source: "flag:--secret",
+    });
+  }
+}
+
+/** Built-in npm bindings go to the registry this machine's npm is configured for. */
+async function bindSecretsToRegistry(
+  draft: Draft,
+  env: Record<string, string>,
+  cwd: string,
+): Promise<void> {
+  if (!draft.secrets.some((s) => s.npmRegistry)) return;
+  const found = await discoverPresetHosts(["npm-registry"], {
+    env,
+    untrustedDirs: [cwd, ...draft.filesystem.writable],
+  });
+  draft.notices.push(...found.notes);
+  const hosts = found.hosts["npm-registry"].map((h) => h.includes(":") ? `[${h}]` : h);
+  draft.secrets = draft.secrets.map((s) =>
+    s.npmRegistry ? { ...s, hosts: [...new Set([...s.hosts, ...hosts])] } : s
+  ).filter((s) => s.hosts.length > 0);
 }
 
 /**
@@ -788,6 +849,7 @@ function applyProfileLayer(
     draft.filesystem.globScanMaxDepth = layer.filesystem.globScanMaxDepth;
   }
   applyNetworkLayer(draft, layer.network, source, { managed: false });
+  for (const secret of layer.secrets ?? []) addSecret(draft, { ...secret, source });
   for (const path of layer.filesystem.writable) {
     if (!draft.filesystem.writable.includes(path)) draft.filesystem.writable.push(path);
   }
@@ -977,6 +1039,7 @@ async function applyRulesFiles(
 
 function applyFlags(draft: Draft, flags: ConfigFlags, problems: ConfigProblem[]): void {
   const net = draft.network;
+  applySecretFlags(draft, flags, problems);
   for (const name of flags.preset ?? []) {
     if (!isPresetName(name)) {
       problems.push({
@@ -1260,6 +1323,11 @@ function finish(draft: Draft): EffectiveConfig {
         }
         : {}),
     },
+    ...(draft.secrets.length > 0
+      ? {
+        secrets: draft.secrets.map(({ npmRegistry: _, ...s }) => ({ ...s, hosts: [...s.hosts] })),
+      }
+      : {}),
     filesystem: draft.filesystem,
     env: draft.env,
     execpolicy: hasExec

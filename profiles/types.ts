@@ -70,6 +70,22 @@ export interface EnvConfig {
   readonly deny: readonly string[];
 }
 
+/** A secret of the run: the command sees a placeholder, the proxy puts the value into requests to `hosts`. */
+export interface SecretConfig {
+  /** The variable the command sees. */
+  readonly name: string;
+  /** Read the real value from this launcher variable (null: `name`). */
+  readonly fromEnv: string | null;
+  /** Or from this absolute file. */
+  readonly fromFile: string | null;
+  /** Host patterns the value may go to. */
+  readonly hosts: readonly string[];
+  /** Skipped when the launcher has no value (built-in bindings). */
+  readonly optional: boolean;
+  /** Where the binding came from. */
+  readonly source: RuleSource;
+}
+
 /** Everything a command needs to know, merged. */
 export interface EffectiveConfig {
   /** The permissions profile in use, or null when none was selected. */
@@ -86,6 +102,8 @@ export interface EffectiveConfig {
   readonly files: readonly string[];
   /** Where each scalar setting came from, by path (`network.mode` -> `flag:--mode`); unset paths are defaults. */
   readonly sources: Readonly<Record<string, RuleSource>>;
+  /** Secrets bound to hosts (`[permissions.NAME.secrets]`, `--secret`); absent: none. */
+  readonly secrets?: readonly SecretConfig[];
   /** Things the merge ignored on purpose (a user allow dropped by `managed_allowed_domains_only`, a looser
    * value than a managed one), one sentence each, for `sandbox profile show` and stderr. */
   readonly notices: readonly string[];

@@ -89,7 +89,38 @@ export interface ProfileLayer {
   readonly unsupported: readonly ConfigProblem[];
   /** `[permissions.NAME.env]`; `allow` absent means "not written". */
   readonly env: { readonly allow?: readonly string[]; readonly deny: readonly string[] };
+  /** `[permissions.NAME.secrets]`. */
+  readonly secrets?: readonly SecretLayer[];
 }
+
+/** One secret binding as written (or a built-in's). */
+export interface SecretLayer {
+  /** The variable the command sees (holding a placeholder). */
+  readonly name: string;
+  /** Read the real value from this launcher variable (default: `name`). */
+  readonly fromEnv: string | null;
+  /** Or from this file (absolute or `~/`). */
+  readonly fromFile: string | null;
+  /** Host patterns the real value may go to. */
+  readonly hosts: readonly string[];
+  /** Also bound to the npm registry this machine's npm is configured for. */
+  readonly npmRegistry: boolean;
+  /** A built-in: skipped when the launcher has no such variable. */
+  readonly optional: boolean;
+}
+
+/** The built-in bindings a profile switches on with `secrets.builtin = [...]`. */
+export const BUILTIN_SECRETS: Readonly<
+  Record<string, { vars: readonly string[]; hosts: readonly string[]; npmRegistry?: boolean }>
+> = Object.freeze({
+  github: {
+    vars: ["GH_TOKEN", "GITHUB_TOKEN"],
+    hosts: ["github.com", "api.github.com", "uploads.github.com"],
+  },
+  npm: { vars: ["NPM_TOKEN"], hosts: [], npmRegistry: true },
+  openai: { vars: ["OPENAI_API_KEY"], hosts: ["api.openai.com"] },
+  anthropic: { vars: ["ANTHROPIC_API_KEY"], hosts: ["api.anthropic.com"] },
+});
 
 /** Access of a Codex filesystem entry (`none` is read as its older spelling of `deny`). */
 export type FsAccess = "read" | "write" | "deny";
@@ -886,6 +917,7 @@ class Checker {
       "network",
       "filesystem",
       "env",
+      "secrets",
     ]);
     const description = this.optional(table, "description", path, this.string, null);
     const parent = this.optional(table, "extends", path, this.string, null);
@@ -897,6 +929,9 @@ class Checker {
     const filesystem = this.optional(table, "filesystem", path, this.filesystem, noFiles);
     const env = this.optional(table, "env", path, this.env, { deny: [] });
     const workspaceRoots = this.optional(table, "workspace_roots", path, this.workspaceRoots, []);
+    const secrets = Object.hasOwn(table, "secrets")
+      ? this.secrets(table.secrets, [...path, "secrets"])
+      : [];
     return {
       description,
       extends: parent,
@@ -905,7 +940,86 @@ class Checker {
       workspaceRoots,
       env,
       unsupported,
+      ...(secrets.length > 0 ? { secrets } : {}),
     };
+  }
+
+  /**
+   * `[permissions.NAME.secrets]`: `VAR = { from_env = "X" | from_file = "/path", hosts = [...] }`,
+   * and `builtin = ["github", "npm", "openai", "anthropic"]` for the usual tokens.
+   */
+  secrets(value: unknown, path: readonly string[]): SecretLayer[] {
+    const table = this.table(value, path);
+    const out: SecretLayer[] = [];
+    for (const [name, spec] of Object.entries(table ?? {})) {
+      const at = [...path, name];
+      if (name === "builtin") {
+        for (const builtin of this.stringList(spec, at) ?? []) {
+          const found = BUILTIN_SECRETS[builtin];
+          if (found === undefined) {
+            this.problem(
+              at,
+              `Unknown built-in secret binding "${builtin}": expected one of ${
+                quoteList(Object.keys(BUILTIN_SECRETS))
+              }`,
+            );
+            continue;
+          }
+          for (const variable of found.vars) {
+            out.push({
+              name: variable,
+              fromEnv: null,
+              fromFile: null,
+              hosts: [...found.hosts],
+              npmRegistry: found.npmRegistry === true,
+              optional: true,
+            });
+          }
+        }
+        continue;
+      }
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+        this.problem(at, "A secret's name is an environment variable name, e.g. NPM_TOKEN");
+        continue;
+      }
+      const t = this.table(spec, at);
+      if (t === null) continue;
+      for (const k of Object.keys(t)) {
+        if (!["from_env", "from_file", "hosts"].includes(k)) {
+          this.problem([...at, k], 'Unknown key: expected one of "from_env", "from_file", "hosts"');
+        }
+      }
+      if (Object.hasOwn(t, "from_env") && Object.hasOwn(t, "from_file")) {
+        this.problem(at, 'Write at most one of "from_env" and "from_file"');
+        continue;
+      }
+      const fromEnv = Object.hasOwn(t, "from_env")
+        ? this.string(t.from_env, [...at, "from_env"]) ?? null
+        : null;
+      const fromFile = Object.hasOwn(t, "from_file")
+        ? this.string(t.from_file, [...at, "from_file"]) ?? null
+        : null;
+      if (fromFile !== null && !fromFile.startsWith("/") && !fromFile.startsWith("~/")) {
+        this.problem([...at, "from_file"], "from_file must be an absolute path (or start with ~/)");
+        continue;
+      }
+      const hosts = this.stringList(t.hosts, [...at, "hosts"]) ?? [];
+      if (hosts.length === 0) {
+        this.problem([...at, "hosts"], "A secret needs hosts = [...] it may be sent to");
+        continue;
+      }
+      let bad = false;
+      for (const host of hosts) {
+        const error = checkDomainPattern(host, "allow");
+        if (error !== null) {
+          this.problem([...at, "hosts"], error);
+          bad = true;
+        }
+      }
+      if (bad) continue;
+      out.push({ name, fromEnv, fromFile, hosts, npmRegistry: false, optional: false });
+    }
+    return out;
   }
 
   /** `[permissions.NAME.workspace_roots]`: `"PATH" = true | false`. */

@@ -23,6 +23,7 @@ import type { EffectiveConfig } from "../profiles/types.ts";
 import { checkPlantedSymlinks } from "../sandbox/build_plan.ts";
 import { buildBwrapArgs } from "../sandbox/bwrap_args.ts";
 import { filterEnv } from "../sandbox/env.ts";
+import { prepareSecrets } from "./secrets.ts";
 import { runLinuxPlan } from "../sandbox/linux.ts";
 import type { SandboxPlan } from "../sandbox/plan.ts";
 import { preflightLinux, resolveCommand } from "../sandbox/preflight.ts";
@@ -123,7 +124,18 @@ export async function runSandboxed(
     ((text: string) => void Deno.stderr.writeSync(encoder.encode(text)));
   const stdout = options.stdout ??
     ((text: string) => void Deno.stdout.writeSync(encoder.encode(text)));
-  const env = options.env ?? Deno.env.toObject();
+  const launcherEnv = options.env ?? Deno.env.toObject();
+  // Secrets: the sandbox is built from an environment without their real values; the command
+  // gets placeholders (run/secrets.ts), the proxy the pairs.
+  const prepared = (config.secrets?.length ?? 0) > 0 ||
+      (config.network.requestRules ?? []).some((r) => r.injectHeaders.length > 0)
+    ? prepareSecrets(config, launcherEnv)
+    : null;
+  const env: Readonly<Record<string, string>> = prepared?.env ?? launcherEnv;
+  const extraEnv = prepared === null
+    ? options.extraEnv
+    : { ...options.extraEnv, ...prepared.placeholders };
+  const hasSecrets = (prepared?.proxy.bindings.length ?? 0) > 0;
   const cwd = options.cwd ?? Deno.cwd();
   let verdict = await decideCommandLazily(config.execpolicy, argv, {
     networkEnabled: config.network.enabled,
@@ -160,7 +172,8 @@ export async function runSandboxed(
       network: withNetwork,
       // Capture needs the bridge to own the sandbox's network namespace (see prepare.ts).
       captureAvailable: (Deno.uid() ?? 0) === 0,
-      extraEnv: options.extraEnv,
+      extraEnv,
+      secrets: hasSecrets,
       dangerouslyAllowSystemDirs: options.dangerouslyAllowSystemDirs,
       logFile: options.logFile,
       caDir: options.caDir,
@@ -190,7 +203,8 @@ export async function runSandboxed(
       network: withNetwork,
       // Capture needs the bridge to own the sandbox's network namespace (see prepare.ts).
       captureAvailable: (Deno.uid() ?? 0) === 0,
-      extraEnv: options.extraEnv,
+      extraEnv,
+      secrets: hasSecrets,
       dangerouslyAllowSystemDirs: options.dangerouslyAllowSystemDirs,
       logFile: options.logFile,
       caDir: options.caDir,
@@ -233,6 +247,8 @@ export async function runSandboxed(
         mitm: mitm?.handler ?? null,
         sandboxLoopback: true,
         upstreamProxy: upstreamProxyFromEnv(env),
+        secrets: hasSecrets ? prepared!.proxy : null,
+        env: (name) => launcherEnv[name],
       });
     };
     const ended = await runLinuxPlan(plan.sandbox, {
