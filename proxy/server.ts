@@ -19,7 +19,6 @@
  * @module
  */
 import type { InjectedHeader } from "../policy/types.ts";
-import { matchesDomainPattern } from "../policy/pattern.ts";
 import { type ProxySecrets, resolveInjections, rewriteRequestHeaders } from "./request_actions.ts";
 import { ConfigError, errorMessage, SandboxError } from "../errors.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
@@ -367,8 +366,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     terminates: (host) =>
       state.config.network.mode === "limited" ||
       (state.policy.requestRules?.has(host) ?? false) ||
-      (secrets?.bindings.some((b) => b.hosts.some((p) => matchesDomainPattern(p, host))) ??
-        false),
+      // With secrets, every tunnel is terminated: a placeholder is refused off its hosts only
+      // where the proxy can see it.
+      (secrets !== null && secrets.bindings.length > 0),
     rewrite: (headers, verdict) =>
       rewriteRequestHeaders(headers, verdict, state.injections, secrets),
     decide,
