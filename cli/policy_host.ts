@@ -13,6 +13,7 @@ import { createResolver, parseResolveFlags, type Resolver } from "../proxy/resol
 import { splitHostPort } from "../policy/host.ts";
 import { parseCommandArgs, SHARED_OPTIONS, type SharedValues } from "./args.ts";
 import { UsageError } from "../errors.ts";
+import { evaluateRequestRules } from "../policy/request_rules.ts";
 
 /** Help text for `sandbox help policy host`. */
 export const POLICY_HOST_HELP = `Usage: sandbox policy host [OPTIONS] HOST[:PORT]
@@ -30,6 +31,8 @@ Options:
   --allow-local-binding   Let the policy reach loopback/private addresses
   --resolve HOST=ADDR     Resolve HOST to ADDR instead of asking DNS (repeatable;
                           ADDR may be a comma-separated list)
+  --method METHOD         With request rules: which rule decides this method
+  --path PATH             … on this path and query (default /)
   --json                  Print {"host","decision","reason","rule",...} on stdout
   -h, --help              Show this help
 
@@ -142,9 +145,25 @@ export async function policyHostCommand(
 ): Promise<number> {
   const stdout = options.stdout ??
     ((text: string) => void Deno.stdout.writeSync(encoder.encode(text)));
-  const { values, positionals, rest } = parseCommandArgs("policy host", args, SHARED_OPTIONS, {
+  const { values, positionals, rest } = parseCommandArgs("policy host", args, {
+    ...SHARED_OPTIONS,
+    method: { type: "string" },
+    path: { type: "string" },
+  }, {
     allowPositionals: true,
   });
+  const method = (values as { method?: string }).method;
+  const path = (values as { path?: string }).path;
+  if (path !== undefined && method === undefined) {
+    throw new UsageError('"--path" needs "--method", e.g. --method GET --path /pkg', {
+      command: "policy host",
+    });
+  }
+  if (path !== undefined && !path.startsWith("/")) {
+    throw new UsageError(`Invalid value for --path: "${path}": expected a path starting with /`, {
+      command: "policy host",
+    });
+  }
   const flags = values as SharedValues;
   if (flags.help === true) {
     stdout(POLICY_HOST_HELP + "\n");
@@ -179,10 +198,45 @@ export async function policyHostCommand(
   };
   const { port } = splitHostPort(targets[0]);
   const decision = await decideHost(policy, targets[0], { resolver });
+  // Which request rule decides METHOD PATH on this host (the proxy's request_rules guard).
+  let request:
+    | { kind: string; rule: string | null; source: string | null; reason: string | null }
+    | null = null;
+  if (method !== undefined) {
+    const evaluation = evaluateRequestRules(policy.requestRules ?? new Map(), decision.host, {
+      method,
+      target: path ?? "/",
+      headers: [],
+    });
+    request = evaluation.kind === "matched"
+      ? {
+        kind: "matched",
+        rule: evaluation.rule.name,
+        source: evaluation.rule.source,
+        reason: null,
+      }
+      : evaluation.kind === "no_match"
+      ? { kind: "no_match", rule: null, source: null, reason: "mitm_hook_denied" }
+      : { kind: "no_rules", rule: null, source: null, reason: null };
+  }
+  const requestLine = request === null
+    ? ""
+    : request.kind === "matched"
+    ? `\nrequest ${method!.toUpperCase()} ${
+      path ?? "/"
+    }: allowed by request rule ${request.rule} (${request.source})`
+    : request.kind === "no_match"
+    ? `\nrequest ${method!.toUpperCase()} ${
+      path ?? "/"
+    }: refused (mitm_hook_denied): the host has request rules and none matches`
+    : `\nrequest ${method!.toUpperCase()} ${path ?? "/"}: the host has no request rules`;
   stdout(
     (flags.json === true
-      ? JSON.stringify(policyHostJson(decision, port))
-      : formatHostDecision(decision, port)) + "\n",
+      ? JSON.stringify({
+        ...policyHostJson(decision, port),
+        ...(request === null ? {} : { request_rule: request }),
+      })
+      : formatHostDecision(decision, port) + requestLine) + "\n",
   );
-  return decision.decision === "allow" ? 0 : 1;
+  return decision.decision === "allow" && request?.kind !== "no_match" ? 0 : 1;
 }
