@@ -163,9 +163,14 @@ export async function createRunDir(options: CreateRunDirOptions = {}): Promise<R
   }
   try {
     Deno.chmodSync(path, 0o700);
-    Deno.writeTextFileSync(`${path}/${OWNER_FILE}`, ownerStamp(Deno.pid) ?? `${Deno.pid}`, {
+    // Written aside, then renamed into place: another launcher's sweep must never see an owner
+    // file that exists but is still empty (it would take the run dir for a stale one and remove
+    // it under a live run).
+    Deno.writeTextFileSync(`${path}/${OWNER_FILE}.new`, ownerStamp(Deno.pid) ?? `${Deno.pid}`, {
       mode: 0o600,
+      createNew: true,
     });
+    Deno.renameSync(`${path}/${OWNER_FILE}.new`, `${path}/${OWNER_FILE}`);
   } catch (error) {
     await Deno.remove(path, { recursive: true }).catch(() => {});
     throw error;

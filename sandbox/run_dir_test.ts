@@ -111,3 +111,36 @@ Deno.test("sweepStaleRunDirs() never opens a FIFO or follows a symlink planted a
     await Deno.remove(base, { recursive: true });
   }
 });
+
+Deno.test("sweepStaleRunDirs() in another process never removes a live run dir being created", async () => {
+  const base = await Deno.makeTempDir({ prefix: "run-dir-race-" });
+  await Deno.chmod(base, 0o700);
+  const module = new URL("./run_dir.ts", import.meta.url).href;
+  const sweeper = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `import { sweepStaleRunDirs } from ${JSON.stringify(module)};
+       const end = Date.now() + 8000;
+       while (Date.now() < end) await sweepStaleRunDirs({ base: ${JSON.stringify(base)} });`,
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // the sweeper is up
+    let lost = 0;
+    for (let i = 0; i < 400; i++) {
+      await using dir = await createRunDir({ base });
+      try {
+        await Deno.stat(`${dir.path}/owner`);
+      } catch {
+        lost++;
+      }
+    }
+    assert.equal(lost, 0, "a live run dir was swept away");
+  } finally {
+    sweeper.kill();
+    await sweeper.status;
+    await Deno.remove(base, { recursive: true });
+  }
+});
