@@ -9,6 +9,12 @@
  * in a separate Deno process (this file with `--upstream`) so that its TLS
  * work does not share the proxy's thread. Everything stays on loopback.
  *
+ * A third proxy runs full mode with a request rule on every bench host (GET
+ * only, strip one header, inject one from an env var) and a secret bound to
+ * them (the client sends the placeholder in `Authorization`, the proxy swaps
+ * it): its first-byte time (cached leaf) and throughput are printed beside
+ * the same plain tunnel.
+ *
  * Run: `npx -y deno@2.9.6 run -A bench/mitm_bench.ts [--mib 256] [--runs 3] [--samples 25]`
  *
  * @module
@@ -16,6 +22,7 @@
 import { parseArgs } from "node:util";
 import { type CertificateAuthority, initCa, signCertificate } from "../proxy/ca.ts";
 import { createMitmHandler } from "../proxy/mitm.ts";
+import { compileDomainPattern } from "../policy/pattern.ts";
 import { createResolver } from "../proxy/resolver.ts";
 import { startProxy } from "../proxy/server.ts";
 import { loadEffectiveConfig } from "../profiles/load.ts";
@@ -139,10 +146,44 @@ async function main(): Promise<void> {
       socks: null,
     });
     await using plainProxy = await startProxy({ config: full, resolver, socks: null });
+    const rules = Array.from({ length: HOSTS }, (_, i) => ({
+      name: `bench.${i}`,
+      host: hostName(i),
+      methods: ["GET"],
+      paths: ["/"],
+      query: {},
+      headers: {},
+      stripHeaders: ["x-drop"],
+      injectHeaders: [{ name: "x-inject", fromEnv: "BENCH_TOKEN", fromFile: null, prefix: "T " }],
+      source: "bench",
+    }));
+    const placeholder = "ghp_PLACEHOLDERplaceholder0123456789abcd";
+    await using rulesProxy = await startProxy({
+      config: { ...full, network: { ...full.network, requestRules: rules } },
+      resolver,
+      mitm: handler,
+      socks: null,
+      env: (name) => (name === "BENCH_TOKEN" ? "bench-token" : undefined),
+      secrets: {
+        bindings: [{
+          name: "GH_TOKEN",
+          placeholder,
+          hosts: [compileDomainPattern("**.bench.test", "allow")],
+        }],
+        values: new Map([["GH_TOKEN", "ghp_REALrealREALreal0123456789abcdefABCD"]]),
+      },
+    });
     const via = (
       proxy: { http: Deno.NetAddr | null },
     ) => ["--proxy", `http://127.0.0.1:${proxy.http!.port}`];
-    const common = ["--cacert", `${dir}/trust.pem`, "--noproxy", ""];
+    const common = [
+      "--cacert",
+      `${dir}/trust.pem`,
+      "--noproxy",
+      "",
+      "-H",
+      `Authorization: Bearer ${placeholder}`,
+    ];
     const ttfb = async (proxy: { http: Deno.NetAddr | null }, host: string) =>
       Number(
         await curl([
@@ -168,6 +209,8 @@ async function main(): Promise<void> {
       cached.push(await ttfb(mitmProxy, hostName(i))); // same host again: the cached leaf
     }
     const issued = handler.leaves.issued;
+    const ruled: number[] = [];
+    for (let i = 0; i < samples; i++) ruled.push(await ttfb(rulesProxy, hostName(i)));
 
     const throughput = async (proxy: { http: Deno.NetAddr | null }) => {
       const out = await curl([
@@ -181,9 +224,11 @@ async function main(): Promise<void> {
     };
     const plainSpeed: number[] = [];
     const mitmSpeed: number[] = [];
+    const rulesSpeed: number[] = [];
     for (let i = 0; i < runs; i++) {
       plainSpeed.push(await throughput(plainProxy));
       mitmSpeed.push(await throughput(mitmProxy));
+      rulesSpeed.push(await throughput(rulesProxy));
     }
 
     const p = median(plain);
@@ -206,12 +251,22 @@ async function main(): Promise<void> {
         fmt(c - p)
       } ms; target < 5)`,
     );
+    console.log(
+      `  time to first byte, rules + secret (cached): median ${fmt(median(ruled))} ms  (added ${
+        fmt(median(ruled) - p)
+      } ms)`,
+    );
     console.log(`  leaf certificates issued: ${issued} for ${samples + 1} hosts`);
     console.log(`  throughput, plain CONNECT tunnel: median ${ps.toFixed(0)} MB/s`);
     console.log(
       `  throughput, MITM tunnel:          median ${ms.toFixed(0)} MB/s  (ratio ${
         (ms / ps).toFixed(2)
       }; target >= 0.5)`,
+    );
+    console.log(
+      `  throughput, rules + secret:       median ${median(rulesSpeed).toFixed(0)} MB/s  (ratio ${
+        (median(rulesSpeed) / ps).toFixed(2)
+      })`,
     );
   } finally {
     await upstream.stdin.close().catch(() => {});
