@@ -307,7 +307,7 @@ function spawnBwrap(
     writeAll(libc, seccompPipe.write, options.seccomp);
     libc.symbols.close(seccompPipe.write);
     seccompWriteOpen = false;
-    const args = buildBwrapArgs(plan, {
+    const args = buildBwrapArgs(withoutVanishedMasks(plan), {
       fds: {
         jsonStatusFd: statusPipe.write,
         blockFd: blockPipe?.read ?? null,
@@ -757,4 +757,30 @@ function openLibc(purpose: string): Deno.DynamicLibrary<typeof LIBC_SYMBOLS> & D
     `Cannot ${purpose}: libc could not be loaded: ${errorMessage(last)}`,
     { cause: last },
   );
+}
+
+/**
+ * The plan without the file masks whose target is gone. The masks come from
+ * the host's socket table and the deny-read list as they were when the plan
+ * was made; a host program that removed its socket since (a test server, an
+ * editor's helper) would otherwise make bwrap fail to create the mount point
+ * under a read-only parent, and the run with it. A path that no longer exists
+ * needs no mask; one created after this point is a socket bound after the
+ * run started (see docs/linux-sandbox.md). Checked right before the spawn, so
+ * the window left is bwrap's own start-up.
+ */
+export function withoutVanishedMasks(plan: SandboxPlan): SandboxPlan {
+  const linux = plan.linux;
+  if (linux === undefined) return plan;
+  const kept = linux.maskedFiles.filter((path) => {
+    try {
+      Deno.lstatSync(path);
+      return true;
+    } catch (error) {
+      // Only a path that is certainly gone is dropped; anything else keeps its mask.
+      return !(error instanceof Deno.errors.NotFound);
+    }
+  });
+  if (kept.length === linux.maskedFiles.length) return plan;
+  return { ...plan, linux: { ...linux, maskedFiles: kept } };
 }
