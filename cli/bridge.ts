@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { relayConns, startBridge } from "../sandbox/bridge.ts";
+import { relayConns, type RunningBridge, startBridge } from "../sandbox/bridge.ts";
 import type { RunningCapture } from "../sandbox/capture.ts";
 import { UsageError } from "../errors.ts";
 
@@ -79,22 +79,35 @@ export async function bridgeCommand(args: string[]): Promise<number> {
     await untilLoopbackUp();
   }
   const captureTarget = values.other.get("--capture-target");
-  let capture: RunningCapture | null = null;
-  if (captureTarget !== undefined) {
-    // Loaded only with capture: its FFI and DNS code are not every bridge's start-up.
-    const { startCapture } = await import("../sandbox/capture.ts");
-    const pid = sandboxPid;
-    capture = startCapture({
-      ports: parsePorts(values.other.get("--capture-ports")),
-      tlsPorts: parsePorts(values.other.get("--tls-ports")),
-      httpPorts: parsePorts(values.other.get("--http-ports")),
-      target: captureTarget,
-      sandboxPid: Number.isSafeInteger(pid) && pid > 0 ? pid : null,
-      relay: relayConns,
-    });
-  }
-  await using _capture = capture;
-  await using bridge = startBridge({ listen, target: values.target });
+  // Loaded only with capture: its FFI and DNS code are not every bridge's start-up.
+  const startCapture = captureTarget === undefined
+    ? null
+    : (await import("../sandbox/capture.ts")).startCapture;
+  const target = values.target;
+  // Another try adds the capture range again: the kernel's EEXIST is taken as done.
+  const start = (): { capture: RunningCapture | null; bridge: RunningBridge } => {
+    let capture: RunningCapture | null = null;
+    if (startCapture !== null && captureTarget !== undefined) {
+      const pid = sandboxPid;
+      capture = startCapture({
+        ports: parsePorts(values.other.get("--capture-ports")),
+        tlsPorts: parsePorts(values.other.get("--tls-ports")),
+        httpPorts: parsePorts(values.other.get("--http-ports")),
+        target: captureTarget,
+        sandboxPid: Number.isSafeInteger(pid) && pid > 0 ? pid : null,
+        relay: relayConns,
+      });
+    }
+    try {
+      return { capture, bridge: startBridge({ listen, target }) };
+    } catch (error) {
+      void capture?.[Symbol.asyncDispose]();
+      throw error;
+    }
+  };
+  const started = await startWhenAddressesAreUp(start);
+  await using _capture = started.capture;
+  await using bridge = started.bridge;
   const ports = bridge.addrs.map((addr) => addr.port).join(" ");
   await Deno.stdout.write(new TextEncoder().encode(`ready ${ports}\n`));
   await untilStopped();
@@ -150,6 +163,24 @@ async function untilLoopbackUp(): Promise<void> {
       if (!(error instanceof Deno.errors.AddrNotAvailable) || waited > 5000) throw error;
     }
     await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
+/**
+ * Runs `start` until its listeners bind: right after the namespace is set up,
+ * a bind can still fail with EADDRNOTAVAIL for a moment on a loaded machine
+ * (the loopback device or the capture range not yet usable). Bounded: gives
+ * up after about 5 s with the error.
+ */
+async function startWhenAddressesAreUp<T>(start: () => T): Promise<T> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    try {
+      return start();
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrNotAvailable) || Date.now() > deadline) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
 

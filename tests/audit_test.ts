@@ -274,10 +274,11 @@ Deno.test({
       assert.equal(receipt.log.lines, 2);
 
       // Another policy, another hash.
-      await sandboxCli([...args.slice(0, 1), "--deny", "x.test", ...args.slice(1)], {
+      const again = await sandboxCli([...args.slice(0, 1), "--deny", "x.test", ...args.slice(1)], {
         cwd: tmp.path,
         timeoutMs: 90_000,
       });
+      assert.equal(again.code, 0, again.stderr);
       const second = JSON.parse(await Deno.readTextFile(receiptFile));
       assert.notEqual(second.policy.sha256, receipt.policy.sha256);
     } finally {
