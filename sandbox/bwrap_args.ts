@@ -175,16 +175,30 @@ function hiddenDirs(plan: SandboxPlan, linux: LinuxPlanDetails): readonly string
  * directory away (`mv secrets s2`) for the next run, which would find the
  * `denyRead` path missing and show `s2/…` unmasked.
  */
+function deepest(paths: readonly string[]): string | null {
+  let best: string | null = null;
+  for (const path of paths) if (best === null || path.length > best.length) best = path;
+  return best;
+}
+
 function pinnedDirs(plan: SandboxPlan): string[] {
   // Only areas the command can write: binding a directory of a read-only working dir onto
   // itself would make it writable.
   const areas = plan.readOnlyCwd === true ? [...plan.writable] : [plan.cwd, ...plan.writable];
+  // The sandbox's own mounts: what the command sees under them is not the host's directory, so
+  // a pin there would bind the host's one over it (with cwd "/", /tmp of the host over the
+  // sandbox's empty /tmp), unless a writable area below the mount is what is seen there.
+  const own = ["/dev", "/proc", ...(plan.linux?.emptyDirs ?? [])];
   const dirs = new Set<string>();
   for (const path of [...plan.denyRead, ...(plan.protect ?? [])]) {
     const parts = path.split("/").filter((part) => part !== "");
     for (let i = 1; i < parts.length; i++) {
       const dir = `/${parts.slice(0, i).join("/")}`;
-      if (areas.some((area) => dir !== area && isUnder(dir, area))) dirs.add(dir);
+      const area = deepest(areas.filter((a) => dir !== a && isUnder(dir, a)));
+      if (area === null) continue;
+      const mount = deepest(own.filter((m) => isUnder(dir, m)));
+      if (mount !== null && !isUnder(area, mount)) continue;
+      dirs.add(dir);
     }
   }
   return [...dirs];

@@ -550,3 +550,37 @@ for (const nobody of [false, true]) {
     },
   });
 }
+
+Deno.test("system dirs: with cwd / allowed, the pins of a protected file under /tmp never bind the host's /tmp over the sandbox's", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sandbox-seams-pin-" });
+  try {
+    await Deno.writeTextFile(`${dir}/c.toml`, "");
+    const run = await sandboxCli(
+      [
+        "run",
+        "--dangerously-allow-system-dirs",
+        "--config",
+        `${dir}/c.toml`,
+        "--dry-run",
+        "--json",
+        "--",
+        "true",
+      ],
+      { cwd: "/", timeoutMs: 60_000 },
+    );
+    assert.equal(run.code, 0, run.stderr);
+    const argv: string[] = JSON.parse(run.stdout).argv;
+    assert.ok(Array.isArray(argv), run.stdout.slice(0, 200));
+    const binds = argv.flatMap((a, i) => a === "--bind-try" || a === "--bind" ? [argv[i + 1]] : []);
+    const tmpfs = argv.indexOf("/tmp", argv.indexOf("--tmpfs"));
+    assert.ok(tmpfs > 0, "the sandbox has its own /tmp");
+    for (const source of binds) {
+      assert.ok(
+        source !== "/tmp" && !source.startsWith("/tmp/sandbox-seams-pin-"),
+        `binds ${source}`,
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
