@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import {
+import { unprivilegedBwrapWorks } from "./nobody_helpers.ts";
   hasProgram,
   MAIN,
   parseLines,
@@ -201,36 +202,10 @@ Deno.test({
   },
 });
 
-/** Whether `nobody` may create user namespaces with bwrap here. */
-function unprivilegedWorks(): boolean {
-  if (!hasProgram("/usr/bin/setpriv") || Deno.uid() !== 0) return false;
-  try {
-    return new Deno.Command("/usr/bin/setpriv", {
-      args: [
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "/usr/bin/bwrap",
-        "--unshare-user",
-        "--unshare-net",
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "/bin/true",
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
 
 Deno.test({
   name: "sandbox run as an unprivileged user: user namespace, bridge and proxy work",
-  ignore: ignore || !hasProgram("/usr/bin/curl") || !unprivilegedWorks(),
+  ignore: ignore || !hasProgram("/usr/bin/curl") || !unprivilegedBwrapWorks(),
   async fn() {
     // nobody cannot read root's Deno or its cache: give it its own copies in a temp dir.
     const dir = await Deno.makeTempDir({ prefix: "run-nobody-" });

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { type CliResult, MAIN, onPath, sandboxCli, type TempDir } from "./cli_helpers.ts";
 import { hasProgram } from "./run_helpers.ts";
+import { unprivilegedBwrapWorks } from "./nobody_helpers.ts";
 
 const READY = Deno.build.os === "linux" && onPath("bwrap");
 
@@ -33,34 +34,7 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Whether `nobody` may create user namespaces with bwrap here. */
-function unprivilegedWorks(): boolean {
-  if (!hasProgram("/usr/bin/setpriv") || Deno.uid() !== 0) return false;
-  try {
-    return new Deno.Command("/usr/bin/setpriv", {
-      args: [
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "/usr/bin/bwrap",
-        "--unshare-user",
-        "--unshare-net",
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "/bin/true",
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-const UNPRIVILEGED = READY && unprivilegedWorks();
+const UNPRIVILEGED = READY && unprivilegedBwrapWorks();
 
 /** A copy of Deno and its npm cache that `nobody` can use (root's are not readable to it). */
 let nobodyDeno: Promise<{ deno: string; denoDir: string }> | null = null;
