@@ -4,8 +4,8 @@
  * and the unprivileged path (the launcher as `nobody`).
  */
 import assert from "node:assert/strict";
-import {
 import { unprivilegedBwrapWorks } from "./nobody_helpers.ts";
+import {
   hasProgram,
   MAIN,
   parseLines,
@@ -201,7 +201,6 @@ Deno.test({
     assert.deepEqual(runDirs(), before);
   },
 });
-
 
 Deno.test({
   name: "sandbox run as an unprivileged user: user namespace, bridge and proxy work",
