@@ -4,10 +4,9 @@
  * and the unprivileged path (the launcher as `nobody`).
  */
 import assert from "node:assert/strict";
-import { unprivilegedBwrapWorks } from "./nobody_helpers.ts";
+import { prepareNobody, unprivilegedBwrapWorks } from "./nobody_helpers.ts";
 import {
   hasProgram,
-  MAIN,
   parseLines,
   runDirs,
   sandboxArgv,
@@ -206,49 +205,29 @@ Deno.test({
   name: "sandbox run as an unprivileged user: user namespace, bridge and proxy work",
   ignore: ignore || !hasProgram("/usr/bin/curl") || !unprivilegedBwrapWorks(),
   async fn() {
-    // nobody cannot read root's Deno or its cache: give it its own copies in a temp dir.
-    const dir = await Deno.makeTempDir({ prefix: "run-nobody-" });
+    // nobody cannot read root's Deno or its cache: it gets its own copies.
+    await using nobody = await prepareNobody();
     await using server = startHttpServer("hello-nobody");
-    try {
-      await Deno.chmod(dir, 0o755);
-      try {
-        await Deno.link(Deno.execPath(), `${dir}/deno`);
-      } catch {
-        await Deno.copyFile(Deno.execPath(), `${dir}/deno`);
-      }
-      const home = Deno.env.get("HOME") ?? "/root";
-      const denoDir = Deno.env.get("DENO_DIR") ?? `${home}/.cache/deno`;
-      await Deno.mkdir(`${dir}/deno_dir`);
-      await new Deno.Command("/bin/cp", { args: ["-r", `${denoDir}/npm`, `${dir}/deno_dir/`] })
-        .output();
-      await Deno.mkdir(`${dir}/work`);
-      await new Deno.Command("/bin/chown", {
-        args: ["-R", "65534:65534", `${dir}/deno_dir`, `${dir}/work`],
-      }).output();
-      const out = await new Deno.Command("/usr/bin/setpriv", {
-        args: [
-          "--reuid=65534",
-          "--regid=65534",
-          "--clear-groups",
-          `${dir}/deno`,
-          "run",
-          "-A",
-          "--no-prompt",
-          "--quiet",
-          MAIN,
-          "run",
-          "--resolve",
-          "allowed.test=127.0.0.1",
-          "--allow",
-          "allowed.test",
-          "--",
-          "sh",
-          "-c",
-          `echo "uid=$(id -u)"; echo "body=$(curl -s -m 10 http://allowed.test:${server.port}/)"; touch made && echo wrote=yes`,
-        ],
-        cwd: `${dir}/work`,
+    const work = `${nobody.dir}/work`;
+    await Deno.mkdir(work);
+    await nobody.chown(work);
+    {
+      const [program, ...args] = nobody.argv([
+        "run",
+        "--resolve",
+        "allowed.test=127.0.0.1",
+        "--allow",
+        "allowed.test",
+        "--",
+        "sh",
+        "-c",
+        `echo "uid=$(id -u)"; echo "body=$(curl -s -m 10 http://allowed.test:${server.port}/)"; touch made && echo wrote=yes`,
+      ]);
+      const out = await new Deno.Command(program, {
+        args,
+        cwd: work,
         clearEnv: true,
-        env: { PATH: "/usr/bin:/bin", HOME: `${dir}/work`, DENO_DIR: `${dir}/deno_dir` },
+        env: { PATH: "/usr/bin:/bin", HOME: work, ...nobody.denoEnv },
         stdout: "piped",
         stderr: "piped",
       }).output();
@@ -258,8 +237,6 @@ Deno.test({
       assert.equal(lines.get("uid"), "65534");
       assert.equal(lines.get("body"), "hello-nobody");
       assert.equal(lines.get("wrote"), "yes");
-    } finally {
-      await Deno.remove(dir, { recursive: true });
     }
   },
 });

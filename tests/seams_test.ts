@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { type CliResult, MAIN, onPath, sandboxCli, type TempDir } from "./cli_helpers.ts";
 import { hasProgram } from "./run_helpers.ts";
-import { unprivilegedBwrapWorks } from "./nobody_helpers.ts";
+import { type Nobody, prepareNobody, unprivilegedBwrapWorks } from "./nobody_helpers.ts";
 
 const READY = Deno.build.os === "linux" && onPath("bwrap");
 
@@ -36,25 +36,14 @@ async function exists(path: string): Promise<boolean> {
 
 const UNPRIVILEGED = READY && unprivilegedBwrapWorks();
 
-/** A copy of Deno and its npm cache that `nobody` can use (root's are not readable to it). */
-let nobodyDeno: Promise<{ deno: string; denoDir: string }> | null = null;
-function prepareNobodyDeno(): Promise<{ deno: string; denoDir: string }> {
-  nobodyDeno ??= (async () => {
-    const dir = await Deno.makeTempDir({ dir: "/var/tmp", prefix: "sandbox-seams-deno-" });
-    await Deno.chmod(dir, 0o755);
-    await Deno.copyFile(Deno.execPath(), `${dir}/deno`);
-    await Deno.chmod(`${dir}/deno`, 0o755);
-    const home = Deno.env.get("HOME") ?? "/root";
-    const denoDir = Deno.env.get("DENO_DIR") ?? `${home}/.cache/deno`;
-    await Deno.mkdir(`${dir}/deno_dir`);
-    await new Deno.Command("/bin/cp", { args: ["-r", `${denoDir}/npm`, `${dir}/deno_dir/`] })
-      .output();
-    await new Deno.Command("/bin/chown", { args: ["-R", "65534:65534", `${dir}/deno_dir`] })
-      .output();
-    addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
-    return { deno: `${dir}/deno`, denoDir: `${dir}/deno_dir` };
-  })();
-  return nobodyDeno;
+/** One copy of Deno and its npm cache for every unprivileged run of this file (root's are not readable to nobody). */
+let shared: Promise<Nobody> | null = null;
+function sharedNobody(): Promise<Nobody> {
+  shared ??= prepareNobody().then((nobody) => {
+    addEventListener("unload", () => Deno.removeSync(nobody.dir, { recursive: true }));
+    return nobody;
+  });
+  return shared;
 }
 
 interface SeamRunOptions {
@@ -76,23 +65,13 @@ async function seamRun(args: readonly string[], options: SeamRunOptions): Promis
       timeoutMs: options.timeoutMs ?? 60_000,
     });
   }
-  const { deno, denoDir } = await prepareNobodyDeno();
-  const child = new Deno.Command("/usr/bin/setpriv", {
-    args: [
-      "--reuid=65534",
-      "--regid=65534",
-      "--clear-groups",
-      deno,
-      "run",
-      "-A",
-      "--no-prompt",
-      "--quiet",
-      MAIN,
-      ...args,
-    ],
+  const nobody = await sharedNobody();
+  const [program, ...rest] = nobody.argv(args);
+  const child = new Deno.Command(program, {
+    args: rest,
     cwd: options.cwd,
     clearEnv: true,
-    env: { ...NO_CONFIG, DENO_DIR: denoDir, ...options.env },
+    env: { ...NO_CONFIG, ...nobody.denoEnv, ...options.env },
     stdout: "piped",
     stderr: "piped",
     signal: AbortSignal.timeout(options.timeoutMs ?? 90_000),
@@ -104,7 +83,7 @@ async function seamRun(args: readonly string[], options: SeamRunOptions): Promis
 
 /** Gives a directory tree to nobody (for the unprivileged variants). */
 async function giveToNobody(path: string): Promise<void> {
-  await new Deno.Command("/bin/chown", { args: ["-R", "65534:65534", path] }).output();
+  await (await sharedNobody()).chown(path);
 }
 
 for (const nobody of [false, true]) {
@@ -216,13 +195,13 @@ Deno.test({
     await using cwd = await visibleTempDir("sandbox-seams-base-");
     await new Deno.Command("/bin/chown", { args: ["65533:65533", cwd.path] }).output();
     try {
-      const { deno, denoDir } = await prepareNobodyDeno();
+      const nobody = await sharedNobody();
       const out = await new Deno.Command("/usr/bin/setpriv", {
-        args: ["--reuid=65533", "--regid=65533", "--clear-groups", deno, "run", "-A", "--quiet"]
-          .concat([MAIN, "run", "--", "sh", "-c", "echo ran"]),
+        args: ["--reuid=65533", "--regid=65533", "--clear-groups", `${nobody.dir}/deno`, "run"]
+          .concat(["-A", "--quiet", MAIN, "run", "--", "sh", "-c", "echo ran"]),
         cwd: cwd.path,
         clearEnv: true,
-        env: { ...NO_CONFIG, PATH: "/usr/bin:/bin", HOME: cwd.path, DENO_DIR: denoDir },
+        env: { ...NO_CONFIG, PATH: "/usr/bin:/bin", HOME: cwd.path, ...nobody.denoEnv },
         stdout: "piped",
         stderr: "piped",
         signal: AbortSignal.timeout(90_000),
