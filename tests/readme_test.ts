@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { renderWrapper } from "../tools/install.ts";
 import { sandboxTaskFlags } from "../tools/task_flags.ts";
-import { hasProgram } from "./run_helpers.ts";
+import { npmRegistry } from "./npm_helpers.ts";
 
 const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
 
@@ -34,26 +34,7 @@ export function firstSessionSteps(readme: string): Step[] {
   return steps;
 }
 
-async function npmRegistry(): Promise<URL | null> {
-  try {
-    const out = await new Deno.Command("npm", {
-      args: ["config", "get", "registry"],
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    const url = new URL(new TextDecoder().decode(out.stdout).trim());
-    const ping = await fetch(new URL("-/ping", url), { signal: AbortSignal.timeout(5_000) });
-    await ping.body?.cancel();
-    return ping.ok ? url : null;
-  } catch {
-    return null;
-  }
-}
-
-const REGISTRY = await npmRegistry();
-if (REGISTRY === null) {
-  console.error("readme_test: skipped the session: the npm registry is not reachable");
-}
+const REGISTRY = await npmRegistry("readme_test");
 
 Deno.test("README: the first session's steps parse into commands and shown output", async () => {
   const steps = firstSessionSteps(await Deno.readTextFile(`${ROOT}/README.md`));
@@ -64,7 +45,7 @@ Deno.test("README: the first session's steps parse into commands and shown outpu
 
 Deno.test({
   name: "README: the first session works verbatim with a real HOME",
-  ignore: !hasProgram("/usr/bin/bwrap") || REGISTRY === null,
+  ignore: REGISTRY === null,
   async fn() {
     const steps = firstSessionSteps(await Deno.readTextFile(`${ROOT}/README.md`));
     // Not under /tmp: the sandbox has a fresh /tmp of its own, where a HOME
