@@ -138,21 +138,12 @@ export async function learnCommand(
     path.startsWith("/") ? path : `${cwd.replace(/\/$/, "")}/${path}`;
 
   // Read and check the merge target before running anything.
-  let mergeText: string | null = null;
-  if (flags.merge !== undefined) {
-    try {
-      mergeText = await Deno.readTextFile(absolute(flags.merge));
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) {
-        throw new UsageError(
-          `Cannot merge into "${flags.merge}": the file does not exist: use --out "${flags.merge}" to write a new profile`,
-          { command: "learn" },
-        );
-      }
-      throw error;
-    }
-    mergeLearnedHosts(mergeText, [], { file: flags.merge, command: rest, profile: flags.profile });
-  }
+  const mergeText = flags.merge === undefined ? null : await readMergeTarget(flags.merge, {
+    path: absolute(flags.merge),
+    command: "learn",
+    profile: flags.profile,
+    instead: `use --out "${flags.merge}" to write a new profile`,
+  });
 
   const configFiles = [...(flags.config ?? [])];
   if (flags.merge !== undefined && !configFiles.map(absolute).includes(absolute(flags.merge))) {
@@ -295,6 +286,42 @@ export async function learnCommand(
     );
   }
   return exitCode;
+}
+
+/** Options for {@linkcode readMergeTarget}. */
+export interface ReadMergeTargetOptions {
+  /** The file's absolute path. */
+  readonly path: string;
+  /** The command that merges (for the usage error). */
+  readonly command: "learn" | "run";
+  /** The profile to add to (`--profile`). */
+  readonly profile: string | undefined;
+  /** What to do instead when the file does not exist. */
+  readonly instead: string;
+}
+
+/**
+ * Reads a `--merge FILE` target before anything runs, and proves it can
+ * take the additions (a file that cannot is refused now, not after the run).
+ */
+export async function readMergeTarget(
+  file: string,
+  options: ReadMergeTargetOptions,
+): Promise<string> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(options.path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new UsageError(
+        `Cannot merge into "${file}": the file does not exist: ${options.instead}`,
+        { command: options.command },
+      );
+    }
+    throw error;
+  }
+  mergeLearnedHosts(text, [], { file, command: [], profile: options.profile });
+  return text;
 }
 
 /**

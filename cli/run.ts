@@ -247,21 +247,14 @@ async function readMergeTarget(
     );
   }
   const path = file.startsWith("/") ? file : `${cwd.replace(/\/$/, "")}/${file}`;
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    throw new UsageError(
-      `Cannot merge into "${file}": ${
-        error instanceof Deno.errors.NotFound ? "the file does not exist" : String(error)
-      }: give an existing profile (sandbox learn --out writes a new one)`,
-      { command: "run" },
-    );
-  }
-  // A file that cannot take the additions is refused now, not after the run. (The TOML editor
-  // loads only here: a run without --merge keeps its small start-up graph.)
-  const { mergeLearnedHosts } = await import("../profiles/learn_profile.ts");
-  mergeLearnedHosts(text, [], { file, command: [], profile: flags.profile });
+  // The TOML editor loads only here: a run without --merge keeps its small start-up graph.
+  const { readMergeTarget: read } = await import("./learn.ts");
+  const text = await read(file, {
+    path,
+    command: "run",
+    profile: flags.profile,
+    instead: "give an existing profile (sandbox learn --out writes a new one)",
+  });
   return { file, path, text, profile: flags.profile };
 }
 
