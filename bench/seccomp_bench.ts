@@ -80,8 +80,8 @@ try {
   // bwrap's argv for a command, run through sh so that descriptor 3 can be the filter file.
   const viaShell = (argv: string[], seccomp: boolean) => {
     const args = buildBwrapArgs(planFor(argv));
-    // A real run fills its run dir (tool-home scratch dirs) before bwrap starts: make the
-    // bind sources that live there, so the argv stays exactly the plan's.
+    // A real run fills its run dir before bwrap starts: make the bind sources that live
+    // there, so the argv stays exactly the plan's.
     for (let i = 0; i < args.length - 1; i++) {
       if (!["--bind", "--ro-bind", "--bind-try", "--ro-bind-try"].includes(args[i])) continue;
       if (args[i + 1].startsWith(`${runDir}/`)) Deno.mkdirSync(args[i + 1], { recursive: true });

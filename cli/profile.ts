@@ -246,7 +246,13 @@ export function renderConfig(
     if (options.toolHomes.length === 0) lines.push("  (none)");
     const homeWidth = Math.max(0, ...options.toolHomes.map((h) => h.target.length));
     for (const home of options.toolHomes) {
-      lines.push(`  ${home.target.padEnd(homeWidth)}  <- ${home.source}`);
+      lines.push(
+        `  ${home.target.padEnd(homeWidth)}  <- ${
+          home.scratch === undefined
+            ? home.source
+            : "a throwaway view of the host's (changes are dropped when the run ends)"
+        }`,
+      );
     }
   }
   lines.push("Environment:");

@@ -383,7 +383,13 @@ async function renderDryRun(
       : `proxy via bridge on 127.0.0.1:${plan.network.httpPort} (HTTP) and :${plan.network.socksPort} (SOCKS5) -> ${plan.network.proxySocket}`,
   );
   lines.push("# tool homes (sandbox home -> default path, writable, never read outside):");
-  for (const home of plan.toolHomes ?? []) lines.push(`${home.source} -> ${home.target}`);
+  for (const home of plan.toolHomes ?? []) {
+    lines.push(
+      home.scratch === undefined
+        ? `${home.source} -> ${home.target}`
+        : `(throwaway view of ${home.source}: ${home.scratch.entries.length} links on a tmpfs) -> ${home.target}`,
+    );
+  }
   return lines.join("\n") + "\n" + formatEnv(env);
 }
 

@@ -202,7 +202,6 @@ export async function collectHostFacts(
     toolHomes: planToolHomes(options.env, {
       ...hostToolHomeFacts(filterEnv(options.env, config.env).PATH),
       writable: config.filesystem.writable,
-      scratchDir: `${options.runDir}/scratch`,
     }),
     globMatches,
   };

@@ -19,6 +19,7 @@
 import { SandboxError } from "../errors.ts";
 import type { LinuxPlanDetails, SandboxPlan } from "./plan.ts";
 import { isUnder } from "./unix_sockets.ts";
+import { SCRATCH_VIEW } from "./tool_homes.ts";
 
 /** File descriptors the launcher hands to bwrap (see {@linkcode BwrapArgsOptions}). */
 export interface BwrapFds {
@@ -110,7 +111,18 @@ export function buildBwrapArgs(plan: SandboxPlan, options: BwrapArgsOptions = {}
   for (const path of plan.writable) if (!covers(path)) args.push("--bind-try", path, path);
   // Before the tool homes: a pin binds the host's directory, which would cover a tool home in it.
   for (const dir of pinnedDirs(plan)) args.push("--bind-try", dir, dir);
-  for (const home of plan.toolHomes ?? []) args.push("--bind", home.source, home.target);
+  for (const home of plan.toolHomes ?? []) {
+    if (home.scratch === undefined) {
+      args.push("--bind", home.source, home.target);
+      continue;
+    }
+    // A throwaway view: a fresh tmpfs, the host's directory read-only inside it (bwrap takes bind
+    // sources from the host's tree, so the tmpfs does not hide it), one relative link per entry.
+    args.push("--tmpfs", home.target, "--ro-bind", home.source, `${home.target}/${SCRATCH_VIEW}`);
+    for (const name of home.scratch.entries) {
+      args.push("--symlink", `${SCRATCH_VIEW}/${name}`, `${home.target}/${name}`);
+    }
+  }
   // The launcher's own files may live in a tool's default path (deno from `npx -y deno` sits
   // under ~/.npm): bound again on top of the tool home, read-only, so the shim still finds them.
   for (const path of plan.readOnly ?? []) {

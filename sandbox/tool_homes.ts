@@ -35,10 +35,12 @@ export interface ToolHomeSpec {
   /** Commands whose presence on PATH makes the tool home worth creating. */
   readonly commands: readonly string[];
   /**
-   * `scratch`: a throwaway copy of the host directory, made for the run in its private dir and
-   * bound writable; used only when the directory exists. For state a tool insists on writing
-   * (pyenv rewrites its shims after every `pip install` and fails when it cannot) that must
-   * neither persist nor flow out. Default: a persistent directory of the sandbox home.
+   * `scratch`: a throwaway view of the host directory, used only when the directory exists: inside,
+   * a fresh tmpfs holding one symlink per host entry into a read-only bind of the host directory
+   * ({@linkcode SCRATCH_VIEW}). For state a tool insists on writing (pyenv rewrites its shims
+   * after every `pip install` and fails when it cannot) that must neither persist nor flow out.
+   * bwrap builds it in memory: no file is copied on the host (a copy of pyenv's 136 shims cost
+   * ~25 ms of every run's start-up on ext4). Default: a persistent directory of the sandbox home.
    */
   readonly kind?: "scratch";
 }
@@ -72,11 +74,21 @@ export interface ToolHome {
   readonly name: string;
   /** The tool's default path (absolute), where the command sees it. */
   readonly target: string;
-  /** The directory of the sandbox home bound there (absolute), or the run's scratch copy. */
+  /** The directory of the sandbox home bound there (absolute); for a scratch view, the host's own directory. */
   readonly source: string;
-  /** Present for a throwaway copy: the source is filled from the target before the run. */
-  readonly scratch?: true;
+  /**
+   * Present for a throwaway view ({@linkcode ToolHomeSpec.kind} `scratch`): the names in the host
+   * directory when the run was planned, each linked from the view's tmpfs.
+   */
+  readonly scratch?: { readonly entries: readonly string[] };
 }
+
+/**
+ * The name, inside a scratch view's tmpfs, of the read-only bind of the host directory its
+ * symlinks point into (relative links, so the view works wherever it is mounted). A dot name:
+ * the tools list their directory with `*`, which leaves it out.
+ */
+export const SCRATCH_VIEW = ".sandbox-host";
 
 /** What {@linkcode planToolHomes} needs to know about the host. */
 export interface ToolHomeFacts {
@@ -84,14 +96,14 @@ export interface ToolHomeFacts {
   readonly exists: (path: string) => boolean;
   /** Whether `command` is found on the command's PATH. */
   readonly onPath: (command: string) => boolean;
+  /** The names in directory `path`, or null when it cannot be listed (missing, not a directory). */
+  readonly list?: (path: string) => readonly string[] | null;
 }
 
 /** Options for {@linkcode planToolHomes}. */
 export interface PlanToolHomesOptions extends ToolHomeFacts {
   /** Paths the run makes writable itself (cwd excepted): a tool home under one is shared, not covered. */
   readonly writable: readonly string[];
-  /** Where scratch copies go (in the run's private dir); without it, none are made. */
-  readonly scratchDir?: string | null;
 }
 
 /**
@@ -137,9 +149,10 @@ export function planToolHomes(
     if (isUnder(target, sandboxHome) || isUnder(sandboxHome, target)) continue;
     if (options.writable.some((dir) => isUnder(target, dir))) continue;
     if (spec.kind === "scratch") {
-      const dir = options.scratchDir ?? null;
-      if (dir === null || !options.exists(target)) continue;
-      homes.push({ name: spec.name, target, source: `${dir}/${spec.name}`, scratch: true });
+      const names = options.list?.(target) ?? null;
+      if (names === null) continue;
+      const entries = names.filter((name) => name !== SCRATCH_VIEW).sort();
+      homes.push({ name: spec.name, target, source: target, scratch: { entries } });
       continue;
     }
     if (!options.exists(target) && !spec.commands.some(options.onPath)) continue;
@@ -163,8 +176,16 @@ export function hostToolHomeFacts(path: string | undefined): ToolHomeFacts {
     }
   };
   const found = new Map<string, boolean>();
+  const list = (dir: string) => {
+    try {
+      return [...Deno.readDirSync(dir)].map((entry) => entry.name);
+    } catch {
+      return null;
+    }
+  };
   return {
     exists,
+    list,
     onPath: (command) => {
       let hit = found.get(command);
       if (hit === undefined) {
@@ -189,10 +210,8 @@ export function prepareToolHomes(
   options: { readonly uid: number | null },
 ): void {
   for (const home of homes) {
-    if (home.scratch === true) {
-      copyFlat(home.target, home.source);
-      continue;
-    }
+    // A scratch view is built by bwrap in the sandbox's memory: nothing to make on the host.
+    if (home.scratch !== undefined) continue;
     Deno.mkdirSync(home.source, { recursive: true, mode: 0o700 });
     // The source, the sandbox home and its parent are the launcher's: none may be a symlink.
     const parts = [home.source, parentOf(home.source), parentOf(parentOf(home.source))];
@@ -218,23 +237,6 @@ export function prepareToolHomes(
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
       Deno.mkdirSync(home.target, { recursive: true, mode: 0o700 });
-    }
-  }
-}
-
-/**
- * Copies the regular files of `from` (not below it; symlinks as links) into
- * a new directory `to`, modes kept: a throwaway copy for a scratch tool home.
- */
-function copyFlat(from: string, to: string): void {
-  Deno.mkdirSync(to, { recursive: true, mode: 0o700 });
-  for (const entry of Deno.readDirSync(from)) {
-    const source = `${from}/${entry.name}`;
-    const target = `${to}/${entry.name}`;
-    if (entry.isSymlink) Deno.symlinkSync(Deno.readLinkSync(source), target);
-    else if (entry.isFile) {
-      Deno.copyFileSync(source, target);
-      Deno.chmodSync(target, Deno.statSync(source).mode! & 0o7777);
     }
   }
 }

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import {
+  hostToolHomeFacts,
   planToolHomes,
   prepareHostPaths,
   prepareToolHomes,
   sandboxHomeDir,
+  SCRATCH_VIEW,
   TOOL_HOMES,
 } from "./tool_homes.ts";
 
@@ -116,31 +118,31 @@ Deno.test("prepareHostPaths() creates a missing writable path and says so; an un
   }
 });
 
-Deno.test("planToolHomes() gives an existing pyenv shims dir a throwaway copy in the run's scratch dir", async () => {
+Deno.test("planToolHomes() gives an existing pyenv shims dir a throwaway view of its entries, and prepares nothing for it", async () => {
   const home = await Deno.makeTempDir({ prefix: "tool-homes-" });
   try {
+    const facts = { ...hostToolHomeFacts(""), writable: [] };
+    assert.deepEqual(planToolHomes({ HOME: home }, facts), [], "no shims dir, no view");
     await Deno.mkdir(`${home}/.pyenv/shims`, { recursive: true });
     await Deno.writeTextFile(`${home}/.pyenv/shims/pip`, "#!/bin/sh\n", { mode: 0o755 });
-    const exists = (path: string) => {
-      try {
-        Deno.lstatSync(path);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    const facts = { exists, onPath: () => false, writable: [] };
-    assert.deepEqual(planToolHomes({ HOME: home }, facts), [], "no scratch dir, no copy");
-    const homes = planToolHomes({ HOME: home }, { ...facts, scratchDir: `${home}/run/scratch` });
+    await Deno.symlink("pip", `${home}/.pyenv/shims/pip3`);
+    // A host entry with the view's own name cannot be linked (the bind takes that name).
+    await Deno.writeTextFile(`${home}/.pyenv/shims/${SCRATCH_VIEW}`, "");
+    const homes = planToolHomes({ HOME: home }, facts);
     assert.deepEqual(homes, [{
       name: "pyenv-shims",
       target: `${home}/.pyenv/shims`,
-      source: `${home}/run/scratch/pyenv-shims`,
-      scratch: true,
+      source: `${home}/.pyenv/shims`,
+      scratch: { entries: ["pip", "pip3"] },
     }]);
+    const before = [...Deno.readDirSync(home)].map((e) => e.name).sort();
     prepareToolHomes(homes, { uid: Deno.uid() });
-    assert.equal(await Deno.readTextFile(`${home}/run/scratch/pyenv-shims/pip`), "#!/bin/sh\n");
-    assert.equal(Deno.statSync(`${home}/run/scratch/pyenv-shims/pip`).mode! & 0o777, 0o755);
+    assert.deepEqual([...Deno.readDirSync(home)].map((e) => e.name).sort(), before);
+    assert.equal(
+      planToolHomes({ HOME: home, PYENV_ROOT: `${home}/elsewhere` }, facts).length,
+      0,
+      "PYENV_ROOT moves the shims dir",
+    );
   } finally {
     await Deno.remove(home, { recursive: true });
   }

@@ -14,17 +14,20 @@ const READY = hasProgram("/usr/bin/bwrap") && hasProgram("/usr/bin/npm");
 const NOBODY_READY = READY && unprivilegedBwrapWorks();
 
 interface Runner {
-  run(args: string[], options: { cwd: string; home: string }): Promise<CliResult>;
+  run(
+    args: string[],
+    options: { cwd: string; home: string; env?: Record<string, string> },
+  ): Promise<CliResult>;
   own(path: string): Promise<void>;
 }
 
 function rootRunner(): Runner {
   return {
-    run: (args, { cwd, home }) =>
+    run: (args, { cwd, home, env }) =>
       runCommand(sandboxArgv(args), {
         cwd,
         clearEnv: true,
-        env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: home },
+        env: env ?? { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: home },
         timeoutMs: 120_000,
       }),
     own: async () => {},
@@ -33,11 +36,14 @@ function rootRunner(): Runner {
 
 function nobodyRunner(nobody: Nobody): Runner {
   return {
-    run: (args, { cwd, home }) =>
+    run: (args, { cwd, home, env }) =>
       runCommand(nobody.argv(args), {
         cwd,
         clearEnv: true,
-        env: { ...nobody.denoEnv, PATH: "/usr/local/bin:/usr/bin:/bin", HOME: home },
+        env: {
+          ...nobody.denoEnv,
+          ...(env ?? { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: home }),
+        },
         timeoutMs: 120_000,
       }),
     own: (path) => nobody.chown(path),
@@ -148,4 +154,72 @@ Deno.test("tool homes are visible: sandbox profile show and run --dry-run list t
   } finally {
     await Deno.remove(base, { recursive: true });
   }
+});
+
+/**
+ * pyenv's shims as the command sees them: a throwaway view. Each host shim runs; the command may
+ * replace, add and delete shims as `pyenv rehash` does; a write through a link is refused; the
+ * host's directory is untouched and the next run sees the host's shims again.
+ */
+async function shimsViewIsThrowaway(runner: Runner, base: string): Promise<void> {
+  const home = `${base}/home`;
+  const shims = `${home}/.pyenv/shims`;
+  await Deno.mkdir(shims, { recursive: true });
+  await Deno.writeTextFile(`${shims}/tool`, "#!/bin/sh\necho host-tool\n", { mode: 0o755 });
+  await Deno.writeTextFile(`${shims}/other`, "#!/bin/sh\necho other\n", { mode: 0o755 });
+  await runner.own(base);
+  const hostState = () =>
+    [...Deno.readDirSync(shims)].map((e) =>
+      `${e.name}:${Deno.readTextFileSync(`${shims}/${e.name}`)}`
+    )
+      .sort();
+  const before = hostState();
+  const mtime = Deno.statSync(shims).mtime?.getTime();
+  const script = [
+    "tool",
+    'echo x >> "$HOME/.pyenv/shims/tool" 2>/dev/null && echo wrote-through || echo refused',
+    'rm "$HOME/.pyenv/shims/tool" "$HOME/.pyenv/shims/other"',
+    "printf '#!/bin/sh\\necho sandbox-tool\\n' > \"$HOME/.pyenv/shims/tool\"",
+    'chmod +x "$HOME/.pyenv/shims/tool"',
+    'touch "$HOME/.pyenv/shims/new"',
+    "tool",
+    'ls "$HOME/.pyenv/shims"',
+  ].join("; ");
+  const env = { PATH: `${shims}:/usr/local/bin:/usr/bin:/bin`, HOME: home };
+  const first = await runner.run(["run", "--", "sh", "-c", script], { cwd: base, home, env });
+  assert.equal(first.code, 0, first.stderr);
+  assert.equal(first.stdout, "host-tool\nrefused\nsandbox-tool\nnew\ntool\n");
+  assert.deepEqual(hostState(), before, "the host's shims are untouched");
+  assert.equal(Deno.statSync(shims).mtime?.getTime(), mtime);
+  const second = await runner.run(["run", "--", "sh", "-c", "tool; other"], {
+    cwd: base,
+    home,
+    env,
+  });
+  assert.equal(second.code, 0, second.stderr);
+  assert.equal(second.stdout, "host-tool\nother\n", "nothing the first run wrote persists");
+}
+
+Deno.test({
+  name:
+    "tool homes (root): pyenv's shims are a throwaway view: rewritable inside, the host's untouched, nothing kept",
+  ignore: !hasProgram("/usr/bin/bwrap"),
+  async fn() {
+    const base = await Deno.makeTempDir({ prefix: "tool-homes-shims-" });
+    try {
+      await shimsViewIsThrowaway(rootRunner(), base);
+    } finally {
+      await Deno.remove(base, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "tool homes (unprivileged): pyenv's shims are a throwaway view: rewritable inside, the host's untouched, nothing kept",
+  ignore: !hasProgram("/usr/bin/bwrap") || !unprivilegedBwrapWorks(),
+  async fn() {
+    await using nobody = await prepareNobody();
+    await shimsViewIsThrowaway(nobodyRunner(nobody), `${nobody.dir}/shims-case`);
+  },
 });
