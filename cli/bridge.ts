@@ -68,21 +68,22 @@ export async function bridgeCommand(args: string[]): Promise<number> {
     throw new UsageError('Invalid arguments for "sandbox __bridge": expected --listen HOST:PORT');
   }
   let sandboxPid = Number(values.other.get("--sandbox-pid") ?? "");
+  const captureTarget = values.other.get("--capture-target");
+  // Loaded only with capture: its FFI and DNS code are not every bridge's start-up. The load
+  // starts now, so that it overlaps with the wait for the sandbox's pid.
+  const capturing = captureTarget === undefined ? null : import("../sandbox/capture.ts");
   if (values.other.get("--netns-from-stdin") === "1") {
     // Started before the sandbox existed: its pid comes as the first line on stdin.
+    const netns = import("../sandbox/netns.ts");
     const line = await readLine();
     if (line === null) return 0; // the launcher gave up before bwrap reported a pid
     sandboxPid = Number(line);
-    const { enterNetworkNamespace } = await import("../sandbox/netns.ts");
+    const { enterNetworkNamespace } = await netns;
     enterNetworkNamespace(sandboxPid);
     // bwrap reports the pid before its child has brought the loopback device up.
     await untilLoopbackUp();
   }
-  const captureTarget = values.other.get("--capture-target");
-  // Loaded only with capture: its FFI and DNS code are not every bridge's start-up.
-  const startCapture = captureTarget === undefined
-    ? null
-    : (await import("../sandbox/capture.ts")).startCapture;
+  const startCapture = capturing === null ? null : (await capturing).startCapture;
   const target = values.target;
   // Another try adds the capture range again: the kernel's EEXIST is taken as done.
   const start = (): { capture: RunningCapture | null; bridge: RunningBridge } => {

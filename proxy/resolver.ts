@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { lookup } from "node:dns/promises";
 import { UsageError } from "../errors.ts";
 import { parseIpLiteral } from "../policy/address.ts";
 import { normalizeHost } from "../policy/host.ts";
@@ -47,7 +46,13 @@ export class ResolveError extends Error {
   }
 }
 
+// node:dns brings Node's compatibility layer (~8 ms of start-up): it loads at the first lookup,
+// not when the proxy starts (most runs start a proxy; many never look a name up).
+let nodeDns: Promise<typeof import("node:dns/promises")> | null = null;
+
 async function nodeLookup(host: string): Promise<string[]> {
+  nodeDns ??= import("node:dns/promises");
+  const { lookup } = await nodeDns;
   const answers = await lookup(host, { all: true, verbatim: true });
   return answers.map((answer) => answer.address);
 }

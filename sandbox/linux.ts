@@ -139,6 +139,10 @@ export async function runLinuxPlan(
     throw error;
   }
   const { bwrap, status, block } = spawned;
+  // With network, the launcher's own work before the command (the proxy) runs while bwrap sets
+  // the sandbox up and the bridge boots: neither waits on it until the command is released.
+  const prepared = withNetwork ? (options.beforeCommand?.() ?? Promise.resolve()) : null;
+  prepared?.catch(() => {});
   let bwrapDone = false;
   const exited = bwrap.status.then((s) => s.code).finally(() => bwrapDone = true);
   const killBwrap = () => {
@@ -213,7 +217,7 @@ export async function runLinuxPlan(
         });
       }
       const ready = await Promise.race([
-        Promise.all([bridge.ready, options.beforeCommand?.()]).then(() => true),
+        Promise.all([bridge.ready, prepared]).then(() => true),
         exited.then(() => false),
       ]);
       if (!ready) {
