@@ -7,7 +7,12 @@
  * @module
  */
 import { loadEffectiveConfig } from "../profiles/load.ts";
-import { compileNetworkPolicy, decideHost, type HostDecision } from "../policy/policy.ts";
+import {
+  compileNetworkPolicy,
+  decideHost,
+  type HostDecision,
+  tlsMarkingRule,
+} from "../policy/policy.ts";
 import { DENY_REASONS } from "../policy/reasons.ts";
 import { createResolver, parseResolveFlags, type Resolver } from "../proxy/resolver.ts";
 import { splitHostPort } from "../policy/host.ts";
@@ -18,8 +23,9 @@ import { evaluateRequestRules } from "../policy/request_rules.ts";
 /** Help text for `sandbox help policy host`. */
 export const POLICY_HOST_HELP = `Usage: sandbox policy host [OPTIONS] HOST[:PORT]
 
-How the network policy decides HOST, without connecting. The port takes no
-part in the decision. A host no allow rule matches is refused without any DNS
+How the network policy decides HOST, without connecting. With :PORT, only
+rules without a port or with that port apply, and a "tls://HOST:PORT" rule that
+marks the port as TLS is shown. A host no allow rule matches is refused without any DNS
 lookup; an allowed name is resolved once and every address is checked.
 
 Options:
@@ -61,6 +67,8 @@ export interface PolicyHostJson {
   readonly detail?: string;
   /** Denied: the `x-proxy-error` header the proxy would send. */
   readonly x_proxy_error?: string;
+  /** The `tls://HOST:PORT` rule that marks this port as TLS for captured connections, if any. */
+  readonly tls_rule?: string;
 }
 
 /**
@@ -198,6 +206,13 @@ export async function policyHostCommand(
   };
   const { port } = splitHostPort(targets[0]);
   const decision = await decideHost(policy, targets[0], { resolver });
+  // A program that connects directly to a port a `tls://` rule marks is decided like a CONNECT.
+  const marking = port === null ? undefined : tlsMarkingRule(policy, decision.host, port);
+  const tlsLine = marking === undefined
+    ? ""
+    : `\n  tls:       ${
+      JSON.stringify(marking.pattern.text)
+    } marks port ${port} as TLS: a captured connection's server name must be ${decision.host}`;
   // Which request rule decides METHOD PATH on this host (the proxy's request_rules guard).
   let request:
     | { kind: string; rule: string | null; source: string | null; reason: string | null }
@@ -234,9 +249,10 @@ export async function policyHostCommand(
     (flags.json === true
       ? JSON.stringify({
         ...policyHostJson(decision, port),
+        ...(marking === undefined ? {} : { tls_rule: marking.pattern.text }),
         ...(request === null ? {} : { request_rule: request }),
       })
-      : formatHostDecision(decision, port) + requestLine) + "\n",
+      : formatHostDecision(decision, port) + tlsLine + requestLine) + "\n",
   );
   return decision.decision === "allow" && request?.kind !== "no_match" ? 0 : 1;
 }

@@ -94,3 +94,21 @@ Deno.test("formatHostDecision() names the rule and its source", () => {
     'allow a.test\n  rule:      "**.a.test" from flag:--allow\n  addresses: 8.8.8.8, 2606:4700::1111',
   );
 });
+
+Deno.test("policyHostCommand() shows the tls:// rule that marks HOST:PORT as TLS, and nothing on another port", async () => {
+  const common = ["--allow", "tls://registry.example:8443", "--allow", "registry.example:8080"];
+  const pin = ["--resolve", "registry.example=8.8.8.8"];
+  const text = await run([...common, ...pin, "registry.example:8443"]);
+  assert.equal(text.code, 0);
+  assert.match(
+    text.out,
+    /\n {2}tls: +"tls:\/\/registry\.example:8443" marks port 8443 as TLS: a captured connection's server name must be registry\.example\n$/,
+  );
+  const json = await run(["--json", ...common, ...pin, "registry.example:8443"]);
+  assert.equal(JSON.parse(json.out).tls_rule, "tls://registry.example:8443");
+  assert.equal(JSON.parse(json.out).rule, "tls://registry.example:8443");
+  const plain = await run(["--json", ...common, ...pin, "registry.example:8080"]);
+  assert.equal(plain.code, 0);
+  assert.equal(JSON.parse(plain.out).tls_rule, undefined);
+  assert.doesNotMatch((await run([...common, ...pin, "registry.example:8080"])).out, /tls:/);
+});

@@ -164,3 +164,24 @@ Deno.test("sandbox profile validate refuses what run refuses: a selected profile
   const good = await sandboxCli(["profile", "validate", docs], { env });
   assert.equal(good.code, 0, good.stdout + good.stderr);
 });
+
+Deno.test("sandbox profile show keeps a rule's tls:// marking; --allow without a port is refused with exit 2", async () => {
+  await using home = await tempDir("profile_cli_test_");
+  await Deno.writeTextFile(`${home.path}/managed.toml`, "");
+  const env = {
+    HOME: home.path,
+    XDG_CONFIG_HOME: `${home.path}/xdg`,
+    SANDBOX_MANAGED_CONFIG: `${home.path}/managed.toml`,
+  };
+  const shown = await sandboxCli(["profile", "show", "--allow", "tls://registry.example:8443"], {
+    env,
+  });
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.match(shown.stdout, /\n {2}allow tls:\/\/registry\.example:8443 +flag:--allow\n/);
+  const bad = await sandboxCli(["profile", "show", "--allow", "tls://registry.example"], { env });
+  assert.equal(bad.code, 2);
+  assert.match(
+    bad.stderr,
+    /Invalid pattern "tls:\/\/registry\.example": "tls:\/\/" marks one port as TLS: add the port, e\.g\. "tls:\/\/registry\.example:8443"/,
+  );
+});

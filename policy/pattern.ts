@@ -11,8 +11,13 @@
  * | `*` | every host, IP literals included; allow rules only |
  * | `10.0.0.1`, `::1`, `[::1]` | that address, in any spelling (`0xa.1` is `10.0.0.1`) |
  * | `github.com:22`, `*.example.com:8443`, `[::1]:22` | as without the port, on that port only |
+ * | `tls://registry.example:8443` | as `registry.example:8443`, and that port speaks TLS (allow rules only) |
  *
- * A pattern without a port covers every port. The port is kept apart from
+ * A pattern without a port covers every port. The `tls://` marker changes
+ * no decision: it tells transparent capture that a program connecting
+ * directly to that host and port speaks TLS, so the connection is decided
+ * like a CONNECT (the ClientHello's server name checked) rather than as a
+ * plain tunnel. It needs a port (it is about one port) and an allow rule. The port is kept apart from
  * the host part (`port`) and checked after the host matched
  * ({@linkcode matchesPatternPort}), so host matching never needs to know it.
  *
@@ -54,6 +59,8 @@ interface PatternBase {
   readonly exact: boolean;
   /** The one port the rule is for (`host:PORT`), or null: every port. */
   readonly port?: number | null;
+  /** True for a `tls://host:PORT` rule: that port speaks TLS (see the module doc). */
+  readonly tls?: boolean;
 }
 
 /** A compiled domain pattern; match it with {@linkcode matchesDomainPattern}. */
@@ -99,6 +106,9 @@ function addressPattern(
 }
 
 const PORT_SUFFIX = /^(.*[^:]):([0-9]{1,5})$/;
+
+/** The marker of a rule whose port speaks TLS (`tls://host:PORT`). */
+const TLS_MARKER = "tls://";
 
 /**
  * A name pattern already in normal form: lower case, no port, no trailing
@@ -165,6 +175,12 @@ function compile(pattern: string, action: "allow" | "deny"): DomainPattern | str
     };
   }
   const trimmed = pattern.trim();
+  if (lowerAscii(trimmed.slice(0, TLS_MARKER.length)) === TLS_MARKER) {
+    return compileTls(pattern, trimmed.slice(TLS_MARKER.length), action);
+  }
+  if (trimmed.includes("://")) {
+    return 'a pattern is a host with an optional port; the only marker is "tls://" (e.g. "tls://registry.example:8443")';
+  }
   // `host:PORT` and `[v6]:PORT`; a bare IPv6 address has several colons and no port.
   const split = PORT_SUFFIX.exec(trimmed);
   const hostPart = split === null ? null : split[1];
@@ -185,6 +201,24 @@ function compile(pattern: string, action: "allow" | "deny"): DomainPattern | str
   }
   const host = compileHost(pattern, trimmed, action);
   return typeof host === "string" ? host : { ...host, port: null };
+}
+
+/** Compiles `tls://HOST:PORT` (`rest` is what follows the marker). */
+function compileTls(
+  pattern: string,
+  rest: string,
+  action: "allow" | "deny",
+): DomainPattern | string {
+  if (action === "deny") {
+    return 'a deny rule refuses the host whatever it speaks: write it without "tls://"';
+  }
+  if (rest.includes("://")) return 'write "tls://" once, before the host';
+  const inner = compile(rest, action);
+  if (typeof inner === "string") return inner;
+  if (inner.port == null) {
+    return `"tls://" marks one port as TLS: add the port, e.g. "${pattern.trim()}:8443"`;
+  }
+  return { ...inner, text: pattern, normalized: TLS_MARKER + inner.normalized, tls: true };
 }
 
 /** Compiles the host part of a pattern (no port). */

@@ -190,3 +190,42 @@ Deno.test("compileDomainPattern() compiles a plain name the same way as its spel
   assert.equal(validateDomainPattern(`a.${"b".repeat(64)}.com`, "allow") !== null, true);
   assert.equal(validateDomainPattern(`${"a.".repeat(127)}com`, "allow") !== null, true);
 });
+
+Deno.test("compileDomainPattern() reads tls://HOST:PORT as that host and port, marked as TLS", () => {
+  const cases: [string, string, number][] = [
+    ["tls://registry.example:8443", "tls://registry.example:8443", 8443],
+    ["TLS://*.Example.com:993", "tls://*.example.com:993", 993],
+    ["tls://[2001:db8::7]:443", "tls://[2001:db8::7]:443", 443],
+    ["tls://203.0.113.7:8443", "tls://203.0.113.7:8443", 8443],
+  ];
+  for (const [text, normalized, port] of cases) {
+    const pattern = compileDomainPattern(text, "allow");
+    assert.equal(pattern.text, text);
+    assert.equal(pattern.normalized, normalized, text);
+    assert.equal(pattern.port, port, text);
+    assert.equal(pattern.tls, true, text);
+    assert.equal(validateDomainPattern(text, "allow"), null, text);
+  }
+  const marked = compileDomainPattern("tls://registry.example:8443", "allow");
+  assert.equal(matchesDomainPattern(marked, "registry.example"), true);
+  assert.equal(matchesDomainPattern(marked, "other.example"), false);
+  assert.equal(matchesPatternPort(marked, 8443), true);
+  assert.equal(matchesPatternPort(marked, 443), false);
+  // Without the marker nothing is TLS: a port-less or ported rule keeps today's meaning.
+  assert.notEqual(compileDomainPattern("registry.example:8443", "allow").tls, true);
+  assert.notEqual(compileDomainPattern("registry.example", "allow").tls, true);
+});
+
+Deno.test("validateDomainPattern() refuses tls:// without a port, on a deny rule, twice, and other schemes", () => {
+  const cases: [string, "allow" | "deny", RegExp][] = [
+    ["tls://registry.example", "allow", /marks one port as TLS: add the port/],
+    ["tls://registry.example:8443", "deny", /a deny rule refuses the host whatever it speaks/],
+    ["tls://tls://registry.example:8443", "allow", /write "tls:\/\/" once/],
+    ["https://registry.example:8443", "allow", /the only marker is "tls:\/\/"/],
+    ["tls://", "allow", /cannot be empty/],
+  ];
+  for (const [text, action, message] of cases) {
+    assert.match(validateDomainPattern(text, action) ?? "(valid)", message, text);
+    assert.throws(() => compileDomainPattern(text, action), PatternError, text);
+  }
+});

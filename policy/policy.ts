@@ -37,6 +37,7 @@ import { normalizeHost, splitHostPort } from "./host.ts";
 import {
   compileDomainPattern,
   type DomainPattern,
+  matchesDomainPattern,
   matchesPatternPort,
   type PlainNameParts,
   plainNameParts,
@@ -414,6 +415,47 @@ export async function decideHost(
       detail: `policy check failed: ${why}`,
     };
   }
+}
+
+/** The `tls://` allow rules of each compiled allow list (plain names never carry the marker). */
+const tlsRulesOf = new WeakMap<readonly CompiledRule[], readonly CompiledRule[]>();
+
+/**
+ * The allow rule that marks `port` of `host` as TLS (`tls://HOST:PORT`), or
+ * undefined. Transparent capture asks it for a connection on a port other
+ * than 443: a marked one is decided like a CONNECT (the TLS server name must
+ * be the host), an unmarked one is a plain tunnel. When several rules match,
+ * one marked rule is enough: the TLS door is the stricter one.
+ *
+ * @example
+ * ```ts
+ * const policy = compileNetworkPolicy({ ...network, domains: [
+ *   { pattern: "tls://registry.example:8443", action: "allow", source: "flag:--allow" }] });
+ * tlsMarkingRule(policy, "registry.example", 8443)?.pattern.text; // "tls://registry.example:8443"
+ * tlsMarkingRule(policy, "registry.example", 8080); // undefined
+ * ```
+ */
+export function tlsMarkingRule(
+  policy: NetworkPolicy,
+  host: string,
+  port: number,
+): CompiledRule | undefined {
+  let marked = tlsRulesOf.get(policy.allow);
+  if (marked === undefined) {
+    marked = policy.allow.filter((rule) => rule.name === undefined && rule.pattern.tls === true);
+    tlsRulesOf.set(policy.allow, marked);
+  }
+  if (marked.length === 0) return undefined;
+  let name: string;
+  try {
+    name = normalizeHost(host);
+  } catch {
+    return undefined;
+  }
+  const address = parseIpLiteral(name);
+  return marked.find((rule) =>
+    rule.pattern.port === port && matchesDomainPattern(rule.pattern, name, { address })
+  );
 }
 
 const LIMITED_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);

@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ConfigError } from "../errors.ts";
 import type { DomainRule, NetworkConfig } from "./types.ts";
-import { compileNetworkPolicy, decideHost, decideMethod, type NetworkPolicy } from "./policy.ts";
+import {
+  compileNetworkPolicy,
+  decideHost,
+  decideMethod,
+  type NetworkPolicy,
+  tlsMarkingRule,
+} from "./policy.ts";
 import { DENY_REASON_NAMES } from "./reasons.ts";
 import type { Resolver } from "./types.ts";
 
@@ -317,4 +323,48 @@ Deno.test("decideHost() lets a host:PORT rule admit that port and no other", asy
   assert.equal(smtp.reason, "denied");
   // Refused ports cost no lookup.
   assert.deepEqual(resolver.calls, ["git.example.com", "api.example.com"]);
+});
+
+Deno.test("tlsMarkingRule() finds the tls:// rule for that host and port only; the marker changes no decision", async () => {
+  const p = policy({
+    allow: [
+      "tls://registry.example:8443",
+      "plain.example:8443",
+      "tls://**.corp.example:993",
+      "tls://[2001:db8::7]:5432",
+      "registry.example",
+    ],
+  });
+  assert.equal(
+    tlsMarkingRule(p, "registry.example", 8443)?.pattern.text,
+    "tls://registry.example:8443",
+  );
+  assert.equal(tlsMarkingRule(p, "Registry.Example.", 8443)?.source, "test");
+  assert.equal(tlsMarkingRule(p, "registry.example", 8080), undefined);
+  assert.equal(tlsMarkingRule(p, "plain.example", 8443), undefined);
+  assert.equal(
+    tlsMarkingRule(p, "mail.corp.example", 993)?.pattern.text,
+    "tls://**.corp.example:993",
+  );
+  assert.equal(tlsMarkingRule(p, "2001:db8::7", 5432)?.pattern.port, 5432);
+  assert.equal(tlsMarkingRule(p, "[2001:db8::7]", 5432)?.pattern.port, 5432);
+  assert.equal(
+    tlsMarkingRule(policy({ allow: ["registry.example:8443"] }), "registry.example", 8443),
+    undefined,
+  );
+  // Decisions are those of the rule without the marker.
+  const resolver = countingResolver({ "registry.example": ["93.184.215.14"] });
+  const allowed = await decideHost(p, "registry.example", { resolver, port: 8443 });
+  assert.equal(allowed.decision, "allow");
+  assert.equal(allowed.rule, "tls://registry.example:8443");
+  const other = await decideHost(
+    policy({ allow: ["tls://registry.example:8443"] }),
+    "registry.example",
+    {
+      resolver,
+      port: 8080,
+    },
+  );
+  assert.equal(other.decision, "deny");
+  assert.equal(other.reason, "not_allowed");
 });

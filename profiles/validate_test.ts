@@ -220,3 +220,35 @@ Deno.test("validateConfigText() reads an execpolicy rule's hosts and refuses bad
   assert.match(got[1], /^3: execpolicy\."npm ci"\.hosts: An empty host list/);
   assert.match(got[2], /^5: execpolicy\."npm i"\.hosts/);
 });
+
+Deno.test("validateConfigText() reads tls://HOST:PORT in the domains map and the legacy lists; refuses it without a port", async () => {
+  const user = await validateConfigText(
+    '[permissions.ci.network.domains]\n"tls://registry.example:8443" = "allow"\n"registry.example:8080" = "allow"\n',
+    { file: "c.toml", kind: "user" },
+  );
+  assert.ok(user.ok, user.ok ? "" : user.problems.map(formatProblem).join("\n"));
+  if (user.config.kind !== "user") throw new Error("expected user");
+  assert.deepEqual(user.config.profiles.ci.network.domains, [
+    { pattern: "tls://registry.example:8443", action: "allow" },
+    { pattern: "registry.example:8080", action: "allow" },
+  ]);
+  const managed = await validateConfigText(
+    '[experimental_network]\nallowed_domains = ["tls://corp.example:993", "corp.example"]\n',
+    { file: "m.toml", kind: "managed" },
+  );
+  assert.ok(managed.ok, managed.ok ? "" : managed.problems.map(formatProblem).join("\n"));
+  if (managed.config.kind !== "managed") throw new Error("expected managed");
+  assert.deepEqual(managed.config.network.domains, [
+    { pattern: "tls://corp.example:993", action: "allow" },
+    { pattern: "corp.example", action: "allow" },
+  ]);
+  const bad = await validateConfigText(
+    '[permissions.ci.network.domains]\n"tls://registry.example" = "allow"\n',
+    { file: "c.toml", kind: "user" },
+  );
+  assert.equal(bad.ok, false);
+  if (bad.ok) return;
+  assert.equal(bad.problems[0].keyPath, 'permissions.ci.network.domains."tls://registry.example"');
+  assert.equal(bad.problems[0].line, 2);
+  assert.match(bad.problems[0].message, /"tls:\/\/" marks one port as TLS: add the port/);
+});

@@ -4,7 +4,8 @@
  * address, and the bridge hands the connection over on the proxy's capture
  * socket with one header line naming the host, port, kind and program.
  *
- * - `tls` (443 and ports a rule marks): decided like a CONNECT to host:port;
+ * - `tls` (443, and a port a `tls://host:PORT` rule marks for that host —
+ *   the proxy looks the marking up, the bridge does not know it): decided like a CONNECT to host:port;
  *   the ClientHello's server name must be that host (a program cannot ask for
  *   one name and present another); limited mode and MITM apply as for CONNECT.
  * - `http` (80): each request is decided like an absolute-form request to the
@@ -89,13 +90,18 @@ export async function handleCapturedClient(
   runtime: ProxyRuntime,
   slot: ConnectionSlot,
 ): Promise<void> {
-  if (target.kind === "http") {
+  // The bridge knows 443 and 80; a `tls://host:PORT` rule marks more, per host (the proxy
+  // holds the policy, and a reload changes it).
+  const kind = target.kind !== "tls" && runtime.marksTls(target.host, target.port)
+    ? "tls"
+    : target.kind;
+  if (kind === "http") {
     await serveCapturedHttp(conn, reader, target, runtime, slot);
     return;
   }
-  const door = target.kind === "tls" ? "captured-tls" : "captured-tcp";
+  const door = kind === "tls" ? "captured-tls" : "captured-tcp";
   let serverName: string | null = null;
-  if (target.kind === "tls") {
+  if (kind === "tls") {
     slot.expectWithin(runtime.limits.headerTimeoutMs);
     serverName = await readServerName(reader);
     slot.unwatch();

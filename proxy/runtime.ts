@@ -132,6 +132,8 @@ export interface ProxyRuntime {
   readonly signal: AbortSignal;
   /** The current network mode. */
   mode(): NetworkMode;
+  /** Whether a captured connection to `host:port` speaks TLS by a `tls://host:PORT` rule. */
+  marksTls(host: string, port: number): boolean;
   /** Whether CONNECT to `host` is terminated (limited mode, request rules, a bound secret). */
   terminates(host: string): boolean;
   /** The headers to forward for an allowed request (rule actions, secrets). */

@@ -37,7 +37,7 @@ import {
   type RequestFacts,
   type UnixSocketCheck,
 } from "../policy/decide_request.ts";
-import { compileNetworkPolicy, type NetworkPolicy } from "../policy/policy.ts";
+import { compileNetworkPolicy, type NetworkPolicy, tlsMarkingRule } from "../policy/policy.ts";
 import { BufferPool } from "./relay.ts";
 import { handleCapturedClient, readCaptureHeader } from "./capture.ts";
 import type { Resolver } from "./resolver.ts";
@@ -363,6 +363,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     mitm: options.mitm ?? null,
     signal: abort.signal,
     mode: () => state.config.network.mode,
+    marksTls: (host, port) => tlsMarkingRule(state.policy, host, port) !== undefined,
     terminates: (host) =>
       state.config.network.mode === "limited" ||
       (state.policy.requestRules?.has(host) ?? false) ||

@@ -347,3 +347,74 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "capture: a tls://HOST:PORT rule decides a non-443 port like CONNECT (SNI checked before any lookup); unmarked, the port is a plain tunnel",
+  ignore,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "sandbox_capture_tls_port_" });
+    try {
+      const ca = (await initCa(`${dir}/ca`, { commonName: "capture test CA" })).ca;
+      const leaf = createLeafIssuer(ca).certificateFor("allowed.test");
+      await using tls = startFixture(
+        0,
+        httpServe("hello-tls-port"),
+        (hostname, port) =>
+          Deno.listenTls({ hostname, port, cert: leaf.chainPem, key: leaf.keyPem }),
+      );
+      const port = tls.port;
+      const script = [
+        // SNI other.test first, dialled at allowed.test's synthetic address: refused before
+        // allowed.test is looked up (the one lookup below is the good request's).
+        `curl -s -m 10 --noproxy '*' -k --connect-to other.test:${port}:allowed.test:${port} https://other.test:${port}/ >/dev/null; echo "sni=$?"`,
+        `echo "https=$(curl -sS -m 10 --noproxy '*' --cacert ca.pem https://allowed.test:${port}/)"`,
+      ].join("\n");
+      const files = { "ca.pem": ca.certPem };
+      const table = { "allowed.test": tls.address, "other.test": tls.address };
+
+      const resolver = countingResolver(table);
+      const marked = await runScript(
+        { allow: [`tls://allowed.test:${port}`, `other.test:${port}`] },
+        resolver,
+        script,
+        files,
+      );
+      assert.equal(marked.result.exitCode, 0, marked.err);
+      assert.notEqual(marked.out.get("sni"), "0");
+      assert.equal(marked.out.get("https"), "hello-tls-port", marked.err);
+      assert.equal(tls.seen.length, 1, "the mismatched ClientHello never reached the fixture");
+      assert.deepEqual(resolver.calls, ["allowed.test"]);
+      const onPort = marked.result.decisions.filter((d) => d.port === port);
+      const mismatch = onPort.find((d) => d.decision === "deny");
+      assert.equal(mismatch?.protocol, "captured-tls");
+      assert.equal(mismatch?.reason, "host_mismatch");
+      assert.equal(mismatch?.host, "allowed.test");
+      const good = onPort.find((d) => d.decision === "allow");
+      assert.equal(good?.protocol, "captured-tls");
+      assert.equal(good?.rule, `tls://allowed.test:${port}`);
+
+      // The same port without the marker: a plain tunnel, so the other name's ClientHello
+      // passes through to the fixture (which answers for allowed.test; -k accepts it).
+      const plainResolver = countingResolver(table);
+      const plain = await runScript(
+        { allow: [`allowed.test:${port}`, `other.test:${port}`] },
+        plainResolver,
+        script,
+        files,
+      );
+      assert.equal(plain.result.exitCode, 0, plain.err);
+      assert.equal(plain.out.get("sni"), "0", plain.err);
+      assert.equal(plain.out.get("https"), "hello-tls-port", plain.err);
+      assert.equal(tls.seen.length, 3);
+      const tunnels = plain.result.decisions.filter((d) => d.port === port);
+      assert.equal(tunnels.length, 2);
+      for (const d of tunnels) {
+        assert.equal(d.protocol, "captured-tcp");
+        assert.equal(d.decision, "allow");
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
