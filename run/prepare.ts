@@ -43,14 +43,6 @@ export interface PrepareRunOptions {
   readonly extraEnv?: Readonly<Record<string, string>>;
   /** `--dangerously-allow-system-dirs`: see `BuildSandboxPlanOptions.dangerouslyAllowSystemDirs`. */
   readonly dangerouslyAllowSystemDirs?: boolean;
-  /**
-   * Whether transparent capture can run (default true). The bridge must add
-   * an address to the sandbox's loopback and bind ports below 1024 there: as
-   * root it can; unprivileged, the namespace belongs to bwrap's user namespace,
-   * where a bridge entered with `nsenter --preserve-credentials` has no
-   * capabilities, so capture stays off (the run works as before: proxy only).
-   */
-  readonly captureAvailable?: boolean;
   /** `--log FILE`: kept read-only inside while the run lasts (see run/guarded.ts). */
   readonly logFile?: string | null;
   /** `--ca-dir DIR`: hidden inside, like the default CA directory. */
@@ -103,7 +95,7 @@ export async function prepareRun(
   let resolvConf: RunPlan["resolvConf"] = null;
   if (options.network) {
     proxySocket = `${runDir}/proxy.sock`;
-    if (config.network.capture !== false && options.captureAvailable !== false) {
+    if (config.network.capture !== false) {
       capture = capturePlan(config, `${runDir}/capture.sock`);
       resolvConf = { path: `${runDir}/resolv.conf`, text: RESOLV_CONF };
       extraBinds.push({ source: resolvConf.path, target: resolvConfTarget() });

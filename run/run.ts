@@ -170,8 +170,6 @@ export async function runSandboxed(
       cwd,
       env,
       network: withNetwork,
-      // Capture needs the bridge to own the sandbox's network namespace (see prepare.ts).
-      captureAvailable: (Deno.uid() ?? 0) === 0,
       extraEnv,
       secrets: hasSecrets,
       dangerouslyAllowSystemDirs: options.dangerouslyAllowSystemDirs,
@@ -201,8 +199,6 @@ export async function runSandboxed(
       cwd,
       env,
       network: withNetwork,
-      // Capture needs the bridge to own the sandbox's network namespace (see prepare.ts).
-      captureAvailable: (Deno.uid() ?? 0) === 0,
       extraEnv,
       secrets: hasSecrets,
       dangerouslyAllowSystemDirs: options.dangerouslyAllowSystemDirs,

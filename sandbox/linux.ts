@@ -205,6 +205,9 @@ export async function runLinuxPlan(
             "absolute path",
         );
       } else {
+        // bwrap reports the pid before its child has written its own id maps: a bridge that
+        // joins the user namespace before then is no one there, and execs without capabilities.
+        if (options.uid !== 0) await untilIdsMapped(sandboxPid);
         bridge = startBridgeProcess(sandboxPid, {
           setsid: options.setsid ?? null,
           nsenter: options.nsenter,
@@ -636,6 +639,37 @@ function closeInheritedOnExec(libc: Deno.DynamicLibrary<typeof LIBC_SYMBOLS>): v
     const flags = libc.symbols.fcntl(fd, F_GETFD, 0);
     if (flags < 0) continue; // closed since the listing (the listing's own descriptor)
     if ((flags & FD_CLOEXEC) === 0) setInheritable(libc, fd, false);
+  }
+}
+
+/**
+ * Waits (bounded, 5 s) until the user namespace of `pid` has its uid and gid
+ * maps. Unprivileged, bwrap's child writes them itself right after the
+ * clone that bwrap reports on the status fd; the bridge must join after
+ * that: it is root there (the launcher's uid maps to 0), so it keeps its
+ * capabilities across `execve` and can add the capture range and bind
+ * ports below 1024. Joined before, its uid is unmapped, the kernel drops
+ * every capability at `execve`, and the rtnetlink request fails with EPERM.
+ * A nested user namespace bwrap makes later has maps too (written after
+ * the first's), so a non-empty map always means the first one is set.
+ */
+async function untilIdsMapped(pid: number): Promise<void> {
+  for (let waited = 0;; waited++) {
+    let mapped: boolean;
+    try {
+      mapped = (await Deno.readTextFile(`/proc/${pid}/uid_map`)).trim() !== "" &&
+        (await Deno.readTextFile(`/proc/${pid}/gid_map`)).trim() !== "";
+    } catch {
+      return; // gone: the run ends on bwrap's own status
+    }
+    if (mapped) return;
+    if (waited >= 5000) {
+      throw new SandboxError(
+        "sandbox_failed",
+        `The sandbox's user namespace got no uid map within 5 s (pid ${pid})`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
   }
 }
 

@@ -1,29 +1,52 @@
 /**
  * Transparent capture end to end: real bwrap, the real bridge (DNS stub and
  * capture listeners in the sandbox's network namespace) and the real proxy,
- * driven in-process through `runSandboxed()` so the proxy's resolver can be
- * counted. Programs inside connect directly, ignoring the proxy variables;
- * fixtures listen on a random 127.x.y.z address of the host (ports 80 and
- * 443 need root there, so these tests run as root only) and are reached
- * through `--resolve`-style names.
+ * driven through `runSandboxed()` so the proxy's resolver can be counted.
+ * Programs inside connect directly, ignoring the proxy variables; fixtures
+ * listen on a random 127.x.y.z address of the host (ports 80 and 443: the
+ * test itself runs as root) and are reached through `--resolve`-style names.
+ * Every case runs twice: as root in this process, and as `nobody` (uid
+ * 65534, through setpriv) in a child that runs the same code and reports
+ * back (tests/capture_helpers.ts), where bwrap's user namespace owns the
+ * sandbox's network namespace.
  */
 import assert from "node:assert/strict";
 import { initCa } from "../proxy/ca.ts";
 import { createLeafIssuer } from "../proxy/leaf_certs.ts";
-import type { Resolver } from "../policy/types.ts";
-import { loadEffectiveConfig } from "../profiles/load.ts";
 import { renderCapturedSummary } from "../run/report.ts";
-import { runSandboxed } from "../run/run.ts";
-import { hasProgram, parseLines } from "./run_helpers.ts";
+import { type CaptureOutcome, type CaptureRun, runCaptureScript } from "./capture_helpers.ts";
+import { type Nobody, prepareNobody, unprivilegedBwrapWorks } from "./nobody_helpers.ts";
+import { hasProgram } from "./run_helpers.ts";
 
 const isRoot = Deno.uid() === 0;
 const ignore = !isRoot || !hasProgram("/usr/bin/bwrap") || !hasProgram("/usr/bin/curl") ||
   !hasProgram("/usr/bin/python3");
 if (ignore) {
   console.warn(
-    "capture e2e tests skipped: they need root (fixtures on ports 80/443, capture is root-only), " +
-      "/usr/bin/bwrap, /usr/bin/curl and /usr/bin/python3",
+    "capture e2e tests skipped: they need root (fixtures on ports 80/443 of the host, and " +
+      "setpriv for the unprivileged runs), /usr/bin/bwrap, /usr/bin/curl and /usr/bin/python3",
   );
+}
+const unprivileged = !ignore && unprivilegedBwrapWorks();
+if (!ignore && !unprivileged) {
+  console.warn("capture e2e tests as nobody skipped: unprivileged bwrap does not work here");
+}
+
+/** Who launches the sandbox: the test's own user (root), or nobody. */
+const MODES = [
+  { name: "root", ignore },
+  { name: "nobody", ignore: !unprivileged },
+] as const;
+
+/** One copy of Deno and its npm cache for every unprivileged run of this file. */
+let shared: Promise<Nobody> | null = null;
+async function runAs(mode: "root" | "nobody", request: CaptureRun): Promise<CaptureOutcome> {
+  if (mode === "root") return await runCaptureScript(request);
+  shared ??= prepareNobody().then((nobody) => {
+    addEventListener("unload", () => Deno.removeSync(nobody.dir, { recursive: true }));
+    return nobody;
+  });
+  return await runCaptureScript(request, await shared);
 }
 
 /** A loopback address of the host no other test is likely to use. */
@@ -115,306 +138,313 @@ const httpServe = (body: string) => async (conn: Deno.Conn, seen: string[], inde
   );
 };
 
-function countingResolver(table: Record<string, string>): Resolver & { calls: string[] } {
-  const calls: string[] = [];
-  const resolver = (host: string) => {
-    calls.push(host);
-    const address = table[host];
-    return address === undefined
-      ? Promise.reject(new Error(`no such test name "${host}"`))
-      : Promise.resolve([address]);
-  };
-  return Object.assign(resolver, { calls });
-}
+for (const mode of MODES) {
+  Deno.test({
+    name: `capture (${mode.name}): curl --noproxy, urllib without proxies and Node fetch reach ` +
+      "an allowed name on port 80; a refused name costs no lookup and no dial",
+    ignore: mode.ignore,
+    async fn() {
+      await using allowed = startFixture(80, httpServe("hello-captured"));
+      await using other = startFixture(80, httpServe("must-not-be-reached"));
+      const node = hasProgram("/usr/bin/node") ? "/usr/bin/node" : null;
+      const script = [
+        `echo "curl=$(curl -sS -m 10 --noproxy '*' http://allowed.test/)"`,
+        `echo "py=$(env -u http_proxy -u HTTP_PROXY -u all_proxy -u ALL_PROXY python3 -c '` +
+        `import urllib.request as u; o = u.build_opener(u.ProxyHandler({})); ` +
+        `print(o.open("http://allowed.test/", timeout=10).read().decode())')"`,
+        node === null
+          ? ""
+          : `echo "node=$(${node} -e 'fetch("http://allowed.test/").then(r => r.text()).then(t => console.log(t), e => console.log("error:" + e.cause?.code))')"`,
+        `echo "denied=$(curl -s -m 10 --noproxy '*' -o /dev/null -w '%{http_code}' http://denied.test/)"`,
+        `echo "getent=$(getent hosts any.name.example)"`,
+        `echo "localhost=$(getent hosts localhost | head -n 1)"`,
+        `echo "uid=$(id -u)"`,
+      ].join("\n");
+      const { exitCode, decisions, out, err, calls } = await runAs(mode.name, {
+        allow: ["allowed.test"],
+        table: { "allowed.test": allowed.address, "denied.test": other.address },
+        script,
+      });
+      assert.equal(exitCode, 0, err);
+      assert.equal(out.get("uid"), mode.name === "root" ? "0" : "65534");
+      assert.equal(out.get("curl"), "hello-captured", err);
+      assert.equal(out.get("py"), "hello-captured", err);
+      if (node !== null) assert.equal(out.get("node"), "hello-captured", err);
+      assert.equal(out.get("denied"), "403");
+      assert.match(out.get("getent") ?? "", /^198\.1[89]\.\d+\.\d+\s+any\.name\.example$/);
+      assert.match(out.get("localhost") ?? "", /^(127\.0\.0\.1|::1)\s/);
+      // The name the policy refused was never looked up, and its fixture never dialled; the
+      // allowed name is resolved by the proxy, not inside the sandbox.
+      assert.ok(!calls.includes("denied.test"), calls.join(","));
+      assert.ok(!calls.includes("any.name.example"), calls.join(","));
+      assert.ok(calls.includes("allowed.test"));
+      assert.equal(other.seen.length, 0);
+      assert.equal(allowed.seen.length, node === null ? 2 : 3);
+      for (const head of allowed.seen) assert.match(head, /^GET \/ HTTP\/1\.1\r\n/);
+      const captured = decisions.filter((d) => d.protocol === "captured-http");
+      assert.ok(captured.some((d) => d.host === "denied.test" && d.decision === "deny"));
+      assert.ok(
+        captured.some((d) => d.host === "allowed.test" && d.program === "/usr/bin/curl"),
+        JSON.stringify(captured),
+      );
+      assert.match(
+        renderCapturedSummary(decisions),
+        /\/usr\/bin\/curl connected to allowed\.test:80 directly \(captured; allowed\)/,
+      );
+    },
+  });
 
-/** Runs `script` with sh in the sandbox (cwd = a temp dir) and returns its `key=value` lines. */
-async function runScript(
-  flags: { allow: string[] },
-  resolver: Resolver,
-  script: string,
-  files: Record<string, string> = {},
-) {
-  const dir = await Deno.makeTempDir({ prefix: "sandbox_capture_" });
-  try {
-    for (const [name, text] of Object.entries(files)) {
-      await Deno.writeTextFile(`${dir}/${name}`, text);
-    }
-    const env = { ...Deno.env.toObject(), HOME: dir, XDG_CONFIG_HOME: `${dir}/.config` };
-    const config = await loadEffectiveConfig({ allow: flags.allow }, { cwd: dir, env });
-    const result = await runSandboxed(config, ["sh", "-c", `exec >out.txt 2>err.txt\n${script}`], {
-      resolver,
-      cwd: dir,
-      env,
-      stderr: () => {},
-    });
-    const out = parseLines(await Deno.readTextFile(`${dir}/out.txt`));
-    const err = await Deno.readTextFile(`${dir}/err.txt`);
-    return { result, out, err };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-Deno.test({
-  name:
-    "capture: curl --noproxy, urllib without proxies and Node fetch reach an allowed name on port 80; a refused name costs no lookup and no dial",
-  ignore,
-  async fn() {
-    await using allowed = startFixture(80, httpServe("hello-captured"));
-    await using other = startFixture(80, httpServe("must-not-be-reached"));
-    const resolver = countingResolver({
-      "allowed.test": allowed.address,
-      "denied.test": other.address,
-    });
-    const node = hasProgram("/usr/bin/node") ? "/usr/bin/node" : null;
-    const script = [
-      `echo "curl=$(curl -sS -m 10 --noproxy '*' http://allowed.test/)"`,
-      `echo "py=$(env -u http_proxy -u HTTP_PROXY -u all_proxy -u ALL_PROXY python3 -c '` +
-      `import urllib.request as u; o = u.build_opener(u.ProxyHandler({})); ` +
-      `print(o.open("http://allowed.test/", timeout=10).read().decode())')"`,
-      node === null
-        ? ""
-        : `echo "node=$(${node} -e 'fetch("http://allowed.test/").then(r => r.text()).then(t => console.log(t), e => console.log("error:" + e.cause?.code))')"`,
-      `echo "denied=$(curl -s -m 10 --noproxy '*' -o /dev/null -w '%{http_code}' http://denied.test/)"`,
-      `echo "getent=$(getent hosts any.name.example)"`,
-      `echo "localhost=$(getent hosts localhost | head -n 1)"`,
-    ].join("\n");
-    const { result, out, err } = await runScript({ allow: ["allowed.test"] }, resolver, script);
-    assert.equal(result.exitCode, 0, err);
-    assert.equal(out.get("curl"), "hello-captured", err);
-    assert.equal(out.get("py"), "hello-captured", err);
-    if (node !== null) assert.equal(out.get("node"), "hello-captured", err);
-    assert.equal(out.get("denied"), "403");
-    assert.match(out.get("getent") ?? "", /^198\.1[89]\.\d+\.\d+\s+any\.name\.example$/);
-    assert.match(out.get("localhost") ?? "", /^(127\.0\.0\.1|::1)\s/);
-    // The name the policy refused was never looked up, and its fixture never dialled; the
-    // allowed name is resolved by the proxy, not inside the sandbox.
-    assert.ok(!resolver.calls.includes("denied.test"), resolver.calls.join(","));
-    assert.ok(!resolver.calls.includes("any.name.example"), resolver.calls.join(","));
-    assert.ok(resolver.calls.includes("allowed.test"));
-    assert.equal(other.seen.length, 0);
-    assert.equal(allowed.seen.length, node === null ? 2 : 3);
-    for (const head of allowed.seen) assert.match(head, /^GET \/ HTTP\/1\.1\r\n/);
-    const captured = result.decisions.filter((d) => d.protocol === "captured-http");
-    assert.ok(captured.some((d) => d.host === "denied.test" && d.decision === "deny"));
-    assert.ok(
-      captured.some((d) => d.host === "allowed.test" && d.program === "/usr/bin/curl"),
-      JSON.stringify(captured),
-    );
-    assert.match(
-      renderCapturedSummary(result.decisions),
-      /\/usr\/bin\/curl connected to allowed\.test:80 directly \(captured; allowed\)/,
-    );
-  },
-});
-
-Deno.test({
-  name:
-    "capture: a host:PORT rule admits a plain TCP client on that port and no other port; without a rule nothing is dialled",
-  ignore,
-  async fn() {
-    const echo = async (conn: Deno.Conn, seen: string[], index: number) => {
-      const buf = new Uint8Array(256);
-      const n = await conn.read(buf);
-      seen[index] = n === null ? "" : new TextDecoder().decode(buf.subarray(0, n));
-      await writeText(conn, `echo:${seen[index]}`);
-    };
-    await using fixture = startFixture(0, echo);
-    // A second port on the same address: captured (another rule names it), not allowed here.
-    const second = Deno.listen({ hostname: fixture.address, port: 0 });
-    const secondPort = (second.addr as Deno.NetAddr).port;
-    let secondAccepted = 0;
-    const secondLoop = (async () => {
-      for await (const conn of second) {
-        secondAccepted++;
-        conn.close();
-      }
-    })();
-    try {
-      const resolver = countingResolver({ "allowed.test": fixture.address });
-      const client = (name: string, host: string, port: number) =>
-        `echo "${name}=$(python3 -c 'import socket,sys
+  Deno.test({
+    name: `capture (${mode.name}): a host:PORT rule admits a plain TCP client on that port and ` +
+      "no other port; without a rule nothing is dialled",
+    ignore: mode.ignore,
+    async fn() {
+      const echo = async (conn: Deno.Conn, seen: string[], index: number) => {
+        const buf = new Uint8Array(256);
+        const n = await conn.read(buf);
+        seen[index] = n === null ? "" : new TextDecoder().decode(buf.subarray(0, n));
+        await writeText(conn, `echo:${seen[index]}`);
+      };
+      await using fixture = startFixture(0, echo);
+      // A second port on the same address: captured (another rule names it), not allowed here.
+      const second = Deno.listen({ hostname: fixture.address, port: 0 });
+      const secondPort = (second.addr as Deno.NetAddr).port;
+      let secondAccepted = 0;
+      const secondLoop = (async () => {
+        for await (const conn of second) {
+          secondAccepted++;
+          conn.close();
+        }
+      })();
+      try {
+        const table = { "allowed.test": fixture.address };
+        const client = (name: string, host: string, port: number) =>
+          `echo "${name}=$(python3 -c 'import socket,sys
 try:
     s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
     s.sendall(b"ping"); print(s.recv(100).decode() or "closed")
 except OSError as e:
     print("error:" + e.__class__.__name__)' ${host} ${port})"`;
-      const script = [
-        client("tcp", "allowed.test", fixture.port),
-        client("other_port", "allowed.test", secondPort),
-      ].join("\n");
-      const { result, out, err } = await runScript(
-        { allow: [`allowed.test:${fixture.port}`, `elsewhere.test:${secondPort}`] },
-        resolver,
+        const script = [
+          client("tcp", "allowed.test", fixture.port),
+          client("other_port", "allowed.test", secondPort),
+        ].join("\n");
+        const { exitCode, decisions, out, err } = await runAs(mode.name, {
+          allow: [`allowed.test:${fixture.port}`, `elsewhere.test:${secondPort}`],
+          table,
+          script,
+        });
+        assert.equal(exitCode, 0, err);
+        assert.equal(out.get("tcp"), "echo:ping", err);
+        assert.match(out.get("other_port") ?? "", /^(closed|error:)/);
+        assert.equal(secondAccepted, 0);
+        const denied = decisions.find((d) => d.port === secondPort);
+        assert.equal(denied?.protocol, "captured-tcp");
+        assert.equal(denied?.decision, "deny");
+        assert.equal(denied?.reason, "not_allowed");
+
+        // Without a rule naming the port, it is not captured at all: nothing is dialled.
+        const without = await runAs(mode.name, { allow: ["allowed.test"], table, script });
+        assert.match(without.out.get("tcp") ?? "", /^(closed|error:)/, without.err);
+        assert.equal(fixture.seen.length, 1);
+      } finally {
+        second.close();
+        await secondLoop;
+      }
+    },
+  });
+
+  Deno.test({
+    name: `capture (${mode.name}): ssh to allowed.test:PORT gets through with a host:PORT rule ` +
+      "and is refused without one",
+    ignore: mode.ignore || !hasProgram("/usr/bin/ssh"),
+    async fn() {
+      await using sshd = startFixture(0, async (conn, seen, index) => {
+        await writeText(conn, "SSH-2.0-CaptureFixture\r\n");
+        const buf = new Uint8Array(256);
+        const n = await conn.read(buf);
+        seen[index] = n === null ? "" : new TextDecoder().decode(buf.subarray(0, n));
+      });
+      const table = { "allowed.test": sshd.address };
+      const script = `ssh -o StrictHostKeyChecking=no -o BatchMode=yes -o ConnectTimeout=10 ` +
+        `-o UserKnownHostsFile=/dev/null -p ${sshd.port} allowed.test true; echo "ssh=$?"`;
+      const allowed = await runAs(mode.name, {
+        allow: [`allowed.test:${sshd.port}`],
+        table,
         script,
-      );
-      assert.equal(result.exitCode, 0, err);
-      assert.equal(out.get("tcp"), "echo:ping", err);
-      assert.match(out.get("other_port") ?? "", /^(closed|error:)/);
-      assert.equal(secondAccepted, 0);
-      const denied = result.decisions.find((d) => d.port === secondPort);
-      assert.equal(denied?.protocol, "captured-tcp");
-      assert.equal(denied?.decision, "deny");
-      assert.equal(denied?.reason, "not_allowed");
-
-      // Without a rule naming the port, it is not captured at all: nothing is dialled.
-      const without = await runScript({ allow: ["allowed.test"] }, resolver, script);
-      assert.match(without.out.get("tcp") ?? "", /^(closed|error:)/, without.err);
-      assert.equal(fixture.seen.length, 1);
-    } finally {
-      second.close();
-      await secondLoop;
-    }
-  },
-});
-
-Deno.test({
-  name:
-    "capture: ssh to allowed.test:PORT gets through with a host:PORT rule and is refused without one",
-  ignore: ignore || !hasProgram("/usr/bin/ssh"),
-  async fn() {
-    await using sshd = startFixture(0, async (conn, seen, index) => {
-      await writeText(conn, "SSH-2.0-CaptureFixture\r\n");
-      const buf = new Uint8Array(256);
-      const n = await conn.read(buf);
-      seen[index] = n === null ? "" : new TextDecoder().decode(buf.subarray(0, n));
-    });
-    const resolver = countingResolver({ "allowed.test": sshd.address });
-    const script = `ssh -o StrictHostKeyChecking=no -o BatchMode=yes -o ConnectTimeout=10 ` +
-      `-o UserKnownHostsFile=/dev/null -p ${sshd.port} allowed.test true; echo "ssh=$?"`;
-    const allowed = await runScript({ allow: [`allowed.test:${sshd.port}`] }, resolver, script);
-    assert.equal(sshd.seen.length, 1, allowed.err);
-    assert.match(sshd.seen[0], /^SSH-2\.0-OpenSSH/);
-    assert.equal(
-      allowed.result.decisions.find((d) => d.port === sshd.port)?.program,
-      "/usr/bin/ssh",
-    );
-    // The rule is for another port: the connection is captured (the port is in a rule) and refused.
-    const refused = await runScript(
-      {
+      });
+      assert.equal(sshd.seen.length, 1, allowed.err);
+      assert.match(sshd.seen[0], /^SSH-2\.0-OpenSSH/);
+      assert.equal(allowed.decisions.find((d) => d.port === sshd.port)?.program, "/usr/bin/ssh");
+      // The rule is for another port: the connection is captured (the port is in a rule) and refused.
+      const refused = await runAs(mode.name, {
         allow: [
           `allowed.test:${sshd.port === 65535 ? 65534 : sshd.port + 1}`,
           `x.test:${sshd.port}`,
         ],
-      },
-      resolver,
-      script,
-    );
-    assert.notEqual(refused.out.get("ssh"), "0");
-    assert.equal(sshd.seen.length, 1, refused.err);
-    const denied = refused.result.decisions.find((d) => d.port === sshd.port);
-    assert.equal(denied?.decision, "deny");
-  },
-});
-
-Deno.test({
-  name: "capture: HTTPS on 443 to an allowed name works; a ClientHello for another name is refused",
-  ignore,
-  async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "sandbox_capture_ca_" });
-    try {
-      const ca = (await initCa(`${dir}/ca`, { commonName: "capture test CA" })).ca;
-      const leaf = createLeafIssuer(ca).certificateFor("allowed.test");
-      await using tls = startFixture(
-        443,
-        httpServe("hello-tls"),
-        (hostname, port) =>
-          Deno.listenTls({ hostname, port, cert: leaf.chainPem, key: leaf.keyPem }),
-      );
-      const resolver = countingResolver({ "allowed.test": tls.address, "other.test": tls.address });
-      const script = [
-        `echo "https=$(curl -sS -m 10 --noproxy '*' --cacert ca.pem https://allowed.test/)"`,
-        // SNI other.test, dialled at allowed.test's synthetic address.
-        `curl -s -m 10 --noproxy '*' -k --connect-to other.test:443:allowed.test:443 https://other.test/ >/dev/null; echo "sni=$?"`,
-      ].join("\n");
-      const { result, out, err } = await runScript(
-        { allow: ["allowed.test", "other.test"] },
-        resolver,
+        table,
         script,
-        { "ca.pem": ca.certPem },
-      );
-      assert.equal(result.exitCode, 0, err);
-      assert.equal(out.get("https"), "hello-tls", err);
-      assert.notEqual(out.get("sni"), "0");
-      assert.equal(tls.seen.length, 1);
-      const mismatch = result.decisions.find((d) =>
-        d.protocol === "captured-tls" && d.decision === "deny"
-      );
-      assert.equal(mismatch?.host, "allowed.test");
-      assert.ok(!resolver.calls.includes("other.test"));
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
-});
+      });
+      assert.notEqual(refused.out.get("ssh"), "0");
+      assert.equal(sshd.seen.length, 1, refused.err);
+      const denied = refused.decisions.find((d) => d.port === sshd.port);
+      assert.equal(denied?.decision, "deny");
+    },
+  });
 
-Deno.test({
-  name:
-    "capture: a tls://HOST:PORT rule decides a non-443 port like CONNECT (SNI checked before any lookup); unmarked, the port is a plain tunnel",
-  ignore,
-  async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "sandbox_capture_tls_port_" });
-    try {
-      const ca = (await initCa(`${dir}/ca`, { commonName: "capture test CA" })).ca;
-      const leaf = createLeafIssuer(ca).certificateFor("allowed.test");
-      await using tls = startFixture(
-        0,
-        httpServe("hello-tls-port"),
-        (hostname, port) =>
-          Deno.listenTls({ hostname, port, cert: leaf.chainPem, key: leaf.keyPem }),
-      );
-      const port = tls.port;
-      const script = [
-        // SNI other.test first, dialled at allowed.test's synthetic address: refused before
-        // allowed.test is looked up (the one lookup below is the good request's).
-        `curl -s -m 10 --noproxy '*' -k --connect-to other.test:${port}:allowed.test:${port} https://other.test:${port}/ >/dev/null; echo "sni=$?"`,
-        `echo "https=$(curl -sS -m 10 --noproxy '*' --cacert ca.pem https://allowed.test:${port}/)"`,
-      ].join("\n");
-      const files = { "ca.pem": ca.certPem };
-      const table = { "allowed.test": tls.address, "other.test": tls.address };
-
-      const resolver = countingResolver(table);
-      const marked = await runScript(
-        { allow: [`tls://allowed.test:${port}`, `other.test:${port}`] },
-        resolver,
-        script,
-        files,
-      );
-      assert.equal(marked.result.exitCode, 0, marked.err);
-      assert.notEqual(marked.out.get("sni"), "0");
-      assert.equal(marked.out.get("https"), "hello-tls-port", marked.err);
-      assert.equal(tls.seen.length, 1, "the mismatched ClientHello never reached the fixture");
-      assert.deepEqual(resolver.calls, ["allowed.test"]);
-      const onPort = marked.result.decisions.filter((d) => d.port === port);
-      const mismatch = onPort.find((d) => d.decision === "deny");
-      assert.equal(mismatch?.protocol, "captured-tls");
-      assert.equal(mismatch?.reason, "host_mismatch");
-      assert.equal(mismatch?.host, "allowed.test");
-      const good = onPort.find((d) => d.decision === "allow");
-      assert.equal(good?.protocol, "captured-tls");
-      assert.equal(good?.rule, `tls://allowed.test:${port}`);
-
-      // The same port without the marker: a plain tunnel, so the other name's ClientHello
-      // passes through to the fixture (which answers for allowed.test; -k accepts it).
-      const plainResolver = countingResolver(table);
-      const plain = await runScript(
-        { allow: [`allowed.test:${port}`, `other.test:${port}`] },
-        plainResolver,
-        script,
-        files,
-      );
-      assert.equal(plain.result.exitCode, 0, plain.err);
-      assert.equal(plain.out.get("sni"), "0", plain.err);
-      assert.equal(plain.out.get("https"), "hello-tls-port", plain.err);
-      assert.equal(tls.seen.length, 3);
-      const tunnels = plain.result.decisions.filter((d) => d.port === port);
-      assert.equal(tunnels.length, 2);
-      for (const d of tunnels) {
-        assert.equal(d.protocol, "captured-tcp");
-        assert.equal(d.decision, "allow");
+  Deno.test({
+    name: `capture (${mode.name}): HTTPS on 443 to an allowed name works; a ClientHello for ` +
+      "another name is refused",
+    ignore: mode.ignore,
+    async fn() {
+      const dir = await Deno.makeTempDir({ prefix: "sandbox_capture_ca_" });
+      try {
+        const ca = (await initCa(`${dir}/ca`, { commonName: "capture test CA" })).ca;
+        const leaf = createLeafIssuer(ca).certificateFor("allowed.test");
+        await using tls = startFixture(
+          443,
+          httpServe("hello-tls"),
+          (hostname, port) =>
+            Deno.listenTls({ hostname, port, cert: leaf.chainPem, key: leaf.keyPem }),
+        );
+        const script = [
+          `echo "https=$(curl -sS -m 10 --noproxy '*' --cacert ca.pem https://allowed.test/)"`,
+          // SNI other.test, dialled at allowed.test's synthetic address.
+          `curl -s -m 10 --noproxy '*' -k --connect-to other.test:443:allowed.test:443 https://other.test/ >/dev/null; echo "sni=$?"`,
+        ].join("\n");
+        const { exitCode, decisions, out, err, calls } = await runAs(mode.name, {
+          allow: ["allowed.test", "other.test"],
+          table: { "allowed.test": tls.address, "other.test": tls.address },
+          script,
+          files: { "ca.pem": ca.certPem },
+        });
+        assert.equal(exitCode, 0, err);
+        assert.equal(out.get("https"), "hello-tls", err);
+        assert.notEqual(out.get("sni"), "0");
+        assert.equal(tls.seen.length, 1);
+        const mismatch = decisions.find((d) =>
+          d.protocol === "captured-tls" && d.decision === "deny"
+        );
+        assert.equal(mismatch?.host, "allowed.test");
+        assert.ok(!calls.includes("other.test"));
+      } finally {
+        await Deno.remove(dir, { recursive: true });
       }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
-});
+    },
+  });
+
+  Deno.test({
+    name: `capture (${mode.name}): a tls://HOST:PORT rule decides a non-443 port like CONNECT ` +
+      "(SNI checked before any lookup); unmarked, the port is a plain tunnel",
+    ignore: mode.ignore,
+    async fn() {
+      const dir = await Deno.makeTempDir({ prefix: "sandbox_capture_tls_port_" });
+      try {
+        const ca = (await initCa(`${dir}/ca`, { commonName: "capture test CA" })).ca;
+        const leaf = createLeafIssuer(ca).certificateFor("allowed.test");
+        await using tls = startFixture(
+          0,
+          httpServe("hello-tls-port"),
+          (hostname, port) =>
+            Deno.listenTls({ hostname, port, cert: leaf.chainPem, key: leaf.keyPem }),
+        );
+        const port = tls.port;
+        const script = [
+          // SNI other.test first, dialled at allowed.test's synthetic address: refused before
+          // allowed.test is looked up (the one lookup below is the good request's).
+          `curl -s -m 10 --noproxy '*' -k --connect-to other.test:${port}:allowed.test:${port} https://other.test:${port}/ >/dev/null; echo "sni=$?"`,
+          `echo "https=$(curl -sS -m 10 --noproxy '*' --cacert ca.pem https://allowed.test:${port}/)"`,
+        ].join("\n");
+        const files = { "ca.pem": ca.certPem };
+        const table = { "allowed.test": tls.address, "other.test": tls.address };
+
+        const marked = await runAs(mode.name, {
+          allow: [`tls://allowed.test:${port}`, `other.test:${port}`],
+          table,
+          script,
+          files,
+        });
+        assert.equal(marked.exitCode, 0, marked.err);
+        assert.notEqual(marked.out.get("sni"), "0");
+        assert.equal(marked.out.get("https"), "hello-tls-port", marked.err);
+        assert.equal(tls.seen.length, 1, "the mismatched ClientHello never reached the fixture");
+        assert.deepEqual(marked.calls, ["allowed.test"]);
+        const onPort = marked.decisions.filter((d) => d.port === port);
+        const mismatch = onPort.find((d) => d.decision === "deny");
+        assert.equal(mismatch?.protocol, "captured-tls");
+        assert.equal(mismatch?.reason, "host_mismatch");
+        assert.equal(mismatch?.host, "allowed.test");
+        const good = onPort.find((d) => d.decision === "allow");
+        assert.equal(good?.protocol, "captured-tls");
+        assert.equal(good?.rule, `tls://allowed.test:${port}`);
+
+        // The same port without the marker: a plain tunnel, so the other name's ClientHello
+        // passes through to the fixture (which answers for allowed.test; -k accepts it).
+        const plain = await runAs(mode.name, {
+          allow: [`allowed.test:${port}`, `other.test:${port}`],
+          table,
+          script,
+          files,
+        });
+        assert.equal(plain.exitCode, 0, plain.err);
+        assert.equal(plain.out.get("sni"), "0", plain.err);
+        assert.equal(plain.out.get("https"), "hello-tls-port", plain.err);
+        assert.equal(tls.seen.length, 3);
+        const tunnels = plain.decisions.filter((d) => d.port === port);
+        assert.equal(tunnels.length, 2);
+        for (const d of tunnels) {
+          assert.equal(d.protocol, "captured-tcp");
+          assert.equal(d.decision, "allow");
+        }
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+
+  Deno.test({
+    name: `capture (${mode.name}): the command cannot add an address, take the loopback ` +
+      "device down or create a device, while the bridge's stub still answers",
+    ignore: mode.ignore,
+    async fn() {
+      // rtnetlink spoken from python3 (no iproute2 needed): each request's errno, or "ok".
+      const netlink = `import socket, struct, errno
+def ask(kind, flags, body):
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+    s.bind((0, 0))
+    s.send(struct.pack("=IHHII", 16 + len(body), kind, flags, 1, 0) + body)
+    reply = s.recv(65536)
+    if struct.unpack_from("=H", reply, 4)[0] != 2:
+        return "reply"
+    code = -struct.unpack_from("=i", reply, 16)[0]
+    return "ok" if code == 0 else errno.errorcode.get(code, str(code))
+def attr(kind, data):
+    return struct.pack("=HH", 4 + len(data), kind) + data + b"\\0" * (-len(data) % 4)
+REQ, ACK, EXCL, CREATE = 1, 4, 0x200, 0x400
+ip = socket.inet_aton("10.77.0.1")
+print("addr=" + ask(20, REQ | ACK | EXCL | CREATE,
+    struct.pack("=BBBBI", socket.AF_INET, 8, 0, 0, 1) + attr(2, ip) + attr(1, ip)))
+print("down=" + ask(16, REQ | ACK, struct.pack("=BxHiII", 0, 0, 1, 0, 1)))
+print("link=" + ask(16, REQ | ACK | EXCL | CREATE, struct.pack("=BxHiII", 0, 0, 0, 0, 0) +
+    attr(3, b"sbx0\\0") + attr(18, attr(1, b"dummy\\0"))))
+try:
+    socket.socket().bind(("10.77.0.1", 0)); print("bound=yes")
+except OSError as e:
+    print("bound=" + errno.errorcode.get(e.errno, str(e.errno)))
+`;
+      const script = [
+        `python3 -c '${netlink}'`,
+        `echo "getent=$(getent hosts after.example)"`,
+        `echo "uid=$(id -u)"`,
+      ].join("\n");
+      const { exitCode, out, err } = await runAs(mode.name, { allow: [], table: {}, script });
+      assert.equal(exitCode, 0, err);
+      assert.equal(out.get("uid"), mode.name === "root" ? "0" : "65534");
+      assert.equal(out.get("addr"), "EPERM", err);
+      assert.equal(out.get("down"), "EPERM", err);
+      assert.equal(out.get("link"), "EPERM", err);
+      assert.equal(out.get("bound"), "EADDRNOTAVAIL", err);
+      assert.match(out.get("getent") ?? "", /^198\.1[89]\.\d+\.\d+\s+after\.example$/, err);
+    },
+  });
+}

@@ -45,6 +45,8 @@ export interface Nobody extends AsyncDisposable {
   readonly denoEnv: Readonly<Record<string, string>>;
   /** argv that runs `sandbox ARGS…` as nobody. */
   argv(args: readonly string[]): string[];
+  /** argv that runs the Deno script `path` (absolute) with `args` as nobody. */
+  script(path: string, args?: readonly string[]): string[];
   /** Makes `path` (recursively) nobody's. */
   chown(path: string): Promise<void>;
 }
@@ -67,22 +69,24 @@ export async function prepareNobody(): Promise<Nobody> {
     await new Deno.Command("/bin/chown", { args: ["-R", `${NOBODY}:${NOBODY}`, path] }).output();
   };
   await chown(`${dir}/deno_dir`);
+  const script = (path: string, args: readonly string[] = []) => [
+    "/usr/bin/setpriv",
+    `--reuid=${NOBODY}`,
+    `--regid=${NOBODY}`,
+    "--clear-groups",
+    `${dir}/deno`,
+    "run",
+    "-A",
+    "--no-prompt",
+    "--quiet",
+    path,
+    ...args,
+  ];
   return {
     dir,
     denoEnv: { DENO_DIR: `${dir}/deno_dir` },
-    argv: (args) => [
-      "/usr/bin/setpriv",
-      `--reuid=${NOBODY}`,
-      `--regid=${NOBODY}`,
-      "--clear-groups",
-      `${dir}/deno`,
-      "run",
-      "-A",
-      "--no-prompt",
-      "--quiet",
-      MAIN,
-      ...args,
-    ],
+    argv: (args) => script(MAIN, args),
+    script,
     chown,
     [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
   };
