@@ -1,10 +1,13 @@
 /**
  * `sandbox run` start-up and throughput, with baselines from the same run.
  *
- *   deno run -A bench/run_bench.ts [--runs N] [--mib M] [--main PATH]
+ *   deno run -A bench/run_bench.ts [--runs N] [--mib M] [--main PATH] [--nobody]
  *
  * `--runs 0` skips the start-up part, `--mib 0` the throughput part;
- * `--main` points at another checkout's main.ts (for A/B comparisons).
+ * `--main` points at another checkout's main.ts (for A/B comparisons);
+ * `--nobody` (as root) runs every case as uid 65534 through `setpriv`, with
+ * a copy of Deno and its npm cache that nobody can read: the unprivileged
+ * path (bwrap's own user namespace, the bridge entering it).
  *
  * Start-up (median wall time of N runs each, measured from this process):
  *   - bare `bwrap` with the same namespaces running `true` (the floor),
@@ -23,6 +26,7 @@
  */
 import { parseArgs } from "node:util";
 import { sandboxTaskFlags } from "../tools/task_flags.ts";
+import { prepareNobody } from "../tests/nobody_helpers.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -30,14 +34,19 @@ const { values } = parseArgs({
     runs: { type: "string", default: "15" },
     mib: { type: "string", default: "1024" },
     main: { type: "string" },
+    nobody: { type: "boolean", default: false },
   },
 });
 const RUNS = Number(values.runs);
 const MIB = Number(values.mib);
 const MAIN = values.main ?? decodeURIComponent(new URL("../main.ts", import.meta.url).pathname);
+const nobody = values.nobody ? await prepareNobody() : null;
+/** Runs a program as nobody (empty without --nobody). */
+const AS = nobody === null ? [] : nobody.script("/bin/true").slice(0, 4);
 // As `deno task sandbox` starts it (its V8 flags included).
 const SELF = [
-  Deno.execPath(),
+  ...AS,
+  nobody === null ? Deno.execPath() : `${nobody.dir}/deno`,
   "run",
   "-A",
   "--no-prompt",
@@ -45,6 +54,10 @@ const SELF = [
   ...await sandboxTaskFlags(),
   MAIN,
 ];
+/** nobody cannot use root's HOME or Deno cache. */
+const ENV: Record<string, string> | undefined = nobody === null
+  ? undefined
+  : { ...nobody.denoEnv, HOME: `${nobody.dir}/home` };
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -57,6 +70,7 @@ async function time(argv: string[], options: { cwd?: string } = {}): Promise<num
   const out = await new Deno.Command(argv[0], {
     args: argv.slice(1),
     cwd: options.cwd,
+    env: ENV,
     stdin: "null",
     stdout: "null",
     stderr: "piped",
@@ -70,7 +84,13 @@ async function time(argv: string[], options: { cwd?: string } = {}): Promise<num
 
 const dir = await Deno.makeTempDir({ prefix: "run-bench-" });
 await Deno.writeTextFile(`${dir}/allow.toml`, `[execpolicy]\n"true" = "allow"\n`);
+if (nobody !== null) {
+  await Deno.mkdir(`${nobody.dir}/home`);
+  await nobody.chown(dir);
+  await nobody.chown(`${nobody.dir}/home`);
+}
 const BWRAP_NS = [
+  ...AS,
   "bwrap",
   "--unshare-user",
   "--unshare-pid",
@@ -89,12 +109,20 @@ const BWRAP_NS = [
   "--tmpfs",
   "/tmp",
 ];
-const cases: [string, string[]][] = [
+const allCases: [string, string[]][] = [
   ["bare bwrap … true", [...BWRAP_NS, "true"]],
   ["deno run main.ts --version", [...SELF, "--version"]],
   [
     "bwrap … sandbox __bridge (bridge-inside design, start-up only)",
-    [...BWRAP_NS, ...SELF, "__bridge", "--target", "/nonexistent", "--listen", "127.0.0.1:3128"],
+    [
+      ...BWRAP_NS,
+      ...SELF.slice(AS.length),
+      "__bridge",
+      "--target",
+      "/nonexistent",
+      "--listen",
+      "127.0.0.1:3128",
+    ],
   ],
   ["sandbox run -- true (network: proxy + bridge)", [...SELF, "run", "--", "true"]],
   [
@@ -106,11 +134,14 @@ const cases: [string, string[]][] = [
     [...SELF, "run", "--config", `${dir}/allow.toml`, "--", "true"],
   ],
 ];
+// The bridge-inside case needs the Deno copy under /tmp, which that bwrap covers: root only.
+const cases = nobody === null ? allCases : allCases.filter(([name]) => !name.includes("inside"));
 try {
   if (RUNS > 0) await startUp();
   if (MIB > 0) await throughput();
 } finally {
   await Deno.remove(dir, { recursive: true });
+  if (nobody !== null) await nobody[Symbol.asyncDispose]();
 }
 
 async function startUp(): Promise<void> {
@@ -157,6 +188,7 @@ async function throughput(): Promise<void> {
     const out = await new Deno.Command(argv[0], {
       args: argv.slice(1),
       cwd: dir,
+      env: ENV,
       stdout: "piped",
       stderr: "piped",
     }).output();
