@@ -16,11 +16,12 @@ import { UsageError } from "../errors.ts";
 export const BRIDGE_HELP =
   `Usage: sandbox __bridge --target SOCKET --listen HOST:PORT [--listen HOST:PORT]…
          [--capture-target SOCKET --capture-ports P,… --tls-ports P,… --http-ports P,…
-          --sandbox-pid PID]
+          --capture-addresses ADDR,… --sandbox-pid PID]
 
 Internal: relays TCP connections on HOST:PORT to the proxy's unix socket.
 With --capture-target: answers DNS inside the namespace with synthetic
-addresses and hands connections to them on the captured ports to that socket.
+addresses and hands connections to them (and to each --capture-addresses
+literal, put on the loopback device) on the captured ports to that socket.
 Prints "ready" once listening; exits when stdin closes or on SIGTERM.`;
 
 const BRIDGE_FLAGS = new Set([
@@ -30,6 +31,7 @@ const BRIDGE_FLAGS = new Set([
   "--capture-ports",
   "--tls-ports",
   "--http-ports",
+  "--capture-addresses",
   "--sandbox-pid",
   "--netns-from-stdin",
 ]);
@@ -94,6 +96,9 @@ export async function bridgeCommand(args: string[]): Promise<number> {
         ports: parsePorts(values.other.get("--capture-ports")),
         tlsPorts: parsePorts(values.other.get("--tls-ports")),
         httpPorts: parsePorts(values.other.get("--http-ports")),
+        addresses: (values.other.get("--capture-addresses") ?? "").split(",").filter((a) => a),
+        onProblem: (message) =>
+          void Deno.stderr.writeSync(new TextEncoder().encode(`sandbox: ${message}\n`)),
         target: captureTarget,
         sandboxPid: Number.isSafeInteger(pid) && pid > 0 ? pid : null,
         relay: relayConns,

@@ -35,7 +35,7 @@ import type { ProxyRuntime } from "./runtime.ts";
 
 /** What the bridge says about a captured connection (its first line on the capture socket). */
 export interface CapturedTarget {
-  /** The name the program looked up (or the address it dialled). */
+  /** The name the program looked up, or the literal address it dialled (IPv6 without brackets). */
   readonly host: string;
   /** The port it connected to. */
   readonly port: number;
@@ -126,7 +126,9 @@ async function serveCapturedHttp(
   slot: ConnectionSlot,
 ): Promise<void> {
   const link: { current: UpstreamLink | null } = { current: null };
-  const authority = target.port === 80 ? target.host : `${target.host}:${target.port}`;
+  // A captured IPv6 literal comes without brackets; the URL needs them.
+  const name = target.host.includes(":") ? `[${target.host}]` : target.host;
+  const authority = target.port === 80 ? name : `${name}:${target.port}`;
   for (;;) {
     slot.expectWithin(runtime.limits.headerTimeoutMs);
     let head: RequestHead | null;

@@ -19,8 +19,8 @@ import { buildSandboxPlan, collectHostFacts, type PlanNetwork } from "../sandbox
 import { filterEnv } from "../sandbox/env.ts";
 import type { CapturePlan, SandboxPlan } from "../sandbox/plan.ts";
 import { openNoFollow } from "../safe_file.ts";
-import { compileDomainPattern } from "../policy/pattern.ts";
-import { CAPTURE_DNS_ADDRESS } from "../sandbox/capture.ts";
+import { compileDomainPattern, type DomainPattern, plainNameParts } from "../policy/pattern.ts";
+import { CAPTURE_DNS_ADDRESS, uncapturableAddress } from "../sandbox/capture.ts";
 import { selfInvocation } from "../self.ts";
 import { guardedPaths } from "./guarded.ts";
 
@@ -168,22 +168,45 @@ const RESOLV_CONF = "# sandbox: every name gets a synthetic address; the proxy d
 
 /**
  * What transparent capture takes: ports 80 (plain HTTP) and 443 (TLS), and
- * every port an allow rule names (`host:PORT`, a plain tunnel).
+ * every port an allow rule names (`host:PORT`; a plain tunnel unless a
+ * `tls://` rule marks it, which the proxy looks up); and the literal
+ * addresses allow rules name (`203.0.113.7:5432`, `[2001:db8::7]`), which
+ * the bridge puts on the sandbox's loopback, except those it must never take
+ * (loopback, the synthetic range: see `uncapturableAddress`).
+ *
+ * @example
+ * ```ts
+ * capturePlan(config, "/run/x/capture.sock").addresses; // ["203.0.113.7"]
+ * ```
  */
-function capturePlan(config: EffectiveConfig, socket: string): CapturePlan {
+export function capturePlan(config: EffectiveConfig, socket: string): CapturePlan {
   const ports = new Set([80, 443]);
+  const addresses = new Set<string>();
   for (const rule of config.network.domains) {
-    // Only a pattern with a colon can name a port: the others (nearly all of a large
-    // allowlist) are not compiled here.
-    if (rule.action !== "allow" || !rule.pattern.includes(":")) continue;
+    // A plain name pattern (nearly all of a large allowlist) names neither a port nor an
+    // address: it is not compiled here.
+    if (rule.action !== "allow" || plainNameParts(rule.pattern, "allow") !== null) continue;
+    let pattern: DomainPattern;
     try {
-      const port = compileDomainPattern(rule.pattern, "allow").port;
-      if (port != null) ports.add(port);
+      pattern = compileDomainPattern(rule.pattern, "allow");
     } catch {
-      // The proxy refuses to start on a bad rule; nothing to capture for it.
+      continue; // The proxy refuses to start on a bad rule; nothing to capture for it.
+    }
+    if (pattern.port != null) ports.add(pattern.port);
+    if (
+      pattern.kind === "address" && pattern.address.zone === null &&
+      uncapturableAddress(pattern.address.canonical) === null
+    ) {
+      addresses.add(pattern.address.canonical);
     }
   }
-  return { socket, ports: [...ports].sort((a, b) => a - b), tlsPorts: [443], httpPorts: [80] };
+  return {
+    socket,
+    ports: [...ports].sort((a, b) => a - b),
+    tlsPorts: [443],
+    httpPorts: [80],
+    addresses: [...addresses],
+  };
 }
 
 /**

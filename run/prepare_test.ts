@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { loadEffectiveConfig } from "../profiles/load.ts";
 import type { EffectiveConfig } from "../profiles/types.ts";
 import { buildBwrapArgs } from "../sandbox/bwrap_args.ts";
-import { prepareRun, writeRunFiles } from "./prepare.ts";
+import { capturePlan, prepareRun, writeRunFiles } from "./prepare.ts";
 
 const BASE = await loadEffectiveConfig({}, { env: { HOME: "/nonexistent" }, cwd: "/" });
 
@@ -79,4 +79,29 @@ Deno.test("writeRunFiles() refuses a MITM plan without the CA certificate", asyn
     network: true,
   });
   await assert.rejects(() => writeRunFiles(plan), /no MITM CA certificate/);
+});
+
+Deno.test("capturePlan() captures the ports and the literal addresses allow rules name, never loopback or the synthetic range", () => {
+  const allow = [
+    "registry.example",
+    "tls://registry.example:8443",
+    "203.0.113.7:5432",
+    "[2001:DB8::7]:443",
+    "10.0.0.5",
+    "127.0.0.1:8080",
+    "[::1]:22",
+    "[::ffff:203.0.113.9]",
+    "198.18.0.9",
+    "fe80::1%eth0",
+    "0.0.0.0",
+    "*",
+  ];
+  const domains = [
+    ...allow.map((pattern) => ({ pattern, action: "allow" as const, source: "test" })),
+    { pattern: "198.51.100.4", action: "deny" as const, source: "test" },
+  ];
+  const plan = capturePlan({ ...BASE, network: { ...BASE.network, domains } }, "/run/x.sock");
+  assert.deepEqual(plan.ports, [22, 80, 443, 5432, 8080, 8443]);
+  assert.deepEqual(plan.tlsPorts, [443]);
+  assert.deepEqual(plan.addresses, ["203.0.113.7", "2001:db8::7", "10.0.0.5"]);
 });

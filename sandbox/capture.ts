@@ -18,6 +18,15 @@
  *    handling, and nothing listens on the sandbox's own loopback
  *    (127.0.0.0/8 and ::1 stay the command's).
  *
+ * 4. puts each literal address an allow rule names (`203.0.113.7:5432`,
+ *    `[2001:db8::7]:443`) on the loopback device too (a /32 or /128) and binds
+ *    the same listeners there, so a program that connects to the address
+ *    itself is decided by the policy with that address as the host. Only
+ *    those addresses: a wildcard listener would take 127.0.0.1:80 and :443
+ *    from the command's own servers, and an address no rule names keeps
+ *    having no route. Never loopback, the synthetic range, or an address a
+ *    listener cannot own ({@linkcode uncapturableAddress}).
+ *
  * Each captured connection is handed to the proxy on its capture socket with
  * one header line (`{"host","port","kind","program"}`); the proxy trusts that
  * line only on that socket, which only the bridge can reach.
@@ -74,6 +83,16 @@ export interface CaptureOptions {
   readonly dns?: { readonly hostname: string; readonly port: number };
   /** First synthetic address (default the one after {@linkcode CAPTURE_DNS_ADDRESS}). */
   readonly firstAddress?: string;
+  /**
+   * Literal addresses (IPv4 dotted quad or IPv6, no brackets) to capture on
+   * the same ports, each put on the loopback device first. One that
+   * {@linkcode uncapturableAddress} refuses, or that cannot be added or
+   * bound, is left out and reported through `onProblem`: it then has no
+   * route at all, as before.
+   */
+  readonly addresses?: readonly string[];
+  /** Told, for people, why a literal address is not captured. */
+  readonly onProblem?: (message: string) => void;
 }
 
 /** Running capture: the DNS stub and the per-name listeners. */
@@ -117,28 +136,37 @@ export function startCapture(options: CaptureOptions): RunningCapture {
   const http = new Set(options.httpPorts);
   let closed = false;
 
-  const addressFor = (name: string): string | null => {
-    const known = names.get(name);
-    if (known !== undefined) return known;
-    if (closed || names.size >= CAPTURE_MAX_NAMES || next > last) return null;
-    const address = numberToIpv4(next++);
+  /** Binds every captured port on `address` for `host`; throws (nothing left bound) when one fails. */
+  const listenFor = (address: string, host: string): void => {
     const bound: Deno.TcpListener[] = [];
     try {
       for (const port of options.ports) {
         bound.push(Deno.listen({ hostname: address, port }));
       }
-    } catch {
+    } catch (error) {
       for (const listener of bound) safeClose(listener);
-      return null;
+      throw error;
     }
-    names.set(name, address);
-    hosts.set(address, name);
     for (const listener of bound) {
       listeners.push(listener);
       const port = (listener.addr as Deno.NetAddr).port;
       const kind: CaptureKind = tls.has(port) ? "tls" : http.has(port) ? "http" : "tcp";
-      track(acceptLoop(listener, { host: name, port, kind }));
+      track(acceptLoop(listener, { host, port, kind }));
     }
+  };
+
+  const addressFor = (name: string): string | null => {
+    const known = names.get(name);
+    if (known !== undefined) return known;
+    if (closed || names.size >= CAPTURE_MAX_NAMES || next > last) return null;
+    const address = numberToIpv4(next++);
+    try {
+      listenFor(address, name);
+    } catch {
+      return null;
+    }
+    names.set(name, address);
+    hosts.set(address, name);
     return address;
   };
 
@@ -199,6 +227,23 @@ export function startCapture(options: CaptureOptions): RunningCapture {
       }
     }
   };
+  for (const literal of new Set(options.addresses ?? [])) {
+    const why = uncapturableAddress(literal);
+    try {
+      if (why !== null) throw new Error(why);
+      if (options.addressReady !== true) {
+        addLoopbackAddress(literal, literal.includes(":") ? 128 : 32);
+      }
+      listenFor(literal, literal);
+    } catch (error) {
+      options.onProblem?.(
+        `Cannot capture connections to ${literal}: ${
+          error instanceof Error ? error.message : String(error)
+        }`,
+      );
+    }
+  }
+
   track(serveDns());
 
   let closing: Promise<void> | null = null;
@@ -332,7 +377,8 @@ function findConnectingProgram(conn: Deno.TcpConn, sandboxPid: number): string |
 }
 
 function socketInode(client: Deno.NetAddr, server: Deno.NetAddr): string | null {
-  const text = safeReadText("/proc/thread-self/net/tcp");
+  const v6 = server.hostname.includes(":");
+  const text = safeReadText(`/proc/thread-self/net/${v6 ? "tcp6" : "tcp"}`);
   const want = `${hexAddress(client.hostname)}:${hexPort(client.port)}`;
   const remote = `${hexAddress(server.hostname)}:${hexPort(server.port)}`;
   for (const line of text.split("\n").slice(1)) {
@@ -343,9 +389,103 @@ function socketInode(client: Deno.NetAddr, server: Deno.NetAddr): string | null 
 }
 
 function hexAddress(ip: string): string {
-  // /proc/net/tcp prints the address as one 32-bit word in host (little-endian) order.
-  return ip.split(".").map((part) => Number(part).toString(16).padStart(2, "0").toUpperCase())
-    .reverse().join("");
+  // /proc/net/tcp prints an IPv4 address as one 32-bit word in host (little-endian) order;
+  // /proc/net/tcp6 an IPv6 address as four such words.
+  const bytes = addressBytes(ip) ?? new Uint8Array(0);
+  let out = "";
+  for (let word = 0; word < bytes.length; word += 4) {
+    for (let i = 3; i >= 0; i--) out += bytes[word + i].toString(16).padStart(2, "0");
+  }
+  return out.toUpperCase();
+}
+
+/**
+ * The bytes of an IPv4 address in dotted-decimal form or of an IPv6 address
+ * (no brackets, no zone), or null for anything else.
+ *
+ * @example
+ * ```ts
+ * addressBytes("203.0.113.7"); // Uint8Array [203, 0, 113, 7]
+ * addressBytes("2001:db8::7")?.length; // 16
+ * ```
+ */
+export function addressBytes(text: string): Uint8Array | null {
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (v4 !== null) {
+    const parts = v4.slice(1).map(Number);
+    if (parts.some((n, i) => n > 255 || (v4[i + 1].length > 1 && v4[i + 1].startsWith("0")))) {
+      return null;
+    }
+    return new Uint8Array(parts);
+  }
+  if (!/^[0-9a-fA-F:.]+$/.test(text) || !text.includes(":")) return null;
+  const halves = text.split("::");
+  if (halves.length > 2) return null;
+  const groups = (half: string): number[] | null => {
+    if (half === "") return [];
+    const out: number[] = [];
+    const pieces = half.split(":");
+    for (const [i, piece] of pieces.entries()) {
+      if (i === pieces.length - 1 && piece.includes(".")) {
+        const tail = addressBytes(piece);
+        if (tail === null || tail.length !== 4) return null;
+        out.push((tail[0] << 8) | tail[1], (tail[2] << 8) | tail[3]);
+      } else {
+        if (!/^[0-9a-fA-F]{1,4}$/.test(piece)) return null;
+        out.push(parseInt(piece, 16));
+      }
+    }
+    return out;
+  };
+  const head = groups(halves[0]);
+  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  if (head === null || tail === null) return null;
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return null;
+  const words = [...head, ...new Array(halves.length === 2 ? missing : 0).fill(0), ...tail];
+  const bytes = new Uint8Array(16);
+  words.forEach((word, i) => {
+    bytes[2 * i] = word >> 8;
+    bytes[2 * i + 1] = word & 0xff;
+  });
+  return bytes;
+}
+
+/**
+ * Why a literal address cannot be captured, or null when it can. Loopback
+ * (127.0.0.0/8, `::1`) is the sandbox's own and is never taken from the
+ * command's servers; the synthetic range is the DNS stub's; the others
+ * (unspecified, multicast, broadcast and reserved, link-local, IPv4-mapped
+ * and -compatible IPv6) are not addresses one listener can stand for.
+ *
+ * @example
+ * ```ts
+ * uncapturableAddress("203.0.113.7"); // null
+ * uncapturableAddress("127.0.0.1"); // "127.0.0.1 is loopback, the sandbox's own"
+ * ```
+ */
+export function uncapturableAddress(text: string): string | null {
+  const b = addressBytes(text);
+  if (b === null) return `"${text}" is not an IPv4 or IPv6 address`;
+  if (b.length === 4) {
+    if (b[0] === 127) return `${text} is loopback, the sandbox's own`;
+    if (b[0] === 0) return `${text} is in 0.0.0.0/8 (this network)`;
+    if (b[0] === 198 && (b[1] & 0xfe) === 18) {
+      return `${text} is in 198.18.0.0/15, the range of the sandbox's synthetic addresses`;
+    }
+    if (b[0] >= 224) return `${text} is multicast, reserved or broadcast`;
+    return null;
+  }
+  const zeroUpTo = (n: number) => b.subarray(0, n).every((byte) => byte === 0);
+  if (zeroUpTo(15) && b[15] === 1) return `${text} is loopback, the sandbox's own`;
+  if (zeroUpTo(16)) return `${text} is the unspecified address`;
+  if (zeroUpTo(10) && b[10] === 0xff && b[11] === 0xff) {
+    return `${text} is an IPv4-mapped address: write the IPv4 address`;
+  }
+  if (zeroUpTo(12)) return `${text} is an IPv4-compatible address: write the IPv4 address`;
+  if (b[0] === 0xff) return `${text} is multicast`;
+  if (b[0] === 0xfe && (b[1] & 0xc0) === 0x80) return `${text} is link-local (needs a zone)`;
+  return null;
 }
 
 function hexPort(port: number): string {
@@ -399,37 +539,48 @@ const NETLINK_SYMBOLS = {
 } as const;
 
 /**
- * Adds `address/prefix` to the loopback device (ifindex 1) of the calling
- * thread's network namespace with one RTM_NEWADDR request. An address that
- * is already there is fine. Throws with the kernel's errno otherwise.
+ * Adds `address/prefix` (IPv4 or IPv6) to the loopback device (ifindex 1)
+ * of the calling thread's network namespace with one RTM_NEWADDR request
+ * (AF_INET or AF_INET6; an IPv6 address skips duplicate address detection,
+ * so it can be bound at once). An address that is already there is fine.
+ * Throws with the kernel's errno otherwise.
  */
 export function addLoopbackAddress(address: string, prefix: number): void {
+  const bytes = addressBytes(address);
+  if (bytes === null) throw new Error(`"${address}" is not an IPv4 or IPv6 address`);
   const lib = openLibc();
   try {
     const AF_NETLINK = 16, SOCK_RAW = 3, SOCK_CLOEXEC = 0o2000000, NETLINK_ROUTE = 0;
     const fd = lib.symbols.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
     if (fd < 0) throw new Error("cannot open a netlink socket");
     try {
-      const message = new Uint8Array(40);
+      const v6 = bytes.length === 16;
+      const attribute = 4 + bytes.length;
+      const size = 24 + 2 * attribute;
+      const message = new Uint8Array(size);
       const view = new DataView(message.buffer);
       const RTM_NEWADDR = 20;
       const NLM_F_REQUEST = 1, NLM_F_ACK = 4, NLM_F_EXCL = 0x200, NLM_F_CREATE = 0x400;
-      view.setUint32(0, 40, true);
+      view.setUint32(0, size, true);
       view.setUint16(4, RTM_NEWADDR, true);
       view.setUint16(6, NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE, true);
       view.setUint32(8, 1, true);
-      // ifaddrmsg: AF_INET, prefix length, flags, scope host, ifindex 1 (loopback).
-      message.set([2, prefix, 0, 254], 16);
+      // ifaddrmsg: family, prefix length, flags, scope, ifindex 1 (loopback). IPv4: scope host;
+      // IPv6: the kernel takes the scope from the address, and IFA_F_NODAD (2) so it is usable now.
+      const AF_INET = 2, AF_INET6 = 10, IFA_F_NODAD = 2, RT_SCOPE_HOST = 254;
+      message.set(
+        v6 ? [AF_INET6, prefix, IFA_F_NODAD, 0] : [AF_INET, prefix, 0, RT_SCOPE_HOST],
+        16,
+      );
       view.setUint32(20, 1, true);
-      const bytes = address.split(".").map(Number);
-      for (const [offset, type] of [[24, 2], [32, 1]]) { // IFA_LOCAL, IFA_ADDRESS
-        view.setUint16(offset, 8, true);
+      for (const [offset, type] of [[24, 2], [24 + attribute, 1]]) { // IFA_LOCAL, IFA_ADDRESS
+        view.setUint16(offset, attribute, true);
         view.setUint16(offset + 2, type, true);
         message.set(bytes, offset + 4);
       }
       const kernel = new Uint8Array(12);
       kernel[0] = AF_NETLINK;
-      if (Number(lib.symbols.sendto(fd, message, 40n, 0, kernel, 12)) !== 40) {
+      if (Number(lib.symbols.sendto(fd, message, BigInt(size), 0, kernel, 12)) !== size) {
         throw new Error("cannot send to the kernel's netlink socket");
       }
       const answer = new Uint8Array(1024);

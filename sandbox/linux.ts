@@ -408,6 +408,9 @@ function startBridgeProcess(
       options.capture.tlsPorts.join(","),
       "--http-ports",
       options.capture.httpPorts.join(","),
+      ...((options.capture.addresses ?? []).length === 0
+        ? []
+        : ["--capture-addresses", options.capture.addresses!.join(",")]),
       ...(early ? [] : ["--sandbox-pid", String(sandboxPid)]),
     ]),
   ];

@@ -37,6 +37,11 @@ export interface CapturePlan {
   readonly tlsPorts: readonly number[];
   /** Of those, the ports decided like plain-HTTP requests. */
   readonly httpPorts: readonly number[];
+  /**
+   * Literal addresses allow rules name (IPv4 or IPv6, canonical, no brackets): each is put on the
+   * sandbox's loopback device and captured on the same ports. Absent: none.
+   */
+  readonly addresses?: readonly string[];
 }
 
 /** Which unix sockets the command may connect to. */

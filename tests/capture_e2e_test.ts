@@ -138,6 +138,35 @@ const httpServe = (body: string) => async (conn: Deno.Conn, seen: string[], inde
   );
 };
 
+/**
+ * The launcher's upstream proxy (its own `HTTPS_PROXY`), on loopback: records each CONNECT
+ * target and splices the tunnel to `to`. It is how these tests pin where the proxy dials a
+ * literal address (TEST-NET and documentation ranges) without a packet to a real one.
+ */
+function startUpstream(to: () => { address: string; port: number }) {
+  const targets: string[] = [];
+  const fixture = startFixture(0, async (conn) => {
+    const head = await readHead(conn);
+    targets.push(/^CONNECT (\S+) HTTP\/1\.1\r\n/.exec(head)?.[1] ?? `(not CONNECT) ${head}`);
+    const { address, port } = to();
+    const upstream = await Deno.connect({ hostname: address, port });
+    try {
+      await writeText(conn, "HTTP/1.1 200 Connection established\r\n\r\n");
+      await Promise.all([
+        conn.readable.pipeTo(upstream.writable).catch(() => {}),
+        upstream.readable.pipeTo(conn.writable, { preventClose: true }).catch(() => {}),
+      ]);
+    } finally {
+      try {
+        upstream.close();
+      } catch {
+        // closed by the pipe
+      }
+    }
+  });
+  return Object.assign(fixture, { targets });
+}
+
 for (const mode of MODES) {
   Deno.test({
     name: `capture (${mode.name}): curl --noproxy, urllib without proxies and Node fetch reach ` +
@@ -445,6 +474,89 @@ except OSError as e:
       assert.equal(out.get("link"), "EPERM", err);
       assert.equal(out.get("bound"), "EADDRNOTAVAIL", err);
       assert.match(out.get("getent") ?? "", /^198\.1[89]\.\d+\.\d+\s+after\.example$/, err);
+    },
+  });
+
+  Deno.test({
+    name: `capture (${mode.name}): literal addresses an allow rule names are captured (IPv4 and ` +
+      "IPv6) and decided with the address as host; an address no rule names has no route; a " +
+      "loopback server inside on the same port keeps working",
+    ignore: mode.ignore,
+    async fn() {
+      const echo = async (conn: Deno.Conn, seen: string[], index: number) => {
+        const buf = new Uint8Array(256);
+        const n = await conn.read(buf);
+        seen[index] = n === null ? "" : new TextDecoder().decode(buf.subarray(0, n));
+        await writeText(conn, `echo:${seen[index]}`);
+      };
+      await using fixture = startFixture(0, echo);
+      await using upstream = startUpstream(() => fixture);
+      const port = 5432;
+      const client = (name: string, host: string, p: number) =>
+        `echo "${name}=$(python3 -c 'import socket,sys
+try:
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+    s.sendall(b"ping"); print(s.recv(100).decode() or "closed")
+except OSError as e:
+    print("error:" + (e.strerror or e.__class__.__name__))' ${host} ${p})"`;
+      const script = [
+        client("v4", "203.0.113.7", port),
+        client("v6", "2001:db8::7", port),
+        // The attack: an address no rule names, and a named one on a port no rule captures.
+        client("unnamed", "203.0.113.8", port),
+        client("unnamed_v6", "2001:db8::8", port),
+        client("other_port", "203.0.113.7", port + 1),
+        // Port 80 is captured on a named literal too; the rule is for another port: 403.
+        `echo "http_v6=$(curl -s -m 10 --noproxy '*' -o /dev/null -w '%{http_code}' 'http://[2001:db8::7]/')"`,
+        // The command's own server on loopback, on the captured port, still binds and answers.
+        `echo "inside=$(python3 -c 'import socket
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", ${port})); srv.listen(1)
+c = socket.create_connection(("127.0.0.1", ${port}), timeout=10)
+a, _ = srv.accept(); a.sendall(b"inside-server"); print(c.recv(100).decode())')"`,
+        `echo "addresses=$(ip -o addr show dev lo 2>/dev/null | awk '{print $4}' | sort | tr '\\n' ' ')"`,
+      ].join("\n");
+      const { exitCode, decisions, calls, out, err } = await runAs(mode.name, {
+        allow: [`203.0.113.7:${port}`, `[2001:db8::7]:${port}`, "127.0.0.1", "[::1]:22"],
+        table: {},
+        script,
+        env: {
+          HTTPS_PROXY: `http://${upstream.address}:${upstream.port}`,
+          HTTP_PROXY: `http://${upstream.address}:${upstream.port}`,
+        },
+      });
+      assert.equal(exitCode, 0, err);
+      assert.equal(out.get("v4"), "echo:ping", err);
+      assert.equal(out.get("v6"), "echo:ping", err);
+      assert.match(out.get("unnamed") ?? "", /^error:Network is unreachable/);
+      assert.match(out.get("unnamed_v6") ?? "", /^error:(Network is unreachable|No route to host)/);
+      assert.match(out.get("other_port") ?? "", /^error:Connection refused/);
+      assert.equal(out.get("inside"), "inside-server", err);
+      assert.equal(out.get("http_v6"), "403", err);
+      const http = decisions.find((d) => d.protocol === "captured-http");
+      assert.equal(http?.host, "2001:db8::7");
+      // The exact rule names port 5432 only, so on port 80 the private-address floor refuses it.
+      assert.equal(http?.reason, "not_allowed_local");
+      // The proxy dialled exactly the two named literals (through the pinned upstream), never
+      // looked a name up, and never dialled the unnamed ones.
+      assert.deepEqual(upstream.targets.sort(), [`203.0.113.7:${port}`, `[2001:db8::7]:${port}`]);
+      assert.deepEqual(fixture.seen, ["ping", "ping"]);
+      assert.deepEqual(calls, []);
+      const captured = decisions.filter((d) => d.protocol === "captured-tcp");
+      assert.deepEqual(captured.map((d) => `${d.host} ${d.port} ${d.decision}`).sort(), [
+        `2001:db8::7 ${port} allow`,
+        `203.0.113.7 ${port} allow`,
+      ]);
+      assert.ok(captured.every((d) => /python3/.test(d.program ?? "")), JSON.stringify(captured));
+      // The loopback rules added nothing (no 127.0.0.1/32 beside the /8): lo holds its own
+      // addresses, the synthetic range and the two named literals, nothing else.
+      assert.deepEqual((out.get("addresses") ?? "").trim().split(" ").sort(), [
+        "127.0.0.1/8",
+        "198.18.0.1/15",
+        "2001:db8::7/128",
+        "203.0.113.7/32",
+        "::1/128",
+      ]);
     },
   });
 }

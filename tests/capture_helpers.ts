@@ -25,6 +25,8 @@ export interface CaptureRun {
   readonly script: string;
   /** Files written into that dir first. */
   readonly files?: Readonly<Record<string, string>>;
+  /** Added to the launcher's environment (e.g. its own `HTTPS_PROXY`, the upstream proxy). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** What a {@linkcode CaptureRun} did. */
@@ -91,7 +93,12 @@ async function runHere(request: CaptureRun): Promise<CaptureOutcome> {
     for (const [name, text] of Object.entries(request.files ?? {})) {
       await Deno.writeTextFile(`${dir}/${name}`, text);
     }
-    const env = { ...Deno.env.toObject(), HOME: dir, XDG_CONFIG_HOME: `${dir}/.config` };
+    const env = {
+      ...Deno.env.toObject(),
+      HOME: dir,
+      XDG_CONFIG_HOME: `${dir}/.config`,
+      ...request.env,
+    };
     const config = await loadEffectiveConfig({ allow: [...request.allow] }, { cwd: dir, env });
     const result = await runSandboxed(
       config,
