@@ -118,9 +118,20 @@ const TLS_MARKER = "tls://";
  */
 const PLAIN_NAME = /^(\*\*?\.)?((?:[a-z0-9_-]{1,63}\.)*[a-z_-][a-z0-9_-]{0,62})$/;
 
-/** Whether `pattern` is a valid name pattern already in normal form (see {@linkcode PLAIN_NAME}). */
-function isPlainName(pattern: string, action: string): boolean {
-  return plainNameParts(pattern, action) !== null;
+/**
+ * Whether `pattern` is a valid name pattern already in normal form (see
+ * {@linkcode plainNameParts}), without building its parts.
+ *
+ * @example
+ * ```ts
+ * isPlainNamePattern("**.example.com", "allow"); // true
+ * isPlainNamePattern("Example.com", "allow"); // false (valid, but not in normal form)
+ * ```
+ */
+export function isPlainNamePattern(pattern: string, action: string): boolean {
+  if ((action !== "allow" && action !== "deny") || !PLAIN_NAME.test(pattern)) return false;
+  const prefix = pattern.charCodeAt(0) !== 0x2a ? 0 : pattern.charCodeAt(1) === 0x2a ? 3 : 2;
+  return pattern.length - prefix <= 253;
 }
 
 /** The scope and labels (joined with dots) of a plain name pattern. */
@@ -143,9 +154,8 @@ export interface PlainNameParts {
  * ```
  */
 export function plainNameParts(pattern: string, action: string): PlainNameParts | null {
-  if ((action !== "allow" && action !== "deny") || !PLAIN_NAME.test(pattern)) return null;
+  if (!isPlainNamePattern(pattern, action)) return null;
   const prefix = pattern.startsWith("**.") ? 3 : pattern.startsWith("*.") ? 2 : 0;
-  if (pattern.length - prefix > 253) return null;
   return {
     scope: prefix === 0 ? "exact" : prefix === 2 ? "subdomains" : "apex_and_subdomains",
     key: prefix === 0 ? pattern : pattern.slice(prefix),
@@ -322,7 +332,7 @@ function compileHost(
  * ```
  */
 export function validateDomainPattern(pattern: string, action: "allow" | "deny"): string | null {
-  if (isPlainName(pattern, action)) return null; // Checked without building the compiled form.
+  if (isPlainNamePattern(pattern, action)) return null; // Checked without building the compiled form.
   const result = compile(pattern, action);
   return typeof result === "string" ? result : null;
 }

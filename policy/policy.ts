@@ -37,10 +37,11 @@ import { normalizeHost, splitHostPort } from "./host.ts";
 import {
   compileDomainPattern,
   type DomainPattern,
+  isPlainNamePattern,
   matchesDomainPattern,
   matchesPatternPort,
+  type NameScope,
   type PlainNameParts,
-  plainNameParts,
 } from "./pattern.ts";
 import { ruleIndexOf } from "./rule_index.ts";
 import type { DenyReason } from "./reasons.ts";
@@ -65,19 +66,27 @@ function admitsPort(rule: CompiledRule, port: number | null): boolean {
  * A rule whose pattern is a plain name: indexed by its parts and compiled
  * only when something looks at `pattern` (a decision reporting it), so a
  * 100,000-rule allowlist does not build 100,000 pattern objects at start.
+ * It is its own {@linkcode PlainNameParts} (`name` is the rule itself): one
+ * object per rule.
  */
-class PlainNameRule implements CompiledRule {
+class PlainNameRule implements CompiledRule, PlainNameParts {
   readonly source: string;
-  readonly name: PlainNameParts;
+  readonly scope: NameScope;
+  readonly key: string;
   readonly #text: string;
   readonly #action: "allow" | "deny";
   #pattern: DomainPattern | null = null;
 
-  constructor(text: string, action: "allow" | "deny", source: string, name: PlainNameParts) {
+  constructor(text: string, action: "allow" | "deny", source: string, prefix: number) {
     this.#text = text;
     this.#action = action;
     this.source = source;
-    this.name = name;
+    this.scope = prefix === 0 ? "exact" : prefix === 2 ? "subdomains" : "apex_and_subdomains";
+    this.key = prefix === 0 ? text : text.slice(prefix);
+  }
+
+  get name(): PlainNameParts {
+    return this;
   }
 
   get pattern(): DomainPattern {
@@ -163,10 +172,11 @@ export function compileNetworkPolicy(network: NetworkConfig): NetworkPolicy {
   const deny: CompiledRule[] = [];
   const problems: ConfigProblem[] = [];
   for (const rule of network.domains) {
-    const name = plainNameParts(rule.pattern, rule.action);
-    if (name !== null) {
+    if (isPlainNamePattern(rule.pattern, rule.action)) {
+      const text = rule.pattern;
+      const prefix = text.charCodeAt(0) !== 0x2a ? 0 : text.charCodeAt(1) === 0x2a ? 3 : 2;
       (rule.action === "deny" ? deny : allow).push(
-        new PlainNameRule(rule.pattern, rule.action, rule.source, name),
+        new PlainNameRule(text, rule.action, rule.source, prefix),
       );
       continue;
     }

@@ -58,6 +58,9 @@ interface NameEntry {
   apex: number[] | null;
 }
 
+/** Rule positions to consider: an ascending list, one position, or none. */
+type Positions = readonly number[] | number | null | undefined;
+
 /** The labels of a name pattern joined with dots (its normalized text without prefix or port). */
 function nameKey(pattern: Extract<DomainPattern, { kind: "name" }>): string {
   if (pattern.port != null) return pattern.labels.join(".");
@@ -91,7 +94,12 @@ function unmapIpv4(bytes: Uint8Array): Uint8Array {
  */
 export class RuleIndex<R extends IndexedRule> {
   readonly #rules: readonly R[];
-  readonly #names = new Map<string, NameEntry>();
+  /**
+   * Per name body: its rules by scope, or (the common case, one exact rule)
+   * just that rule's position, so a large list of plain names costs one map
+   * entry per rule and no further objects.
+   */
+  readonly #names = new Map<string, NameEntry | number>();
   readonly #addresses = new Map<string, number[]>();
   readonly #any: number[] = [];
   readonly #globs: number[] = [];
@@ -124,10 +132,17 @@ export class RuleIndex<R extends IndexedRule> {
   }
 
   #addName(key: string, scope: NameScope, position: number): void {
-    let entry = this.#names.get(key);
-    if (entry === undefined) {
-      entry = { exact: null, subdomains: null, apex: null };
+    const found = this.#names.get(key);
+    if (found === undefined && scope === "exact") {
+      this.#names.set(key, position);
+      return;
+    }
+    let entry: NameEntry;
+    if (found === undefined || typeof found === "number") {
+      entry = { exact: found === undefined ? null : [found], subdomains: null, apex: null };
       this.#names.set(key, entry);
+    } else {
+      entry = found;
     }
     const field = scope === "exact" ? "exact" : scope === "subdomains" ? "subdomains" : "apex";
     const list = entry[field];
@@ -155,10 +170,13 @@ export class RuleIndex<R extends IndexedRule> {
     const accept = options.accept;
     const rules = this.#rules;
     let best = Infinity;
-    // The first position in an ascending list that is below `best` and accepted.
-    const consider = (positions: readonly number[] | null | undefined, verify: boolean) => {
+    // The first position in an ascending list (or the one position) that is below `best` and
+    // accepted.
+    const consider = (positions: Positions, verify: boolean) => {
       if (positions == null) return;
-      for (const position of positions) {
+      const count = typeof positions === "number" ? 1 : positions.length;
+      for (let i = 0; i < count; i++) {
+        const position = typeof positions === "number" ? positions : positions[i];
         if (position >= best) return;
         const rule = rules[position];
         if (verify && !matchesDomainPattern(rule.pattern, host, { address })) continue;
@@ -186,7 +204,7 @@ export class RuleIndex<R extends IndexedRule> {
   /** Probes the name map once per label-boundary suffix of `host`. */
   #considerNames(
     host: string,
-    consider: (positions: readonly number[] | null | undefined, verify: boolean) => void,
+    consider: (positions: Positions, verify: boolean) => void,
   ): void {
     if (this.#names.size === 0) return;
     // A pattern matches only when the labels before the matched suffix (the
@@ -197,7 +215,9 @@ export class RuleIndex<R extends IndexedRule> {
     let emptySeen = false;
     for (;;) {
       const entry = this.#names.get(start === 0 ? host : host.slice(start));
-      if (entry !== undefined) {
+      if (typeof entry === "number") {
+        if (extra === 0) consider(entry, false); // One exact rule.
+      } else if (entry !== undefined) {
         if (extra === 0) {
           consider(entry.exact, false);
           consider(entry.apex, false);

@@ -139,6 +139,18 @@ Deno.test("RuleIndex.first() returns the earliest of several matching rules, wha
   assert.equal(globs.first("b.example.com", null), undefined);
 });
 
+Deno.test("RuleIndex.first() keeps an exact rule first when wildcards of the same name follow it", () => {
+  // The index stores a lone exact rule as a bare position and widens it to a full entry when a
+  // wildcard of the same name arrives: the exact rule must survive the widening.
+  for (const rules of [compile(["a.test", "**.a.test", "*.a.test"], "allow")]) {
+    for (const index of [new RuleIndex(rules), new RuleIndex(hinted(rules))]) {
+      assert.equal(index.first("a.test", null)?.pattern.text, "a.test");
+      assert.equal(index.first("b.a.test", null)?.pattern.text, "**.a.test");
+      assert.equal(index.first("a.test", null, { exactOnly: true })?.pattern.text, "a.test");
+    }
+  }
+});
+
 Deno.test("RuleIndex.first() keeps *. strict and **. apex-inclusive at 100,000 rules", () => {
   const texts: string[] = [];
   for (let i = 0; i < 100_000; i++) texts.push(i % 2 === 0 ? `*.d${i}.test` : `**.d${i}.test`);

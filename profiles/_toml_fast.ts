@@ -21,11 +21,6 @@ const COMMENT = "(?:#[\\t\\x20-\\x7e]*)?";
 const END = "[ \\t]*" + COMMENT + "(?:\\r?\\n|$)";
 const BLANK = new RegExp(END, "y");
 const HEADER = new RegExp(`[ \\t]*\\[(${KEY}(?:\\.${KEY})*)\\]${END}`, "y");
-const PAIR = new RegExp(
-  `[ \\t]*(?:([A-Za-z0-9_-]+)|"(${PLAIN}*)")[ \\t]*=[ \\t]*` +
-    `(?:"((?:${PLAIN}|\\t)*)"|(true|false)|(0|-?[1-9][0-9]{0,14}))${END}`,
-  "y",
-);
 const HEADER_KEY = new RegExp(`([A-Za-z0-9_-]+)|"(${PLAIN}*)"`, "y");
 
 type Table = Record<string, unknown>;
@@ -50,6 +45,111 @@ function headerParts(inner: string): string[] {
   }
 }
 
+/** `"` and `\`, the two printable ASCII characters a plain basic string may not hold. */
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/** Printable ASCII except `"` and `\`. */
+function isPlainChar(code: number): boolean {
+  return code >= 0x20 && code <= 0x7e && code !== QUOTE && code !== BACKSLASH;
+}
+
+/** A bare key character: `A-Za-z0-9_-`. */
+function isBareKeyChar(code: number): boolean {
+  return (code >= 0x61 && code <= 0x7a) || (code >= 0x41 && code <= 0x5a) ||
+    (code >= 0x30 && code <= 0x39) || code === 0x5f || code === 0x2d;
+}
+
+function skipBlanks(text: string, at: number): number {
+  let code = text.charCodeAt(at);
+  while (code === 0x20 || code === 0x09) code = text.charCodeAt(++at);
+  return at;
+}
+
+/**
+ * The end of a line after a value: blanks, an optional comment, then a line
+ * break or the end of the text. Returns where the next line starts, or -1.
+ */
+function lineEnd(text: string, at: number): number {
+  at = skipBlanks(text, at);
+  let code = text.charCodeAt(at);
+  if (code === 0x23) { // `#`: printable ASCII or tabs up to the line break.
+    code = text.charCodeAt(++at);
+    while ((code >= 0x20 && code <= 0x7e) || code === 0x09) code = text.charCodeAt(++at);
+  }
+  if (code === 0x0a) return at + 1;
+  if (code === 0x0d) return text.charCodeAt(at + 1) === 0x0a ? at + 2 : -1;
+  return at >= text.length ? at : -1;
+}
+
+// The key and value of the last line `scanPair` accepted (no result object per line).
+let pairKey = "";
+let pairValue: string | boolean | number = "";
+
+/**
+ * Reads a `key = value` line of the subset at `at` (the scanner behind the
+ * fast path: a large allowlist is 100,000 of these). Returns where the next
+ * line starts and sets `pairKey`/`pairValue`, or returns -1 when the line is
+ * not such a line (then it may be blank, a header, or outside the subset).
+ * Accepts exactly: blanks, a bare key (`A-Za-z0-9_-`) or a quoted key of
+ * printable ASCII without `"` and `\`, blanks, `=`, blanks, then a string of
+ * those characters and tabs, `true`, `false`, or a decimal integer of at
+ * most 15 digits without leading zero or `+`, then {@linkcode lineEnd}.
+ */
+function scanPair(text: string, at: number): number {
+  at = skipBlanks(text, at);
+  let code = text.charCodeAt(at);
+  const keyStart = at;
+  if (code === QUOTE) {
+    code = text.charCodeAt(++at);
+    while (isPlainChar(code)) code = text.charCodeAt(++at);
+    if (code !== QUOTE) return -1;
+    pairKey = text.slice(keyStart + 1, at);
+    at++;
+  } else {
+    while (isBareKeyChar(code)) code = text.charCodeAt(++at);
+    if (at === keyStart) return -1;
+    pairKey = text.slice(keyStart, at);
+  }
+  at = skipBlanks(text, at);
+  if (text.charCodeAt(at) !== 0x3d) return -1; // `=`
+  at = skipBlanks(text, at + 1);
+  code = text.charCodeAt(at);
+  const valueStart = at;
+  if (code === QUOTE) {
+    code = text.charCodeAt(++at);
+    while (isPlainChar(code) || code === 0x09) code = text.charCodeAt(++at);
+    if (code !== QUOTE) return -1;
+    pairValue = plainString(text, valueStart + 1, at);
+    at++;
+  } else if (code === 0x74 && text.startsWith("true", at)) {
+    pairValue = true;
+    at += 4;
+  } else if (code === 0x66 && text.startsWith("false", at)) {
+    pairValue = false;
+    at += 5;
+  } else if (code === 0x30) { // `0`: alone.
+    pairValue = 0;
+    at++;
+  } else {
+    if (code === 0x2d) code = text.charCodeAt(++at); // `-`
+    if (!(code >= 0x31 && code <= 0x39)) return -1;
+    const digits = at;
+    code = text.charCodeAt(++at);
+    while (code >= 0x30 && code <= 0x39 && at - digits < 15) code = text.charCodeAt(++at);
+    pairValue = Number(text.slice(valueStart, at));
+  }
+  return lineEnd(text, at);
+}
+
+/** The string between `start` and `end`; the rule actions share one string each. */
+function plainString(text: string, start: number, end: number): string {
+  const length = end - start;
+  if (length === 5 && text.startsWith("allow", start)) return "allow";
+  if (length === 4 && text.startsWith("deny", start)) return "deny";
+  return text.slice(start, end);
+}
+
 /**
  * Parses `text` if it is written entirely in the plain subset; null
  * otherwise (then parse it with a full TOML parser).
@@ -70,19 +170,14 @@ export function parsePlainToml(text: string): Record<string, unknown> | null {
   while (at < text.length) {
     const first = text.charCodeAt(at);
     // A key line starts with a letter, digit, quote, `_` or `-` (after any indent).
-    PAIR.lastIndex = at;
-    const pair = first === 0x5b || first === 0x23 || first === 0x0a || first === 0x0d
-      ? null
-      : PAIR.exec(text);
-    if (pair !== null) {
-      const key = pair[1] ?? pair[2];
+    const next = first === 0x5b || first === 0x23 || first === 0x0a || first === 0x0d
+      ? -1
+      : scanPair(text, at);
+    if (next !== -1) {
+      const key = pairKey;
       if (key === "__proto__" || Object.hasOwn(current, key)) return null;
-      current[key] = pair[3] !== undefined
-        ? pair[3]
-        : pair[4] !== undefined
-        ? pair[4] === "true"
-        : Number(pair[5]);
-      at = PAIR.lastIndex;
+      current[key] = pairValue;
+      at = next;
       continue;
     }
     BLANK.lastIndex = at;

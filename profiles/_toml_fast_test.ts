@@ -48,6 +48,12 @@ const value = fc.constantFrom(
   "007",
   '"""m"""',
   "1979-05-27",
+  "",
+  "-0",
+  "0x1",
+  "1234567890123456",
+  "truex",
+  '"unclosed',
 );
 const line = fc.oneof(
   fc.tuple(name, value, fc.constantFrom("", " ", "\t")).map(([k, v, s]) => `${s}${k}${s}=${s}${v}`),
@@ -86,6 +92,10 @@ Deno.test("parsePlainToml() reads a large allowlist and leaves errors to the ful
   for (let i = 0; i < 1000; i++) lines.push(`"d${i}.example.com" = "allow" # rule ${i}`);
   const text = lines.join("\n") + "\n";
   assert.deepStrictEqual(parsePlainToml(text), parse(text));
+  // A value cut off by the end of the text is not a value.
+  for (const cut of ["a =", "a = -", 'a = "x', "a = tru", "[a"]) {
+    assert.equal(parsePlainToml(cut), null);
+  }
   assert.equal(parsePlainToml('a = "x"\na = "y"\n'), null);
   assert.equal(parsePlainToml("[a]\n[a]\n"), null);
   assert.equal(parsePlainToml("a = 1\n[a]\n"), null);

@@ -325,12 +325,17 @@ interface Draft {
    * The domain index that keeps merging linear: the non-managed rule in
    * `network.domains` for each normalized pattern, the normalized patterns
    * of managed rules, and the rules that a later layer replaced (dropped
-   * from `network.domains` by {@linkcode liveDomains}).
+   * from `network.domains` by {@linkcode liveDomains}). Read it through
+   * {@linkcode domainIndexOf}: the first `pendingCount` rules of `pending`
+   * (a first layer's rules, appended by {@linkcode addLayerDomainRules}) are
+   * only indexed when a later rule needs the index.
    */
   domainIndex: {
     replaceable: Map<string, DomainRule>;
     managed: Set<string>;
     replaced: Set<DomainRule>;
+    pending: readonly DomainRule[];
+    pendingCount: number;
   };
   filesystem: {
     writable: string[];
@@ -378,7 +383,13 @@ function newDraft(): Draft {
       requestRules: [],
     },
     managedRules: new Set(),
-    domainIndex: { replaceable: new Map(), managed: new Set(), replaced: new Set() },
+    domainIndex: {
+      replaceable: new Map(),
+      managed: new Set(),
+      replaced: new Set(),
+      pending: [],
+      pendingCount: 0,
+    },
     filesystem: {
       writable: [...DEFAULTS.filesystem.writable],
       denyRead: [...DEFAULTS.filesystem.denyRead],
@@ -480,9 +491,7 @@ function applyNetworkLayer(
     }
     addPresetReadRules(draft, name, PRESETS[name].allow, presetRuleSource);
   }
-  for (const rule of layer.domains) {
-    addDomainRule(draft, { pattern: rule.pattern, action: rule.action, source }, options);
-  }
+  addLayerDomainRules(draft, layer.domains, source, options);
   for (const rule of layer.requestRules ?? []) addRequestRule(draft, { ...rule, source });
   for (const rule of layer.unixSockets) addSocketRule(draft, { ...rule, source }, options);
 }
@@ -610,7 +619,8 @@ async function addDiscoveredPresetHosts(
         }
         addPresetReadRules(draft, use.name, [host], use.source);
         const key = normalizePattern(host);
-        if (draft.domainIndex.replaceable.has(key) || draft.domainIndex.managed.has(key)) continue;
+        const index = domainIndexOf(draft);
+        if (index.replaceable.has(key) || index.managed.has(key)) continue;
         addDomainRule(draft, { pattern: host, action: "allow", source: use.source }, {
           managed: use.managed,
         });
@@ -627,7 +637,7 @@ async function addDiscoveredPresetHosts(
  */
 function addDomainRule(draft: Draft, rule: DomainRule, options: { managed: boolean }): void {
   const key = normalizePattern(rule.pattern);
-  const index = draft.domainIndex;
+  const index = domainIndexOf(draft);
   if (options.managed) {
     index.managed.add(key);
   } else {
@@ -638,6 +648,48 @@ function addDomainRule(draft: Draft, rule: DomainRule, options: { managed: boole
   }
   draft.network.domains.push(rule);
   if (options.managed) draft.managedRules.add(rule);
+}
+
+/**
+ * Adds the domain rules of one validated block (their normalized patterns
+ * are distinct: validation dropped duplicates). When they are the first
+ * rules and not managed, they cannot replace anything: they are appended
+ * without touching the index, which {@linkcode domainIndexOf} builds from
+ * them only if a later rule needs it (a single large allowlist never does).
+ */
+function addLayerDomainRules(
+  draft: Draft,
+  rules: NetworkLayer["domains"],
+  source: RuleSource,
+  options: { managed: boolean },
+): void {
+  const domains = draft.network.domains;
+  if (options.managed || domains.length > 0 || draft.domainIndex.pendingCount > 0) {
+    for (const rule of rules) {
+      addDomainRule(draft, { pattern: rule.pattern, action: rule.action, source }, options);
+    }
+    return;
+  }
+  for (let i = 0; i < rules.length; i++) {
+    domains.push({ pattern: rules[i].pattern, action: rules[i].action, source });
+  }
+  draft.domainIndex.pending = domains;
+  draft.domainIndex.pendingCount = domains.length;
+}
+
+/** The domain index, with any pending first-layer rules indexed (see `Draft.domainIndex`). */
+function domainIndexOf(draft: Draft): Draft["domainIndex"] {
+  const index = draft.domainIndex;
+  if (index.pendingCount > 0) {
+    // Distinct keys, nothing before them: each is simply the replaceable rule of its key.
+    for (let i = 0; i < index.pendingCount; i++) {
+      const rule = index.pending[i];
+      index.replaceable.set(normalizePattern(rule.pattern), rule);
+    }
+    index.pending = [];
+    index.pendingCount = 0;
+  }
+  return index;
 }
 
 /** `network.domains` without the rules a later layer replaced (call once adding is over). */
@@ -1305,7 +1357,7 @@ function finish(draft: Draft): EffectiveConfig {
       enableSocks5: n.enableSocks5,
       // Frozen here, one by one (the draft's own rule objects, which nothing changes after the
       // merge): deepFreeze then skips the (possibly 100,000-rule) list.
-      domains: Object.freeze(liveDomains(draft).map((r) => Object.freeze(r))),
+      domains: Object.freeze(freezeEach(liveDomains(draft))),
       unixSockets: n.unixSockets.map((r) => ({ ...r })),
       managedAllowedDomainsOnly: n.managedAllowedDomainsOnly,
       ask: n.ask,
@@ -1340,6 +1392,12 @@ function finish(draft: Draft): EffectiveConfig {
     sources: draft.sources,
     notices: draft.notices,
   });
+}
+
+/** Freezes every element of `list` (in place; returns the list). */
+function freezeEach<T>(list: T[]): T[] {
+  for (let i = 0; i < list.length; i++) Object.freeze(list[i]);
+  return list;
 }
 
 function deepFreeze<T>(value: T): T {

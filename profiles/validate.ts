@@ -18,7 +18,7 @@
 import { type ConfigProblem, errorMessage } from "../errors.ts";
 import { compileRequestRule, READ_METHODS, RequestRuleError } from "../policy/request_rules.ts";
 import type { InjectedHeader, RequestRule } from "../policy/types.ts";
-import { checkDomainPattern } from "./_pattern.ts";
+import { checkDomainPattern, isPlainDomainPattern } from "./_pattern.ts";
 import { isPresetName, PRESETS } from "./presets.ts";
 import { formatKeyPath, type KeyLines, parseTomlText, splitDottedKey } from "./toml.ts";
 import { checkExecPolicyExamples } from "../execpolicy/mod.ts";
@@ -553,7 +553,12 @@ class Checker {
     return undefined;
   }
 
-  /** Checks a `{ NAME = ACTION }` table and hands each entry with a valid action to `add`. */
+  /**
+   * Checks a `{ NAME = ACTION }` table and hands each entry with a valid
+   * action to `add`. The key path given to `add` is one array reused for
+   * every entry (a 100,000-rule allowlist would otherwise allocate one per
+   * rule): use it during the call only, as {@linkcode problem} does.
+   */
   actionMap<T extends string>(
     value: unknown,
     path: readonly string[],
@@ -562,10 +567,16 @@ class Checker {
   ): void {
     const map = this.table(value, path);
     if (map === null) return;
-    for (const name in map) {
-      if (!Object.hasOwn(map, name)) continue;
-      const at = [...path, name];
-      const checked = this.oneOf(map[name], at, actions);
+    const at = [...path, ""];
+    const last = path.length;
+    const names = Object.keys(map);
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i];
+      const action = map[name];
+      at[last] = name;
+      const checked = typeof action === "string" && (actions as readonly string[]).includes(action)
+        ? action as T
+        : this.oneOf(action, at, actions);
       if (checked !== undefined) add(name, checked, at);
     }
   }
@@ -1437,12 +1448,17 @@ class Checker {
     action: "allow" | "deny",
     path: readonly string[],
   ): void {
-    const error = checkDomainPattern(pattern, action);
-    if (error !== null) {
-      this.problem(path, `Invalid ${action} pattern "${pattern}": ${error}`);
-      return;
+    // A plain name in normal form (nearly every rule of a large allowlist) is valid and is its
+    // own key: one regex test for both questions.
+    const plain = isPlainDomainPattern(pattern, action);
+    if (!plain) {
+      const error = checkDomainPattern(pattern, action);
+      if (error !== null) {
+        this.problem(path, `Invalid ${action} pattern "${pattern}": ${error}`);
+        return;
+      }
     }
-    const key = normalizePattern(pattern);
+    const key = plain ? pattern : normalizePattern(pattern);
     const earlier = block.byKey.get(key);
     if (earlier !== undefined) {
       if (earlier.action !== action) {
