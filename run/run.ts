@@ -378,6 +378,15 @@ async function renderDryRun(
       ? "none (empty network namespace, no proxy)"
       : `proxy via bridge on 127.0.0.1:${plan.network.httpPort} (HTTP) and :${plan.network.socksPort} (SOCKS5) -> ${plan.network.proxySocket}`,
   );
+  const capture = plan.network.kind === "none" ? null : plan.network.capture ?? null;
+  if (capture != null) {
+    const literals = capture.addresses ?? [];
+    lines.push(
+      `capture: ports ${capture.ports.join(", ")} of every looked-up name${
+        literals.length === 0 ? "" : ` and of ${literals.join(", ")}`
+      } (443 TLS, 80 HTTP, a port a tls:// rule marks TLS, others plain tunnels)`,
+    );
+  }
   lines.push("# tool homes (sandbox home -> default path, writable, never read outside):");
   for (const home of plan.toolHomes ?? []) {
     lines.push(

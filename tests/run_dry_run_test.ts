@@ -86,3 +86,33 @@ Deno.test({
     assert.equal(planned, parent(real));
   },
 });
+
+Deno.test("sandbox run --dry-run names the captured ports and the literal addresses rules name", async () => {
+  const args = [
+    "run",
+    "--dry-run",
+    "--allow",
+    "203.0.113.7:5432",
+    "--allow",
+    "tls://registry.example:8443",
+    "--allow",
+    "127.0.0.1:9000",
+    "--",
+    "true",
+  ];
+  const env = { XDG_CONFIG_HOME: "/nonexistent-sandbox-dry-run-config" };
+  const text = await sandboxCli(args, { env });
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(
+    text.stdout,
+    /\ncapture: ports 80, 443, 5432, 8443, 9000 of every looked-up name and of 203\.0\.113\.7 \(/,
+  );
+  const json = await sandboxCli([...args.slice(0, 2), "--json", ...args.slice(2)], { env });
+  assert.equal(json.code, 0, json.stderr);
+  assert.deepEqual(JSON.parse(json.stdout).network.capture.addresses, ["203.0.113.7"]);
+  const off = await sandboxCli(["run", "--dry-run", "--no-capture", ...ARGS, "--", "true"], {
+    env,
+  });
+  assert.equal(off.code, 0, off.stderr);
+  assert.doesNotMatch(off.stdout, /\ncapture:/);
+});
