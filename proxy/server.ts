@@ -39,7 +39,7 @@ import {
 } from "../policy/decide_request.ts";
 import { compileNetworkPolicy, type NetworkPolicy, tlsMarkingRule } from "../policy/policy.ts";
 import { BufferPool } from "./relay.ts";
-import { handleCapturedClient, readCaptureHeader } from "./capture.ts";
+import { type CapturedTarget, handleCapturedClient, readCaptureHeader } from "./capture.ts";
 import type { Resolver } from "./resolver.ts";
 import { handleSocks5Client, refuseSocksOverload } from "./socks5.ts";
 import { SlotSweeper } from "./connection_slot.ts";
@@ -129,6 +129,16 @@ export interface RunningProxy extends AsyncDisposable {
   readonly unixPath: string | null;
   /** Swaps in a new configuration for new connections. Throws {@linkcode ConfigError} and keeps the old one when it does not compile. */
   updateConfig(config: EffectiveConfig): void;
+  /**
+   * Serves a client accepted elsewhere (the launcher's listeners inside the
+   * sandbox): HTTP or SOCKS5, told apart by its first byte, as on the unix socket.
+   */
+  serveClient(conn: Deno.Conn): void;
+  /**
+   * Serves a connection the capture accepted inside the sandbox, with what it
+   * learnt about it (trusted: it comes from the launcher's own code, not a socket).
+   */
+  serveCaptured(conn: Deno.Conn, target: CapturedTarget): void;
   /** Stops listening, closes every connection, waits for handlers to finish. */
   close(): Promise<void>;
 }
@@ -389,7 +399,15 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     }),
   };
 
-  const serve = (conn: Deno.Conn, kind: "http" | "socks" | "unix" | "capture"): void => {
+  const serve = (
+    conn: Deno.Conn,
+    kind: "http" | "socks" | "unix" | "capture",
+    captured?: CapturedTarget,
+  ): void => {
+    if (abort.signal.aborted) {
+      safeClose(conn);
+      return;
+    }
     const slot = slots.add(conn);
     if ("setNoDelay" in conn) {
       try {
@@ -410,7 +428,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         const reader = new BufferedReader(conn, 2048);
         if (kind === "capture") {
           slot.expectWithin(limits.headerTimeoutMs);
-          const target = await readCaptureHeader(reader);
+          const target = captured ?? await readCaptureHeader(reader);
           if (target === null || overloaded) return;
           slot.unwatch();
           await handleCapturedClient(conn, reader, target, runtime, slot);
@@ -570,6 +588,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     updateConfig(config: EffectiveConfig): void {
       state = compileState(config);
     },
+    serveClient: (conn) => serve(conn, "unix"),
+    serveCaptured: (conn, target) => serve(conn, "capture", target),
     close,
     [Symbol.asyncDispose]: close,
   };

@@ -265,6 +265,10 @@ export async function runSandboxed(
         proxyStarting = startProxyNow();
         await proxyStarting;
       },
+      // As root the launcher listens inside the sandbox itself and serves the proxy in-process.
+      sink: () =>
+        proxyStarting ??
+          Promise.reject(new SandboxError("sandbox_failed", "The proxy was not started")),
     });
     return result(ended.exitCode, ended.signal);
   } finally {

@@ -25,6 +25,13 @@ export interface BridgeOptions {
   readonly listen: readonly BridgeListenAddress[];
   /** The proxy's unix socket (absolute path). */
   readonly target: string;
+  /**
+   * Instead of relaying to `target`: hands each accepted connection over (to
+   * a proxy in the same process), which owns it from then on.
+   */
+  readonly handoff?: (conn: Deno.TcpConn) => void;
+  /** Creates each listener (default `Deno.listen`): inside the sandbox's namespace when in-process. */
+  readonly bind?: (address: BridgeListenAddress) => Deno.TcpListener;
 }
 
 /** A running bridge; close it (or `await using` it) when done. */
@@ -55,7 +62,8 @@ export function startBridge(options: BridgeOptions): RunningBridge {
   const listeners: Deno.TcpListener[] = [];
   try {
     for (const address of options.listen) {
-      listeners.push(Deno.listen({ hostname: address.hostname, port: address.port }));
+      const where = { hostname: address.hostname, port: address.port };
+      listeners.push(options.bind === undefined ? Deno.listen(where) : options.bind(where));
     }
   } catch (error) {
     for (const listener of listeners) listener.close();
@@ -68,7 +76,7 @@ export function startBridge(options: BridgeOptions): RunningBridge {
     task.finally(() => tasks.delete(task));
   };
   for (const listener of listeners) {
-    track(acceptLoop(listener, options.target, open, track));
+    track(acceptLoop(listener, options.target, open, track, options.handoff));
   }
   let closing: Promise<void> | null = null;
   const close = () => {
@@ -91,6 +99,7 @@ async function acceptLoop(
   target: string,
   open: Set<Deno.Conn>,
   track: (task: Promise<void>) => void,
+  handoff: ((conn: Deno.TcpConn) => void) | undefined,
 ): Promise<void> {
   for (;;) {
     let client: Deno.TcpConn;
@@ -98,6 +107,10 @@ async function acceptLoop(
       client = await listener.accept();
     } catch {
       return; // closed
+    }
+    if (handoff !== undefined) {
+      handoff(client);
+      continue;
     }
     open.add(client);
     track(handle(client, target, open));

@@ -77,6 +77,18 @@ export interface CaptureOptions {
   readonly sandboxPid: number | null;
   /** Relays a captured connection to the proxy once the header is written. */
   readonly relay: (a: Deno.Conn, b: Deno.Conn) => Promise<void>;
+  /**
+   * Instead of `target` and `relay`: hands each captured connection with its
+   * header to a proxy in the same process, which owns it from then on.
+   */
+  readonly handoff?: (conn: Deno.TcpConn, header: CaptureHeader) => void;
+  /**
+   * Runs socket-creating steps (the address, the DNS stub, the listeners)
+   * inside the sandbox's network namespace; default: where the thread is.
+   */
+  readonly inNamespace?: <T>(fn: () => T) => T;
+  /** The `/proc` net directory that shows the sandbox's sockets (default `/proc/thread-self/net`). */
+  readonly procNet?: string;
   /** Skip the rtnetlink step (tests that run outside a namespace and bind a loopback address). */
   readonly addressReady?: boolean;
   /** Where the DNS stub listens (default {@linkcode CAPTURE_DNS_ADDRESS}:53). */
@@ -118,9 +130,15 @@ const encoder = new TextEncoder();
  * ```
  */
 export function startCapture(options: CaptureOptions): RunningCapture {
-  if (options.addressReady !== true) addLoopbackAddress(CAPTURE_DNS_ADDRESS, CAPTURE_PREFIX_LENGTH);
+  const inside = options.inNamespace ?? (<T>(fn: () => T): T => fn());
+  const procNet = options.procNet ?? "/proc/thread-self/net";
+  if (options.addressReady !== true) {
+    inside(() => addLoopbackAddress(CAPTURE_DNS_ADDRESS, CAPTURE_PREFIX_LENGTH));
+  }
   const dnsAt = options.dns ?? { hostname: CAPTURE_DNS_ADDRESS, port: 53 };
-  const udp = Deno.listenDatagram({ transport: "udp", hostname: dnsAt.hostname, port: dnsAt.port });
+  const udp = inside(() =>
+    Deno.listenDatagram({ transport: "udp", hostname: dnsAt.hostname, port: dnsAt.port })
+  );
   const names = new Map<string, string>();
   const hosts = new Map<string, string>();
   const listeners: Deno.TcpListener[] = [];
@@ -140,9 +158,9 @@ export function startCapture(options: CaptureOptions): RunningCapture {
   const listenFor = (address: string, host: string): void => {
     const bound: Deno.TcpListener[] = [];
     try {
-      for (const port of options.ports) {
-        bound.push(Deno.listen({ hostname: address, port }));
-      }
+      inside(() => {
+        for (const port of options.ports) bound.push(Deno.listen({ hostname: address, port }));
+      });
     } catch (error) {
       for (const listener of bound) safeClose(listener);
       throw error;
@@ -181,6 +199,13 @@ export function startCapture(options: CaptureOptions): RunningCapture {
       } catch {
         return;
       }
+      if (options.handoff !== undefined) {
+        const program = options.sandboxPid === null
+          ? null
+          : findConnectingProgram(client, options.sandboxPid, procNet);
+        options.handoff(client, { ...target, program });
+        continue;
+      }
       open.add(client);
       track(handle(client, target));
     }
@@ -192,7 +217,7 @@ export function startCapture(options: CaptureOptions): RunningCapture {
       client.setNoDelay(true);
       const program = options.sandboxPid === null
         ? null
-        : findConnectingProgram(client, options.sandboxPid);
+        : findConnectingProgram(client, options.sandboxPid, procNet);
       upstream = await Deno.connect({ transport: "unix", path: options.target });
       open.add(upstream);
       const header: CaptureHeader = { ...target, program };
@@ -232,7 +257,7 @@ export function startCapture(options: CaptureOptions): RunningCapture {
     try {
       if (why !== null) throw new Error(why);
       if (options.addressReady !== true) {
-        addLoopbackAddress(literal, literal.includes(":") ? 128 : 32);
+        inside(() => addLoopbackAddress(literal, literal.includes(":") ? 128 : 32));
       }
       listenFor(literal, literal);
     } catch (error) {
@@ -335,15 +360,19 @@ const VALID_NAME = /^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*
 
 /**
  * The executable of the sandboxed process that owns the client end of
- * `conn`: its socket inode from `/proc/thread-self/net/tcp` (the bridge's
- * network namespace), then a walk of the sandbox's process tree. Null when
+ * `conn`: its socket inode from the sandbox namespace's TCP tables
+ * (under `procNet`), then a walk of the sandbox's process tree. Null when
  * anything cannot be read.
  */
-function findConnectingProgram(conn: Deno.TcpConn, sandboxPid: number): string | null {
+function findConnectingProgram(
+  conn: Deno.TcpConn,
+  sandboxPid: number,
+  procNet: string,
+): string | null {
   try {
     const peer = conn.remoteAddr as Deno.NetAddr;
     const local = conn.localAddr as Deno.NetAddr;
-    const inode = socketInode(peer, local);
+    const inode = socketInode(peer, local, procNet);
     if (inode === null) return null;
     const wanted = `socket:[${inode}]`;
     const queue = [sandboxPid];
@@ -376,9 +405,13 @@ function findConnectingProgram(conn: Deno.TcpConn, sandboxPid: number): string |
   return null;
 }
 
-function socketInode(client: Deno.NetAddr, server: Deno.NetAddr): string | null {
+function socketInode(
+  client: Deno.NetAddr,
+  server: Deno.NetAddr,
+  procNet: string,
+): string | null {
   const v6 = server.hostname.includes(":");
-  const text = safeReadText(`/proc/thread-self/net/${v6 ? "tcp6" : "tcp"}`);
+  const text = safeReadText(`${procNet}/${v6 ? "tcp6" : "tcp"}`);
   const want = `${hexAddress(client.hostname)}:${hexPort(client.port)}`;
   const remote = `${hexAddress(server.hostname)}:${hexPort(server.port)}`;
   for (const line of text.split("\n").slice(1)) {

@@ -1,12 +1,15 @@
 /**
- * Runs a {@linkcode SandboxPlan} under Bubblewrap. With network, the bridge
- * is started outside the sandbox and entered into its network namespace
- * with `nsenter`: bwrap reports the sandbox's pid on `--json-status-fd`,
- * holds the command back on `--block-fd` until the bridge says it listens,
- * then runs it. The bridge is thus out of the command's sight (other mount
- * and pid namespaces) and out of reach of anything applied to the command,
- * such as the seccomp filter (`buildSeccompFilter()`) that bwrap loads from
- * `--seccomp` on every run, with network or without.
+ * Runs a {@linkcode SandboxPlan} under Bubblewrap. With network, bwrap
+ * reports the sandbox's pid on `--json-status-fd` and holds the command back
+ * on `--block-fd` until something listens on the proxy ports inside the
+ * sandbox's network namespace: as root, the launcher itself (its thread
+ * steps into the namespace to create the sockets and hands connections to
+ * the in-process proxy: no bridge process); unprivileged, the bridge process,
+ * started outside the sandbox and entered into the namespace with `nsenter`.
+ * Either is out of the command's sight (other mount and pid namespaces) and
+ * out of reach of anything applied to the command, such as the seccomp
+ * filter (`buildSeccompFilter()`) that bwrap loads from `--seccomp` on every
+ * run, with network or without.
  *
  * Process handling: only fds 0, 1 and 2 reach the command (inherited
  * descriptors are marked close-on-exec first); bwrap runs in its own
@@ -24,6 +27,7 @@
 import { errorMessage, SandboxError } from "../errors.ts";
 import { buildBwrapArgs } from "./bwrap_args.ts";
 import { BRIDGE_HOST } from "./env.ts";
+import type { CaptureHeader } from "./capture.ts";
 import type { CapturePlan, SandboxPlan } from "./plan.ts";
 import { userNamespaceProblem } from "./preflight.ts";
 import { buildSeccompFilter, currentSeccompArch } from "./seccomp.ts";
@@ -67,6 +71,22 @@ export interface LinuxRunOptions {
    * run with that error before the command has started.
    */
   readonly beforeCommand?: () => Promise<void>;
+  /**
+   * The proxy, once {@linkcode LinuxRunOptions.beforeCommand} has started it,
+   * for a launcher running as root: it then listens inside the sandbox's
+   * network namespace itself (the proxy ports and transparent capture) and
+   * hands every connection to the proxy in-process, with no bridge process and
+   * no relay hop. Absent, or unprivileged: the bridge process does it.
+   */
+  readonly sink?: () => Promise<ConnectionSink>;
+}
+
+/** What the launcher's own listeners inside the sandbox hand their connections to: the proxy. */
+export interface ConnectionSink {
+  /** A client of the proxy ports (HTTP or SOCKS5, told apart by its first byte). */
+  serveClient(conn: Deno.Conn): void;
+  /** A captured connection, with what the capture learnt about it. */
+  serveCaptured(conn: Deno.Conn, target: CaptureHeader): void;
 }
 
 /** How the command ended. */
@@ -109,7 +129,18 @@ export async function runLinuxPlan(
   // thread), so it starts now and boots while bwrap sets the sandbox up; it is told the pid
   // later. Unprivileged, it must enter the namespace's user namespace too, which only a
   // single-threaded process (nsenter) can: it starts once the pid is known.
-  if (withNetwork && options.uid === 0 && plan.network.kind === "proxy") {
+  // The DNS stub needs Deno's UDP listener (`--unstable-net`): without it, the bridge process.
+  const udp = typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
+  if (
+    withNetwork && options.uid === 0 && plan.network.kind === "proxy" && options.sink &&
+    (udp || (plan.network.capture ?? null) === null)
+  ) {
+    bridge = startJoinedBridge({
+      ports: [plan.network.httpPort, plan.network.socksPort],
+      capture: plan.network.capture ?? null,
+      sink: options.sink,
+    });
+  } else if (withNetwork && options.uid === 0 && plan.network.kind === "proxy") {
     if (plan.network.proxySocket === null) {
       throw new SandboxError("sandbox_failed", "The plan has network but no proxy socket");
     }
@@ -364,6 +395,97 @@ interface BridgeProcess {
   /** Calls `onExit` if the bridge exits before {@linkcode BridgeProcess.stop} is called. */
   watch(onExit: (how: string) => void): void;
   stop(): Promise<void>;
+}
+
+/**
+ * The bridge without a process, for a launcher running as root: once the
+ * sandbox's pid is known, the launcher's own thread steps into the sandbox's
+ * network namespace just long enough to bind the proxy ports on its loopback
+ * (and, with capture, to add the synthetic range, bind the DNS stub and,
+ * later, each name's listeners), then steps back. Accepted connections go to
+ * the proxy in the same process: no second runtime to start, no relay.
+ * Nothing of it is visible inside but the listening sockets, as with the
+ * bridge process; the command still cannot reach the launcher's process or
+ * files.
+ */
+function startJoinedBridge(options: {
+  ports: readonly number[];
+  capture: CapturePlan | null;
+  sink: () => Promise<ConnectionSink>;
+}): BridgeProcess {
+  const { promise: entered, resolve: enter } = Promise.withResolvers<number>();
+  const closers: (() => Promise<void> | void)[] = [];
+  let stopped = false;
+  const ready = (async () => {
+    const pid = await entered;
+    if (stopped) return;
+    // Asked only now: the proxy is started (beforeCommand) once bwrap is.
+    const sink = options.sink();
+    const [{ openNetworkNamespace }, { startBridge }, capture] = await Promise.all([
+      import("./netns.ts"),
+      import("./bridge.ts"),
+      options.capture === null ? null : import("./capture.ts"),
+    ]);
+    if (stopped) return;
+    const inside = openNetworkNamespace(pid);
+    closers.push(() => inside.close());
+    await untilLoopbackUp(inside);
+    const proxy = await sink;
+    if (stopped) return;
+    const bridge = startBridge({
+      listen: options.ports.map((port) => ({ hostname: BRIDGE_HOST, port })),
+      target: "",
+      bind: (address) => inside.run(() => Deno.listen(address)),
+      handoff: (conn) => proxy.serveClient(conn),
+    });
+    closers.unshift(() => bridge.close());
+    if (capture !== null && options.capture !== null) {
+      const running = capture.startCapture({
+        ports: options.capture.ports,
+        tlsPorts: options.capture.tlsPorts,
+        httpPorts: options.capture.httpPorts,
+        addresses: options.capture.addresses ?? [],
+        onProblem: (message) =>
+          void Deno.stderr.writeSync(new TextEncoder().encode(`sandbox: ${message}\n`)),
+        target: options.capture.socket,
+        sandboxPid: pid,
+        relay: () => Promise.resolve(),
+        handoff: (conn, header) => proxy.serveCaptured(conn, header),
+        inNamespace: (fn) => inside.run(fn),
+        procNet: `/proc/${pid}/net`,
+      });
+      closers.unshift(() => running.close());
+    }
+  })();
+  ready.catch(() => {});
+  return {
+    ready,
+    enter: (pid) => enter(pid),
+    // No process of its own: it stops only with the launcher.
+    watch: () => {},
+    async stop() {
+      stopped = true;
+      enter(0);
+      await ready.catch(() => {});
+      for (const close of closers.splice(0)) await close();
+    },
+  };
+}
+
+/**
+ * Waits (bounded) until bwrap has brought the sandbox's loopback device up:
+ * bwrap reports the pid first, and until the device is up nothing binds there.
+ */
+async function untilLoopbackUp(inside: { run<T>(fn: () => T): T }): Promise<void> {
+  for (let waited = 0;; waited++) {
+    try {
+      inside.run(() => Deno.listen({ hostname: "127.0.0.2", port: 0 })).close();
+      return;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrNotAvailable) || waited > 5000) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
 }
 
 function startBridgeProcess(

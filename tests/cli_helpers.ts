@@ -126,7 +126,8 @@ export function sandboxArgv(
 ): string[] {
   const binary = options.sandboxBin ? Deno.env.get("SANDBOX_BIN") : undefined;
   if (binary) return [binary, ...args];
-  return [Deno.execPath(), "run", "-A", "--no-prompt", "--quiet", MAIN, ...args];
+  // As the sandbox task starts it (transparent capture's DNS stub listens on UDP).
+  return [Deno.execPath(), "run", "-A", "--no-prompt", "--quiet", "--unstable-net", MAIN, ...args];
 }
 
 /** Options for {@linkcode sandboxCli}. */

@@ -10,8 +10,10 @@
  *   at once, as with a bad bind path), not a stand-in for bwrap under test.
  * - The proxy is in-process with the launcher, so "the proxy dies while CMD
  *   runs" is tested two ways: the bridge process (the only separate hop
- *   between CMD and the proxy) is killed, and the launcher itself (with its
- *   proxy) is killed with SIGKILL.
+ *   between CMD and the proxy, unprivileged runs only: as root the launcher
+ *   listens inside the sandbox itself, and there is no bridge process, which
+ *   is checked too) is killed, and the launcher itself (with its proxy) is
+ *   killed with SIGKILL.
  *
  * After each: no process of the run is left (found by markers in
  * /proc/PID/cmdline) and no run directory of the run remains in /tmp (the
@@ -20,6 +22,7 @@
 import assert from "node:assert/strict";
 import { fakeServer, respondWith } from "./proxy_helpers.ts";
 import { runDirBase } from "../sandbox/run_dir.ts";
+import { NOBODY, type Nobody, prepareNobody, unprivilegedBwrapWorks } from "./nobody_helpers.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -69,10 +72,10 @@ function childrenOf(pid: number): { pid: number; cmdline: string }[] {
   return out;
 }
 
-/** Run dirs in /tmp owned by `pid`. */
-function runDirsOf(pid: number): string[] {
+/** Run dirs in /tmp owned by `pid` (a launcher running as `uid`). */
+function runDirsOf(pid: number, uid = Deno.uid() ?? 0): string[] {
   const out: string[] = [];
-  const base = runDirBase(Deno.env.toObject(), Deno.uid() ?? 0);
+  const base = runDirBase(Deno.env.toObject(), uid);
   for (const entry of Deno.readDirSync(base)) {
     if (!entry.name.startsWith("sandbox-run-")) continue;
     try {
@@ -109,13 +112,21 @@ function sandboxRun(
     stdin?: "piped" | "null";
     prefix?: string[];
     detached?: boolean;
+    /** Runs the launcher as nobody (its argv and environment). */
+    nobody?: Nobody;
   } = {},
 ) {
   const prefix = options.prefix ?? [];
-  const argv = [...prefix, Deno.execPath(), "run", "-A", MAIN, "run", ...args];
+  const argv = options.nobody !== undefined
+    ? options.nobody.argv(["run", ...args])
+    : [...prefix, Deno.execPath(), "run", "-A", MAIN, "run", ...args];
   return new Deno.Command(argv[0], {
     args: argv.slice(1),
-    env: { XDG_CONFIG_HOME: "/nonexistent-sandbox-fault-config", ...options.env },
+    env: {
+      XDG_CONFIG_HOME: "/nonexistent-sandbox-fault-config",
+      ...options.nobody?.denoEnv,
+      ...options.env,
+    },
     stdin: options.stdin ?? "null",
     stdout: "piped",
     stderr: "piped",
@@ -204,9 +215,13 @@ Deno.test({
 
 Deno.test({
   name:
-    "fault: the bridge to the proxy is killed while CMD runs => one clear line on stderr at once, CMD's next connection fails at once, CMD's own exit code (0) is kept, nothing is left",
-  ignore: !LINUX,
+    "fault (unprivileged): the bridge to the proxy is killed while CMD runs => one clear line on stderr at once, CMD's next connection fails at once, CMD's own exit code (0) is kept, nothing is left",
+  ignore: !LINUX || !unprivilegedBwrapWorks(),
   async fn() {
+    await using nobody = await prepareNobody();
+    const home = `${nobody.dir}/home`;
+    await Deno.mkdir(home);
+    await nobody.chown(home);
     await using upstream = fakeServer("127.0.0.2", respondWith("ok"));
     const url = `http://allowed.test:${upstream.port}/`;
     const curl = `curl -s -o /dev/null --max-time 5 -w '%{http_code}' ${url}`;
@@ -222,7 +237,7 @@ Deno.test({
         // Exits 0 whatever curl says: the launcher keeps CMD's code even after the bridge died.
         `echo "first:$(${curl})"; read go; ${curl}; code=$?; echo "second:$code"; exit 0`,
       ],
-      { stdin: "piped" },
+      { stdin: "piped", nobody, env: { HOME: home } },
     ).spawn();
     const out = collect(child.stdout);
     const err = collect(child.stderr);
@@ -230,10 +245,13 @@ Deno.test({
     let status: Deno.CommandStatus;
     let runDirs: string[] = [];
     try {
-      await eventually("the first request", () => out.text().includes("first:"), 30_000);
+      await eventually("the first request", () => out.text().includes("first:"), 30_000)
+        .catch((error) => {
+          throw new Error(`${error.message}: ${err.text()}`);
+        });
       assert.match(out.text(), /first:200/);
       assert.doesNotMatch(err.text(), /network bridge/);
-      runDirs = runDirsOf(child.pid);
+      runDirs = runDirsOf(child.pid, NOBODY);
       assert.equal(runDirs.length, 1);
       const bridges = childrenOf(child.pid).filter((p) => p.cmdline.includes("__bridge"));
       assert.equal(bridges.length, 1, JSON.stringify(childrenOf(child.pid)));
@@ -267,8 +285,51 @@ Deno.test({
     assert.deepEqual(lines, [
       "sandbox: The network bridge stopped (killed by SIGKILL): connections from the command fail from now on",
     ]);
-    assert.deepEqual(runDirsOf(child.pid), []);
+    assert.deepEqual(runDirsOf(child.pid, NOBODY), []);
     for (const dir of runDirs) assert.deepEqual(processesWith(dir), []);
+  },
+});
+
+Deno.test({
+  name:
+    "sandbox run as root: no bridge process; the launcher itself listens inside the sandbox and serves the proxy ports and capture there",
+  ignore: !LINUX || Deno.uid() !== 0,
+  async fn() {
+    await using upstream = fakeServer("127.0.0.2", respondWith("ok"));
+    const url = `http://allowed.test:${upstream.port}/`;
+    const child = sandboxRun(
+      [
+        "--allow",
+        `allowed.test:${upstream.port}`,
+        "--resolve",
+        "allowed.test=127.0.0.2",
+        "--",
+        "sh",
+        "-c",
+        `echo "proxied:$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' ${url})"; ` +
+        `echo "captured:$(curl -s -o /dev/null --noproxy '*' --max-time 5 -w '%{http_code}' ${url})"; ` +
+        "read go",
+      ],
+      { stdin: "piped" },
+    ).spawn();
+    const out = collect(child.stdout);
+    const err = collect(child.stderr);
+    const stdin = child.stdin.getWriter();
+    try {
+      await eventually("both requests", () => out.text().includes("captured:"), 30_000);
+      const children = childrenOf(child.pid);
+      assert.deepEqual(children.filter((p) => p.cmdline.includes("__bridge")), []);
+      assert.ok(children.some((p) => p.cmdline.includes("bwrap")), JSON.stringify(children));
+      await stdin.write(new TextEncoder().encode("go\n"));
+      await stdin.close();
+    } finally {
+      await stdin.close().catch(() => {});
+      await child.status;
+      await Promise.all([out.done, err.done]);
+    }
+    assert.match(out.text(), /proxied:200/);
+    assert.match(out.text(), /captured:200/, err.text());
+    assert.equal(upstream.accepted, 2);
   },
 });
 

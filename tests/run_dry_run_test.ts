@@ -15,16 +15,18 @@ function parent(path: string): string {
 }
 
 /** The run dir of the launcher `pid`: its bridge's `--target` is RUN_DIR/proxy.sock. */
-function bridgeRunDir(pid: number): string | null {
+function childRunDir(pid: number): string | null {
   for (const entry of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
     try {
       const status = Deno.readTextFileSync(`/proc/${entry.name}/status`);
       if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) !== pid) continue;
+      // bwrap binds the sandbox's resolv.conf from the run dir (and a bridge process, when
+      // there is one, names its proxy socket there).
       const argv = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0");
-      const target = argv.indexOf("--target");
-      if (!argv.includes("__bridge") || target === -1) continue;
-      return parent(argv[target + 1]);
+      const inRunDir = argv.find((arg) => /\/sandbox-run-[^/]+\/[^/]+$/.test(arg));
+      if (inRunDir === undefined) continue;
+      return parent(inRunDir);
     } catch {
       // Gone meanwhile.
     }
@@ -75,7 +77,7 @@ Deno.test({
     let real: string | null = null;
     let output: Deno.CommandOutput;
     try {
-      real = await eventually("the bridge of the real run", () => bridgeRunDir(child.pid));
+      real = await eventually("the real run's bwrap", () => childRunDir(child.pid));
     } finally {
       await stdin.write(new TextEncoder().encode("go\n")).catch(() => {});
       await stdin.close().catch(() => {});
