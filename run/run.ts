@@ -181,6 +181,16 @@ export async function runSandboxed(
     return result(0, null);
   }
 
+  // The proxy's modules start loading now, while the sandbox is planned: their reads overlap
+  // that work instead of following it.
+  const proxyModules = withNetwork
+    ? Promise.all([
+      import("../proxy/server.ts"),
+      import("../proxy/upstream.ts"),
+      import("../proxy/resolver.ts"),
+    ])
+    : null;
+  proxyModules?.catch(() => {});
   const uid = Deno.uid() ?? 0;
   const { bwrap, setsid, nsenter } = await preflightLinux({
     env,
@@ -216,12 +226,8 @@ export async function runSandboxed(
     });
     const proxySocket = plan.proxySocket;
     // Loaded here, not at the top: a run without network never needs the proxy's code.
-    const startProxyNow = proxySocket === null ? null : async () => {
-      const [{ startProxy }, { upstreamProxyFromEnv }, { createResolver }] = await Promise.all([
-        import("../proxy/server.ts"),
-        import("../proxy/upstream.ts"),
-        import("../proxy/resolver.ts"),
-      ]);
+    const startProxyNow = proxySocket === null || proxyModules === null ? null : async () => {
+      const [{ startProxy }, { upstreamProxyFromEnv }, { createResolver }] = await proxyModules;
       return await startProxy({
         // A verdict bound to hosts narrows the proxy to them (deny rules stay).
         config: verdict.hosts === null

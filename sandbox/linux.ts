@@ -416,16 +416,19 @@ function startJoinedBridge(options: {
   const { promise: entered, resolve: enter } = Promise.withResolvers<number>();
   const closers: (() => Promise<void> | void)[] = [];
   let stopped = false;
+  // Loaded while bwrap starts.
+  const modules = Promise.all([
+    import("./netns.ts"),
+    import("./bridge.ts"),
+    options.capture === null ? null : import("./capture.ts"),
+  ]);
+  modules.catch(() => {});
   const ready = (async () => {
     const pid = await entered;
     if (stopped) return;
     // Asked only now: the proxy is started (beforeCommand) once bwrap is.
     const sink = options.sink();
-    const [{ openNetworkNamespace }, { startBridge }, capture] = await Promise.all([
-      import("./netns.ts"),
-      import("./bridge.ts"),
-      options.capture === null ? null : import("./capture.ts"),
-    ]);
+    const [{ openNetworkNamespace }, { startBridge }, capture] = await modules;
     if (stopped) return;
     const inside = openNetworkNamespace(pid);
     closers.push(() => inside.close());
