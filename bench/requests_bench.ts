@@ -11,7 +11,7 @@
  *   CONNECT tunnel (`-p -x`); names pinned with `--resolve`, and once with
  *   the system resolver (`localhost`, from /etc/hosts) to show the lookup
  *   cost per request;
- * - via `sandbox run`: curl inside the sandbox, through the bridge and the
+ * - via `sandbox run`: curl inside the sandbox, through the listeners inside and the
  *   proxy (absolute-form from the proxy variables, and `-p` for a tunnel).
  *
  *   deno run -A bench/requests_bench.ts [--requests N] [--reps N] [--quick]
@@ -160,9 +160,13 @@ try {
       [...CURL, "-p", "-x", `http://127.0.0.1:${pinned.port}`, url],
       "direct",
     ],
-    ["absolute-form via sandbox run (bridge + proxy)", [...inSandbox, ...CURL, url], "direct"],
     [
-      "CONNECT tunnel via sandbox run (bridge + proxy)",
+      "absolute-form via sandbox run (listeners inside + proxy)",
+      [...inSandbox, ...CURL, url],
+      "direct",
+    ],
+    [
+      "CONNECT tunnel via sandbox run (listeners inside + proxy)",
       [...inSandbox, ...CURL, "-p", url],
       "direct",
     ],

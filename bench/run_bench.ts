@@ -14,10 +14,11 @@
  *   - `deno run main.ts --version` (the launcher's own start-up),
  *   - bwrap starting the bridge inside it (`__bridge`, exits at once): the
  *     cost of the "bridge inside" design, for comparison,
- *   - `sandbox run -- true` with network (proxy, bwrap, bridge; capture on, the default),
+ *   - `sandbox run -- true` with network (proxy, bwrap, the listeners inside: the launcher's
+ *     own as root, the bridge process's unprivileged; capture on, the default),
  *   - the same with `--no-capture` (no DNS stub, no synthetic range),
  *   - `sandbox run -- true` for an execpolicy `allow` command (no proxy, no bridge).
- * Throughput: curl inside the sandbox downloads M MiB through the bridge and
+ * Throughput: curl inside the sandbox downloads M MiB through the listeners inside and
  * the proxy (CONNECT tunnel) from a loopback server, and again connecting
  * directly (`--noproxy '*'`: captured, a plain tunnel for the `host:PORT`
  * rule); beside them, curl on the host straight from the same server.
@@ -124,7 +125,7 @@ const allCases: [string, string[]][] = [
       "127.0.0.1:3128",
     ],
   ],
-  ["sandbox run -- true (network: proxy + bridge)", [...SELF, "run", "--", "true"]],
+  ["sandbox run -- true (network: proxy + listeners inside)", [...SELF, "run", "--", "true"]],
   [
     "sandbox run --no-capture -- true (network, capture off)",
     [...SELF, "run", "--no-capture", "--", "true"],
@@ -242,13 +243,11 @@ async function throughput(): Promise<void> {
   console.log(`download of ${MIB} MiB, median of 3 (MB/s):`);
   console.log(`  ${median(direct).toFixed(0).padStart(7)}  curl on the host, direct`);
   console.log(
-    `  ${
-      median(sandboxed).toFixed(0).padStart(7)
-    }  curl in the sandbox via bridge + proxy (CONNECT)`,
+    `  ${median(sandboxed).toFixed(0).padStart(7)}  curl in the sandbox via the proxy (CONNECT)`,
   );
   console.log(
     `  ${
       median(captured).toFixed(0).padStart(7)
-    }  curl in the sandbox connecting directly (captured: bridge + proxy, plain tunnel)`,
+    }  curl in the sandbox connecting directly (captured, plain tunnel)`,
   );
 }
