@@ -26,6 +26,11 @@ const BENCHES: Readonly<
   seccomp: { file: "seccomp_bench.ts", byDefault: false, quick: ["--runs", "7"] },
   execpolicy: { file: "execpolicy_bench.ts", byDefault: false, quick: ["--runs", "5"] },
   "tool-homes": { file: "tool_homes_bench.ts", byDefault: false, quick: ["--runs", "1"] },
+  "capture-literals": {
+    file: "capture_literals_bench.ts",
+    byDefault: false,
+    quick: ["--runs", "5"],
+  },
 };
 
 if (import.meta.main) {

@@ -47,6 +47,11 @@ export const CAPTURE_DNS_ADDRESS = "198.18.0.1";
 export const CAPTURE_PREFIX_LENGTH = 15;
 /** Most names one run may be given addresses for (each costs a listener per captured port). */
 export const CAPTURE_MAX_NAMES = 4096;
+/**
+ * Most literal addresses one run captures (each costs a loopback address and a listener per
+ * captured port, all bound before the command starts); the rest are left out, said once.
+ */
+export const CAPTURE_MAX_ADDRESSES = 256;
 
 /** How the proxy treats a captured connection. */
 export type CaptureKind = "tls" | "http" | "tcp";
@@ -252,22 +257,16 @@ export function startCapture(options: CaptureOptions): RunningCapture {
       }
     }
   };
-  for (const literal of new Set(options.addresses ?? [])) {
-    const why = uncapturableAddress(literal);
-    try {
-      if (why !== null) throw new Error(why);
-      if (options.addressReady !== true) {
-        inside(() => addLoopbackAddress(literal, literal.includes(":") ? 128 : 32));
-      }
-      listenFor(literal, literal);
-    } catch (error) {
-      options.onProblem?.(
-        `Cannot capture connections to ${literal}: ${
-          error instanceof Error ? error.message : String(error)
-        }`,
-      );
-    }
-  }
+  const problems = captureAddresses(options.addresses ?? [], {
+    add: (literals) =>
+      options.addressReady === true ? literals.map(() => null) : inside(() =>
+        addLoopbackAddresses(
+          literals.map((address) => ({ address, prefix: address.includes(":") ? 128 : 32 })),
+        )
+      ),
+    bind: (literal) => listenFor(literal, literal),
+  });
+  for (const problem of problems) options.onProblem?.(problem);
 
   track(serveDns());
 
@@ -288,6 +287,76 @@ export function startCapture(options: CaptureOptions): RunningCapture {
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/** The two steps of capturing literal addresses (see {@linkcode captureAddresses}). */
+export interface CaptureAddressSteps {
+  /** Puts the addresses on the loopback device; per address, null or why not. */
+  add(addresses: readonly string[]): readonly (string | null)[];
+  /** Binds the captured ports on one added address; throws when it cannot. */
+  bind(address: string): void;
+}
+
+/**
+ * Captures literal addresses: at most {@linkcode CAPTURE_MAX_ADDRESSES},
+ * never one {@linkcode uncapturableAddress} refuses; all are added in one
+ * go, then each is bound. Returns what was left out, for people: a few
+ * lines and counts, not a line per address of a long list.
+ *
+ * @example
+ * ```ts
+ * captureAddresses(["203.0.113.7", "127.0.0.1"], { add, bind });
+ * // ["Cannot capture connections to 127.0.0.1: 127.0.0.1 is loopback, the sandbox's own"]
+ * ```
+ */
+export function captureAddresses(
+  addresses: readonly string[],
+  steps: CaptureAddressSteps,
+): string[] {
+  const literals = [...new Set(addresses)];
+  const problems: string[] = [];
+  const fail = (literal: string, why: unknown) =>
+    problems.push(
+      `Cannot capture connections to ${literal}: ${
+        why instanceof Error ? why.message : String(why)
+      }`,
+    );
+  const candidates: string[] = [];
+  for (const literal of literals.slice(0, CAPTURE_MAX_ADDRESSES)) {
+    const why = uncapturableAddress(literal);
+    if (why === null) candidates.push(literal);
+    else fail(literal, why);
+  }
+  let added: readonly (string | null)[];
+  try {
+    added = steps.add(candidates);
+  } catch (error) {
+    added = candidates.map(() => error instanceof Error ? error.message : String(error));
+  }
+  for (const [i, literal] of candidates.entries()) {
+    const why = added[i] ?? null;
+    if (why !== null) {
+      fail(literal, why);
+      continue;
+    }
+    try {
+      steps.bind(literal);
+    } catch (error) {
+      fail(literal, error);
+    }
+  }
+  const out = problems.slice(0, 5);
+  if (problems.length > 5) {
+    out.push(`Cannot capture connections to ${problems.length - 5} more addresses`);
+  }
+  if (literals.length > CAPTURE_MAX_ADDRESSES) {
+    out.push(
+      `Connections to ${literals.length - CAPTURE_MAX_ADDRESSES} of the ${literals.length} ` +
+        `literal addresses the rules name are not captured: at most ${CAPTURE_MAX_ADDRESSES} per run ` +
+        "(the proxy variables still reach them)",
+    );
+  }
+  return out;
 }
 
 /**
@@ -574,63 +643,84 @@ const NETLINK_SYMBOLS = {
 /**
  * Adds `address/prefix` (IPv4 or IPv6) to the loopback device (ifindex 1)
  * of the calling thread's network namespace with one RTM_NEWADDR request
- * (AF_INET or AF_INET6; an IPv6 address skips duplicate address detection,
- * so it can be bound at once). An address that is already there is fine.
- * Throws with the kernel's errno otherwise.
+ * (see {@linkcode addLoopbackAddresses}). An address that is already there
+ * is fine. Throws with the kernel's errno otherwise.
  */
 export function addLoopbackAddress(address: string, prefix: number): void {
-  const bytes = addressBytes(address);
-  if (bytes === null) throw new Error(`"${address}" is not an IPv4 or IPv6 address`);
+  const [error] = addLoopbackAddresses([{ address, prefix }]);
+  if (error !== null) throw new Error(error);
+}
+
+/**
+ * Adds each `address/prefix` to the loopback device (ifindex 1) of the
+ * calling thread's network namespace: one netlink socket, one RTM_NEWADDR
+ * request each (AF_INET, or AF_INET6 with IFA_F_NODAD so the address can be
+ * bound at once), each acknowledged. Returns, per entry, null when it is
+ * there (already there is fine) or why not. Throws when netlink itself
+ * cannot be used.
+ */
+export function addLoopbackAddresses(
+  entries: readonly { readonly address: string; readonly prefix: number }[],
+): (string | null)[] {
+  if (entries.length === 0) return [];
   const lib = openLibc();
   try {
     const AF_NETLINK = 16, SOCK_RAW = 3, SOCK_CLOEXEC = 0o2000000, NETLINK_ROUTE = 0;
     const fd = lib.symbols.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
     if (fd < 0) throw new Error("cannot open a netlink socket");
     try {
-      const v6 = bytes.length === 16;
-      const attribute = 4 + bytes.length;
-      const size = 24 + 2 * attribute;
-      const message = new Uint8Array(size);
-      const view = new DataView(message.buffer);
-      const RTM_NEWADDR = 20;
-      const NLM_F_REQUEST = 1, NLM_F_ACK = 4, NLM_F_EXCL = 0x200, NLM_F_CREATE = 0x400;
-      view.setUint32(0, size, true);
-      view.setUint16(4, RTM_NEWADDR, true);
-      view.setUint16(6, NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE, true);
-      view.setUint32(8, 1, true);
-      // ifaddrmsg: family, prefix length, flags, scope, ifindex 1 (loopback). IPv4: scope host;
-      // IPv6: the kernel takes the scope from the address, and IFA_F_NODAD (2) so it is usable now.
-      const AF_INET = 2, AF_INET6 = 10, IFA_F_NODAD = 2, RT_SCOPE_HOST = 254;
-      message.set(
-        v6 ? [AF_INET6, prefix, IFA_F_NODAD, 0] : [AF_INET, prefix, 0, RT_SCOPE_HOST],
-        16,
-      );
-      view.setUint32(20, 1, true);
-      for (const [offset, type] of [[24, 2], [24 + attribute, 1]]) { // IFA_LOCAL, IFA_ADDRESS
-        view.setUint16(offset, attribute, true);
-        view.setUint16(offset + 2, type, true);
-        message.set(bytes, offset + 4);
-      }
       const kernel = new Uint8Array(12);
       kernel[0] = AF_NETLINK;
-      if (Number(lib.symbols.sendto(fd, message, BigInt(size), 0, kernel, 12)) !== size) {
-        throw new Error("cannot send to the kernel's netlink socket");
-      }
       const answer = new Uint8Array(1024);
-      const n = Number(lib.symbols.recv(fd, answer, 1024n, 0));
-      const reply = new DataView(answer.buffer);
-      if (n < 20 || reply.getUint16(4, true) !== 2) throw new Error("no netlink acknowledgement");
-      const errno = -reply.getInt32(16, true);
-      const EEXIST = 17;
-      if (errno !== 0 && errno !== EEXIST) {
-        throw new Error(`the kernel refused the address (errno ${errno})`);
-      }
+      return entries.map(({ address, prefix }, index) => {
+        const bytes = addressBytes(address);
+        if (bytes === null) return `"${address}" is not an IPv4 or IPv6 address`;
+        const message = newAddressMessage(bytes, prefix, index + 1);
+        const size = message.length;
+        if (Number(lib.symbols.sendto(fd, message, BigInt(size), 0, kernel, 12)) !== size) {
+          return "cannot send to the kernel's netlink socket";
+        }
+        const n = Number(lib.symbols.recv(fd, answer, 1024n, 0));
+        const reply = new DataView(answer.buffer);
+        if (n < 20 || reply.getUint16(4, true) !== 2) return "no netlink acknowledgement";
+        const errno = -reply.getInt32(16, true);
+        const EEXIST = 17;
+        return errno === 0 || errno === EEXIST
+          ? null
+          : `the kernel refused the address (errno ${errno})`;
+      });
     } finally {
       lib.symbols.close(fd);
     }
   } finally {
     lib.close();
   }
+}
+
+/** One RTM_NEWADDR request for `bytes/prefix` on ifindex 1, acknowledged, with sequence `seq`. */
+function newAddressMessage(bytes: Uint8Array, prefix: number, seq: number): Uint8Array {
+  const v6 = bytes.length === 16;
+  const attribute = 4 + bytes.length;
+  const size = 24 + 2 * attribute;
+  const message = new Uint8Array(size);
+  const view = new DataView(message.buffer);
+  const RTM_NEWADDR = 20;
+  const NLM_F_REQUEST = 1, NLM_F_ACK = 4, NLM_F_EXCL = 0x200, NLM_F_CREATE = 0x400;
+  view.setUint32(0, size, true);
+  view.setUint16(4, RTM_NEWADDR, true);
+  view.setUint16(6, NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE, true);
+  view.setUint32(8, seq, true);
+  // ifaddrmsg: family, prefix length, flags, scope, ifindex 1 (loopback). IPv4: scope host;
+  // IPv6: the kernel takes the scope from the address, and IFA_F_NODAD (2) so it is usable now.
+  const AF_INET = 2, AF_INET6 = 10, IFA_F_NODAD = 2, RT_SCOPE_HOST = 254;
+  message.set(v6 ? [AF_INET6, prefix, IFA_F_NODAD, 0] : [AF_INET, prefix, 0, RT_SCOPE_HOST], 16);
+  view.setUint32(20, 1, true);
+  for (const [offset, type] of [[24, 2], [24 + attribute, 1]]) { // IFA_LOCAL, IFA_ADDRESS
+    view.setUint16(offset, attribute, true);
+    view.setUint16(offset + 2, type, true);
+    message.set(bytes, offset + 4);
+  }
+  return message;
 }
 
 function openLibc(): Deno.DynamicLibrary<typeof NETLINK_SYMBOLS> {

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { addressBytes, uncapturableAddress } from "./capture.ts";
+import {
+  addressBytes,
+  CAPTURE_MAX_ADDRESSES,
+  captureAddresses,
+  uncapturableAddress,
+} from "./capture.ts";
 
 Deno.test("addressBytes() reads dotted-quad IPv4 and every IPv6 spelling, nothing else", () => {
   assert.deepEqual([...addressBytes("203.0.113.7")!], [203, 0, 113, 7]);
@@ -64,4 +69,51 @@ Deno.test("uncapturableAddress() refuses loopback, the synthetic range and what 
   // The range's neighbours are ordinary addresses.
   assert.equal(uncapturableAddress("198.17.255.255"), null);
   assert.equal(uncapturableAddress("198.20.0.0"), null);
+});
+
+Deno.test("captureAddresses() binds only what may be captured, at most CAPTURE_MAX_ADDRESSES, and says the rest briefly", () => {
+  const added: string[][] = [];
+  const bound: string[] = [];
+  const problems = captureAddresses(
+    ["203.0.113.7", "127.0.0.1", "203.0.113.7", "::1", "2001:db8::7", "203.0.113.9"],
+    {
+      add: (list) => {
+        added.push([...list]);
+        return list.map((a) => a === "203.0.113.9" ? "the kernel refused the address" : null);
+      },
+      bind: (address) => void bound.push(address),
+    },
+  );
+  assert.deepEqual(added, [["203.0.113.7", "2001:db8::7", "203.0.113.9"]]);
+  assert.deepEqual(bound, ["203.0.113.7", "2001:db8::7"]);
+  assert.deepEqual(problems, [
+    "Cannot capture connections to 127.0.0.1: 127.0.0.1 is loopback, the sandbox's own",
+    "Cannot capture connections to ::1: ::1 is loopback, the sandbox's own",
+    "Cannot capture connections to 203.0.113.9: the kernel refused the address",
+  ]);
+
+  // A long list: the first CAPTURE_MAX_ADDRESSES are tried, failures are counted, not listed.
+  const many = Array.from(
+    { length: CAPTURE_MAX_ADDRESSES + 44 },
+    (_, i) => `10.99.${i >> 8}.${i & 255}`,
+  );
+  let tried = 0;
+  const failed = captureAddresses(many, {
+    add: (list) => list.map(() => null),
+    bind: () => {
+      tried++;
+      throw new Error("no such address");
+    },
+  });
+  assert.equal(tried, CAPTURE_MAX_ADDRESSES);
+  assert.equal(failed.length, 7);
+  assert.equal(failed[0], "Cannot capture connections to 10.99.0.0: no such address");
+  assert.equal(
+    failed[5],
+    `Cannot capture connections to ${CAPTURE_MAX_ADDRESSES - 5} more addresses`,
+  );
+  assert.match(
+    failed[6],
+    new RegExp(`^Connections to 44 of the ${CAPTURE_MAX_ADDRESSES + 44} literal`),
+  );
 });
