@@ -43,7 +43,7 @@ import {
   type NameScope,
   type PlainNameParts,
 } from "./pattern.ts";
-import { ruleIndexOf } from "./rule_index.ts";
+import { ruleIndexOf, ruleIndexStep } from "./rule_index.ts";
 import type { DenyReason } from "./reasons.ts";
 import type { Resolver } from "./types.ts";
 
@@ -157,9 +157,69 @@ export type MethodDecision =
   | { readonly decision: "deny"; readonly reason: "method_not_allowed" };
 
 /**
+ * The rule lists of a compiled policy, built in steps: a plain name (nearly
+ * every rule of a large allowlist; valid by construction) becomes a
+ * {@linkcode PlainNameRule} only when the lists are first needed or while
+ * the proxy is idle ({@linkcode warmNetworkPolicy}), so a 100,000-rule
+ * allowlist does not hold up start-up. Patterns that are not plain names
+ * are compiled up front, where their errors are the config's errors.
+ */
+class RuleLists {
+  readonly allow: CompiledRule[] = [];
+  readonly deny: CompiledRule[] = [];
+  readonly #domains: NetworkConfig["domains"];
+  /** The compiled pattern of each rule that is not a plain name, by position. */
+  readonly #compiled: ReadonlyMap<number, DomainPattern>;
+  #next = 0;
+
+  constructor(domains: NetworkConfig["domains"], compiled: ReadonlyMap<number, DomainPattern>) {
+    this.#domains = domains;
+    this.#compiled = compiled;
+  }
+
+  /** Whether every rule is in the lists. */
+  get done(): boolean {
+    return this.#next === this.#domains.length;
+  }
+
+  /** Adds up to `count` more rules, in merge order. */
+  step(count: number): void {
+    const domains = this.#domains;
+    const compiled = this.#compiled;
+    const end = Math.min(domains.length, this.#next + count);
+    for (let i = this.#next; i < end; i++) {
+      const rule = domains[i];
+      const list = rule.action === "deny" ? this.deny : this.allow;
+      const pattern = compiled.size === 0 ? undefined : compiled.get(i);
+      if (pattern !== undefined) {
+        list.push({ pattern, source: rule.source });
+        continue;
+      }
+      const text = rule.pattern;
+      const prefix = text.charCodeAt(0) !== 0x2a ? 0 : text.charCodeAt(1) === 0x2a ? 3 : 2;
+      list.push(new PlainNameRule(text, rule.action, rule.source, prefix));
+    }
+    this.#next = end;
+  }
+
+  /** The lists with every rule in. */
+  complete(): this {
+    if (!this.done) this.step(Infinity);
+    return this;
+  }
+}
+
+const RULE_LISTS = new WeakMap<NetworkPolicy, RuleLists>();
+
+/**
  * Compiles the domain rules of a network config. Throws
  * {@linkcode ConfigError} listing every rule that does not follow the
  * pattern grammar (file = the rule's source, key path = its pattern).
+ *
+ * Plain names (valid once checked, see `isPlainNamePattern`) are turned into
+ * rule objects, and every list is indexed, on first use of `allow`/`deny`
+ * or in idle steps ({@linkcode warmNetworkPolicy}); the decisions are the
+ * same either way.
  *
  * @example
  * ```ts
@@ -168,21 +228,14 @@ export type MethodDecision =
  * ```
  */
 export function compileNetworkPolicy(network: NetworkConfig): NetworkPolicy {
-  const allow: CompiledRule[] = [];
-  const deny: CompiledRule[] = [];
+  const compiled = new Map<number, DomainPattern>();
   const problems: ConfigProblem[] = [];
-  for (const rule of network.domains) {
-    if (isPlainNamePattern(rule.pattern, rule.action)) {
-      const text = rule.pattern;
-      const prefix = text.charCodeAt(0) !== 0x2a ? 0 : text.charCodeAt(1) === 0x2a ? 3 : 2;
-      (rule.action === "deny" ? deny : allow).push(
-        new PlainNameRule(text, rule.action, rule.source, prefix),
-      );
-      continue;
-    }
+  const domains = network.domains;
+  for (let i = 0; i < domains.length; i++) {
+    const rule = domains[i];
+    if (isPlainNamePattern(rule.pattern, rule.action)) continue;
     try {
-      const pattern = compileDomainPattern(rule.pattern, rule.action);
-      (rule.action === "deny" ? deny : allow).push({ pattern, source: rule.source });
+      compiled.set(i, compileDomainPattern(rule.pattern, rule.action));
     } catch (error) {
       problems.push({
         file: rule.source,
@@ -207,18 +260,75 @@ export function compileNetworkPolicy(network: NetworkConfig): NetworkPolicy {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   if (rules.length > 0) requestRules = compileRequestRules(rules);
-  // Built here rather than on the first request, so the first request is not the slow one.
-  ruleIndexOf(allow);
-  ruleIndexOf(deny);
-  return {
-    allow,
-    deny,
+  const lists = new RuleLists(domains, compiled);
+  // A small list is built (and indexed) now, so no request waits for it.
+  if (domains.length <= EAGER_RULES) {
+    ruleIndexOf(lists.complete().allow);
+    ruleIndexOf(lists.deny);
+  }
+  const policy: NetworkPolicy = {
+    get allow() {
+      return lists.complete().allow;
+    },
+    get deny() {
+      return lists.complete().deny;
+    },
     enabled: network.enabled,
     allowLocalBinding: network.allowLocalBinding,
     mode: network.mode,
     report: network.enforcement === "report",
     requestRules,
   };
+  RULE_LISTS.set(policy, lists);
+  return policy;
+}
+
+/** Up to this many domain rules, a policy's lists and indexes are built when it is compiled. */
+const EAGER_RULES = 1000;
+
+/** Rules per idle step of {@linkcode warmNetworkPolicy} (a few milliseconds of work). */
+const WARM_STEP = 5000;
+
+/** Options for {@linkcode warmNetworkPolicy}. */
+export interface WarmOptions {
+  /** Stops the build (what is built stays; a decision completes the rest). */
+  readonly signal?: AbortSignal;
+  /** Rules per step (default 5,000: a few milliseconds of work). */
+  readonly step?: number;
+}
+
+/**
+ * Builds a policy's rule lists and indexes in small steps, yielding to the
+ * event loop between them (the proxy keeps serving; a decision that comes
+ * first completes the build itself). Resolves once everything is built or
+ * the signal aborts; never rejects.
+ *
+ * @example
+ * ```ts
+ * const policy = compileNetworkPolicy(config.network);
+ * void warmNetworkPolicy(policy, { signal: abort.signal });
+ * ```
+ */
+export async function warmNetworkPolicy(
+  policy: NetworkPolicy,
+  options: WarmOptions = {},
+): Promise<void> {
+  const lists = RULE_LISTS.get(policy);
+  if (lists === undefined) return;
+  const step = options.step ?? WARM_STEP;
+  const idle = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+  while (!lists.done) {
+    await idle();
+    if (options.signal?.aborted) return;
+    lists.step(step);
+  }
+  for (const list of [lists.allow, lists.deny]) {
+    for (;;) {
+      await idle();
+      if (options.signal?.aborted) return;
+      if (ruleIndexStep(list, step)) break;
+    }
+  }
 }
 
 const NAME = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;

@@ -8,6 +8,7 @@ import {
   decideMethod,
   type NetworkPolicy,
   tlsMarkingRule,
+  warmNetworkPolicy,
 } from "./policy.ts";
 import { DENY_REASON_NAMES } from "./reasons.ts";
 import type { Resolver } from "./types.ts";
@@ -367,4 +368,73 @@ Deno.test("tlsMarkingRule() finds the tls:// rule for that host and port only; t
   );
   assert.equal(other.decision, "deny");
   assert.equal(other.reason, "not_allowed");
+});
+
+Deno.test("compileNetworkPolicy() builds a large list's rules in idle steps and decides the same before, during and after", async () => {
+  // 3,000 rules (above the eager limit): plain names, wildcards, a port and a name not in normal
+  // form (compiled up front), in an order where the first match matters.
+  const allow: string[] = [];
+  for (let i = 0; i < 3000; i++) {
+    allow.push(i % 3 === 0 ? `**.w${i}.test` : i % 3 === 1 ? `d${i}.test` : `*.x${i}.test`);
+  }
+  allow.splice(10, 0, "Mixed.Case.test", "d1.test:8443", "**.d1.test");
+  const deny = ["bad.d4.test", "*.x5.test"];
+  const hosts = [
+    "d1.test",
+    "a.d1.test",
+    "mixed.case.test",
+    "w0.test",
+    "a.w2997.test",
+    "x2.test",
+    "a.x2.test",
+    "a.x5.test",
+    "bad.d4.test",
+    "d4.test",
+    "none.test",
+  ];
+  const resolver = countingResolver(Object.fromEntries(hosts.map((h) => [h, ["93.184.215.14"]])));
+  const decide = async (p: NetworkPolicy) =>
+    await Promise.all(
+      hosts.map(async (h) => {
+        const d = await decideHost(p, h, { resolver, port: 443 });
+        return `${h} ${d.decision} ${d.rule}`;
+      }),
+    );
+  // Either list, read first, is complete and in merge order.
+  assert.deepEqual(policy({ allow, deny }).allow.map((r) => r.pattern.text), allow);
+  assert.deepEqual(policy({ allow, deny }).deny.map((r) => r.pattern.text), deny);
+  const reference = policy({ allow, deny });
+  const expected = await decide(reference);
+  assert.deepEqual(reference.allow.map((r) => r.pattern.text), allow);
+
+  // A decision before any idle step completes the build itself.
+  assert.deepEqual(await decide(policy({ allow, deny })), expected);
+  // Stopped part of the way through the idle steps (rule lists, then each index), the first
+  // decision completes the build.
+  for (let steps = 1; steps <= 16; steps++) {
+    const warming = policy({ allow, deny });
+    const abort = new AbortController();
+    let left = steps;
+    const tick = async () => {
+      while (left-- > 0) await new Promise((resolve) => setTimeout(resolve, 0));
+      abort.abort();
+    };
+    await Promise.all([warmNetworkPolicy(warming, { signal: abort.signal, step: 700 }), tick()]);
+    assert.deepEqual(await decide(warming), expected, `after ${steps} steps`);
+  }
+  const warmed = policy({ allow, deny });
+  await warmNetworkPolicy(warmed, { step: 700 });
+  assert.deepEqual(await decide(warmed), expected);
+  assert.deepEqual(warmed.deny.map((r) => r.pattern.text), deny);
+});
+
+Deno.test("compileNetworkPolicy() still refuses a bad pattern among thousands of plain names", () => {
+  const allow = Array.from({ length: 3000 }, (_, i) => `d${i}.test`);
+  allow.push("bad pattern");
+  assert.throws(() => policy({ allow }), (error: unknown) => {
+    assert.ok(error instanceof ConfigError);
+    assert.equal(error.problems.length, 1);
+    assert.equal(error.problems[0].keyPath, 'network.domains."bad pattern"');
+    return true;
+  });
 });

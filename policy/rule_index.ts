@@ -104,9 +104,23 @@ export class RuleIndex<R extends IndexedRule> {
   readonly #any: number[] = [];
   readonly #globs: number[] = [];
 
-  constructor(rules: readonly R[]) {
+  /** Rules indexed so far (the index is complete when this is `rules.length`). */
+  #built = 0;
+
+  /**
+   * Indexes `rules` (all of them, or none yet with `options.deferred`: then
+   * {@linkcode step} adds them, and the first lookup completes the rest).
+   */
+  constructor(rules: readonly R[], options: { deferred?: boolean } = {}) {
     this.#rules = rules;
-    for (let position = 0; position < rules.length; position++) {
+    if (options.deferred !== true) this.step(Infinity);
+  }
+
+  /** Indexes up to `count` more rules; returns whether every rule is indexed. */
+  step(count: number): boolean {
+    const rules = this.#rules;
+    const end = Math.min(rules.length, this.#built + count);
+    for (let position = this.#built; position < end; position++) {
       const name = rules[position].name;
       if (name !== undefined) {
         this.#addName(name.key, name.scope, position);
@@ -129,6 +143,8 @@ export class RuleIndex<R extends IndexedRule> {
         else this.#addName(key, pattern.scope, position);
       }
     }
+    this.#built = end;
+    return end === rules.length;
   }
 
   #addName(key: string, scope: NameScope, position: number): void {
@@ -166,9 +182,10 @@ export class RuleIndex<R extends IndexedRule> {
     address: IpAddress | null,
     options: FirstMatchOptions<R> = {},
   ): R | undefined {
+    const rules = this.#rules;
+    if (this.#built < rules.length) this.step(Infinity);
     const exactOnly = options.exactOnly === true;
     const accept = options.accept;
-    const rules = this.#rules;
     let best = Infinity;
     // The first position in an ascending list (or the one position) that is below `best` and
     // accepted.
@@ -236,6 +253,20 @@ export class RuleIndex<R extends IndexedRule> {
 }
 
 const CACHE = new WeakMap<readonly IndexedRule[], RuleIndex<IndexedRule>>();
+
+/**
+ * Indexes up to `count` more rules of `rules` into the index
+ * {@linkcode ruleIndexOf} returns for it (building it in steps, e.g. while
+ * the proxy is idle); returns whether the index is complete.
+ */
+export function ruleIndexStep(rules: readonly IndexedRule[], count: number): boolean {
+  let index = CACHE.get(rules);
+  if (index === undefined) {
+    index = new RuleIndex(rules, { deferred: true });
+    CACHE.set(rules, index);
+  }
+  return index.step(count);
+}
 
 /**
  * The index of a rule list, built on first use and kept for as long as the

@@ -1157,7 +1157,7 @@ class Checker {
         }
         case "domains":
           this.actionMap(inner, p, ["allow", "deny"] as const, (pattern, action, at) => {
-            this.domainRule(domains, pattern, action, at);
+            this.domainRule(domains, pattern, action, at, inner as object);
           });
           break;
         case "unix_sockets":
@@ -1418,7 +1418,7 @@ class Checker {
       case "denied_domains": {
         const action = key === "allowed_domains" ? "allow" : "deny";
         for (const pattern of this.stringList(inner, p) ?? []) {
-          this.domainRule(domains, pattern, action, p);
+          this.domainRule(domains, pattern, action, p, null);
         }
         return true;
       }
@@ -1442,11 +1442,16 @@ class Checker {
     }
   }
 
+  /**
+   * Checks one domain rule and adds it to its block. `table`: the TOML table
+   * the pattern is a key of (its keys are distinct), or null for a list entry.
+   */
   domainRule(
     block: DomainBlock,
     pattern: string,
     action: "allow" | "deny",
     path: readonly string[],
+    table: object | null,
   ): void {
     // A plain name in normal form (nearly every rule of a large allowlist) is valid and is its
     // own key: one regex test for both questions.
@@ -1459,19 +1464,13 @@ class Checker {
       }
     }
     const key = plain ? pattern : normalizePattern(pattern);
-    const earlier = block.byKey.get(key);
-    if (earlier !== undefined) {
-      if (earlier.action !== action) {
-        this.problem(
-          path,
-          `Contradiction: "${pattern}" is both allowed and denied in this block: keep one`,
-        );
-      }
-      return;
+    const earlier = block.add({ pattern, action }, key, plain ? table : null);
+    if (earlier !== undefined && earlier.action !== action) {
+      this.problem(
+        path,
+        `Contradiction: "${pattern}" is both allowed and denied in this block: keep one`,
+      );
     }
-    const rule = { pattern, action };
-    block.rules.push(rule);
-    block.byKey.set(key, rule);
   }
 
   socketRule(
@@ -1805,7 +1804,40 @@ function emptyNetwork(): NetworkLayer & { domains: []; unixSockets: []; presets:
  */
 class DomainBlock {
   readonly rules: { pattern: string; action: "allow" | "deny" }[] = [];
-  readonly byKey = new Map<string, { pattern: string; action: "allow" | "deny" }>();
+  readonly #byKey = new Map<string, { pattern: string; action: "allow" | "deny" }>();
+  /**
+   * The table whose plain-name entries `rules` holds so far without putting
+   * them in the map: keys of one TOML table are distinct, and a plain name
+   * is its own normalized key, so they cannot collide with each other. The
+   * map gets them as soon as any other rule arrives (one that could).
+   */
+  #unindexedTable: object | null = null;
+
+  /**
+   * Adds a rule unless its key is taken; returns the earlier rule of that
+   * key, or undefined when added. `table`: the TOML table a plain pattern
+   * (its own key) is an entry of, if any.
+   */
+  add(
+    rule: { pattern: string; action: "allow" | "deny" },
+    key: string,
+    table: object | null,
+  ): { pattern: string; action: "allow" | "deny" } | undefined {
+    if (table !== null && (this.rules.length === 0 || this.#unindexedTable === table)) {
+      this.#unindexedTable = table;
+      this.rules.push(rule);
+      return undefined;
+    }
+    if (this.#unindexedTable !== null) {
+      for (const earlier of this.rules) this.#byKey.set(earlier.pattern, earlier);
+      this.#unindexedTable = null;
+    }
+    const earlier = this.#byKey.get(key);
+    if (earlier !== undefined) return earlier;
+    this.rules.push(rule);
+    this.#byKey.set(key, rule);
+    return undefined;
+  }
 }
 
 const NORMAL_PATTERN = /^[a-z0-9_.*:\[\]-]*[a-z0-9_*\]-]$/;

@@ -188,6 +188,33 @@ Deno.test("validateConfigText() reports a pattern both allowed and denied in one
   }
 });
 
+Deno.test("validateConfigText() finds a contradiction and a duplicate in one domains table, in any order", async () => {
+  // Plain names of one table are kept without a key map until another kind of entry arrives.
+  for (
+    const [first, second] of [
+      ['"a.example" = "allow"', '"A.example." = "deny"'],
+      ['"A.example." = "deny"', '"a.example" = "allow"'],
+      ['"b.example" = "allow"\n"a.example" = "allow"', '"A.EXAMPLE" = "deny"'],
+    ]
+  ) {
+    const text = `[permissions.p.network.domains]\n${first}\n${second}\n`;
+    const result = await validateConfigText(text, { file: "c.toml", kind: "user" });
+    assert.equal(result.ok, false, text);
+    if (!result.ok) assert.match(result.problems[0].message, /Contradiction/);
+  }
+  const same = await validateConfigText(
+    '[permissions.p.network.domains]\n"a.example" = "allow"\n"A.example" = "allow"\n"b.example" = "deny"\n',
+    { file: "c.toml", kind: "user" },
+  );
+  assert.equal(same.ok, true);
+  if (same.ok && same.config.kind === "user") {
+    assert.deepEqual(same.config.profiles.p.network.domains, [
+      { pattern: "a.example", action: "allow" },
+      { pattern: "b.example", action: "deny" },
+    ]);
+  }
+});
+
 Deno.test("detectConfigKind() treats requirements.toml and [experimental_network] as managed", () => {
   assert.equal(detectConfigKind("/etc/sandbox/requirements.toml", {}), "managed");
   assert.equal(detectConfigKind("x.toml", { experimental_network: {} }), "managed");

@@ -37,7 +37,12 @@ import {
   type RequestFacts,
   type UnixSocketCheck,
 } from "../policy/decide_request.ts";
-import { compileNetworkPolicy, type NetworkPolicy, tlsMarkingRule } from "../policy/policy.ts";
+import {
+  compileNetworkPolicy,
+  type NetworkPolicy,
+  tlsMarkingRule,
+  warmNetworkPolicy,
+} from "../policy/policy.ts";
 import { BufferPool } from "./relay.ts";
 import { type CapturedTarget, handleCapturedClient, readCaptureHeader } from "./capture.ts";
 import type { Resolver } from "./resolver.ts";
@@ -580,6 +585,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   if (unixListener !== null) loops.push(acceptLoop(unixListener, "unix"));
   if (captureListener !== null) loops.push(acceptLoop(captureListener, "capture"));
 
+  // A large allowlist's rule objects and indexes are built while the proxy waits for work.
+  void warmNetworkPolicy(state.policy, { signal: abort.signal });
   const close = (): Promise<void> => closing ??= closeAll();
   return {
     http: httpListener?.addr ?? null,
@@ -587,6 +594,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     unixPath: options.unixPath ?? null,
     updateConfig(config: EffectiveConfig): void {
       state = compileState(config);
+      void warmNetworkPolicy(state.policy, { signal: abort.signal });
     },
     serveClient: (conn) => serve(conn, "unix"),
     serveCaptured: (conn, target) => serve(conn, "capture", target),
