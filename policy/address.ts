@@ -78,6 +78,35 @@ function parseIpv4(text: string): Uint8Array | null {
   return bytes;
 }
 
+/**
+ * The bytes of an IPv4 address written in canonical form (four decimal
+ * numbers 0-255 without leading zeros, e.g. `93.184.215.14`), or null for
+ * any other text (which may still be an address in another spelling).
+ */
+function canonicalDottedQuad(text: string): Uint8Array | null {
+  if (text.length < 7 || text.length > 15) return null;
+  const bytes = new Uint8Array(4);
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const code = i === text.length ? 0x2e : text.charCodeAt(i);
+    if (code === 0x2e) { // `.` (or the end)
+      if (digits === 0 || value > 255 || part > 3) return null;
+      bytes[part++] = value;
+      value = 0;
+      digits = 0;
+    } else if (code >= 0x30 && code <= 0x39) {
+      if (digits === 1 && value === 0) return null; // A leading zero: octal to inet_aton.
+      value = value * 10 + (code - 0x30);
+      if (++digits > 3) return null;
+    } else {
+      return null;
+    }
+  }
+  return part === 4 ? bytes : null;
+}
+
 /** Strict dotted-quad decimal, as allowed at the end of an IPv6 address. */
 function parseDottedQuad(text: string): Uint8Array | null {
   const parts = text.split(".");
@@ -200,6 +229,10 @@ export function parseIpLiteral(host: string): IpAddress | null {
   if (text.startsWith("[") && text.endsWith("]")) text = text.slice(1, -1);
   if (text === "") return null;
   if (!text.includes(":")) {
+    // The usual spelling (what resolvers answer, what the proxy checks per request) skips the
+    // general inet_aton reading; it is already canonical.
+    const quad = canonicalDottedQuad(text);
+    if (quad !== null) return { family: 4, canonical: text, bytes: quad, zone: null };
     const bytes = parseIpv4(text);
     if (bytes === null) return null;
     return { family: 4, canonical: formatIpv4(bytes), bytes, zone: null };

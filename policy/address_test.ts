@@ -269,3 +269,44 @@ Deno.test("parseIpLiteral() round-trips its canonical form, and every IPv4 spell
     { numRuns: 1000 },
   );
 });
+
+/** A plain reference reading of IPv4 text as inet_aton does (decimal, 0 octal, 0x hex parts). */
+function inetAton(text: string): string | null {
+  const parts = text.split(".");
+  if (parts.length > 4) return null;
+  const values: number[] = [];
+  for (const part of parts) {
+    const [digits, radix] = /^0[xX]/.test(part)
+      ? [part.slice(2), 16]
+      : part.length > 1 && part[0] === "0"
+      ? [part.slice(1), 8]
+      : [part, 10];
+    const valid = radix === 16 ? /^[0-9a-fA-F]+$/ : radix === 8 ? /^[0-7]+$/ : /^[0-9]+$/;
+    if (!valid.test(digits)) return null;
+    values.push(parseInt(digits, radix));
+  }
+  const last = values.pop()!;
+  if (values.some((v) => v > 255) || last >= 2 ** (8 * (4 - values.length))) return null;
+  const bytes = [...values];
+  for (let i = 4 - values.length - 1; i >= 0; i--) {
+    bytes.push(Math.floor(last / 2 ** (8 * i)) % 256);
+  }
+  return bytes.join(".");
+}
+
+Deno.test("parseIpLiteral() reads dotted decimal text the way inet_aton does, leading zeros and all (property)", () => {
+  const part = fc.oneof(
+    fc.integer({ min: 0, max: 300 }).map(String),
+    fc.constantFrom("0", "00", "01", "010", "08", "0255", "1000", "", "255", "256"),
+  );
+  fc.assert(
+    fc.property(fc.array(part, { minLength: 1, maxLength: 5 }), (parts) => {
+      const text = parts.join(".");
+      const expected = inetAton(text);
+      const parsed = parseIpLiteral(text);
+      assert.equal(parsed?.canonical ?? null, expected, text);
+      if (parsed !== null) assert.equal([...parsed.bytes].join("."), expected, text);
+    }),
+    { numRuns: 3000 },
+  );
+});

@@ -291,8 +291,19 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       );
     }
   };
+  // Requests within one millisecond share its time string (one Date and ISO formatting each).
+  let eventMs = NaN;
+  let eventTime = "";
+  const eventTimeNow = (): string => {
+    const now = Date.now();
+    if (now !== eventMs) {
+      eventMs = now;
+      eventTime = new Date(now).toISOString();
+    }
+    return eventTime;
+  };
   const makeEvent = (fields: Omit<DecisionEvent, "time" | "command">): DecisionEvent => ({
-    time: new Date().toISOString(),
+    time: eventTimeNow(),
     ...fields,
     // Every sink (the log, stderr, CI annotations) gets the host from here: a name that is not
     // a valid host name is never written raw.

@@ -19,7 +19,7 @@ import { buildSandboxPlan, collectHostFacts, type PlanNetwork } from "../sandbox
 import { filterEnv } from "../sandbox/env.ts";
 import type { CapturePlan, SandboxPlan } from "../sandbox/plan.ts";
 import { openNoFollow } from "../safe_file.ts";
-import { compileDomainPattern, type DomainPattern, plainNameParts } from "../policy/pattern.ts";
+import { compileDomainPattern, type DomainPattern, isPlainNamePattern } from "../policy/pattern.ts";
 import { CAPTURE_DNS_ADDRESS, uncapturableAddress } from "../sandbox/capture.ts";
 import { selfInvocation } from "../self.ts";
 import { guardedPaths } from "./guarded.ts";
@@ -185,7 +185,7 @@ export function capturePlan(config: EffectiveConfig, socket: string): CapturePla
   for (const rule of config.network.domains) {
     // A plain name pattern (nearly all of a large allowlist) names neither a port nor an
     // address: it is not compiled here.
-    if (rule.action !== "allow" || plainNameParts(rule.pattern, "allow") !== null) continue;
+    if (rule.action !== "allow" || isPlainNamePattern(rule.pattern, "allow")) continue;
     let pattern: DomainPattern;
     try {
       pattern = compileDomainPattern(rule.pattern, "allow");
