@@ -198,7 +198,8 @@ Deno.test({
     const next = await sandboxCli(["run", "--", "true"]);
     assert.equal(next.code, 0, next.stderr);
     assert.throws(() => Deno.statSync(stale[0]));
-    assert.deepEqual(runDirs(), before);
+    // Nothing of this run's is left (other launchers on the machine may add or sweep their own).
+    assert.deepEqual(runDirs().filter((dir) => !before.includes(dir)), []);
   },
 });
 

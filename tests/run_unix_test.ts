@@ -200,6 +200,7 @@ echo "after=$(curl -s -m 10 http://allowed.test:${server.port}/)"
     assert.equal(out.get("fake"), "made");
     assert.equal(out.get("unix_listed"), "0");
     assert.equal(out.get("after"), "still-proxied");
-    assert.deepEqual(runDirs(), before);
+    // Nothing of this run's is left (other launchers on the machine may add or sweep their own).
+    assert.deepEqual(runDirs().filter((dir) => !before.includes(dir)), []);
   },
 });
