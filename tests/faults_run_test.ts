@@ -114,12 +114,14 @@ function sandboxRun(
     detached?: boolean;
     /** Runs the launcher as nobody (its argv and environment). */
     nobody?: Nobody;
+    /** More `deno run` flags. */
+    denoFlags?: string[];
   } = {},
 ) {
   const prefix = options.prefix ?? [];
   const argv = options.nobody !== undefined
     ? options.nobody.argv(["run", ...args])
-    : [...prefix, Deno.execPath(), "run", "-A", MAIN, "run", ...args];
+    : [...prefix, Deno.execPath(), "run", "-A", ...(options.denoFlags ?? []), MAIN, "run", ...args];
   return new Deno.Command(argv[0], {
     args: argv.slice(1),
     env: {
@@ -287,6 +289,50 @@ Deno.test({
     ]);
     assert.deepEqual(runDirsOf(child.pid, NOBODY), []);
     for (const dir of runDirs) assert.deepEqual(processesWith(dir), []);
+  },
+});
+
+Deno.test({
+  name:
+    "sandbox run as root without --unstable-net (no UDP for the DNS stub in the launcher): the bridge process, started before bwrap, serves the proxy ports and capture",
+  ignore: !LINUX || Deno.uid() !== 0,
+  async fn() {
+    await using upstream = fakeServer("127.0.0.2", respondWith("ok"));
+    const url = `http://allowed.test:${upstream.port}/`;
+    // --no-config: deno.json's "unstable" list (which enables --unstable-net) is not read.
+    const child = sandboxRun(
+      [
+        "--allow",
+        `allowed.test:${upstream.port}`,
+        "--resolve",
+        "allowed.test=127.0.0.2",
+        "--",
+        "sh",
+        "-c",
+        `echo "proxied:$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' ${url})"; ` +
+        `echo "captured:$(curl -s -o /dev/null --noproxy '*' --max-time 5 -w '%{http_code}' ${url})"; ` +
+        "read go",
+      ],
+      { stdin: "piped", prefix: [], denoFlags: ["--no-config"] },
+    ).spawn();
+    const out = collect(child.stdout);
+    const err = collect(child.stderr);
+    const stdin = child.stdin.getWriter();
+    try {
+      await eventually("both requests", () => out.text().includes("captured:"), 30_000);
+      const bridges = childrenOf(child.pid).filter((p) => p.cmdline.includes("__bridge"));
+      assert.equal(bridges.length, 1, JSON.stringify(childrenOf(child.pid)));
+      assert.match(bridges[0].cmdline, /--netns-from-stdin 1/);
+      await stdin.write(new TextEncoder().encode("go\n"));
+      await stdin.close();
+    } finally {
+      await stdin.close().catch(() => {});
+      await child.status;
+      await Promise.all([out.done, err.done]);
+    }
+    assert.match(out.text(), /proxied:200/);
+    assert.match(out.text(), /captured:200/, err.text());
+    assert.equal(upstream.accepted, 2);
   },
 });
 
