@@ -29,7 +29,7 @@ network at all) or allow-network (through the proxy).
 Options:
   --config FILE            A TOML config file (repeatable)
   --profile NAME           The permissions profile to use
-  --allow PATTERN          Allow a domain (repeatable)
+  --allow PATTERN          Allow a host, HOST:PORT or tls://HOST:PORT (repeatable)
   --deny PATTERN           Deny a domain (repeatable)
   --preset NAME            Add a named allowlist (repeatable)
   --mode full|limited      Method policy (limited: GET, HEAD, OPTIONS only)

@@ -7,7 +7,9 @@
  * The intersection of two patterns is the narrower one when one covers the
  * other (checked on sample hosts of the narrower: its apex, one and two
  * labels below, `*` inside a label read as a letter); patterns that only
- * overlap give nothing, which is the strict side.
+ * overlap give nothing, which is the strict side. Ports meet as well: a
+ * rule with a port keeps it (`tls://` with it), two different ports give
+ * nothing.
  *
  * @module
  */
@@ -61,10 +63,36 @@ export function bindNetwork(network: NetworkConfig, hosts: readonly string[]): N
     const wanted = compileDomainPattern(host, "allow");
     for (const rule of allows) {
       const have = compileDomainPattern(rule.pattern, "allow");
-      if (covers(have, wanted)) {
-        add({ pattern: host, action: "allow", source: `execpolicy-hosts (within ${rule.source})` });
-      } else if (covers(wanted, have)) add(rule);
+      // Ports meet too: `registry.example:8443` bound to `registry.example` stays on 8443.
+      const port = meetPorts(have.port ?? null, wanted.port ?? null);
+      if (port === undefined) continue;
+      const tls = port !== null && (have.tls === true || wanted.tls === true);
+      const narrower = covers(have, wanted) ? wanted : covers(wanted, have) ? have : null;
+      if (narrower === null) continue;
+      const pattern = withPort(narrower, port, tls);
+      if (pattern === rule.pattern) add(rule);
+      else if (narrower === have) add({ pattern, action: "allow", source: rule.source });
+      else add({ pattern, action: "allow", source: `execpolicy-hosts (within ${rule.source})` });
     }
   }
   return { ...network, domains: [...denies, ...bound] };
+}
+
+/** The ports two rules both admit: null is every port; undefined: none. */
+function meetPorts(a: number | null, b: number | null): number | null | undefined {
+  if (a === null) return b;
+  if (b === null) return a;
+  return a === b ? a : undefined;
+}
+
+/** `pattern`'s host part written with `port` (and the `tls://` marker), as rule text. */
+function withPort(pattern: DomainPattern, port: number | null, tls: boolean): string {
+  const host = pattern.kind === "any"
+    ? "*"
+    : pattern.kind === "address"
+    ? (pattern.address.family === 6 ? `[${pattern.address.canonical}]` : pattern.address.canonical)
+    : (pattern.scope === "exact" ? "" : pattern.scope === "subdomains" ? "*." : "**.") +
+      pattern.labels.join(".");
+  if (port === null) return pattern.port == null && pattern.tls !== true ? pattern.text : host;
+  return `${tls ? "tls://" : ""}${host}:${port}`;
 }

@@ -53,3 +53,32 @@ Deno.test("bindNetwork() intersects bound hosts with the profile's allow rules a
     "allow b.example",
   ]);
 });
+
+Deno.test("bindNetwork() keeps a rule's port and tls:// marking: binding never widens a port", () => {
+  const profile = network([
+    ["registry.example:8443", "allow"],
+    ["tls://mail.example:993", "allow"],
+    ["*.cdn.example", "allow"],
+  ]);
+  assert.deepEqual(rules(bindNetwork(profile, ["registry.example"])), [
+    "allow registry.example:8443",
+  ]);
+  assert.deepEqual(rules(bindNetwork(profile, ["mail.example"])), [
+    "allow tls://mail.example:993",
+  ]);
+  assert.deepEqual(rules(bindNetwork(profile, ["a.cdn.example:443"])), [
+    "allow a.cdn.example:443",
+  ]);
+  // Other ports meet nothing; the port-less wildcard rule narrows to the bound port.
+  assert.deepEqual(rules(bindNetwork(profile, ["**.example:22"])), ["allow *.cdn.example:22"]);
+  assert.deepEqual(rules(bindNetwork(profile, ["registry.example:8443"])), [
+    "allow registry.example:8443",
+  ]);
+  assert.deepEqual(rules(bindNetwork(profile, ["registry.example:22"])), []);
+  assert.deepEqual(
+    rules(bindNetwork(network([["registry.example", "allow"]]), ["**.example:22"])),
+    [
+      "allow registry.example:22",
+    ],
+  );
+});
