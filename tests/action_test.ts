@@ -13,7 +13,7 @@ const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname).replace
 Deno.test("action.yml passes every input to its step, as a variable (never pasted into the script)", async () => {
   const text = await Deno.readTextFile(`${ROOT}/action.yml`);
   const inputs = text.slice(text.indexOf("\ninputs:"), text.indexOf("\nruns:"));
-  const names = [...inputs.matchAll(/^  ([a-z-]+):$/gm)].map((m) => m[1]);
+  const names = [...inputs.matchAll(/^ {2}([a-z-]+):$/gm)].map((m) => m[1]);
   assert.ok(
     names.includes("run") && names.includes("enforcement") && names.length >= 8,
     names.join(),
