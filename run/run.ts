@@ -192,7 +192,7 @@ export async function runSandboxed(
     : null;
   proxyModules?.catch(() => {});
   const uid = Deno.uid() ?? 0;
-  const { bwrap, setsid, nsenter } = await preflightLinux({
+  const { bwrap, setsid, nsenter, unshare } = await preflightLinux({
     env,
     uid,
     writableAreas: [cwd, ...config.filesystem.writable],
@@ -257,6 +257,7 @@ export async function runSandboxed(
       bwrap,
       setsid,
       nsenter,
+      unshare,
       uid,
       self: bridgeInvocation(),
       bridgeEnv: env as Record<string, string>,

@@ -5,7 +5,10 @@
  * sandbox's network namespace: as root, the launcher itself (its thread
  * steps into the namespace to create the sockets and hands connections to
  * the in-process proxy: no bridge process); unprivileged, the bridge process,
- * started outside the sandbox and entered into the namespace with `nsenter`.
+ * started outside the sandbox before bwrap, in a user namespace of its own
+ * (`unshare`) inside which bwrap then runs (`nsenter`), so that the bridge
+ * may join the sandbox's network namespace by itself once bwrap reports the
+ * pid; without `unshare`, the bridge starts after the pid, through `nsenter`.
  * Either is out of the command's sight (other mount and pid namespaces) and
  * out of reach of anything applied to the command, such as the seccomp
  * filter (`buildSeccompFilter()`) that bwrap loads from `--seccomp` on every
@@ -47,6 +50,13 @@ export interface LinuxRunOptions {
    * with network (never looked up on PATH: see `SYSTEM_BIN_DIRS`).
    */
   readonly nsenter?: string | null;
+  /**
+   * Absolute path of util-linux `unshare`. Unprivileged, with `nsenter` too:
+   * the bridge starts before bwrap, in a user namespace of its own, and bwrap
+   * inside it (see {@linkcode runLinuxPlan}); absent: the bridge starts once
+   * bwrap has reported the sandbox's pid.
+   */
+  readonly unshare?: string | null;
   /** argv prefix that starts `sandbox` again (the bridge is `… __bridge`); needed with network. */
   readonly self?: readonly string[];
   /** Environment of the bridge process (default: the launcher's). */
@@ -127,8 +137,17 @@ export async function runLinuxPlan(
   let bridge: BridgeProcess | null = null;
   // As root the bridge can join the sandbox's network namespace itself (setns from its own
   // thread), so it starts now and boots while bwrap sets the sandbox up; it is told the pid
-  // later. Unprivileged, it must enter the namespace's user namespace too, which only a
-  // single-threaded process (nsenter) can: it starts once the pid is known.
+  // later. Unprivileged, see ownUserNamespace below; without unshare it must enter bwrap's
+  // user namespace, which only a single-threaded process (nsenter) can: once the pid is known.
+  // Unprivileged, `unshare` starts the bridge early too, as the owner of a user namespace of its
+  // own (B) with its capabilities there kept across execve (`--keep-caps`), and bwrap is started
+  // inside B: bwrap's own user namespace is then B's child, owned by the same uid, and that
+  // owner, in the parent, has every capability in it. So the bridge (multi-threaded: it could
+  // never join a user namespace) may setns into the sandbox's network namespace from its thread,
+  // add the capture range and bind ports below 1024 there, like the root bridge; the command
+  // stays in bwrap's nested namespace without capabilities, as before.
+  const ownUserNamespace = withNetwork && options.uid !== 0 && (options.unshare ?? null) !== null &&
+    (options.nsenter ?? null) !== null;
   // The DNS stub needs Deno's UDP listener (`--unstable-net`): without it, the bridge process.
   const udp = typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
   if (
@@ -140,13 +159,16 @@ export async function runLinuxPlan(
       capture: plan.network.capture ?? null,
       sink: options.sink,
     });
-  } else if (withNetwork && options.uid === 0 && plan.network.kind === "proxy") {
+  } else if (
+    withNetwork && plan.network.kind === "proxy" && (options.uid === 0 || ownUserNamespace)
+  ) {
     if (plan.network.proxySocket === null) {
       throw new SandboxError("sandbox_failed", "The plan has network but no proxy socket");
     }
     bridge = startBridgeProcess(null, {
       setsid: options.setsid ?? null,
       nsenter: null,
+      unshare: ownUserNamespace ? options.unshare! : null,
       self: options.self ?? [],
       env: options.bridgeEnv ?? Deno.env.toObject(),
       enterUser: false,
@@ -157,6 +179,8 @@ export async function runLinuxPlan(
   }
   let spawned: ReturnType<typeof spawnBwrap>;
   try {
+    // A millisecond or two: unshare's own start, not the bridge's.
+    if (ownUserNamespace && bridge !== null) await untilOwnUserNamespace(bridge.pid!);
     using libc = openLibc("hand Bubblewrap its status and block pipes");
     closeInheritedOnExec(libc);
     spawned = spawnBwrap(plan, libc, {
@@ -164,6 +188,10 @@ export async function runLinuxPlan(
       bwrap: options.bwrap,
       setsid: options.setsid ?? null,
       withNetwork,
+      // nsenter joins the bridge's user namespace and execs bwrap, without capabilities there.
+      enter: ownUserNamespace && bridge !== null
+        ? [options.nsenter!, `--user=/proc/${bridge.pid}/ns/user`, "--preserve-credentials", "--"]
+        : [],
     });
   } catch (error) {
     await bridge?.stop();
@@ -320,9 +348,16 @@ function interrupted(signal: Deno.Signal): LinuxRunResult {
 function spawnBwrap(
   plan: SandboxPlan,
   libc: Deno.DynamicLibrary<typeof LIBC_SYMBOLS>,
-  options: { bwrap: string; setsid: string | null; withNetwork: boolean; seccomp: Uint8Array },
+  options: {
+    bwrap: string;
+    setsid: string | null;
+    withNetwork: boolean;
+    seccomp: Uint8Array;
+    /** argv that runs bwrap in another user namespace (`nsenter … --`), or empty. */
+    enter: readonly string[];
+  },
 ): { bwrap: Deno.ChildProcess; status: JsonLines; block: Deno.FsFile | null } {
-  const { bwrap: bwrapPath, setsid, withNetwork } = options;
+  const { bwrap: bwrapPath, setsid, withNetwork, enter } = options;
   const statusPipe = makePipe(libc);
   const blockPipe = withNetwork ? makePipe(libc) : null;
   const seccompPipe = makePipe(libc);
@@ -358,8 +393,9 @@ function spawnBwrap(
     try {
       // `setsid -w` execs bwrap in place (the spawned child leads no process group, so it need
       // not fork): the child's pid is bwrap's. Should it fork after all, -w keeps it waiting.
-      child = new Deno.Command(setsid ?? bwrapPath, {
-        args: setsid === null ? args : ["-w", bwrapPath, ...args],
+      const argv = [...enter, bwrapPath, ...args];
+      child = new Deno.Command(setsid ?? argv[0], {
+        args: setsid === null ? argv.slice(1) : ["-w", ...argv],
         stdin: "inherit",
         stdout: "inherit",
         stderr: "inherit",
@@ -390,6 +426,8 @@ function spawnBwrap(
 
 interface BridgeProcess {
   readonly ready: Promise<void>;
+  /** The bridge's pid (a process of its own; undefined for the launcher's in-process listeners). */
+  readonly pid?: number;
   /** Started early (`sandboxPid` null): tells the bridge which sandbox to join. */
   enter(sandboxPid: number): void;
   /** Calls `onExit` if the bridge exits before {@linkcode BridgeProcess.stop} is called. */
@@ -496,6 +534,8 @@ function startBridgeProcess(
   options: {
     setsid: string | null;
     nsenter: string | null;
+    /** Started early and unprivileged: `unshare`, which gives it a user namespace of its own. */
+    unshare?: string | null;
     self: readonly string[];
     env: Readonly<Record<string, string>>;
     enterUser: boolean;
@@ -539,9 +579,15 @@ function startBridgeProcess(
       ...(early ? [] : ["--sandbox-pid", String(sandboxPid)]),
     ]),
   ];
-  // Early: the bridge itself (setsid execs it in place); else nsenter, which execs it.
-  const program = early ? bridgeArgv[0] : options.nsenter!;
-  const args = early ? bridgeArgv.slice(1) : [...nsArgs, "--", ...bridgeArgv];
+  // Early: the bridge itself (setsid execs it in place), or unshare, which execs it as the owner
+  // of a new user namespace where it keeps its capabilities; else nsenter, which execs it.
+  const unshare = early ? options.unshare ?? null : null;
+  const program = unshare ?? (early ? bridgeArgv[0] : options.nsenter!);
+  const args = unshare !== null
+    ? ["--user", "--map-current-user", "--keep-caps", "--", ...bridgeArgv]
+    : early
+    ? bridgeArgv.slice(1)
+    : [...nsArgs, "--", ...bridgeArgv];
   let child: Deno.ChildProcess;
   try {
     // Its own session (setsid execs in place: the pid stays the bridge's): the terminal's
@@ -596,6 +642,7 @@ function startBridgeProcess(
   ready.catch(() => {});
   return {
     ready,
+    pid: child.pid,
     enter(pid) {
       stdin.write(new TextEncoder().encode(`${pid}\n`)).catch(() => {});
     },
@@ -767,6 +814,42 @@ function closeInheritedOnExec(libc: Deno.DynamicLibrary<typeof LIBC_SYMBOLS>): v
     const flags = libc.symbols.fcntl(fd, F_GETFD, 0);
     if (flags < 0) continue; // closed since the listing (the listing's own descriptor)
     if ((flags & FD_CLOEXEC) === 0) setInheritable(libc, fd, false);
+  }
+}
+
+/**
+ * Waits (bounded, 5 s) until `pid` (the bridge, started by `unshare`) is in a
+ * user namespace other than the launcher's, with its uid and gid maps
+ * written: only then can bwrap be started inside it. Before `unshare` has
+ * run, the pid's maps are the launcher's own (not empty), hence the
+ * namespace comparison first. Throws when the process is gone (unshare
+ * failed: its message is on stderr).
+ */
+async function untilOwnUserNamespace(pid: number): Promise<void> {
+  const own = Deno.readLinkSync("/proc/self/ns/user");
+  for (let waited = 0;; waited++) {
+    let ready: boolean;
+    try {
+      ready = Deno.readLinkSync(`/proc/${pid}/ns/user`) !== own &&
+        Deno.readTextFileSync(`/proc/${pid}/uid_map`).trim() !== "" &&
+        Deno.readTextFileSync(`/proc/${pid}/gid_map`).trim() !== "";
+    } catch (error) {
+      throw new SandboxError(
+        "sandbox_failed",
+        `Cannot start the bridge in a user namespace of its own ("unshare" ended): ${
+          errorMessage(error)
+        }`,
+        { cause: error },
+      );
+    }
+    if (ready) return;
+    if (waited >= 5000) {
+      throw new SandboxError(
+        "sandbox_failed",
+        `The bridge got no user namespace of its own within 5 s (pid ${pid})`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
   }
 }
 

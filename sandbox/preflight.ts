@@ -30,17 +30,26 @@ export interface PreflightResult {
   readonly setsid: string | null;
   /** Absolute path of util-linux `nsenter` (starts the bridge), or null when there is none. */
   readonly nsenter: string | null;
+  /**
+   * Absolute path of util-linux `unshare`, which lets an unprivileged
+   * launcher start the bridge early, in a user namespace of its own (see
+   * `runLinuxPlan`); null when there is none, or when AppArmor restricts
+   * unprivileged user namespaces (Ubuntu 23.10+): there an unconfined
+   * `unshare` gets a namespace without capabilities, so the bridge is
+   * started late instead, through `nsenter`.
+   */
+  readonly unshare: string | null;
 }
 
 /**
  * Where the launcher takes the programs it runs outside the sandbox
- * (`bwrap`, `setsid`, `nsenter`) from, in order. Never `PATH`: a `PATH`
+ * (`bwrap`, `setsid`, `nsenter`, `unshare`) from, in order. Never `PATH`: a `PATH`
  * entry may be a directory the sandboxed command can write
  * (`node_modules/.bin`, a relative entry), and a program planted there would
  * run outside the sandbox on the next run. A directory counts only while it
  * is owned by root and writable by no one else (`/usr/local/bin` is skipped
- * on a machine where a user owns it). `SANDBOX_BWRAP`, `SANDBOX_SETSID` and
- * `SANDBOX_NSENTER` name another absolute path.
+ * on a machine where a user owns it). `SANDBOX_BWRAP`, `SANDBOX_SETSID`,
+ * `SANDBOX_NSENTER` and `SANDBOX_UNSHARE` name another absolute path.
  */
 export const SYSTEM_BIN_DIRS: readonly string[] = Object.freeze([
   "/usr/bin",
@@ -51,11 +60,13 @@ export const SYSTEM_BIN_DIRS: readonly string[] = Object.freeze([
 ]);
 
 /** The environment variable that names each helper's path. */
-export const HELPER_ENV: Readonly<Record<"bwrap" | "setsid" | "nsenter", string>> = Object.freeze({
-  bwrap: "SANDBOX_BWRAP",
-  setsid: "SANDBOX_SETSID",
-  nsenter: "SANDBOX_NSENTER",
-});
+export const HELPER_ENV: Readonly<Record<"bwrap" | "setsid" | "nsenter" | "unshare", string>> =
+  Object.freeze({
+    bwrap: "SANDBOX_BWRAP",
+    setsid: "SANDBOX_SETSID",
+    nsenter: "SANDBOX_NSENTER",
+    unshare: "SANDBOX_UNSHARE",
+  });
 
 const INSTALL_BWRAP =
   'install it with "apt-get install -y bubblewrap" (Debian, Ubuntu), "dnf install -y bubblewrap" (Fedora, RHEL) or "apk add bubblewrap" (Alpine)';
@@ -86,6 +97,10 @@ function preflightLinuxSync(options: PreflightOptions): PreflightResult {
   const bwrap = findHelper("bwrap", options);
   const setsid = findHelper("setsid", options);
   const nsenter = findHelper("nsenter", options);
+  const restricted = options.uid !== 0 &&
+    readSysctl(`${options.procSys ?? "/proc/sys"}/kernel/apparmor_restrict_unprivileged_userns`) ===
+      "1";
+  const unshare = restricted ? null : findHelper("unshare", options);
   const problem = userNamespaceProblemSync(options);
   if (bwrap === null) {
     const dirs = (options.binDirs ?? SYSTEM_BIN_DIRS).join(", ");
@@ -96,7 +111,7 @@ function preflightLinuxSync(options: PreflightOptions): PreflightResult {
     );
   }
   if (problem !== null) throw new SandboxError("userns_disabled", problem);
-  return { bwrap, setsid, nsenter };
+  return { bwrap, setsid, nsenter, unshare };
 }
 
 /**

@@ -58,11 +58,11 @@ Deno.test("preflightLinux() says how to install bwrap when no system directory h
 Deno.test("preflightLinux() takes helpers from system directories, never from PATH", async () => {
   const planted = await Deno.makeTempDir();
   try {
-    for (const name of ["bwrap", "setsid", "nsenter"]) {
+    for (const name of ["bwrap", "setsid", "nsenter", "unshare"]) {
       await Deno.writeTextFile(`${planted}/${name}`, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
     }
     const found = await preflightLinux({ uid: 0, env: { PATH: `${planted}:/usr/bin:/bin` } });
-    for (const path of [found.bwrap, found.setsid, found.nsenter]) {
+    for (const path of [found.bwrap, found.setsid, found.nsenter, found.unshare]) {
       assert.ok(path !== null && !path.startsWith(planted), `${path} came from PATH`);
     }
     assert.match(found.bwrap, /^\/(usr\/)?(s?bin|local\/bin)\/bwrap$/);
@@ -132,5 +132,24 @@ Deno.test("resolveCommand() follows PATH like execvp and tells missing from not 
     assert.equal((await resolveCommand(dir, { cwd: "/" })).kind, "not_executable");
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("preflightLinux() offers no unshare to an unprivileged user under AppArmor's user-namespace restriction", async () => {
+  const ubuntu = await fakeProcSys({
+    "user/max_user_namespaces": "100",
+    "kernel/apparmor_restrict_unprivileged_userns": "1",
+  });
+  const debian = await fakeProcSys({ "user/max_user_namespaces": "100" });
+  try {
+    // There an unconfined unshare gets a namespace without capabilities: the bridge starts late.
+    assert.equal((await preflightLinux({ uid: 1000, procSys: ubuntu })).unshare, null);
+    assert.match(
+      (await preflightLinux({ uid: 1000, procSys: debian })).unshare ?? "",
+      /\/unshare$/,
+    );
+    assert.match((await preflightLinux({ uid: 0, procSys: ubuntu })).unshare ?? "", /\/unshare$/);
+  } finally {
+    for (const dir of [ubuntu, debian]) await Deno.remove(dir, { recursive: true });
   }
 });

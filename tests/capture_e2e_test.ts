@@ -16,7 +16,7 @@ import { createLeafIssuer } from "../proxy/leaf_certs.ts";
 import { renderCapturedSummary } from "../run/report.ts";
 import { type CaptureOutcome, type CaptureRun, runCaptureScript } from "./capture_helpers.ts";
 import { type Nobody, prepareNobody, unprivilegedBwrapWorks } from "./nobody_helpers.ts";
-import { hasProgram } from "./run_helpers.ts";
+import { descendants, hasProgram } from "./run_helpers.ts";
 
 const isRoot = Deno.uid() === 0;
 const ignore = !isRoot || !hasProgram("/usr/bin/bwrap") || !hasProgram("/usr/bin/curl") ||
@@ -560,3 +560,68 @@ a, _ = srv.accept(); a.sendall(b"inside-server"); print(c.recv(100).decode())')"
     },
   });
 }
+
+Deno.test({
+  name: "capture (nobody): the bridge starts before bwrap in a user namespace of its own, bwrap " +
+    "runs inside it, and only the bridge holds capabilities",
+  ignore: !unprivileged || !hasProgram("/usr/bin/unshare"),
+  async fn() {
+    shared ??= prepareNobody().then((nobody) => {
+      addEventListener("unload", () => Deno.removeSync(nobody.dir, { recursive: true }));
+      return nobody;
+    });
+    const nobody = await shared;
+    const work = `${nobody.dir}/work-tree`;
+    await Deno.mkdir(work);
+    await nobody.chown(work);
+    const [program, ...args] = nobody.argv(
+      ["run", "--allow", "allowed.test", "--", "sh", "-c", "echo ready; exec sleep 30"],
+    );
+    const child = new Deno.Command(program, {
+      args,
+      cwd: work,
+      clearEnv: true,
+      env: { PATH: "/usr/bin:/bin", HOME: work, ...nobody.denoEnv },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    try {
+      const reader = child.stdout.getReader();
+      let text = "";
+      while (!text.includes("ready")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      reader.releaseLock();
+      assert.match(text, /ready/);
+      const read = (pid: number, file: string) => Deno.readTextFileSync(`/proc/${pid}/${file}`);
+      const userns = (pid: number) => Deno.readLinkSync(`/proc/${pid}/ns/user`);
+      const capEff = (pid: number) => /CapEff:\s*([0-9a-f]+)/.exec(read(pid, "status"))![1];
+      const tree = descendants(child.pid).map((pid) => ({
+        pid,
+        argv: read(pid, "cmdline").split("\0"),
+      }));
+      const bridge = tree.find((p) => p.argv.includes("__bridge"));
+      const outerBwrap = tree.find((p) => p.argv[0].endsWith("/bwrap"));
+      const command = tree.find((p) => p.argv[0] === "sleep");
+      assert.ok(bridge && outerBwrap && command, JSON.stringify(tree));
+      const launcherNs = userns(child.pid);
+      // The bridge's namespace is its own; bwrap (the outer process) was started inside it.
+      assert.notEqual(userns(bridge.pid), launcherNs);
+      assert.equal(userns(outerBwrap.pid), userns(bridge.pid));
+      assert.notEqual(userns(command.pid), userns(bridge.pid));
+      assert.equal(read(bridge.pid, "uid_map").trim().split(/\s+/).join(" "), "65534 65534 1");
+      // Capabilities: the bridge has them (in its namespace and the sandbox's, which it owns);
+      // bwrap and the command have none.
+      assert.notEqual(BigInt(`0x${capEff(bridge.pid)}`) & (1n << 12n), 0n, "CAP_NET_ADMIN");
+      assert.equal(BigInt(`0x${capEff(outerBwrap.pid)}`), 0n);
+      assert.equal(BigInt(`0x${capEff(command.pid)}`), 0n);
+    } finally {
+      clearTimeout(timer);
+      child.kill("SIGTERM");
+      await child.output().catch(() => {});
+    }
+  },
+});

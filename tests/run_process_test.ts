@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { prepareNobody, unprivilegedBwrapWorks } from "./nobody_helpers.ts";
 import {
+  descendants,
   hasProgram,
   parseLines,
   runDirs,
@@ -132,30 +133,6 @@ Deno.test({
     assert.equal(intEnd.status.code, 130, intEnd.stderr);
   },
 });
-
-function descendants(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of Deno.readDirSync("/proc")) {
-    const pid = Number(entry.name);
-    if (!Number.isInteger(pid)) continue;
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), pid]);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  const out: number[] = [];
-  const walk = (pid: number) => {
-    for (const child of children.get(pid) ?? []) {
-      out.push(child);
-      walk(child);
-    }
-  };
-  walk(root);
-  return out;
-}
 
 function alive(pid: number): boolean {
   try {

@@ -91,7 +91,7 @@ for (const nobody of [false, true]) {
 
   Deno.test({
     name:
-      `helpers (${who}): a setsid, bwrap or nsenter planted in a PATH directory the command can write never runs`,
+      `helpers (${who}): a setsid, bwrap, nsenter or unshare planted in a PATH directory the command can write never runs`,
     ignore: !READY || (nobody && !UNPRIVILEGED),
     async fn() {
       await using root = await visibleTempDir("sandbox-seams-path-");
@@ -102,7 +102,7 @@ for (const nobody of [false, true]) {
       // user) can write; the command itself only plants, it never writes the marker.
       const marker = `${cwd}/PWNED`;
       const plant = ["node_modules/.bin", "bin"].flatMap((dir) =>
-        ["setsid", "bwrap", "nsenter"].map((name) =>
+        ["setsid", "bwrap", "nsenter", "unshare"].map((name) =>
           `mkdir -p ${dir} && printf '#!/bin/sh\\necho ran-${name} >> ${marker}.$$\\nmv ${marker}.$$ ${marker}\\n' > ${dir}/${name} && chmod +x ${dir}/${name}`
         )
       ).join(" && ");
@@ -118,7 +118,7 @@ for (const nobody of [false, true]) {
       });
       assert.equal(first.code, 0, first.stderr);
       assert.match(first.stdout, /planted/);
-      // Again without and with network (nsenter starts the bridge only with network).
+      // Again without and with network (nsenter and unshare start the bridge only with network).
       const second = await seamRun(["run", "--", "sh", "-c", "echo second"], {
         cwd,
         env,
