@@ -151,6 +151,89 @@ function plainString(text: string, start: number, end: number): string {
 }
 
 /**
+ * The entries of a `[….domains]` table as the reader found them, in order,
+ * instead of an object: see {@linkcode PlainTomlOptions.entries}. Keys are
+ * distinct, none is `__proto__` or an array index (which an object would
+ * enumerate first), so iterating `keys` visits the entries exactly as
+ * `Object.keys` would visit the object's.
+ */
+export class PlainEntries {
+  /** The keys, in file order. */
+  readonly keys: string[] = [];
+  /** The value of each key. */
+  readonly values: unknown[] = [];
+}
+
+/** Options for {@linkcode parsePlainToml}. */
+export interface PlainTomlOptions {
+  /**
+   * Every table whose header ends in `domains` becomes a
+   * {@linkcode PlainEntries} instead of an object. Building an object of
+   * 100,000 keys costs V8 a string hash and a dictionary insert per key
+   * (most of a large allowlist's start-up); the entries are checked for
+   * duplicates with a hash in plain JavaScript instead. Only for a reader
+   * that understands them (the config validator); {@linkcode materializeEntries}
+   * turns them into objects.
+   */
+  readonly entries?: boolean;
+}
+
+/** A canonical array index (`0`, `17`, …): an object enumerates such keys first. */
+function isIndexKey(key: string): boolean {
+  const first = key.charCodeAt(0);
+  if (!(first >= 0x30 && first <= 0x39)) return false;
+  return /^(?:0|[1-9][0-9]*)$/.test(key) && Number(key) < 4294967295;
+}
+
+/**
+ * Whether `keys` holds a duplicate (FNV-1a in an open-addressed table of
+ * positions), or null when the probing runs long (a crafted set of keys:
+ * let the full parser decide).
+ */
+function hasDuplicate(keys: readonly string[]): boolean | null {
+  let size = 16;
+  while (size < keys.length * 2) size *= 2;
+  const mask = size - 1;
+  const slots = new Int32Array(size).fill(-1);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i];
+    let hash = 0x811c9dc5;
+    for (let j = 0; j < key.length; j++) hash = Math.imul(hash ^ key.charCodeAt(j), 0x01000193);
+    let slot = hash & mask;
+    for (let probe = 0;; probe++) {
+      const held = slots[slot];
+      if (held === -1) {
+        slots[slot] = i;
+        break;
+      }
+      if (keys[held] === key) return true;
+      if (probe > 64) return null;
+      slot = (slot + 1) & mask;
+    }
+  }
+  return false;
+}
+
+/**
+ * A parsed value with every {@linkcode PlainEntries} turned into the object
+ * it stands for (null prototype, as the reader's other tables).
+ */
+export function materializeEntries(value: unknown): unknown {
+  if (value instanceof PlainEntries) {
+    const table = newTable();
+    for (let i = 0; i < value.keys.length; i++) table[value.keys[i]] = value.values[i];
+    return table;
+  }
+  if (isTable(value)) {
+    for (const key of Object.keys(value)) {
+      const inner = value[key];
+      if (isTable(inner)) value[key] = materializeEntries(inner);
+    }
+  }
+  return value;
+}
+
+/**
  * Parses `text` if it is written entirely in the plain subset; null
  * otherwise (then parse it with a full TOML parser).
  *
@@ -161,11 +244,16 @@ function plainString(text: string, start: number, end: number): string {
  * parsePlainToml("a = [1, 2]\n"); // null
  * ```
  */
-export function parsePlainToml(text: string): Record<string, unknown> | null {
+export function parsePlainToml(
+  text: string,
+  options: PlainTomlOptions = {},
+): Record<string, unknown> | null {
   if (text.charCodeAt(0) === 0xfeff) return null;
   const root = newTable();
   const explicit = new Set<Table>();
-  let current = root;
+  const entryTables: PlainEntries[] = [];
+  let current: Table = root;
+  let entries: PlainEntries | null = null; // Set while `current` is an entries table.
   let at = 0;
   while (at < text.length) {
     const first = text.charCodeAt(at);
@@ -175,8 +263,15 @@ export function parsePlainToml(text: string): Record<string, unknown> | null {
       : scanPair(text, at);
     if (next !== -1) {
       const key = pairKey;
-      if (key === "__proto__" || Object.hasOwn(current, key)) return null;
-      current[key] = pairValue;
+      if (entries !== null) {
+        // Duplicates are looked for once the whole text is read.
+        if (key === "__proto__" || isIndexKey(key)) return null;
+        entries.keys.push(key);
+        entries.values.push(pairValue);
+      } else {
+        if (key === "__proto__" || Object.hasOwn(current, key)) return null;
+        current[key] = pairValue;
+      }
       at = next;
       continue;
     }
@@ -191,11 +286,20 @@ export function parsePlainToml(text: string): Record<string, unknown> | null {
     at = HEADER.lastIndex;
     const parts = headerParts(header[1]);
     let table = root;
+    entries = null;
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i];
       if (part === "__proto__") return null;
       const found = table[part];
-      if (found === undefined) {
+      if (found instanceof PlainEntries) {
+        return null; // Defined twice, or a table under it: the full parser says which.
+      } else if (found === undefined) {
+        if (options.entries === true && i === parts.length - 1 && part === "domains") {
+          entries = new PlainEntries();
+          entryTables.push(entries);
+          table[part] = entries;
+          break;
+        }
         const made = newTable();
         table[part] = made;
         table = made;
@@ -205,9 +309,13 @@ export function parsePlainToml(text: string): Record<string, unknown> | null {
         return null; // A value, not a table.
       }
     }
+    if (entries !== null) continue;
     if (explicit.has(table)) return null; // Defined twice.
     explicit.add(table);
     current = table;
+  }
+  for (const table of entryTables) {
+    if (hasDuplicate(table.keys) !== false) return null;
   }
   return root;
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { parse } from "smol-toml";
-import { parsePlainToml } from "./_toml_fast.ts";
+import { materializeEntries, parsePlainToml, PlainEntries } from "./_toml_fast.ts";
 
 /** smol-toml's reading of `text`, or "error". */
 function full(text: string): unknown {
@@ -24,6 +24,9 @@ const name = fc.constantFrom(
   '""',
   '"q r"',
   "__proto__",
+  "domains",
+  "1",
+  '"07"',
 );
 const value = fc.constantFrom(
   '"allow"',
@@ -85,6 +88,64 @@ Deno.test("parsePlainToml() agrees with smol-toml on everything it accepts (prop
     { numRuns: 5000 },
   );
   assert.ok(accepted > 500, `only ${accepted} documents took the fast path`);
+});
+
+// Documents that open with a `domains` table (then anything, further `domains` tables included).
+const entriesDoc = fc.tuple(
+  fc.constantFrom("[domains]", "[a.domains]", '[a."domains"]', "[net.domains]"),
+  fc.array(fc.tuple(name, value).map(([k, v]) => `${k} = ${v}`), { maxLength: 6 }),
+  doc,
+).map(([header, pairs, rest]) => [header, ...pairs, rest].join("\n"));
+
+Deno.test("parsePlainToml() with entries: the same value once materialized, entries in object order (property)", () => {
+  let withEntries = 0;
+  fc.assert(
+    fc.property(entriesDoc, (text) => {
+      const plain = parsePlainToml(text, { entries: true });
+      if (plain === null) return;
+      if (JSON.stringify(plain, (_, v) => v instanceof PlainEntries ? "E" : v).includes('"E"')) {
+        withEntries++;
+      }
+      const expected = full(text);
+      // Entries are visited in the order the object's keys are.
+      const visit = (value: unknown, reference: unknown) => {
+        if (value instanceof PlainEntries) {
+          assert.deepStrictEqual(value.keys, Object.keys(reference as object), text);
+        } else if (typeof value === "object" && value !== null) {
+          for (const key of Object.keys(value)) {
+            visit(
+              (value as Record<string, unknown>)[key],
+              (reference as Record<string, unknown>)[key],
+            );
+          }
+        }
+      };
+      visit(plain, expected);
+      assert.deepStrictEqual(materializeEntries(plain), expected, JSON.stringify(text));
+    }),
+    { numRuns: 5000 },
+  );
+  assert.ok(withEntries > 100, `only ${withEntries} documents had an entries table`);
+});
+
+Deno.test("parsePlainToml() with entries finds a duplicate key among 100,000 and leaves it to the full parser", () => {
+  const lines = ["[p.domains]"];
+  for (let i = 0; i < 100_000; i++) lines.push(`"d${i}.example.com" = "allow"`);
+  const text = lines.join("\n") + "\n";
+  const parsed = parsePlainToml(text, { entries: true });
+  const table = (parsed?.p as Record<string, unknown>).domains;
+  assert.ok(table instanceof PlainEntries);
+  assert.equal(table.keys.length, 100_000);
+  assert.equal(table.keys[99_999], "d99999.example.com");
+  assert.equal(parsePlainToml(text + '"d5.example.com" = "deny"\n', { entries: true }), null);
+  assert.equal(
+    parsePlainToml('[p.domains]\n"a" = "allow"\n[p.domains]\n', { entries: true }),
+    null,
+  );
+  assert.equal(
+    parsePlainToml('[p.domains]\n"a" = "allow"\n[p.domains.x]\n', { entries: true }),
+    null,
+  );
 });
 
 Deno.test("parsePlainToml() reads a large allowlist and leaves errors to the full parser", () => {

@@ -242,7 +242,8 @@ export async function readConfigFile(
     options.problems.push({ file: path, keyPath: "", message: `Cannot read config file: ${why}` });
     return null;
   }
-  const parsed = await parseTomlText(text, path);
+  // `domains` tables come as entries, not objects: the validator reads them (large allowlists).
+  const parsed = await parseTomlText(text, path, { entries: true });
   if (parsed.ok) options.lines?.set(path, parsed.lines);
   const result: ValidationResult = parsed.ok
     ? validateConfig(parsed.value, { file: path, kind, lines: parsed.lines })

@@ -338,3 +338,40 @@ Deno.test("loadEffectiveConfig() reads strict_unix_sockets (default false) and r
       /permissions\.p\.network\.strict_unix_sockets/.test(error.message),
   );
 });
+
+Deno.test("loadEffectiveConfig() reads a large domains table in file order and reports a duplicate key in it with its line", async () => {
+  const lines = ['default_permissions = "big"', "[permissions.big.network.domains]"];
+  const patterns: string[] = [];
+  for (let i = 0; i < 5000; i++) {
+    const pattern = i === 7 ? "Upper.Example" : i % 3 === 0 ? `**.w${i}.test` : `d${i}.test`;
+    patterns.push(pattern);
+    lines.push(`"${pattern}" = "${i % 5 === 0 ? "deny" : "allow"}"`);
+  }
+  await using fx = await fixture({
+    "big.toml": lines.join("\n") + "\n",
+    "dup.toml": [...lines, '"d4000.test" = "deny"'].join("\n") + "\n",
+    "clash.toml": [...lines, '"upper.example." = "deny"'].join("\n") + "\n",
+  });
+  const config = await loadEffectiveConfig({ config: [`${fx.dir}/big.toml`] }, { env: {} });
+  assert.deepEqual(config.network.domains.map((r) => r.pattern), patterns);
+  assert.equal(config.network.domains[5].action, "deny");
+  assert.equal(config.network.domains[6].action, "allow");
+  await assert.rejects(
+    loadEffectiveConfig({ config: [`${fx.dir}/dup.toml`] }, { env: {} }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.problems[0].line, 5003);
+      assert.match(error.problems[0].message, /Duplicate key/);
+      return true;
+    },
+  );
+  // Written differently, the same pattern both allowed and denied.
+  await assert.rejects(
+    loadEffectiveConfig({ config: [`${fx.dir}/clash.toml`] }, { env: {} }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.problems[0].message, /Contradiction/);
+      return true;
+    },
+  );
+});

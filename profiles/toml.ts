@@ -6,7 +6,7 @@
  * @module
  */
 import type { ConfigProblem } from "../errors.ts";
-import { parsePlainToml } from "./_toml_fast.ts";
+import { parsePlainToml, type PlainTomlOptions } from "./_toml_fast.ts";
 
 /** The result of {@linkcode parseTomlText}: the parsed value, or the syntax problem. */
 export type ParsedToml =
@@ -16,6 +16,8 @@ export type ParsedToml =
 /**
  * Parses `text` (read from `file`). Duplicate keys and redefined tables are
  * errors, as the TOML spec says; they come back as a problem with the line.
+ * `options.entries` (for the config validator only): a plain file's
+ * `domains` tables come back as `PlainEntries` (see profiles/_toml_fast.ts).
  *
  * Asynchronous because the TOML parser (smol-toml) is imported on the first
  * call: a run without a config file never loads it, which keeps it out of
@@ -27,9 +29,13 @@ export type ParsedToml =
  * // { ok: false, problems: [{ file: "x.toml", line: 2, keyPath: "", message: "Duplicate key or table: …" }] }
  * ```
  */
-export async function parseTomlText(text: string, file: string): Promise<ParsedToml> {
+export async function parseTomlText(
+  text: string,
+  file: string,
+  options: PlainTomlOptions = {},
+): Promise<ParsedToml> {
   // Plain files (and large allowlists are plain) are read without loading smol-toml at all.
-  const plain = parsePlainToml(text);
+  const plain = parsePlainToml(text, options);
   if (plain !== null) return { ok: true, value: plain, lines: lazyKeyLines(text) };
   const { parse, TomlError } = await import("smol-toml");
   let value: unknown;

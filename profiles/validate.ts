@@ -19,6 +19,7 @@ import { type ConfigProblem, errorMessage } from "../errors.ts";
 import { compileRequestRule, READ_METHODS, RequestRuleError } from "../policy/request_rules.ts";
 import type { InjectedHeader, RequestRule } from "../policy/types.ts";
 import { checkDomainPattern, isPlainDomainPattern } from "./_pattern.ts";
+import { materializeEntries, PlainEntries } from "./_toml_fast.ts";
 import { isPresetName, PRESETS } from "./presets.ts";
 import { formatKeyPath, type KeyLines, parseTomlText, splitDottedKey } from "./toml.ts";
 import { checkExecPolicyExamples } from "../execpolicy/mod.ts";
@@ -523,6 +524,8 @@ class Checker {
   }
 
   table(value: unknown, path: readonly string[]): Table | null {
+    // A `domains` table read as entries, met where an ordinary table is expected.
+    if (value instanceof PlainEntries) return materializeEntries(value) as Table;
     if (isTable(value)) return value;
     this.problem(path, `Expected a table, found ${typeName(value)}`);
     return null;
@@ -565,14 +568,17 @@ class Checker {
     actions: readonly T[],
     add: (name: string, action: T, path: readonly string[]) => void,
   ): void {
-    const map = this.table(value, path);
-    if (map === null) return;
+    // Entries (a large table as the plain reader hands it over) are visited in the order the
+    // object's keys would be, without building the object.
+    const entries = value instanceof PlainEntries ? value : null;
+    const map = entries === null ? this.table(value, path) : null;
+    if (map === null && entries === null) return;
     const at = [...path, ""];
     const last = path.length;
-    const names = Object.keys(map);
+    const names = entries?.keys ?? Object.keys(map!);
     for (let i = 0; i < names.length; i++) {
       const name = names[i];
-      const action = map[name];
+      const action = entries !== null ? entries.values[i] : map![name];
       at[last] = name;
       const checked = typeof action === "string" && (actions as readonly string[]).includes(action)
         ? action as T
