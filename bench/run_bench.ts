@@ -5,6 +5,10 @@
  *
  * `--runs 0` skips the start-up part, `--mib 0` the throughput part;
  * `--main` points at another checkout's main.ts (for A/B comparisons);
+ * `--base PATH` adds the three `sandbox run` cases of another checkout's
+ * main.ts, interleaved with this one's (an A/B in one run, so the machine's
+ * load hits both alike), and prints each side's network part (network run
+ * minus `allow` run);
  * `--nobody` (as root) runs every case as uid 65534 through `setpriv`, with
  * a copy of Deno and its npm cache that nobody can read: the unprivileged
  * path (bwrap's own user namespace, the bridge entering it).
@@ -36,6 +40,7 @@ const { values } = parseArgs({
     mib: { type: "string", default: "1024" },
     main: { type: "string" },
     nobody: { type: "boolean", default: false },
+    base: { type: "string" },
   },
 });
 const RUNS = Number(values.runs);
@@ -135,8 +140,21 @@ const allCases: [string, string[]][] = [
     [...SELF, "run", "--config", `${dir}/allow.toml`, "--", "true"],
   ],
 ];
+if (values.base !== undefined) {
+  const base = [...SELF.slice(0, -1), values.base];
+  allCases.push(
+    ["[base] sandbox run -- true (network)", [...base, "run", "--", "true"]],
+    ["[base] sandbox run --no-capture -- true", [...base, "run", "--no-capture", "--", "true"]],
+    [
+      "[base] sandbox run -- true (execpolicy allow)",
+      [...base, "run", "--config", `${dir}/allow.toml`, "--", "true"],
+    ],
+  );
+}
 // The bridge-inside case needs the Deno copy under /tmp, which that bwrap covers: root only.
-const cases = nobody === null ? allCases : allCases.filter(([name]) => !name.includes("inside"));
+const cases = nobody === null
+  ? allCases
+  : allCases.filter(([name]) => !name.includes("bridge-inside"));
 try {
   if (RUNS > 0) await startUp();
   if (MIB > 0) await throughput();
@@ -159,6 +177,18 @@ async function startUp(): Promise<void> {
   }
   console.log(`start-up, median of ${RUNS} runs (ms):`);
   for (const [name, xs] of results) console.log(`  ${median(xs).toFixed(1).padStart(7)}  ${name}`);
+  if (values.base === undefined) return;
+  const at = (name: string) => median(results.get(name)!);
+  const sides: [string, string, string, string][] = [
+    ["this", cases[cases.length - 6][0], cases[cases.length - 5][0], cases[cases.length - 4][0]],
+    ["base", cases[cases.length - 3][0], cases[cases.length - 2][0], cases[cases.length - 1][0]],
+  ];
+  for (const [side, on, off, allow] of sides) {
+    console.log(
+      `  network part (${side}): capture on ${(at(on) - at(allow)).toFixed(1)}, ` +
+        `off ${(at(off) - at(allow)).toFixed(1)}`,
+    );
+  }
 }
 
 async function throughput(): Promise<void> {
