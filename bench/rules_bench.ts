@@ -11,7 +11,9 @@
  * - start-up: wall time of `sandbox run --config FILE -- true` (network on:
  *   the config is read, validated, merged and compiled, the proxy starts,
  *   bwrap runs `true`), median of N runs, sizes interleaved so the load of
- *   other users of the machine hits each size alike;
+ *   other users of the machine hits each size alike; with GNU time
+ *   installed, also its CPU time (user + sys of the run and its children),
+ *   which other users of the machine disturb less;
  * - decision: `decideHost()` in this process on a policy compiled from the
  *   same file, over the same mix of hosts at every size (the last exact rule,
  *   a subdomain of it, an unknown name); per-decision time is
@@ -86,10 +88,22 @@ function hostsFor(size: number): string[] {
   return [`d${exact}.example.com`, `a.d${exact}.example.com`, "unknown.example.com"];
 }
 
-async function time(argv: string[], cwd: string): Promise<number> {
+// CPU time (user + sys of the launcher and its children: bwrap, the bridge, the command) is less
+// sensitive to other users of the machine than wall time; GNU time reports it when installed.
+const GNU_TIME = (() => {
+  try {
+    return Deno.statSync("/usr/bin/time").isFile ? "/usr/bin/time" : null;
+  } catch {
+    return null;
+  }
+})();
+
+/** Runs `argv`; returns its wall time and (with GNU time) its CPU time, in ms. */
+async function time(argv: string[], cwd: string): Promise<{ wall: number; cpu: number | null }> {
+  const timed = GNU_TIME === null ? argv : [GNU_TIME, "-f", "CPU %U %S", ...argv];
   const start = performance.now();
-  const out = await new Deno.Command(argv[0], {
-    args: argv.slice(1),
+  const out = await new Deno.Command(timed[0], {
+    args: timed.slice(1),
     cwd,
     // A config dir of its own: only the rules file under test is loaded, never the user's
     // config (HOME stays: Deno's own cache lives under it).
@@ -99,10 +113,10 @@ async function time(argv: string[], cwd: string): Promise<number> {
     stderr: "piped",
   }).output();
   const elapsed = performance.now() - start;
-  if (!out.success) {
-    throw new Error(`${argv.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  return elapsed;
+  const stderr = new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`${argv.join(" ")} failed: ${stderr}`);
+  const cpu = /CPU ([0-9.]+) ([0-9.]+)\s*$/.exec(stderr);
+  return { wall: elapsed, cpu: cpu === null ? null : (Number(cpu[1]) + Number(cpu[2])) * 1000 };
 }
 
 const dir = await Deno.makeTempDir({ prefix: "rules-bench-" });
@@ -116,10 +130,15 @@ try {
 
   // Start-up.
   const startUp = new Map<number, number[]>(SIZES.map((size) => [size, []]));
+  const startUpCpu = new Map<number, number[]>(SIZES.map((size) => [size, []]));
   const argv = (size: number) => [...SELF, "run", "--config", files.get(size)!, "--", "true"];
   for (const size of SIZES) await time(argv(size), dir); // Warm the caches.
   for (let i = 0; i < RUNS; i++) {
-    for (const size of SIZES) startUp.get(size)!.push(await time(argv(size), dir));
+    for (const size of SIZES) {
+      const { wall, cpu } = await time(argv(size), dir);
+      startUp.get(size)!.push(wall);
+      if (cpu !== null) startUpCpu.get(size)!.push(cpu);
+    }
   }
   const base = median(startUp.get(SIZES[0])!);
   console.log(
@@ -134,6 +153,20 @@ try {
         (m / base).toFixed(2)
       }`,
     );
+  }
+  if (startUpCpu.get(SIZES[0])!.length > 0) {
+    const cpuBase = median(startUpCpu.get(SIZES[0])!);
+    console.log(
+      `start-up CPU time (user+sys of the run and its children, GNU time, 10 ms steps), median of ${RUNS} (ms; ratio):`,
+    );
+    for (const size of SIZES) {
+      const m = median(startUpCpu.get(size)!);
+      console.log(
+        `  ${size.toLocaleString("en-US").padStart(9)} patterns  ${
+          m.toFixed(0).padStart(8)
+        }  ratio ${(m / cpuBase).toFixed(2)}`,
+      );
+    }
   }
 
   // Per-request decision time.
