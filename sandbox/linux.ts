@@ -146,7 +146,7 @@ export async function runLinuxPlan(
   // never join a user namespace) may setns into the sandbox's network namespace from its thread,
   // add the capture range and bind ports below 1024 there, like the root bridge; the command
   // stays in bwrap's nested namespace without capabilities, as before.
-  const ownUserNamespace = withNetwork && options.uid !== 0 && (options.unshare ?? null) !== null &&
+  let ownUserNamespace = withNetwork && options.uid !== 0 && (options.unshare ?? null) !== null &&
     (options.nsenter ?? null) !== null;
   // The DNS stub needs Deno's UDP listener (`--unstable-net`): without it, the bridge process.
   const udp = typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
@@ -179,8 +179,13 @@ export async function runLinuxPlan(
   }
   let spawned: ReturnType<typeof spawnBwrap>;
   try {
-    // A millisecond or two: unshare's own start, not the bridge's.
-    if (ownUserNamespace && bridge !== null) await untilOwnUserNamespace(bridge.pid!);
+    // A millisecond or two: unshare's own start, not the bridge's. Should unshare fail (its
+    // message is on stderr), bwrap has not started yet: the bridge starts late instead.
+    if (ownUserNamespace && bridge !== null && !await untilOwnUserNamespace(bridge.pid!)) {
+      await bridge.stop();
+      bridge = null;
+      ownUserNamespace = false;
+    }
     using libc = openLibc("hand Bubblewrap its status and block pipes");
     closeInheritedOnExec(libc);
     spawned = spawnBwrap(plan, libc, {
@@ -822,27 +827,21 @@ function closeInheritedOnExec(libc: Deno.DynamicLibrary<typeof LIBC_SYMBOLS>): v
  * user namespace other than the launcher's, with its uid and gid maps
  * written: only then can bwrap be started inside it. Before `unshare` has
  * run, the pid's maps are the launcher's own (not empty), hence the
- * namespace comparison first. Throws when the process is gone (unshare
+ * namespace comparison first. False when the process is gone (unshare
  * failed: its message is on stderr).
  */
-async function untilOwnUserNamespace(pid: number): Promise<void> {
+async function untilOwnUserNamespace(pid: number): Promise<boolean> {
   const own = Deno.readLinkSync("/proc/self/ns/user");
   for (let waited = 0;; waited++) {
-    let ready: boolean;
     try {
-      ready = Deno.readLinkSync(`/proc/${pid}/ns/user`) !== own &&
+      // A zombie's namespace links cannot be read: the catch below.
+      const ready = Deno.readLinkSync(`/proc/${pid}/ns/user`) !== own &&
         Deno.readTextFileSync(`/proc/${pid}/uid_map`).trim() !== "" &&
         Deno.readTextFileSync(`/proc/${pid}/gid_map`).trim() !== "";
-    } catch (error) {
-      throw new SandboxError(
-        "sandbox_failed",
-        `Cannot start the bridge in a user namespace of its own ("unshare" ended): ${
-          errorMessage(error)
-        }`,
-        { cause: error },
-      );
+      if (ready) return true;
+    } catch {
+      return false;
     }
-    if (ready) return;
     if (waited >= 5000) {
       throw new SandboxError(
         "sandbox_failed",

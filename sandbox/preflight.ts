@@ -36,7 +36,8 @@ export interface PreflightResult {
    * `runLinuxPlan`); null when there is none, or when AppArmor restricts
    * unprivileged user namespaces (Ubuntu 23.10+): there an unconfined
    * `unshare` gets a namespace without capabilities, so the bridge is
-   * started late instead, through `nsenter`.
+   * started late instead, through `nsenter`; null too for an `unshare`
+   * older than util-linux 2.38 (no `--map-current-user`).
    */
   readonly unshare: string | null;
 }
@@ -100,7 +101,8 @@ function preflightLinuxSync(options: PreflightOptions): PreflightResult {
   const restricted = options.uid !== 0 &&
     readSysctl(`${options.procSys ?? "/proc/sys"}/kernel/apparmor_restrict_unprivileged_userns`) ===
       "1";
-  const unshare = restricted ? null : findHelper("unshare", options);
+  const found = restricted ? null : findHelper("unshare", options);
+  const unshare = found !== null && unshareCanKeepCaps(found) ? found : null;
   const problem = userNamespaceProblemSync(options);
   if (bwrap === null) {
     const dirs = (options.binDirs ?? SYSTEM_BIN_DIRS).join(", ");
@@ -112,6 +114,22 @@ function preflightLinuxSync(options: PreflightOptions): PreflightResult {
   }
   if (problem !== null) throw new SandboxError("userns_disabled", problem);
   return { bwrap, setsid, nsenter, unshare };
+}
+
+/**
+ * Whether util-linux `unshare` at `path` knows `--map-current-user` (2.38,
+ * 2022; Ubuntu 22.04 ships 2.37) and `--keep-caps`: its help text is in the
+ * binary, so reading it (~80 KB) costs less than running `unshare --help`.
+ */
+function unshareCanKeepCaps(path: string): boolean {
+  let bytes: Uint8Array;
+  try {
+    bytes = Deno.readFileSync(path);
+  } catch {
+    return false;
+  }
+  const text = new TextDecoder("latin1").decode(bytes);
+  return text.includes("--map-current-user") && text.includes("--keep-caps");
 }
 
 /**

@@ -153,3 +153,25 @@ Deno.test("preflightLinux() offers no unshare to an unprivileged user under AppA
     for (const dir of [ubuntu, debian]) await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("preflightLinux() offers no unshare older than util-linux 2.38 (no --map-current-user)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/bwrap`, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    // The help text util-linux 2.37 prints: --keep-caps, but not --map-current-user.
+    await Deno.writeTextFile(
+      `${dir}/unshare`,
+      "#!/bin/sh\n# -r, --map-root-user  --keep-caps\nexit 0\n",
+      { mode: 0o755 },
+    );
+    assert.equal((await preflightLinux({ uid: 1000, binDirs: [dir] })).unshare, null);
+    await Deno.writeTextFile(
+      `${dir}/unshare`,
+      "#!/bin/sh\n# -c, --map-current-user  --keep-caps\nexit 0\n",
+      { mode: 0o755 },
+    );
+    assert.equal((await preflightLinux({ uid: 1000, binDirs: [dir] })).unshare, `${dir}/unshare`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -432,8 +432,8 @@ except OSError as e:
   });
 
   Deno.test({
-    name: `capture (${mode.name}): the command cannot add an address, take the loopback ` +
-      "device down or create a device, while the bridge's stub still answers",
+    name: `capture (${mode.name}): the command cannot add an address, set the loopback ` +
+      "device down or up, or create a device, while the bridge's stub still answers",
     ignore: mode.ignore,
     async fn() {
       // rtnetlink spoken from python3 (no iproute2 needed): each request's errno, or "ok".
@@ -454,6 +454,7 @@ ip = socket.inet_aton("10.77.0.1")
 print("addr=" + ask(20, REQ | ACK | EXCL | CREATE,
     struct.pack("=BBBBI", socket.AF_INET, 8, 0, 0, 1) + attr(2, ip) + attr(1, ip)))
 print("down=" + ask(16, REQ | ACK, struct.pack("=BxHiII", 0, 0, 1, 0, 1)))
+print("up=" + ask(16, REQ | ACK, struct.pack("=BxHiII", 0, 0, 1, 1, 1)))
 print("link=" + ask(16, REQ | ACK | EXCL | CREATE, struct.pack("=BxHiII", 0, 0, 0, 0, 0) +
     attr(3, b"sbx0\\0") + attr(18, attr(1, b"dummy\\0"))))
 try:
@@ -471,6 +472,7 @@ except OSError as e:
       assert.equal(out.get("uid"), mode.name === "root" ? "0" : "65534");
       assert.equal(out.get("addr"), "EPERM", err);
       assert.equal(out.get("down"), "EPERM", err);
+      assert.equal(out.get("up"), "EPERM", err);
       assert.equal(out.get("link"), "EPERM", err);
       assert.equal(out.get("bound"), "EADDRNOTAVAIL", err);
       assert.match(out.get("getent") ?? "", /^198\.1[89]\.\d+\.\d+\s+after\.example$/, err);
@@ -622,6 +624,46 @@ Deno.test({
       clearTimeout(timer);
       child.kill("SIGTERM");
       await child.output().catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name: "capture (nobody): when unshare fails, the bridge starts after the pid instead and " +
+    "capture still works",
+  ignore: !unprivileged,
+  async fn() {
+    await using allowed = startFixture(80, httpServe("hello-late-bridge"));
+    // A stand-in that passes the preflight's check (it names both options) and fails, leaving
+    // a mark that the early path was tried. nobody can run it but not change it.
+    const dir = await Deno.makeTempDir({ prefix: "sandbox_unshare_" });
+    try {
+      await Deno.chmod(dir, 0o755);
+      const marks = `${dir}/marks`;
+      await Deno.mkdir(marks);
+      await Deno.chmod(marks, 0o777);
+      await Deno.writeTextFile(
+        `${dir}/unshare`,
+        `#!/bin/sh\n# --map-current-user --keep-caps\ntouch ${marks}/tried\n` +
+          `echo "unshare: unrecognized option" >&2\nexit 1\n`,
+        { mode: 0o755 },
+      );
+      const { exitCode, out, err, calls } = await runAs("nobody", {
+        allow: ["allowed.test"],
+        table: { "allowed.test": allowed.address },
+        script: [
+          `echo "curl=$(curl -sS -m 10 --noproxy '*' http://allowed.test/)"`,
+          `echo "getent=$(getent hosts any.name.example)"`,
+        ].join("\n"),
+        env: { SANDBOX_UNSHARE: `${dir}/unshare` },
+      });
+      assert.equal(exitCode, 0, err);
+      assert.ok(await Deno.stat(`${marks}/tried`), "the early path was not tried");
+      assert.equal(out.get("curl"), "hello-late-bridge", err);
+      assert.match(out.get("getent") ?? "", /^198\.1[89]\.\d+\.\d+\s+any\.name\.example$/);
+      assert.deepEqual(calls, ["allowed.test"]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });
