@@ -432,6 +432,37 @@ except OSError as e:
   });
 
   Deno.test({
+    name: `capture (${mode.name}): an execpolicy allow command keeps an empty network ` +
+      "namespace: no synthetic range, no stub, no listener, the host's resolv.conf",
+    ignore: mode.ignore,
+    async fn() {
+      const script = [
+        `echo "range=$(grep -c '198\\.18\\.' /proc/net/fib_trie)"`,
+        `echo "stub=$(grep -c 198.18.0.1 /etc/resolv.conf)"`,
+        // Sockets in the namespace, TCP and UDP alike: none (nothing listens for the command).
+        `echo "tcp=$(awk 'FNR > 1' /proc/net/tcp /proc/net/tcp6 | wc -l)"`,
+        `echo "udp=$(awk 'FNR > 1' /proc/net/udp /proc/net/udp6 | wc -l)"`,
+        `echo "proxy=[$HTTP_PROXY]"`,
+        `echo "uid=$(id -u)"`,
+      ].join("\n");
+      const { exitCode, out, err, decisions } = await runAs(mode.name, {
+        allow: ["allowed.test"],
+        table: {},
+        script,
+        config: `[execpolicy]\n"sh *" = "allow"\n`,
+      });
+      assert.equal(exitCode, 0, err);
+      assert.equal(out.get("uid"), mode.name === "root" ? "0" : "65534");
+      assert.equal(out.get("range"), "0", err);
+      assert.equal(out.get("stub"), "0", err);
+      assert.equal(out.get("tcp"), "0", err);
+      assert.equal(out.get("udp"), "0", err);
+      assert.equal(out.get("proxy"), "[]");
+      assert.deepEqual(decisions, []);
+    },
+  });
+
+  Deno.test({
     name: `capture (${mode.name}): the command cannot add an address, set the loopback ` +
       "device down or up, or create a device, while the bridge's stub still answers",
     ignore: mode.ignore,

@@ -25,6 +25,8 @@ export interface CaptureRun {
   readonly script: string;
   /** Files written into that dir first. */
   readonly files?: Readonly<Record<string, string>>;
+  /** A config file's TOML text (`--config`), e.g. an execpolicy table. */
+  readonly config?: string;
   /** Added to the launcher's environment (e.g. its own `HTTPS_PROXY`, the upstream proxy). */
   readonly env?: Readonly<Record<string, string>>;
 }
@@ -99,7 +101,11 @@ async function runHere(request: CaptureRun): Promise<CaptureOutcome> {
       XDG_CONFIG_HOME: `${dir}/.config`,
       ...request.env,
     };
-    const config = await loadEffectiveConfig({ allow: [...request.allow] }, { cwd: dir, env });
+    const flags = request.config === undefined
+      ? { allow: [...request.allow] }
+      : { allow: [...request.allow], config: [`${dir}/config.toml`] };
+    if (request.config !== undefined) await Deno.writeTextFile(flags.config![0], request.config);
+    const config = await loadEffectiveConfig(flags, { cwd: dir, env });
     const result = await runSandboxed(
       config,
       ["sh", "-c", `exec >out.txt 2>err.txt\n${request.script}`],
