@@ -216,10 +216,10 @@ const RULE_LISTS = new WeakMap<NetworkPolicy, RuleLists>();
  * {@linkcode ConfigError} listing every rule that does not follow the
  * pattern grammar (file = the rule's source, key path = its pattern).
  *
- * Plain names (valid once checked, see `isPlainNamePattern`) are turned into
- * rule objects, and every list is indexed, on first use of `allow`/`deny`
- * or in idle steps ({@linkcode warmNetworkPolicy}); the decisions are the
- * same either way.
+ * In a large frozen list (the loader's output), plain names (valid once
+ * checked, see `isPlainNamePattern`) are turned into rule objects, and every
+ * list is indexed, on first use of `allow`/`deny` or in idle steps
+ * ({@linkcode warmNetworkPolicy}); the decisions are the same either way.
  *
  * @example
  * ```ts
@@ -261,8 +261,11 @@ export function compileNetworkPolicy(network: NetworkConfig): NetworkPolicy {
   if (problems.length > 0) throw new ConfigError(problems);
   if (rules.length > 0) requestRules = compileRequestRules(rules);
   const lists = new RuleLists(domains, compiled);
-  // A small list is built (and indexed) now, so no request waits for it.
-  if (domains.length <= EAGER_RULES) {
+  // A small list is built (and indexed) now, so no request waits for it; so is one that is not
+  // frozen (as the loader's output is), since the build must see the rules as they are now.
+  if (
+    domains.length <= EAGER_RULES || !Object.isFrozen(domains) || !Object.isFrozen(domains[0])
+  ) {
     ruleIndexOf(lists.complete().allow);
     ruleIndexOf(lists.deny);
   }

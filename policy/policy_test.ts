@@ -400,19 +400,25 @@ Deno.test("compileNetworkPolicy() builds a large list's rules in idle steps and 
         return `${h} ${d.decision} ${d.rule}`;
       }),
     );
+  // Frozen, as the loader's output is: only then is the build deferred.
+  const frozen = ({ allow, deny }: { allow: string[]; deny: string[] }): NetworkPolicy => {
+    const net = network({ allow, deny });
+    for (const rule of net.domains) Object.freeze(rule);
+    return compileNetworkPolicy({ ...net, domains: Object.freeze(net.domains) as DomainRule[] });
+  };
   // Either list, read first, is complete and in merge order.
-  assert.deepEqual(policy({ allow, deny }).allow.map((r) => r.pattern.text), allow);
-  assert.deepEqual(policy({ allow, deny }).deny.map((r) => r.pattern.text), deny);
-  const reference = policy({ allow, deny });
+  assert.deepEqual(frozen({ allow, deny }).allow.map((r) => r.pattern.text), allow);
+  assert.deepEqual(frozen({ allow, deny }).deny.map((r) => r.pattern.text), deny);
+  const reference = policy({ allow, deny }); // Not frozen: built up front.
   const expected = await decide(reference);
   assert.deepEqual(reference.allow.map((r) => r.pattern.text), allow);
 
   // A decision before any idle step completes the build itself.
-  assert.deepEqual(await decide(policy({ allow, deny })), expected);
+  assert.deepEqual(await decide(frozen({ allow, deny })), expected);
   // Stopped part of the way through the idle steps (rule lists, then each index), the first
   // decision completes the build.
   for (let steps = 1; steps <= 16; steps++) {
-    const warming = policy({ allow, deny });
+    const warming = frozen({ allow, deny });
     const abort = new AbortController();
     let left = steps;
     const tick = async () => {
@@ -422,7 +428,12 @@ Deno.test("compileNetworkPolicy() builds a large list's rules in idle steps and 
     await Promise.all([warmNetworkPolicy(warming, { signal: abort.signal, step: 700 }), tick()]);
     assert.deepEqual(await decide(warming), expected, `after ${steps} steps`);
   }
-  const warmed = policy({ allow, deny });
+  // A list that is not frozen is built at once: changing it afterwards changes nothing.
+  const open = network({ allow, deny });
+  const snapshot = compileNetworkPolicy(open);
+  (open.domains as DomainRule[]).splice(0);
+  assert.deepEqual(await decide(snapshot), expected);
+  const warmed = frozen({ allow, deny });
   await warmNetworkPolicy(warmed, { step: 700 });
   assert.deepEqual(await decide(warmed), expected);
   assert.deepEqual(warmed.deny.map((r) => r.pattern.text), deny);
