@@ -137,15 +137,15 @@ export async function runLinuxPlan(
   let bridge: BridgeProcess | null = null;
   // As root the bridge can join the sandbox's network namespace itself (setns from its own
   // thread), so it starts now and boots while bwrap sets the sandbox up; it is told the pid
-  // later. Unprivileged, see ownUserNamespace below; without unshare it must enter bwrap's
-  // user namespace, which only a single-threaded process (nsenter) can: once the pid is known.
-  // Unprivileged, `unshare` starts the bridge early too, as the owner of a user namespace of its
-  // own (B) with its capabilities there kept across execve (`--keep-caps`), and bwrap is started
-  // inside B: bwrap's own user namespace is then B's child, owned by the same uid, and that
+  // later. Unprivileged, `unshare` starts the bridge early too, as the owner of a user
+  // namespace of its own (B) with its capabilities there kept across execve (`--keep-caps`),
+  // and bwrap is started inside B: bwrap's own user namespace is then B's child, owned by the same uid, and that
   // owner, in the parent, has every capability in it. So the bridge (multi-threaded: it could
   // never join a user namespace) may setns into the sandbox's network namespace from its thread,
   // add the capture range and bind ports below 1024 there, like the root bridge; the command
-  // stays in bwrap's nested namespace without capabilities, as before.
+  // stays in bwrap's nested namespace without capabilities, as before. Without unshare, the
+  // bridge must enter bwrap's user namespace, which only a single-threaded process (nsenter)
+  // can: it starts once the pid is known.
   let ownUserNamespace = withNetwork && options.uid !== 0 && (options.unshare ?? null) !== null &&
     (options.nsenter ?? null) !== null;
   // The DNS stub needs Deno's UDP listener (`--unstable-net`): without it, the bridge process.

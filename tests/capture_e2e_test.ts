@@ -632,10 +632,20 @@ Deno.test({
       const read = (pid: number, file: string) => Deno.readTextFileSync(`/proc/${pid}/${file}`);
       const userns = (pid: number) => Deno.readLinkSync(`/proc/${pid}/ns/user`);
       const capEff = (pid: number) => /CapEff:\s*([0-9a-f]+)/.exec(read(pid, "status"))![1];
-      const tree = descendants(child.pid).map((pid) => ({
-        pid,
-        argv: read(pid, "cmdline").split("\0"),
-      }));
+      const snapshot = () =>
+        descendants(child.pid).flatMap((pid) => {
+          try {
+            return [{ pid, argv: read(pid, "cmdline").split("\0") }];
+          } catch {
+            return []; // exited meanwhile
+          }
+        });
+      // "ready" is printed before sh execs sleep: wait (bounded) for the exec.
+      let tree = snapshot();
+      for (let i = 0; i < 500 && !tree.some((p) => p.argv[0] === "sleep"); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        tree = snapshot();
+      }
       const bridge = tree.find((p) => p.argv.includes("__bridge"));
       const outerBwrap = tree.find((p) => p.argv[0].endsWith("/bwrap"));
       const command = tree.find((p) => p.argv[0] === "sleep");
