@@ -184,8 +184,10 @@ export function capturePlan(config: EffectiveConfig, socket: string): CapturePla
   const addresses = new Set<string>();
   for (const rule of config.network.domains) {
     // A plain name pattern (nearly all of a large allowlist) names neither a port nor an
-    // address: it is not compiled here.
-    if (rule.action !== "allow" || isPlainNamePattern(rule.pattern, "allow")) continue;
+    // address: it is not compiled here. A port or an IPv6 address needs a colon and an IPv4
+    // address ends in a digit, so most patterns are passed over without even the name check.
+    if (rule.action !== "allow" || !mayNamePortOrAddress(rule.pattern)) continue;
+    if (isPlainNamePattern(rule.pattern, "allow")) continue;
     let pattern: DomainPattern;
     try {
       pattern = compileDomainPattern(rule.pattern, "allow");
@@ -207,6 +209,15 @@ export function capturePlan(config: EffectiveConfig, socket: string): CapturePla
     httpPorts: [80],
     addresses: [...addresses],
   };
+}
+
+/** False only for a pattern that can carry neither a port nor an IP address (no colon, no final digit). */
+function mayNamePortOrAddress(pattern: string): boolean {
+  if (pattern.includes(":")) return true;
+  let end = pattern.length;
+  while (end > 0 && pattern.charCodeAt(end - 1) === 0x2e) end--; // trailing dots
+  const last = pattern.charCodeAt(end - 1);
+  return last >= 0x30 && last <= 0x39;
 }
 
 /**

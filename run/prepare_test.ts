@@ -88,6 +88,7 @@ Deno.test("capturePlan() captures the ports and the literal addresses allow rule
     "203.0.113.7:5432",
     "[2001:DB8::7]:443",
     "10.0.0.5",
+    "192.0.2.8.",
     "127.0.0.1:8080",
     "[::1]:22",
     "[::ffff:203.0.113.9]",
@@ -103,5 +104,16 @@ Deno.test("capturePlan() captures the ports and the literal addresses allow rule
   const plan = capturePlan({ ...BASE, network: { ...BASE.network, domains } }, "/run/x.sock");
   assert.deepEqual(plan.ports, [22, 80, 443, 5432, 8080, 8443]);
   assert.deepEqual(plan.tlsPorts, [443]);
-  assert.deepEqual(plan.addresses, ["203.0.113.7", "2001:db8::7", "10.0.0.5"]);
+  assert.deepEqual(plan.addresses, ["203.0.113.7", "2001:db8::7", "10.0.0.5", "192.0.2.8"]);
+});
+
+Deno.test("capturePlan() passes over plain names without compiling them, and still finds what 100,000 of them hide", () => {
+  const domains = Array.from({ length: 100_000 }, (_, i) => ({
+    pattern: i === 50_000 ? "db.example:5432" : i === 70_000 ? "203.0.113.70" : `d${i}.example.com`,
+    action: "allow" as const,
+    source: "test",
+  }));
+  const plan = capturePlan({ ...BASE, network: { ...BASE.network, domains } }, "/run/x.sock");
+  assert.deepEqual(plan.ports, [80, 443, 5432]);
+  assert.deepEqual(plan.addresses, ["203.0.113.70"]);
 });
