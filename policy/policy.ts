@@ -326,7 +326,10 @@ export async function warmNetworkPolicy(
     lists.step(step);
   }
   for (const list of [lists.allow, lists.deny]) {
-    for (;;) {
+    // A step of 0 only says whether the index is complete: an index built when the policy was
+    // compiled (a small list) needs no idle step, and so no timer (Deno's first timer loads its
+    // timers module, ~7 ms of every run's start-up).
+    while (!ruleIndexStep(list, 0)) {
       await idle();
       if (options.signal?.aborted) return;
       if (ruleIndexStep(list, step)) break;

@@ -122,12 +122,13 @@ export interface SlotSweeperOptions {
 export class SlotSweeper {
   #slots = new Set<ConnectionSlot>();
   #idleTimeoutMs: number;
-  #timer: ReturnType<typeof setInterval>;
+  #tick: number;
+  #timer: ReturnType<typeof setInterval> | null = null;
+  #stopped = false;
 
   constructor(options: SlotSweeperOptions) {
     this.#idleTimeoutMs = options.idleTimeoutMs;
-    const tick = options.tickMs ?? Math.max(5, Math.min(1000, options.idleTimeoutMs / 4));
-    this.#timer = setInterval(() => this.sweep(), tick);
+    this.#tick = options.tickMs ?? Math.max(5, Math.min(1000, options.idleTimeoutMs / 4));
   }
 
   /** Number of slots watched. */
@@ -139,6 +140,11 @@ export class SlotSweeper {
   add(conn: { close(): void }): ConnectionSlot {
     const slot = new ConnectionSlot(conn);
     this.#slots.add(slot);
+    // The timer starts with the first slot, not with the proxy: Deno's first timer loads its
+    // timers module (~7 ms), which a run whose command never connects need not pay at start-up.
+    if (this.#timer === null && !this.#stopped) {
+      this.#timer = setInterval(() => this.sweep(), this.#tick);
+    }
     return slot;
   }
 
@@ -164,7 +170,9 @@ export class SlotSweeper {
 
   /** Stops the timer (slots are not closed). */
   stop(): void {
-    clearInterval(this.#timer);
+    this.#stopped = true;
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
   }
 }
 
