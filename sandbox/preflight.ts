@@ -101,7 +101,8 @@ function preflightLinuxSync(options: PreflightOptions): PreflightResult {
   const restricted = options.uid !== 0 &&
     readSysctl(`${options.procSys ?? "/proc/sys"}/kernel/apparmor_restrict_unprivileged_userns`) ===
       "1";
-  const found = restricted ? null : findHelper("unshare", options);
+  // Only an unprivileged launcher starts its bridge through unshare: root never reads it.
+  const found = restricted || options.uid === 0 ? null : findHelper("unshare", options);
   const unshare = found !== null && unshareCanKeepCaps(found) ? found : null;
   const problem = userNamespaceProblemSync(options);
   if (bwrap === null) {

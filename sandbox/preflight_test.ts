@@ -62,9 +62,20 @@ Deno.test("preflightLinux() takes helpers from system directories, never from PA
       await Deno.writeTextFile(`${planted}/${name}`, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
     }
     const found = await preflightLinux({ uid: 0, env: { PATH: `${planted}:/usr/bin:/bin` } });
-    for (const path of [found.bwrap, found.setsid, found.nsenter, found.unshare]) {
+    for (const path of [found.bwrap, found.setsid, found.nsenter]) {
       assert.ok(path !== null && !path.startsWith(planted), `${path} came from PATH`);
     }
+    // unshare is an unprivileged launcher's helper only.
+    assert.equal(found.unshare, null);
+    const unprivileged = await preflightLinux({
+      uid: 1000,
+      env: { PATH: `${planted}:/usr/bin:/bin` },
+    });
+    // (null on a machine whose unshare is missing or older than 2.38, never the planted one)
+    assert.ok(
+      !(unprivileged.unshare ?? "").startsWith(planted),
+      `${unprivileged.unshare} came from PATH`,
+    );
     assert.match(found.bwrap, /^\/(usr\/)?(s?bin|local\/bin)\/bwrap$/);
   } finally {
     await Deno.remove(planted, { recursive: true });
@@ -148,7 +159,8 @@ Deno.test("preflightLinux() offers no unshare to an unprivileged user under AppA
       (await preflightLinux({ uid: 1000, procSys: debian })).unshare ?? "",
       /\/unshare$/,
     );
-    assert.match((await preflightLinux({ uid: 0, procSys: ubuntu })).unshare ?? "", /\/unshare$/);
+    // Root never starts its bridge through unshare: it is not even looked for.
+    assert.equal((await preflightLinux({ uid: 0, procSys: ubuntu })).unshare, null);
   } finally {
     for (const dir of [ubuntu, debian]) await Deno.remove(dir, { recursive: true });
   }
