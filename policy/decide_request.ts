@@ -167,6 +167,13 @@ export interface OwnListeners {
   readonly ports: ReadonlySet<number>;
   /** The host's own interface addresses (canonical), besides loopback and the unspecified address. */
   readonly addresses: ReadonlySet<string>;
+  /**
+   * The address each port's listener is bound to (canonical), when known. A port bound to one
+   * specific address is the proxy's only at that address (and the unspecified one, which reaches
+   * it): another loopback address with the same port number is another socket. Ports without an
+   * entry, or bound to a wildcard, count at every local address.
+   */
+  readonly bound?: ReadonlyMap<number, string>;
 }
 
 /** A question for the decider (`--ask`). */
@@ -299,6 +306,13 @@ export function isOwnListener(address: string, port: number, own: OwnListeners):
   if (ip === null) return true;
   const canonical = ip.canonical.replace(/%.*$/, "");
   const v4 = ip.family === 4 ? ip.bytes : isMappedV4(ip.bytes) ? ip.bytes.subarray(12) : null;
+  const unspecified = v4 !== null ? v4.every((b) => b === 0) : canonical === "::";
+  const bound = own.bound?.get(port);
+  if (bound !== undefined && bound !== "0.0.0.0" && bound !== "::") {
+    // 0.0.0.0 (or ::) as a destination reaches the host's listeners, those on 127.0.0.1 too.
+    if (unspecified) return true;
+    return (v4 !== null ? `${v4[0]}.${v4[1]}.${v4[2]}.${v4[3]}` : canonical) === bound;
+  }
   if (v4 !== null && (v4[0] === 127 || v4.every((b) => b === 0))) return true;
   if (canonical === "::1" || canonical === "::") return true;
   if (v4 !== null && own.addresses.has(`${v4[0]}.${v4[1]}.${v4[2]}.${v4[3]}`)) return true;

@@ -464,6 +464,25 @@ Deno.test("isOwnListener() recognises loopback, wildcard, mapped and interface s
   assert.ok(!isOwnListener("8.8.8.8", 3128, own));
 });
 
+Deno.test("isOwnListener() with a listener bound to one address: that address and the unspecified one are its own, another loopback address with the same port is not", () => {
+  const own = {
+    ports: new Set([3128, 1080]),
+    addresses: new Set(["192.0.2.7"]),
+    bound: new Map([[3128, "127.0.0.1"], [1080, "0.0.0.0"]]),
+  };
+  for (const address of ["127.0.0.1", "::ffff:127.0.0.1", "0.0.0.0", "::"]) {
+    assert.ok(isOwnListener(address, 3128, own), address);
+  }
+  for (const address of ["127.0.0.2", "127.8.9.1", "::1", "192.0.2.7"]) {
+    assert.ok(!isOwnListener(address, 3128, own), address);
+  }
+  assert.ok(isOwnListener("not-an-address", 3128, own), "refuse rather than guess");
+  // A wildcard listener is reached at every local address.
+  for (const address of ["127.0.0.2", "::1", "192.0.2.7", "0.0.0.0"]) {
+    assert.ok(isOwnListener(address, 1080, own), address);
+  }
+});
+
 Deno.test("sameHost() compares case, trailing dots, brackets and IPv6 spellings", () => {
   assert.ok(sameHost("Example.COM.", "example.com"));
   assert.ok(sameHost("[::1]", "0:0::1"));

@@ -276,7 +276,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   // The proxy's own unix socket (as given and canonical, filled in once listening).
   const ownUnixPaths: string[] = [];
 
-  const ownListeners = { ports: ownPorts, addresses: interfaceAddresses };
+  // Each listener's own address: another loopback address with the same port is not the proxy.
+  const ownBound = new Map<number, string>();
+  const ownListeners = { ports: ownPorts, addresses: interfaceAddresses, bound: ownBound };
   const isSelf = (address: string, port: number): boolean =>
     isOwnListener(address, port, ownListeners);
 
@@ -495,6 +497,13 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     }
   };
 
+  const noteBound = (addr: Deno.NetAddr): void => {
+    const ip = parseIpLiteral(addr.hostname);
+    // Two listeners on one port (HTTP and SOCKS5 on different addresses): count it everywhere.
+    if (ip === null || ownBound.has(addr.port)) ownBound.set(addr.port, "0.0.0.0");
+    else ownBound.set(addr.port, ip.canonical);
+  };
+
   const listen = (address: ListenAddress, what: string): Deno.TcpListener => {
     try {
       return Deno.listen({ hostname: address.hostname, port: address.port, transport: "tcp" });
@@ -546,11 +555,13 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       httpListener = listen(httpAddress, "HTTP proxy");
       listeners.push(httpListener);
       ownPorts.add(httpListener.addr.port);
+      noteBound(httpListener.addr);
     }
     if (socksAddress !== null) {
       socksListener = listen(socksAddress, "SOCKS5 proxy");
       listeners.push(socksListener);
       ownPorts.add(socksListener.addr.port);
+      noteBound(socksListener.addr);
     }
     if (options.unixPath) {
       try {

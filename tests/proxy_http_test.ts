@@ -10,6 +10,7 @@ import {
   readUntil,
   respondWith,
   send,
+  serveConnections,
 } from "./proxy_helpers.ts";
 
 const NAMES = { "allowed.test": ["127.0.0.2"], "other.test": ["127.0.0.3"] };
@@ -290,6 +291,27 @@ Deno.test("proxy refuses its own listener as a target, however it is spelled", a
       assert.equal(body.reason, "own_listener");
       assert.match(body.detail, /own listener/);
     });
+  }
+});
+
+Deno.test("proxy: a server on another loopback address that happens to share the proxy's port number is not the proxy's own listener", async () => {
+  await using proxy = await proxyFor({ allow: ["127.0.0.2"] });
+  const own = proxy.http!.port;
+  // The proxy listens on 127.0.0.1 only: 127.0.0.2 with the same port is another socket.
+  const listener = Deno.listen({ hostname: "127.0.0.2", port: own });
+  const served = serveConnections(listener, respondWith("other"));
+  try {
+    const response = parseResponse(
+      await exchange(
+        own,
+        `GET http://127.0.0.2:${own}/ HTTP/1.1\r\nHost: 127.0.0.2:${own}\r\nConnection: close\r\n\r\n`,
+      ),
+    );
+    assert.equal(response.status, 200, response.body);
+    assert.equal(response.body, "other");
+    assert.equal(served.accepted(), 1);
+  } finally {
+    await served.close();
   }
 });
 
