@@ -475,7 +475,8 @@ function startJoinedBridge(options: {
     if (stopped) return;
     const inside = openNetworkNamespace(pid);
     closers.push(() => inside.close());
-    await untilLoopbackUp(inside);
+    await untilLoopbackUp(inside, () => stopped);
+    if (stopped) return;
     const proxy = await sink;
     if (stopped) return;
     const bridge = startBridge({
@@ -519,11 +520,15 @@ function startJoinedBridge(options: {
 }
 
 /**
- * Waits (bounded) until bwrap has brought the sandbox's loopback device up:
- * bwrap reports the pid first, and until the device is up nothing binds there.
+ * Waits (bounded, or until the run stops) until bwrap has brought the
+ * sandbox's loopback device up: bwrap reports the pid first, and until the
+ * device is up nothing binds there.
  */
-async function untilLoopbackUp(inside: { run<T>(fn: () => T): T }): Promise<void> {
-  for (let waited = 0;; waited++) {
+async function untilLoopbackUp(
+  inside: { run<T>(fn: () => T): T },
+  stopped: () => boolean,
+): Promise<void> {
+  for (let waited = 0; !stopped(); waited++) {
     try {
       inside.run(() => Deno.listen({ hostname: "127.0.0.2", port: 0 })).close();
       return;
