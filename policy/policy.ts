@@ -319,21 +319,35 @@ export async function warmNetworkPolicy(
   const lists = RULE_LISTS.get(policy);
   if (lists === undefined) return;
   const step = options.step ?? WARM_STEP;
-  const idle = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
-  while (!lists.done) {
-    await idle();
-    if (options.signal?.aborted) return;
-    lists.step(step);
-  }
-  for (const list of [lists.allow, lists.deny]) {
-    // A step of 0 only says whether the index is complete: an index built when the policy was
-    // compiled (a small list) needs no idle step, and so no timer (Deno's first timer loads its
-    // timers module, ~7 ms of every run's start-up).
-    while (!ruleIndexStep(list, 0)) {
+  // A step of 0 only says whether an index is complete: a small policy's lists and indexes are
+  // built when it is compiled, and then nothing is scheduled at all.
+  if (lists.done && ruleIndexStep(lists.allow, 0) && ruleIndexStep(lists.deny, 0)) return;
+  // Yields through a message port, not a timer: Deno's first timer loads its timers module
+  // (~7 ms), which would land in the start-up of every run with a large allowlist.
+  const { port1, port2 } = new MessageChannel();
+  let wake: (() => void) | null = null;
+  port1.onmessage = () => wake?.();
+  const idle = () =>
+    new Promise<void>((resolve) => {
+      wake = resolve;
+      port2.postMessage(null);
+    });
+  try {
+    while (!lists.done) {
       await idle();
       if (options.signal?.aborted) return;
-      if (ruleIndexStep(list, step)) break;
+      lists.step(step);
     }
+    for (const list of [lists.allow, lists.deny]) {
+      while (!ruleIndexStep(list, 0)) {
+        await idle();
+        if (options.signal?.aborted) return;
+        if (ruleIndexStep(list, step)) break;
+      }
+    }
+  } finally {
+    port1.close();
+    port2.close();
   }
 }
 
