@@ -272,7 +272,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   let otlp: OtlpExporter | null = null;
   let log: DecisionLog | null = null;
   let closing: Promise<void> | null = null;
-  const interfaceAddresses = localInterfaceAddresses();
+  // Only TCP listeners can be connected to by address; a proxy on unix sockets alone (`sandbox
+  // run`) never asks, so the host's interfaces are not listed for it.
+  const interfaceAddresses = httpAddress === null && socksAddress === null
+    ? new Set<string>()
+    : localInterfaceAddresses();
   // The proxy's own unix socket (as given and canonical, filled in once listening).
   const ownUnixPaths: string[] = [];
 
