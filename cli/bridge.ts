@@ -80,7 +80,7 @@ export async function bridgeCommand(args: string[]): Promise<number> {
     const line = await readLine();
     if (line === null) return 0; // the launcher gave up before bwrap reported a pid
     sandboxPid = Number(line);
-    const { enterNetworkNamespace } = await netns;
+    const { enterNetworkNamespace, untilLoopbackUp } = await netns;
     enterNetworkNamespace(sandboxPid);
     // bwrap reports the pid before its child has brought the loopback device up.
     await untilLoopbackUp();
@@ -152,23 +152,6 @@ async function readLine(): Promise<string | null> {
     if (byte[0] === 0x0a) return text;
     text += String.fromCharCode(byte[0]);
     if (text.length > 32) return null;
-  }
-}
-
-/**
- * Waits (bounded) until bwrap has brought the sandbox's loopback device up.
- * bwrap adds 127.0.0.1/8 and then sets the device up; only then is the
- * whole prefix local, so 127.0.0.2 binds only once the device is up.
- */
-async function untilLoopbackUp(): Promise<void> {
-  for (let waited = 0;; waited++) {
-    try {
-      Deno.listen({ hostname: "127.0.0.2", port: 0 }).close();
-      return;
-    } catch (error) {
-      if (!(error instanceof Deno.errors.AddrNotAvailable) || waited > 5000) throw error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 1));
   }
 }
 

@@ -36,10 +36,11 @@
  * 10.0.0.0/8, not used by company networks, so a synthetic address is never
  * mistaken for a real one a program was given in its configuration.
  *
- * Kept free of other project imports (the bridge's start-up).
+ * Imports only `libc.ts` (the bridge's start-up).
  *
  * @module
  */
+import { dlopenLibc } from "./libc.ts";
 
 /** The address of the DNS stub inside the sandbox; also the first address of the synthetic range. */
 export const CAPTURE_DNS_ADDRESS = "198.18.0.1";
@@ -663,37 +664,33 @@ export function addLoopbackAddresses(
   entries: readonly { readonly address: string; readonly prefix: number }[],
 ): (string | null)[] {
   if (entries.length === 0) return [];
-  const lib = openLibc();
+  using lib = dlopenLibc(NETLINK_SYMBOLS);
+  const AF_NETLINK = 16, SOCK_RAW = 3, SOCK_CLOEXEC = 0o2000000, NETLINK_ROUTE = 0;
+  const fd = lib.symbols.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) throw new Error("cannot open a netlink socket");
   try {
-    const AF_NETLINK = 16, SOCK_RAW = 3, SOCK_CLOEXEC = 0o2000000, NETLINK_ROUTE = 0;
-    const fd = lib.symbols.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    if (fd < 0) throw new Error("cannot open a netlink socket");
-    try {
-      const kernel = new Uint8Array(12);
-      kernel[0] = AF_NETLINK;
-      const answer = new Uint8Array(1024);
-      return entries.map(({ address, prefix }, index) => {
-        const bytes = addressBytes(address);
-        if (bytes === null) return `"${address}" is not an IPv4 or IPv6 address`;
-        const message = newAddressMessage(bytes, prefix, index + 1);
-        const size = message.length;
-        if (Number(lib.symbols.sendto(fd, message, BigInt(size), 0, kernel, 12)) !== size) {
-          return "cannot send to the kernel's netlink socket";
-        }
-        const n = Number(lib.symbols.recv(fd, answer, 1024n, 0));
-        const reply = new DataView(answer.buffer);
-        if (n < 20 || reply.getUint16(4, true) !== 2) return "no netlink acknowledgement";
-        const errno = -reply.getInt32(16, true);
-        const EEXIST = 17;
-        return errno === 0 || errno === EEXIST
-          ? null
-          : `the kernel refused the address (errno ${errno})`;
-      });
-    } finally {
-      lib.symbols.close(fd);
-    }
+    const kernel = new Uint8Array(12);
+    kernel[0] = AF_NETLINK;
+    const answer = new Uint8Array(1024);
+    return entries.map(({ address, prefix }, index) => {
+      const bytes = addressBytes(address);
+      if (bytes === null) return `"${address}" is not an IPv4 or IPv6 address`;
+      const message = newAddressMessage(bytes, prefix, index + 1);
+      const size = message.length;
+      if (Number(lib.symbols.sendto(fd, message, BigInt(size), 0, kernel, 12)) !== size) {
+        return "cannot send to the kernel's netlink socket";
+      }
+      const n = Number(lib.symbols.recv(fd, answer, 1024n, 0));
+      const reply = new DataView(answer.buffer);
+      if (n < 20 || reply.getUint16(4, true) !== 2) return "no netlink acknowledgement";
+      const errno = -reply.getInt32(16, true);
+      const EEXIST = 17;
+      return errno === 0 || errno === EEXIST
+        ? null
+        : `the kernel refused the address (errno ${errno})`;
+    });
   } finally {
-    lib.close();
+    lib.symbols.close(fd);
   }
 }
 
@@ -721,16 +718,4 @@ function newAddressMessage(bytes: Uint8Array, prefix: number, seq: number): Uint
     message.set(bytes, offset + 4);
   }
   return message;
-}
-
-function openLibc(): Deno.DynamicLibrary<typeof NETLINK_SYMBOLS> {
-  let last: unknown = null;
-  for (const name of ["libc.so.6", "libc.so", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"]) {
-    try {
-      return Deno.dlopen(name, NETLINK_SYMBOLS);
-    } catch (error) {
-      last = error;
-    }
-  }
-  throw new Error(`libc could not be loaded: ${last instanceof Error ? last.message : last}`);
 }

@@ -29,6 +29,7 @@
  */
 import { errorMessage, SandboxError } from "../errors.ts";
 import { buildBwrapArgs } from "./bwrap_args.ts";
+import { dlopenLibc } from "./libc.ts";
 import { BRIDGE_HOST } from "./env.ts";
 import type { CaptureHeader } from "./capture.ts";
 import type { CapturePlan, SandboxPlan } from "./plan.ts";
@@ -471,11 +472,11 @@ function startJoinedBridge(options: {
     if (stopped) return;
     // Asked only now: the proxy is started (beforeCommand) once bwrap is.
     const sink = options.sink();
-    const [{ openNetworkNamespace }, { startBridge }, capture] = await modules;
+    const [{ openNetworkNamespace, untilLoopbackUp }, { startBridge }, capture] = await modules;
     if (stopped) return;
     const inside = openNetworkNamespace(pid);
     closers.push(() => inside.close());
-    await untilLoopbackUp(inside, () => stopped);
+    await untilLoopbackUp((fn) => inside.run(fn), () => stopped);
     if (stopped) return;
     const proxy = await sink;
     if (stopped) return;
@@ -517,26 +518,6 @@ function startJoinedBridge(options: {
       for (const close of closers.splice(0)) await close();
     },
   };
-}
-
-/**
- * Waits (bounded, or until the run stops) until bwrap has brought the
- * sandbox's loopback device up: bwrap reports the pid first, and until the
- * device is up nothing binds there.
- */
-async function untilLoopbackUp(
-  inside: { run<T>(fn: () => T): T },
-  stopped: () => boolean,
-): Promise<void> {
-  for (let waited = 0; !stopped(); waited++) {
-    try {
-      inside.run(() => Deno.listen({ hostname: "127.0.0.2", port: 0 })).close();
-      return;
-    } catch (error) {
-      if (!(error instanceof Deno.errors.AddrNotAvailable) || waited > 5000) throw error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
 }
 
 function startBridgeProcess(
@@ -996,20 +977,13 @@ const LIBC_SYMBOLS = {
 } as const;
 
 function openLibc(purpose: string): Deno.DynamicLibrary<typeof LIBC_SYMBOLS> & Disposable {
-  let last: unknown = null;
-  for (const name of ["libc.so.6", "libc.so", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"]) {
-    try {
-      const lib = Deno.dlopen(name, LIBC_SYMBOLS);
-      return Object.assign(lib, { [Symbol.dispose]: () => lib.close() });
-    } catch (error) {
-      last = error;
-    }
+  try {
+    return dlopenLibc(LIBC_SYMBOLS);
+  } catch (error) {
+    throw new SandboxError("sandbox_failed", `Cannot ${purpose}: ${errorMessage(error)}`, {
+      cause: error,
+    });
   }
-  throw new SandboxError(
-    "sandbox_failed",
-    `Cannot ${purpose}: libc could not be loaded: ${errorMessage(last)}`,
-    { cause: last },
-  );
 }
 
 /**

@@ -13,16 +13,39 @@
  * refused to a multi-threaded process, so an unprivileged launcher still
  * starts the bridge through `nsenter` once the pid is known.
  *
- * Kept free of other project imports (the bridge's start-up).
+ * Imports only `libc.ts` (the bridge's start-up).
  *
  * @module
  */
+
+import { dlopenLibc } from "./libc.ts";
 
 const SYMBOLS = {
   open: { parameters: ["buffer", "i32"], result: "i32" },
   setns: { parameters: ["i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
 } as const;
+
+type Libc = Deno.DynamicLibrary<typeof SYMBOLS>;
+
+const O_RDONLY_CLOEXEC = 0o2000000;
+const CLONE_NEWNET = 0x40000000;
+
+/** A descriptor of the network namespace at `path` (`/proc/PID/ns/net`), or -1. */
+function openNamespace(lib: Libc, path: string): number {
+  return lib.symbols.open(new TextEncoder().encode(`${path}\0`), O_RDONLY_CLOEXEC);
+}
+
+/** Moves the calling thread into the namespace of `fd`; throws naming `pid` when refused. */
+function join(lib: Libc, fd: number, pid: number): void {
+  if (lib.symbols.setns(fd, CLONE_NEWNET) !== 0) {
+    throw new Error(`Cannot join the network namespace of pid ${pid} (setns failed)`);
+  }
+}
+
+function checkPid(pid: number): void {
+  if (!Number.isSafeInteger(pid) || pid <= 0) throw new Error(`Invalid pid ${pid}`);
+}
 
 /**
  * Joins the network namespace of `pid` (this thread only). Throws with what
@@ -35,25 +58,14 @@ const SYMBOLS = {
  * ```
  */
 export function enterNetworkNamespace(pid: number): void {
-  if (!Number.isSafeInteger(pid) || pid <= 0) throw new Error(`Invalid pid ${pid}`);
-  const lib = openLibc();
+  checkPid(pid);
+  using lib = dlopenLibc(SYMBOLS);
+  const fd = openNamespace(lib, `/proc/${pid}/ns/net`);
+  if (fd < 0) throw new Error(`Cannot open the network namespace of pid ${pid}`);
   try {
-    const O_RDONLY_CLOEXEC = 0o2000000;
-    const CLONE_NEWNET = 0x40000000;
-    const fd = lib.symbols.open(
-      new TextEncoder().encode(`/proc/${pid}/ns/net\0`),
-      O_RDONLY_CLOEXEC,
-    );
-    if (fd < 0) throw new Error(`Cannot open the network namespace of pid ${pid}`);
-    try {
-      if (lib.symbols.setns(fd, CLONE_NEWNET) !== 0) {
-        throw new Error(`Cannot join the network namespace of pid ${pid} (setns failed)`);
-      }
-    } finally {
-      lib.symbols.close(fd);
-    }
+    join(lib, fd, pid);
   } finally {
-    lib.close();
+    lib.symbols.close(fd);
   }
 }
 
@@ -86,34 +98,25 @@ export interface NetworkNamespace extends Disposable {
  * ```
  */
 export function openNetworkNamespace(pid: number): NetworkNamespace {
-  if (!Number.isSafeInteger(pid) || pid <= 0) throw new Error(`Invalid pid ${pid}`);
-  const lib = openLibc();
-  const O_RDONLY_CLOEXEC = 0o2000000;
-  const CLONE_NEWNET = 0x40000000;
-  const openNs = (path: string) =>
-    lib.symbols.open(new TextEncoder().encode(`${path}\0`), O_RDONLY_CLOEXEC);
-  const own = openNs("/proc/thread-self/ns/net");
-  const target = openNs(`/proc/${pid}/ns/net`);
-  if (own < 0 || target < 0) {
-    if (own >= 0) lib.symbols.close(own);
-    if (target >= 0) lib.symbols.close(target);
-    lib.close();
-    throw new Error(`Cannot open the network namespace of pid ${pid}`);
-  }
+  checkPid(pid);
+  const lib = dlopenLibc(SYMBOLS);
+  const own = openNamespace(lib, "/proc/thread-self/ns/net");
+  const target = openNamespace(lib, `/proc/${pid}/ns/net`);
   let closed = false;
   const close = () => {
     if (closed) return;
     closed = true;
-    lib.symbols.close(own);
-    lib.symbols.close(target);
+    for (const fd of [own, target]) if (fd >= 0) lib.symbols.close(fd);
     lib.close();
   };
+  if (own < 0 || target < 0) {
+    close();
+    throw new Error(`Cannot open the network namespace of pid ${pid}`);
+  }
   return {
     run<T>(fn: () => T): T {
       if (closed) throw new Error("The network namespace handle is closed");
-      if (lib.symbols.setns(target, CLONE_NEWNET) !== 0) {
-        throw new Error(`Cannot join the network namespace of pid ${pid} (setns failed)`);
-      }
+      join(lib, target, pid);
       try {
         return fn();
       } finally {
@@ -134,13 +137,30 @@ export function openNetworkNamespace(pid: number): NetworkNamespace {
   };
 }
 
-function openLibc(): Deno.DynamicLibrary<typeof SYMBOLS> {
-  for (const name of ["libc.so.6", "libc.so", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"]) {
+/**
+ * Waits (bounded, about 5 s, or until `stopped` says so) until bwrap has
+ * brought the sandbox's loopback device up. bwrap reports the sandbox's pid
+ * before it adds 127.0.0.1/8 and sets the device up; only then is the whole
+ * prefix local, so 127.0.0.2 binds only once the device is up. `inside` runs
+ * the probe in the namespace (default: where the thread is, for a bridge
+ * that joined it for good).
+ *
+ * @example
+ * ```ts
+ * await untilLoopbackUp((fn) => inside.run(fn));
+ * ```
+ */
+export async function untilLoopbackUp(
+  inside: <T>(fn: () => T) => T = (fn) => fn(),
+  stopped: () => boolean = () => false,
+): Promise<void> {
+  for (let waited = 0; !stopped(); waited++) {
     try {
-      return Deno.dlopen(name, SYMBOLS);
-    } catch {
-      // Try the next name.
+      inside(() => Deno.listen({ hostname: "127.0.0.2", port: 0 })).close();
+      return;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrNotAvailable) || waited > 5000) throw error;
     }
+    await new Promise((resolve) => setTimeout(resolve, 1));
   }
-  throw new Error("libc could not be loaded");
 }
