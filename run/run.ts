@@ -163,10 +163,10 @@ export async function runSandboxed(
   }
   const withNetwork = verdict.decision === "allow-network" && config.network.enabled;
 
-  if (options.dryRun === true) {
-    // Where a real run would make it (never under TMPDIR): the plan shows the same masks.
-    const plan = await prepareRun(config, argv, {
-      runDir: runDirPlaceholder({ base: runDirBase(env, Deno.uid() ?? 0) }),
+  // The dry run and the real run plan with the same options; only the run dir differs.
+  const planFor = (runDir: string) =>
+    prepareRun(config, argv, {
+      runDir,
       cwd,
       env,
       network: withNetwork,
@@ -177,6 +177,10 @@ export async function runSandboxed(
       caDir: options.caDir,
       protect: options.protect,
     });
+
+  if (options.dryRun === true) {
+    // Where a real run would make it (never under TMPDIR): the plan shows the same masks.
+    const plan = await planFor(runDirPlaceholder({ base: runDirBase(env, Deno.uid() ?? 0) }));
     stdout(await renderDryRun(plan.sandbox, { ...options, env }));
     return result(0, null);
   }
@@ -204,18 +208,7 @@ export async function runSandboxed(
   // The proxy starts while bwrap and the bridge start (see runLinuxPlan's beforeCommand).
   let proxyStarting: Promise<RunningProxy> | null = null;
   try {
-    const plan = await prepareRun(config, argv, {
-      runDir: runDir.path,
-      cwd,
-      env,
-      network: withNetwork,
-      extraEnv,
-      secrets: hasSecrets,
-      dangerouslyAllowSystemDirs: options.dangerouslyAllowSystemDirs,
-      logFile: options.logFile,
-      caDir: options.caDir,
-      protect: options.protect,
-    });
+    const plan = await planFor(runDir.path);
     const mitm = plan.mitm === null ? null : await loadMitm(config, options.caDir ?? null, env);
     await writeRunFiles(plan, { caCertPem: mitm?.ca.certPem });
     checkVisible(plan.sandbox, argv[0], cwd);

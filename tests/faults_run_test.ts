@@ -292,47 +292,60 @@ Deno.test({
   },
 });
 
+/**
+ * A root run whose command makes one proxied and one captured request to a loopback fixture and
+ * then waits; `whileRunning` looks at the launcher's children meanwhile. Both requests must arrive.
+ */
+async function proxiedAndCaptured(
+  denoFlags: string[],
+  whileRunning: (children: { pid: number; cmdline: string }[]) => void,
+): Promise<void> {
+  await using upstream = fakeServer("127.0.0.2", respondWith("ok"));
+  const url = `http://allowed.test:${upstream.port}/`;
+  const child = sandboxRun(
+    [
+      "--allow",
+      `allowed.test:${upstream.port}`,
+      "--resolve",
+      "allowed.test=127.0.0.2",
+      "--",
+      "sh",
+      "-c",
+      `echo "proxied:$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' ${url})"; ` +
+      `echo "captured:$(curl -s -o /dev/null --noproxy '*' --max-time 5 -w '%{http_code}' ${url})"; ` +
+      "read go",
+    ],
+    { stdin: "piped", denoFlags },
+  ).spawn();
+  const out = collect(child.stdout);
+  const err = collect(child.stderr);
+  const stdin = child.stdin.getWriter();
+  try {
+    await eventually("both requests", () => out.text().includes("captured:"), 30_000);
+    whileRunning(childrenOf(child.pid));
+    await stdin.write(new TextEncoder().encode("go\n"));
+    await stdin.close();
+  } finally {
+    await stdin.close().catch(() => {});
+    await child.status;
+    await Promise.all([out.done, err.done]);
+  }
+  assert.match(out.text(), /proxied:200/);
+  assert.match(out.text(), /captured:200/, err.text());
+  assert.equal(upstream.accepted, 2);
+}
+
 Deno.test({
   name:
     "sandbox run as root without --unstable-net (no UDP for the DNS stub in the launcher): the bridge process, started before bwrap, serves the proxy ports and capture",
   ignore: !LINUX || Deno.uid() !== 0,
   async fn() {
-    await using upstream = fakeServer("127.0.0.2", respondWith("ok"));
-    const url = `http://allowed.test:${upstream.port}/`;
     // --no-config: deno.json's "unstable" list (which enables --unstable-net) is not read.
-    const child = sandboxRun(
-      [
-        "--allow",
-        `allowed.test:${upstream.port}`,
-        "--resolve",
-        "allowed.test=127.0.0.2",
-        "--",
-        "sh",
-        "-c",
-        `echo "proxied:$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' ${url})"; ` +
-        `echo "captured:$(curl -s -o /dev/null --noproxy '*' --max-time 5 -w '%{http_code}' ${url})"; ` +
-        "read go",
-      ],
-      { stdin: "piped", prefix: [], denoFlags: ["--no-config"] },
-    ).spawn();
-    const out = collect(child.stdout);
-    const err = collect(child.stderr);
-    const stdin = child.stdin.getWriter();
-    try {
-      await eventually("both requests", () => out.text().includes("captured:"), 30_000);
-      const bridges = childrenOf(child.pid).filter((p) => p.cmdline.includes("__bridge"));
-      assert.equal(bridges.length, 1, JSON.stringify(childrenOf(child.pid)));
+    await proxiedAndCaptured(["--no-config"], (children) => {
+      const bridges = children.filter((p) => p.cmdline.includes("__bridge"));
+      assert.equal(bridges.length, 1, JSON.stringify(children));
       assert.match(bridges[0].cmdline, /--netns-from-stdin 1/);
-      await stdin.write(new TextEncoder().encode("go\n"));
-      await stdin.close();
-    } finally {
-      await stdin.close().catch(() => {});
-      await child.status;
-      await Promise.all([out.done, err.done]);
-    }
-    assert.match(out.text(), /proxied:200/);
-    assert.match(out.text(), /captured:200/, err.text());
-    assert.equal(upstream.accepted, 2);
+    });
   },
 });
 
@@ -341,41 +354,10 @@ Deno.test({
     "sandbox run as root: no bridge process; the launcher itself listens inside the sandbox and serves the proxy ports and capture there",
   ignore: !LINUX || Deno.uid() !== 0,
   async fn() {
-    await using upstream = fakeServer("127.0.0.2", respondWith("ok"));
-    const url = `http://allowed.test:${upstream.port}/`;
-    const child = sandboxRun(
-      [
-        "--allow",
-        `allowed.test:${upstream.port}`,
-        "--resolve",
-        "allowed.test=127.0.0.2",
-        "--",
-        "sh",
-        "-c",
-        `echo "proxied:$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' ${url})"; ` +
-        `echo "captured:$(curl -s -o /dev/null --noproxy '*' --max-time 5 -w '%{http_code}' ${url})"; ` +
-        "read go",
-      ],
-      { stdin: "piped" },
-    ).spawn();
-    const out = collect(child.stdout);
-    const err = collect(child.stderr);
-    const stdin = child.stdin.getWriter();
-    try {
-      await eventually("both requests", () => out.text().includes("captured:"), 30_000);
-      const children = childrenOf(child.pid);
+    await proxiedAndCaptured([], (children) => {
       assert.deepEqual(children.filter((p) => p.cmdline.includes("__bridge")), []);
       assert.ok(children.some((p) => p.cmdline.includes("bwrap")), JSON.stringify(children));
-      await stdin.write(new TextEncoder().encode("go\n"));
-      await stdin.close();
-    } finally {
-      await stdin.close().catch(() => {});
-      await child.status;
-      await Promise.all([out.done, err.done]);
-    }
-    assert.match(out.text(), /proxied:200/);
-    assert.match(out.text(), /captured:200/, err.text());
-    assert.equal(upstream.accepted, 2);
+    });
   },
 });
 
