@@ -23,14 +23,15 @@
 import { errorMessage } from "../errors.ts";
 import { sameHost } from "../policy/decide_request.ts";
 import type { ConnectionSlot } from "./connection_slot.ts";
+import { type BufferedReader, headerValues, type RequestHead } from "./http_parser.ts";
 import {
-  type BufferedReader,
-  headerValues,
-  HttpParseError,
-  readRequestHead,
-  type RequestHead,
-} from "./http_parser.ts";
-import { forward, sendBlocked, sendText, tunnelAllowed, type UpstreamLink } from "./http_proxy.ts";
+  forward,
+  readClientHead,
+  sendBlocked,
+  sendText,
+  tunnelAllowed,
+  type UpstreamLink,
+} from "./http_proxy.ts";
 import type { ProxyRuntime } from "./runtime.ts";
 
 /** What the bridge says about a captured connection (its first line on the capture socket). */
@@ -130,18 +131,8 @@ async function serveCapturedHttp(
   const name = target.host.includes(":") ? `[${target.host}]` : target.host;
   const authority = target.port === 80 ? name : `${name}:${target.port}`;
   for (;;) {
-    slot.expectWithin(runtime.limits.headerTimeoutMs);
-    let head: RequestHead | null;
-    try {
-      head = await readRequestHead(reader, runtime.httpLimits);
-    } catch (error) {
-      if (error instanceof HttpParseError && error.code !== "unexpected_eof") {
-        await sendText(conn, 400, "Bad Request", error.message);
-      }
-      return;
-    }
+    const head = await readClientHead(conn, reader, runtime, slot);
     if (head === null) return;
-    slot.unwatch();
     if (!head.target.startsWith("/")) {
       // A program talking to port 80 sends origin-form; anything else (a proxy request,
       // CONNECT, "*") would name a second target.

@@ -259,6 +259,32 @@ function unixSocketHeader(head: RequestHead): string | null {
  * Serves one HTTP proxy client connection until it closes (internal: called
  * by the server with the connection's buffered reader).
  */
+/**
+ * Reads a client's next request head within the header timeout. Null when
+ * the client is done or sent something unparsable (answered with a 400,
+ * except a connection that just ended); the slot is idle-watched again once
+ * a head is in.
+ */
+export async function readClientHead(
+  conn: Deno.Conn,
+  reader: BufferedReader,
+  runtime: ProxyRuntime,
+  slot: ConnectionSlot,
+): Promise<RequestHead | null> {
+  slot.expectWithin(runtime.limits.headerTimeoutMs);
+  let head: RequestHead | null;
+  try {
+    head = await readRequestHead(reader, runtime.httpLimits);
+  } catch (error) {
+    if (error instanceof HttpParseError && error.code !== "unexpected_eof") {
+      await sendText(conn, 400, "Bad Request", error.message);
+    }
+    return null;
+  }
+  if (head !== null) slot.unwatch();
+  return head;
+}
+
 export async function handleHttpClient(
   conn: Deno.Conn,
   reader: BufferedReader,
@@ -267,18 +293,8 @@ export async function handleHttpClient(
 ): Promise<void> {
   const link: { current: UpstreamLink | null } = { current: null };
   for (;;) {
-    slot.expectWithin(runtime.limits.headerTimeoutMs);
-    let head: RequestHead | null;
-    try {
-      head = await readRequestHead(reader, runtime.httpLimits);
-    } catch (error) {
-      if (error instanceof HttpParseError && error.code !== "unexpected_eof") {
-        await sendText(conn, 400, "Bad Request", error.message);
-      }
-      return;
-    }
+    const head = await readClientHead(conn, reader, runtime, slot);
     if (head === null) return;
-    slot.unwatch();
     try {
       if (head.method === "CONNECT") {
         await handleConnect(conn, reader, head, runtime, slot);
