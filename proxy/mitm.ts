@@ -62,7 +62,7 @@ import {
 } from "./http_parser.ts";
 import { createLeafIssuer, type LeafIssuer } from "./leaf_certs.ts";
 import { parseAbsoluteTarget, parseAuthority, sameHost } from "./request_parts.ts";
-import type { RequestVerdict } from "../policy/decide_request.ts";
+import type { MitmRequest, Verdict } from "./runtime.ts";
 import { DENY_REASONS, type DenyReason } from "../policy/reasons.ts";
 
 /** The part of the proxy's `MitmContext` (proxy/server.ts) this handler uses. */
@@ -104,28 +104,8 @@ export interface TunnelSlot {
   readonly touch: () => void;
 }
 
-/** What the handler knows of one request inside the tunnel. */
-export interface MitmRequest {
-  /** The method. */
-  readonly method: string;
-  /** The host the request names (absolute-form target or its single Host), "" when none. */
-  readonly host: string;
-  /** The port it names (443 when none is written), 0 when no host. */
-  readonly port: number;
-  /** It asks for a protocol upgrade (WebSocket). */
-  readonly upgrade: boolean;
-  /** It carries a body. */
-  readonly body: boolean;
-  /** Why its body framing is malformed, or null. */
-  readonly malformed: string | null;
-  /** The origin-form target (path and query). */
-  readonly target?: string;
-  /** The request's headers. */
-  readonly headers?: readonly HttpHeader[];
-}
-
 /** The proxy's verdict for one request inside the tunnel, with its logged event. */
-export type MitmVerdict = RequestVerdict & { readonly event: DecisionEvent };
+export type MitmVerdict = Verdict;
 
 /** The target of a tunnel, as decided for the CONNECT. */
 export interface MitmTarget {
