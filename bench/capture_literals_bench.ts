@@ -15,7 +15,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { sandboxTaskFlags } from "../tools/task_flags.ts";
+import { median, sandboxArgv } from "./common.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -23,21 +23,7 @@ const { values } = parseArgs({
 });
 const RUNS = Number(values.runs);
 const MAIN = decodeURIComponent(new URL("../main.ts", import.meta.url).pathname);
-const SELF = [
-  Deno.execPath(),
-  "run",
-  "-A",
-  "--no-prompt",
-  "--quiet",
-  ...await sandboxTaskFlags(),
-  MAIN,
-];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
+const SELF = await sandboxArgv({ main: MAIN });
 
 /** `--allow 203.0.113.X:5432` for the first `n` addresses of TEST-NET-3 (and 198.51.100.0/24). */
 function literalRules(n: number): string[] {

@@ -13,6 +13,7 @@
  */
 import { parseArgs } from "node:util";
 import { expandDenyGlobs } from "../sandbox/glob_expand.ts";
+import { median } from "./common.ts";
 
 const { values } = parseArgs({
   options: {
@@ -25,11 +26,6 @@ const { values } = parseArgs({
 const dirs = Number(values.dirs);
 const files = Number(values.files);
 const samples = Number(values.samples);
-
-function median(list: number[]): number {
-  const sorted = [...list].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
 
 function time(fn: () => unknown): number[] {
   const out: number[] = [];

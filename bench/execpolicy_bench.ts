@@ -18,16 +18,12 @@
 import { decideCommand } from "../execpolicy/decide.ts";
 import { loadShellParser } from "../execpolicy/bash_parser.ts";
 import type { ExecDecision, ExecPolicyConfig } from "../execpolicy/types.ts";
+import { median } from "./common.ts";
 
 const runsAt = Deno.args.indexOf("--runs");
 const RUNS = runsAt === -1 ? 11 : Number(Deno.args[runsAt + 1]);
 const ROOT = new URL("../", import.meta.url);
 const MAIN = decodeURIComponent(new URL("main.ts", ROOT).pathname);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 async function timeProcess(args: string[]): Promise<number> {
   const t0 = performance.now();

@@ -27,6 +27,7 @@ import { createResolver } from "../proxy/resolver.ts";
 import { startProxy } from "../proxy/server.ts";
 import { loadEffectiveConfig } from "../profiles/load.ts";
 import { generateKeyPairSync } from "node:crypto";
+import { median } from "./common.ts";
 
 const UPSTREAM_ADDR = "127.0.0.6";
 const HOSTS = 200;
@@ -87,12 +88,6 @@ async function curl(args: string[]): Promise<string> {
     throw new Error(`curl failed (${output.code}): ${new TextDecoder().decode(output.stderr)}`);
   }
   return text;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 async function main(): Promise<void> {

@@ -21,6 +21,7 @@
 import { serveConnections } from "../tests/proxy_helpers.ts";
 import { parseArgs } from "node:util";
 import { sandboxTaskFlags } from "../tools/task_flags.ts";
+import { median } from "./common.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const TASK_FLAGS = await sandboxTaskFlags();
@@ -158,11 +159,6 @@ function currentRssMiB(pid: number): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
   const match = /VmRSS:\s+(\d+) kB/.exec(status);
   return match === null ? NaN : Number(match[1]) / 1024;
-}
-
-function median(xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 function percentile(xs: number[], p: number): number {

@@ -20,7 +20,7 @@
  */
 import { parseArgs } from "node:util";
 import { serveConnections } from "../tests/proxy_helpers.ts";
-import { sandboxTaskFlags } from "../tools/task_flags.ts";
+import { median, sandboxArgv } from "./common.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -35,23 +35,9 @@ const REQUESTS = Number(values.requests);
 const REPS = Number(values.reps ?? (values.quick ? 3 : 7));
 // `--main` points at another checkout's main.ts (an A/B comparison in one run).
 const MAIN = values.main ?? decodeURIComponent(new URL("../main.ts", import.meta.url).pathname);
-const SELF = [
-  Deno.execPath(),
-  "run",
-  "-A",
-  "--no-prompt",
-  "--quiet",
-  ...await sandboxTaskFlags(),
-  MAIN,
-];
+const SELF = await sandboxArgv({ main: MAIN });
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
 
 /** A keep-alive source answering every request head with a 2-byte body. */
 function startSource(hostname: string) {

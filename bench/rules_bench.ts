@@ -23,10 +23,10 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { sandboxTaskFlags } from "../tools/task_flags.ts";
 import { loadEffectiveConfig } from "../profiles/load.ts";
 import { compileNetworkPolicy, decideHost } from "../policy/policy.ts";
 import { createResolver } from "../proxy/resolver.ts";
+import { median, sandboxArgv } from "./common.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -42,21 +42,7 @@ const RUNS = Number(values.runs ?? (QUICK ? 5 : 11));
 const SIZES = values.sizes.split(",").map(Number);
 // `--main` points at another checkout's main.ts (an A/B comparison in one run).
 const MAIN = values.main ?? decodeURIComponent(new URL("../main.ts", import.meta.url).pathname);
-const SELF = [
-  Deno.execPath(),
-  "run",
-  "-A",
-  "--no-prompt",
-  "--quiet",
-  ...await sandboxTaskFlags(),
-  MAIN,
-];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
+const SELF = await sandboxArgv({ main: MAIN });
 
 /** The rules of one size, as a config file's text. */
 function configText(size: number): string {

@@ -30,8 +30,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { sandboxTaskFlags } from "../tools/task_flags.ts";
 import { prepareNobody } from "../tests/nobody_helpers.ts";
+import { median, sandboxArgv } from "./common.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -52,24 +52,15 @@ const AS = nobody === null ? [] : nobody.script("/bin/true").slice(0, 4);
 // As `deno task sandbox` starts it (its V8 flags included).
 const SELF = [
   ...AS,
-  nobody === null ? Deno.execPath() : `${nobody.dir}/deno`,
-  "run",
-  "-A",
-  "--no-prompt",
-  "--quiet",
-  ...await sandboxTaskFlags(),
-  MAIN,
+  ...await sandboxArgv({
+    main: MAIN,
+    deno: nobody === null ? Deno.execPath() : `${nobody.dir}/deno`,
+  }),
 ];
 /** nobody cannot use root's HOME or Deno cache. */
 const ENV: Record<string, string> | undefined = nobody === null
   ? undefined
   : { ...nobody.denoEnv, HOME: `${nobody.dir}/home` };
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
 
 async function time(argv: string[], options: { cwd?: string } = {}): Promise<number> {
   const start = performance.now();

@@ -23,7 +23,7 @@ import { loadEffectiveConfig } from "../profiles/load.ts";
 import { buildSandboxPlan, collectHostFacts } from "../sandbox/build_plan.ts";
 import { buildBwrapArgs } from "../sandbox/bwrap_args.ts";
 import { buildSeccompFilter, currentSeccompArch } from "../sandbox/seccomp.ts";
-import { sandboxTaskFlags } from "../tools/task_flags.ts";
+import { median, sandboxArgv } from "./common.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -31,23 +31,9 @@ const { values } = parseArgs({
 });
 const RUNS = Number(values.runs);
 const MAIN = decodeURIComponent(new URL("../main.ts", import.meta.url).pathname);
-const SELF = [
-  Deno.execPath(),
-  "run",
-  "-A",
-  "--no-prompt",
-  "--quiet",
-  ...await sandboxTaskFlags(),
-  MAIN,
-];
+const SELF = await sandboxArgv({ main: MAIN });
 const arch = currentSeccompArch();
 if (arch === null) throw new Error(`no seccomp filter for ${Deno.build.arch}`);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
 
 async function time(argv: string[], cwd: string): Promise<number> {
   const start = performance.now();

@@ -15,6 +15,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { median } from "./common.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -36,12 +37,6 @@ try {
 } catch (error) {
   console.log(`tool_homes_bench: skipped: the npm registry is not reachable (${error})`);
   Deno.exit(0);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 async function timed(argv: string[], cwd: string, home: string): Promise<number> {
