@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { relayConns, type RunningBridge, startBridge } from "../sandbox/bridge.ts";
+import { type RunningBridge, startBridge } from "../sandbox/bridge.ts";
 import type { RunningCapture } from "../sandbox/capture.ts";
 import { UsageError } from "../errors.ts";
 
@@ -99,9 +99,8 @@ export async function bridgeCommand(args: string[]): Promise<number> {
         addresses: (values.other.get("--capture-addresses") ?? "").split(",").filter((a) => a),
         onProblem: (message) =>
           void Deno.stderr.writeSync(new TextEncoder().encode(`sandbox: ${message}\n`)),
-        target: captureTarget,
+        deliver: { target: captureTarget },
         sandboxPid: Number.isSafeInteger(pid) && pid > 0 ? pid : null,
-        relay: relayConns,
       });
     }
     try {

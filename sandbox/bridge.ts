@@ -112,17 +112,33 @@ async function acceptLoop(
       handoff(client);
       continue;
     }
-    open.add(client);
-    track(handle(client, target, open));
+    track(forwardToProxy(client, target, open));
   }
 }
 
-async function handle(client: Deno.TcpConn, target: string, open: Set<Deno.Conn>): Promise<void> {
+/**
+ * Connects to the proxy's unix socket `target`, sends `header` first when
+ * given (a captured connection's line), then relays until both sides end;
+ * closes both and drops them from `open` (which tracks them meanwhile, so a
+ * closing bridge can end them). Never rejects: a proxy that is gone or
+ * refuses just closes the client.
+ */
+export async function forwardToProxy(
+  client: Deno.TcpConn,
+  target: string,
+  open: Set<Deno.Conn>,
+  header?: Uint8Array,
+): Promise<void> {
+  open.add(client);
   let upstream: Deno.UnixConn | null = null;
   try {
     client.setNoDelay(true);
     upstream = await Deno.connect({ transport: "unix", path: target });
     open.add(upstream);
+    if (header !== undefined) {
+      let offset = 0;
+      while (offset < header.length) offset += await upstream.write(header.subarray(offset));
+    }
     await relayConns(client, upstream);
   } catch {
     // The proxy is gone or refused: the client just sees the connection close.

@@ -36,10 +36,11 @@
  * 10.0.0.0/8, not used by company networks, so a synthetic address is never
  * mistaken for a real one a program was given in its configuration.
  *
- * Imports only `libc.ts` (the bridge's start-up).
+ * Imports only `bridge.ts` and `libc.ts` (the bridge's start-up).
  *
  * @module
  */
+import { forwardToProxy } from "./bridge.ts";
 import { dlopenLibc } from "./libc.ts";
 
 /** The address of the DNS stub inside the sandbox; also the first address of the synthetic range. */
@@ -77,17 +78,16 @@ export interface CaptureOptions {
   readonly tlsPorts: readonly number[];
   /** Ports whose connections are plain HTTP (80). */
   readonly httpPorts: readonly number[];
-  /** The proxy's capture socket (absolute). */
-  readonly target: string;
   /** The sandbox's pid in the launcher's pid namespace, to name connecting programs; null: unnamed. */
   readonly sandboxPid: number | null;
-  /** Relays a captured connection to the proxy once the header is written. */
-  readonly relay: (a: Deno.Conn, b: Deno.Conn) => Promise<void>;
   /**
-   * Instead of `target` and `relay`: hands each captured connection with its
-   * header to a proxy in the same process, which owns it from then on.
+   * Where each captured connection goes: to the proxy's capture socket (`target`, absolute),
+   * after one header line, or handed with its header to a proxy in the same process, which owns
+   * it from then on.
    */
-  readonly handoff?: (conn: Deno.TcpConn, header: CaptureHeader) => void;
+  readonly deliver:
+    | { readonly target: string }
+    | { readonly handoff: (conn: Deno.TcpConn, header: CaptureHeader) => void };
   /**
    * Runs socket-creating steps (the address, the DNS stub, the listeners)
    * inside the sandbox's network namespace; default: where the thread is.
@@ -132,10 +132,11 @@ const encoder = new TextEncoder();
  * @example
  * ```ts
  * await using capture = startCapture({ ports: [80, 443], tlsPorts: [443], httpPorts: [80],
- *   target: "/tmp/run/capture.sock", sandboxPid: 1234, relay: relayConns });
+ *   deliver: { target: "/tmp/run/capture.sock" }, sandboxPid: 1234 });
  * ```
  */
 export function startCapture(options: CaptureOptions): RunningCapture {
+  const deliver = options.deliver;
   const inside = options.inNamespace ?? (<T>(fn: () => T): T => fn());
   const procNet = options.procNet ?? "/proc/thread-self/net";
   if (options.addressReady !== true) {
@@ -205,39 +206,16 @@ export function startCapture(options: CaptureOptions): RunningCapture {
       } catch {
         return;
       }
-      if (options.handoff !== undefined) {
-        const program = options.sandboxPid === null
-          ? null
-          : findConnectingProgram(client, options.sandboxPid, procNet);
-        options.handoff(client, { ...target, program });
-        continue;
-      }
-      open.add(client);
-      track(handle(client, target));
-    }
-  };
-
-  const handle = async (client: Deno.TcpConn, target: Omit<CaptureHeader, "program">) => {
-    let upstream: Deno.UnixConn | null = null;
-    try {
-      client.setNoDelay(true);
       const program = options.sandboxPid === null
         ? null
         : findConnectingProgram(client, options.sandboxPid, procNet);
-      upstream = await Deno.connect({ transport: "unix", path: options.target });
-      open.add(upstream);
       const header: CaptureHeader = { ...target, program };
-      await writeAll(upstream, encoder.encode(JSON.stringify(header) + "\n"));
-      await options.relay(client, upstream);
-    } catch {
-      // The proxy refused or went away: the program sees the connection close.
-    } finally {
-      open.delete(client);
-      safeClose(client);
-      if (upstream !== null) {
-        open.delete(upstream);
-        safeClose(upstream);
+      if ("handoff" in deliver) {
+        deliver.handoff(client, header);
+        continue;
       }
+      const line = encoder.encode(JSON.stringify(header) + "\n");
+      track(forwardToProxy(client, deliver.target, open, line));
     }
   };
 
@@ -617,11 +595,6 @@ function ipv4ToNumber(ip: string): number {
 
 function numberToIpv4(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
 }
 
 function safeClose(resource: { close(): void }): void {

@@ -495,10 +495,8 @@ function startJoinedBridge(options: {
         addresses: options.capture.addresses ?? [],
         onProblem: (message) =>
           void Deno.stderr.writeSync(new TextEncoder().encode(`sandbox: ${message}\n`)),
-        target: options.capture.socket,
         sandboxPid: pid,
-        relay: () => Promise.resolve(),
-        handoff: (conn, header) => proxy.serveCaptured(conn, header),
+        deliver: { handoff: (conn, header) => proxy.serveCaptured(conn, header) },
         inNamespace: (fn) => inside.run(fn),
         procNet: `/proc/${pid}/net`,
       });
