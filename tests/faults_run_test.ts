@@ -23,6 +23,7 @@ import assert from "node:assert/strict";
 import { fakeServer, respondWith } from "./proxy_helpers.ts";
 import { runDirBase } from "../sandbox/run_dir.ts";
 import { NOBODY, type Nobody, prepareNobody, unprivilegedBwrapWorks } from "./nobody_helpers.ts";
+import { type ChildProcessInfo, childrenOf, eventually } from "./run_helpers.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -56,22 +57,6 @@ function processesWith(marker: string): number[] {
   return found;
 }
 
-function childrenOf(pid: number): { pid: number; cmdline: string }[] {
-  const out: { pid: number; cmdline: string }[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const status = Deno.readTextFileSync(`/proc/${entry.name}/status`);
-      if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) !== pid) continue;
-      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
-      out.push({ pid: Number(entry.name), cmdline });
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return out;
-}
-
 /** Run dirs in /tmp owned by `pid` (a launcher running as `uid`). */
 function runDirsOf(pid: number, uid = Deno.uid() ?? 0): string[] {
   const out: string[] = [];
@@ -86,14 +71,6 @@ function runDirsOf(pid: number, uid = Deno.uid() ?? 0): string[] {
     }
   }
   return out;
-}
-
-async function eventually(what: string, ok: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > until) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 /** Streams a child's output into a string as it comes. */
@@ -298,7 +275,7 @@ Deno.test({
  */
 async function proxiedAndCaptured(
   denoFlags: string[],
-  whileRunning: (children: { pid: number; cmdline: string }[]) => void,
+  whileRunning: (children: ChildProcessInfo[]) => void,
 ): Promise<void> {
   await using upstream = fakeServer("127.0.0.2", respondWith("ok"));
   const url = `http://allowed.test:${upstream.port}/`;

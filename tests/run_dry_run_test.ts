@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { MAIN, onPath, sandboxCli, tempDir } from "./cli_helpers.ts";
+import { childrenOf, eventually } from "./run_helpers.ts";
 
 const LINUX = Deno.build.os === "linux" && onPath("bwrap");
 const ARGS = ["--allow", "allowed.test"];
@@ -14,34 +15,13 @@ function parent(path: string): string {
   return path.slice(0, path.lastIndexOf("/")) || "/";
 }
 
-/** The run dir of the launcher `pid`: its bridge's `--target` is RUN_DIR/proxy.sock. */
+/** The run dir of the launcher `pid`: bwrap binds the sandbox's resolv.conf from it. */
 function childRunDir(pid: number): string | null {
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const status = Deno.readTextFileSync(`/proc/${entry.name}/status`);
-      if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) !== pid) continue;
-      // bwrap binds the sandbox's resolv.conf from the run dir (and a bridge process, when
-      // there is one, names its proxy socket there).
-      const argv = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0");
-      const inRunDir = argv.find((arg) => /\/sandbox-run-[^/]+\/[^/]+$/.test(arg));
-      if (inRunDir === undefined) continue;
-      return parent(inRunDir);
-    } catch {
-      // Gone meanwhile.
-    }
+  for (const child of childrenOf(pid)) {
+    const inRunDir = child.argv.find((arg) => /\/sandbox-run-[^/]+\/[^/]+$/.test(arg));
+    if (inRunDir !== undefined) return parent(inRunDir);
   }
   return null;
-}
-
-async function eventually<T>(what: string, get: () => T | null, timeoutMs = 30_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = get();
-    if (value !== null) return value;
-    if (Date.now() > until) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 Deno.test("sandbox run --dry-run: the run dir is in the per-user base even when TMPDIR points elsewhere", async () => {
@@ -77,7 +57,7 @@ Deno.test({
     let real: string | null = null;
     let output: Deno.CommandOutput;
     try {
-      real = await eventually("the real run's bwrap", () => childRunDir(child.pid));
+      real = await eventually("the real run's bwrap", () => childRunDir(child.pid), 30_000);
     } finally {
       await stdin.write(new TextEncoder().encode("go\n")).catch(() => {});
       await stdin.close().catch(() => {});

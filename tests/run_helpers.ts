@@ -133,3 +133,48 @@ export function descendants(root: number): number[] {
   walk(root);
   return out;
 }
+
+/** A child process as /proc shows it. */
+export interface ChildProcessInfo {
+  readonly pid: number;
+  /** Its argv. */
+  readonly argv: readonly string[];
+  /** Its argv joined with spaces (for matching). */
+  readonly cmdline: string;
+}
+
+/** The children of `pid` (those whose parent it is now), from /proc. */
+export function childrenOf(pid: number): ChildProcessInfo[] {
+  const out: ChildProcessInfo[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const status = Deno.readTextFileSync(`/proc/${entry.name}/status`);
+      if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) !== pid) continue;
+      const argv = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0");
+      if (argv.at(-1) === "") argv.pop();
+      out.push({ pid: Number(entry.name), argv, cmdline: argv.join(" ") });
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
+
+/**
+ * Polls `get` every 25 ms until it gives something other than null, undefined
+ * or false, and returns that; throws naming `what` after `timeoutMs`.
+ */
+export async function eventually<T>(
+  what: string,
+  get: () => T | null | undefined | false,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = get();
+    if (value !== null && value !== undefined && value !== false) return value;
+    if (Date.now() > until) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { MAIN, onPath, sandboxArgv, sandboxCli, tempDir } from "./cli_helpers.ts";
 import { runDirBase } from "../sandbox/run_dir.ts";
+import { childrenOf, eventually } from "./run_helpers.ts";
 
 const LINUX = Deno.build.os === "linux" && onPath("bwrap") && onPath("curl");
 
@@ -18,37 +19,22 @@ execpolicy_default = "allow-network"
 "curl *" = { decision = "deny", justification = "Use the package mirror" }
 `;
 
-/** A child of `pid` whose argv runs bwrap (setsid -w execs it in place). */
+/** A child of `pid` whose argv runs bwrap (setsid -w execs it in place), with its environment. */
 function bwrapOf(pid: number): { argv: string[]; env: Record<string, string> } | null {
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
+  for (const child of childrenOf(pid)) {
+    if (!/(^|\/)bwrap$/.test(child.argv[0] ?? "")) continue;
     try {
-      const status = Deno.readTextFileSync(`/proc/${entry.name}/status`);
-      if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) !== pid) continue;
-      const argv = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0");
-      if (argv.at(-1) === "") argv.pop();
-      if (!/(^|\/)bwrap$/.test(argv[0] ?? "")) continue;
       const env: Record<string, string> = {};
-      for (const line of Deno.readTextFileSync(`/proc/${entry.name}/environ`).split("\0")) {
+      for (const line of Deno.readTextFileSync(`/proc/${child.pid}/environ`).split("\0")) {
         const eq = line.indexOf("=");
         if (eq > 0) env[line.slice(0, eq)] = line.slice(eq + 1);
       }
-      return { argv, env };
+      return { argv: [...child.argv], env };
     } catch {
-      // Gone meanwhile, or not yet exec'd.
+      // Gone meanwhile.
     }
   }
   return null;
-}
-
-async function eventually<T>(what: string, get: () => T | null, timeoutMs = 60_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = get();
-    if (value !== null) return value;
-    if (Date.now() > until) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 /** Drops bwrap's monitoring and seccomp fds (a real run has them, a plain argv does not). */
@@ -112,7 +98,7 @@ Deno.test({
     let real: { argv: string[]; env: Record<string, string> } | null = null;
     let output: Deno.CommandOutput;
     try {
-      real = await eventually("the bwrap of the real run", () => bwrapOf(child.pid));
+      real = await eventually("the bwrap of the real run", () => bwrapOf(child.pid), 60_000);
     } finally {
       await stdin.write(new TextEncoder().encode("go\n")).catch(() => {});
       await stdin.close().catch(() => {});
