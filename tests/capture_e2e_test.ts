@@ -130,6 +130,14 @@ async function writeText(conn: Deno.Conn, text: string): Promise<void> {
   while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
 }
 
+/** A fixture handler that records what the client sent first and answers `echo:` and it. */
+async function echo(conn: Deno.Conn, seen: string[], index: number): Promise<void> {
+  const buf = new Uint8Array(256);
+  const n = await conn.read(buf);
+  seen[index] = n === null ? "" : new TextDecoder().decode(buf.subarray(0, n));
+  await writeText(conn, `echo:${seen[index]}`);
+}
+
 const httpServe = (body: string) => async (conn: Deno.Conn, seen: string[], index: number) => {
   seen[index] = await readHead(conn);
   await writeText(
@@ -228,12 +236,6 @@ for (const mode of MODES) {
       "no other port; without a rule nothing is dialled",
     ignore: mode.ignore,
     async fn() {
-      const echo = async (conn: Deno.Conn, seen: string[], index: number) => {
-        const buf = new Uint8Array(256);
-        const n = await conn.read(buf);
-        seen[index] = n === null ? "" : new TextDecoder().decode(buf.subarray(0, n));
-        await writeText(conn, `echo:${seen[index]}`);
-      };
       await using fixture = startFixture(0, echo);
       // A second port on the same address: captured (another rule names it), not allowed here.
       const second = Deno.listen({ hostname: fixture.address, port: 0 });
@@ -516,12 +518,6 @@ except OSError as e:
       "loopback server inside on the same port keeps working",
     ignore: mode.ignore,
     async fn() {
-      const echo = async (conn: Deno.Conn, seen: string[], index: number) => {
-        const buf = new Uint8Array(256);
-        const n = await conn.read(buf);
-        seen[index] = n === null ? "" : new TextDecoder().decode(buf.subarray(0, n));
-        await writeText(conn, `echo:${seen[index]}`);
-      };
       await using fixture = startFixture(0, echo);
       await using upstream = startUpstream(() => fixture);
       const port = 5432;
