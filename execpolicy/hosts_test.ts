@@ -1,28 +1,17 @@
 import assert from "node:assert/strict";
 import { bindNetwork } from "./hosts.ts";
 import type { DomainRule, NetworkConfig } from "../policy/types.ts";
+import { networkConfig } from "../tests/network_helpers.ts";
 
 function network(domains: [string, "allow" | "deny"][]): NetworkConfig {
-  return {
-    enabled: true,
-    mode: "full",
-    allowLocalBinding: false,
-    mitm: false,
-    mitmCa: null,
-    dangerouslyAllowAllUnixSockets: false,
-    dangerouslyAllowNonLoopbackProxy: false,
-    proxyUrl: null,
-    socksUrl: null,
+  return networkConfig({
     enableSocks5: false,
     domains: domains.map(([pattern, action]): DomainRule => ({
       pattern,
       action,
       source: "user:x",
     })),
-    unixSockets: [],
-    managedAllowedDomainsOnly: false,
-    ask: false,
-  };
+  });
 }
 
 function rules(config: NetworkConfig): string[] {

@@ -10,6 +10,7 @@ import {
 import { compileNetworkPolicy } from "./policy.ts";
 import { DENY_REASON_NAMES } from "./reasons.ts";
 import type { NetworkConfig, NetworkMode } from "./types.ts";
+import { networkConfig } from "../tests/network_helpers.ts";
 
 const NAMES: Record<string, string[]> = {
   "allowed.test": ["8.8.8.8"],
@@ -21,17 +22,9 @@ const NAMES: Record<string, string[]> = {
 
 function network(mode: NetworkMode, enabled: boolean): NetworkConfig {
   const rule = (pattern: string, action: "allow" | "deny") => ({ pattern, action, source: "t" });
-  return {
+  return networkConfig({
     enabled,
     mode,
-    allowLocalBinding: false,
-    mitm: false,
-    mitmCa: null,
-    dangerouslyAllowAllUnixSockets: false,
-    dangerouslyAllowNonLoopbackProxy: false,
-    proxyUrl: null,
-    socksUrl: null,
-    enableSocks5: true,
     domains: [
       rule("allowed.test", "allow"),
       rule("*.wild.test", "allow"),
@@ -44,10 +37,7 @@ function network(mode: NetworkMode, enabled: boolean): NetworkConfig {
       rule("**.wild.test", "allow"),
       rule("evil.wild.test", "deny"),
     ],
-    unixSockets: [],
-    managedAllowedDomainsOnly: false,
-    ask: false,
-  };
+  });
 }
 
 interface Setup {

@@ -12,34 +12,16 @@ import {
 } from "./policy.ts";
 import { DENY_REASON_NAMES } from "./reasons.ts";
 import type { Resolver } from "./types.ts";
+import { domainRules, networkConfig } from "../tests/network_helpers.ts";
 
 function network(
   rules: Partial<NetworkConfig> & { allow?: string[]; deny?: string[] },
 ): NetworkConfig {
-  const domains: DomainRule[] = [
-    ...(rules.allow ?? []).map((pattern) => ({
-      pattern,
-      action: "allow" as const,
-      source: "test",
-    })),
-    ...(rules.deny ?? []).map((pattern) => ({ pattern, action: "deny" as const, source: "test" })),
-  ];
-  return {
+  return networkConfig({
     enabled: rules.enabled ?? true,
-    mode: "full",
     allowLocalBinding: rules.allowLocalBinding ?? false,
-    mitm: false,
-    mitmCa: null,
-    dangerouslyAllowAllUnixSockets: false,
-    dangerouslyAllowNonLoopbackProxy: false,
-    proxyUrl: null,
-    socksUrl: null,
-    enableSocks5: true,
-    domains,
-    unixSockets: [],
-    managedAllowedDomainsOnly: false,
-    ask: false,
-  };
+    domains: [...domainRules("allow", rules.allow ?? []), ...domainRules("deny", rules.deny ?? [])],
+  });
 }
 
 function policy(rules: Parameters<typeof network>[0]): NetworkPolicy {

@@ -9,6 +9,7 @@ import {
   parseQuery,
 } from "./request_rules.ts";
 import type { NetworkConfig, RequestRule } from "./types.ts";
+import { networkConfig } from "../tests/network_helpers.ts";
 
 interface VectorHook {
   host?: string;
@@ -104,26 +105,14 @@ Deno.test("parseQuery form-decodes keys and values, keeps repeats", () => {
 });
 
 function net(rules: RequestRule[]): NetworkConfig {
-  return {
-    enabled: true,
-    mode: "full",
-    allowLocalBinding: false,
+  return networkConfig({
     mitm: true,
-    mitmCa: null,
-    dangerouslyAllowAllUnixSockets: false,
-    dangerouslyAllowNonLoopbackProxy: false,
-    proxyUrl: null,
-    socksUrl: null,
-    enableSocks5: true,
     domains: [
       { pattern: "registry.test", action: "allow", source: "t" },
       { pattern: "other.test", action: "allow", source: "t" },
     ],
-    unixSockets: [],
-    managedAllowedDomainsOnly: false,
-    ask: false,
     requestRules: rules,
-  };
+  });
 }
 
 const READ: RequestRule = {

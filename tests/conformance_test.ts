@@ -18,8 +18,9 @@ import {
 import { compileNetworkPolicy, decideHost, type HostDecision } from "../policy/policy.ts";
 import { DENY_REASON_NAMES, DENY_REASONS } from "../policy/reasons.ts";
 import { createResolver, type Resolver } from "../proxy/resolver.ts";
-import type { DomainRule, NetworkConfig } from "../profiles/types.ts";
+import type { NetworkConfig } from "../profiles/types.ts";
 import { sandboxCli, tempDir } from "./cli_helpers.ts";
+import { domainRules, networkConfig as defaultNetwork } from "./network_helpers.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -68,27 +69,13 @@ function networkConfig(
   deny: readonly string[],
   allowLocalBinding = false,
 ): NetworkConfig {
-  const rule = (action: "allow" | "deny") => (pattern: string): DomainRule => ({
-    pattern,
-    action,
-    source: "conformance",
-  });
-  return {
-    enabled: true,
-    mode: "full",
+  return defaultNetwork({
     allowLocalBinding,
-    mitm: false,
-    mitmCa: null,
-    dangerouslyAllowAllUnixSockets: false,
-    dangerouslyAllowNonLoopbackProxy: false,
-    proxyUrl: null,
-    socksUrl: null,
-    enableSocks5: true,
-    domains: [...allow.map(rule("allow")), ...deny.map(rule("deny"))],
-    unixSockets: [],
-    managedAllowedDomainsOnly: false,
-    ask: false,
-  };
+    domains: [
+      ...domainRules("allow", allow, "conformance"),
+      ...domainRules("deny", deny, "conformance"),
+    ],
+  });
 }
 
 /**

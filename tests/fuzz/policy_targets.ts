@@ -43,6 +43,7 @@ import {
   runAsync,
   runSync,
 } from "./harness.ts";
+import { networkConfig } from "../network_helpers.ts";
 
 const upperAscii = (s: string) => s.replace(/[a-z]+/g, (run) => run.toUpperCase());
 
@@ -239,22 +240,9 @@ function openInetAton(): InetAton | null {
 }
 
 function allowAllPolicy(): NetworkPolicy {
-  const network: NetworkConfig = {
-    enabled: true,
-    mode: "full",
-    allowLocalBinding: false,
-    mitm: false,
-    mitmCa: null,
-    dangerouslyAllowAllUnixSockets: false,
-    dangerouslyAllowNonLoopbackProxy: false,
-    proxyUrl: null,
-    socksUrl: null,
-    enableSocks5: true,
+  const network: NetworkConfig = networkConfig({
     domains: [{ pattern: "*", action: "allow", source: "fuzz" }],
-    unixSockets: [],
-    managedAllowedDomainsOnly: false,
-    ask: false,
-  };
+  });
   return compileNetworkPolicy(network);
 }
 
