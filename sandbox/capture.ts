@@ -1,8 +1,10 @@
 /**
- * Transparent capture, the bridge's side: names without DNS and listeners
- * that learn which name a connection was for.
+ * Transparent capture, the listening side: names without DNS and listeners
+ * that learn which name a connection was for. It runs in the launcher itself
+ * as root (its socket-creating steps wrapped to happen inside the sandbox's
+ * namespace) and in the bridge process unprivileged.
  *
- * Inside the sandbox's network namespace the bridge
+ * Inside the sandbox's network namespace it
  * 1. puts {@linkcode CAPTURE_DNS_ADDRESS}/15 on the loopback device (rtnetlink,
  *    spoken directly: a Deno process has no iproute2, and an `ip` child would
  *    cost a fork and a dependency). On a loopback device the kernel routes the
@@ -27,9 +29,10 @@
  *    having no route. Never loopback, the synthetic range, or an address a
  *    listener cannot own ({@linkcode uncapturableAddress}).
  *
- * Each captured connection is handed to the proxy on its capture socket with
- * one header line (`{"host","port","kind","program"}`); the proxy trusts that
- * line only on that socket, which only the bridge can reach.
+ * Each captured connection goes to the proxy with what was learnt about it
+ * (`{"host","port","kind","program"}`): handed over in-process (root), or on
+ * the proxy's capture socket after one header line (the bridge process); the
+ * proxy trusts that line only on that socket, which only the bridge can reach.
  *
  * Why 198.18.0.0/15: reserved for benchmarking (RFC 2544), never routed on the
  * internet and, unlike 100.64.0.0/10 (carrier-grade NAT, Tailscale) or
