@@ -46,3 +46,46 @@ export async function sandboxArgv(
     options.main ?? MAIN,
   ];
 }
+
+/** A `sandbox proxy` started by {@linkcode startSandboxProxy}. */
+export interface ProxyProcess {
+  readonly pid: number;
+  /** Its HTTP port. */
+  readonly http: number;
+  /** Stops it (SIGTERM) and waits for it. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts `argv` (a `sandbox proxy …` command line) and resolves once it has
+ * printed its ready line (JSON with the listen addresses); its further output
+ * is drained.
+ */
+export async function startSandboxProxy(argv: readonly string[]): Promise<ProxyProcess> {
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const decoder = new TextDecoder();
+  const reader = child.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("sandbox proxy exited before its ready line");
+    text += decoder.decode(value, { stream: true });
+  }
+  reader.releaseLock();
+  const drain = child.stdout.pipeTo(new WritableStream()).catch(() => {});
+  const ready = JSON.parse(text.split("\n")[0]);
+  return {
+    pid: child.pid,
+    http: Number(String(ready.http).split(":").pop()),
+    async close() {
+      child.kill("SIGTERM");
+      await child.status;
+      await drain;
+    },
+  };
+}

@@ -21,7 +21,7 @@
 import { serveConnections } from "../tests/proxy_helpers.ts";
 import { parseArgs } from "node:util";
 import { sandboxTaskFlags } from "../tools/task_flags.ts";
-import { median } from "./common.ts";
+import { median, type ProxyProcess, startSandboxProxy } from "./common.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const TASK_FLAGS = await sandboxTaskFlags();
@@ -99,54 +99,26 @@ function startSource(hostname: string) {
   return { port: listener.addr.port, close: served.close };
 }
 
-interface ProxyProcess {
-  pid: number;
-  http: number;
-  close(): Promise<void>;
-}
-
-async function startProxyProcess(sourceHost: string): Promise<ProxyProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--quiet",
-      // As `deno task sandbox` runs it (its flags), unless BENCH_PROXY_V8_FLAGS says otherwise
-      // (set but empty: plain `deno run`).
-      ...(V8_OVERRIDE === undefined ? TASK_FLAGS : V8_OVERRIDE === "" ? [] : [
-        `--v8-flags=${V8_OVERRIDE}`,
-      ]),
-      MAIN,
-      "proxy",
-      "--allow",
-      "bench.test",
-      "--resolve",
-      `bench.test=${sourceHost}`,
-      "--socks-port",
-      "0",
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("sandbox proxy exited before its ready line");
-    text += decoder.decode(value);
-  }
-  reader.releaseLock();
-  const drain = child.stdout.pipeTo(new WritableStream()).catch(() => {});
-  const ready = JSON.parse(text.split("\n")[0]);
-  return {
-    pid: child.pid,
-    http: Number(String(ready.http).split(":").pop()),
-    async close() {
-      child.kill("SIGTERM");
-      await child.status;
-      await drain;
-    },
-  };
+function startProxyProcess(sourceHost: string): Promise<ProxyProcess> {
+  return startSandboxProxy([
+    Deno.execPath(),
+    "run",
+    "-A",
+    "--quiet",
+    // As `deno task sandbox` runs it (its flags), unless BENCH_PROXY_V8_FLAGS says otherwise
+    // (set but empty: plain `deno run`).
+    ...(V8_OVERRIDE === undefined ? TASK_FLAGS : V8_OVERRIDE === "" ? [] : [
+      `--v8-flags=${V8_OVERRIDE}`,
+    ]),
+    MAIN,
+    "proxy",
+    "--allow",
+    "bench.test",
+    "--resolve",
+    `bench.test=${sourceHost}`,
+    "--socks-port",
+    "0",
+  ]);
 }
 
 function peakRssMiB(pid: number): number {

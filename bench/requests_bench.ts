@@ -20,7 +20,7 @@
  */
 import { parseArgs } from "node:util";
 import { serveConnections } from "../tests/proxy_helpers.ts";
-import { median, sandboxArgv } from "./common.ts";
+import { median, sandboxArgv, startSandboxProxy } from "./common.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -61,31 +61,10 @@ function startSource(hostname: string) {
   return { port: listener.addr.port, close: served.close };
 }
 
+/** `sandbox proxy ARGS…` with an HTTP listener and SOCKS5 on any free port. */
 async function startProxy(args: string[]) {
-  const child = new Deno.Command(SELF[0], {
-    args: [...SELF.slice(1), "proxy", "--socks-port", "0", ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("sandbox proxy exited before its ready line");
-    text += decoder.decode(value);
-  }
-  reader.releaseLock();
-  const drain = child.stdout.pipeTo(new WritableStream()).catch(() => {});
-  const port = Number(String(JSON.parse(text.split("\n")[0]).http).split(":").pop());
-  return {
-    port,
-    async close() {
-      child.kill("SIGTERM");
-      await child.status;
-      await drain;
-    },
-  };
+  const proxy = await startSandboxProxy([...SELF, "proxy", "--socks-port", "0", ...args]);
+  return { port: proxy.http, close: () => proxy.close() };
 }
 
 /** Runs curl (argv after `curl`, or a full argv) and returns the summed transfer time in ms. */
