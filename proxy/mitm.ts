@@ -35,7 +35,7 @@ import { isIP } from "node:net";
 import { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
 import { errorMessage, SandboxError } from "../errors.ts";
-import type { EffectiveConfig, NetworkMode } from "../profiles/types.ts";
+import type { EffectiveConfig } from "../profiles/types.ts";
 import { type CertificateAuthority, defaultCaDir, loadCa, readSystemCaBundle } from "./ca.ts";
 import type { DecisionEvent } from "./decision_log.ts";
 import {
@@ -46,8 +46,6 @@ import {
   copyBody,
   headerTokens,
   headerValues,
-  type HttpHeader,
-  type HttpLimits,
   HttpParseError,
   latin1Encode,
   readRequestHead,
@@ -62,35 +60,21 @@ import {
 } from "./http_parser.ts";
 import { createLeafIssuer, type LeafIssuer } from "./leaf_certs.ts";
 import { parseAbsoluteTarget, parseAuthority, sameHost } from "./request_parts.ts";
-import type { MitmRequest, Verdict } from "./runtime.ts";
+import type { MitmContext, Verdict } from "./runtime.ts";
 import { DENY_REASONS, type DenyReason } from "../policy/reasons.ts";
 
-/** The part of the proxy's `MitmContext` (proxy/server.ts) this handler uses. */
-export interface MitmTunnelContext {
-  /** The network mode the tunnel was opened under. */
-  readonly mode: NetworkMode;
-  /** Head limits for the parser inside the tunnel. */
-  readonly httpLimits: HttpLimits;
-  /** Aborted when the proxy closes. */
-  readonly signal: AbortSignal;
-  /**
-   * Decides (and logs) one request seen inside the tunnel: the proxy's
-   * `decideRequest()` with door `mitm`. The handler refuses whatever it denies.
-   */
-  decide(request: MitmRequest): Promise<MitmVerdict>;
-  /** Logs an event the handler built itself. */
-  log(event: DecisionEvent): void;
-  /** The headers to forward for an allowed request (request rule actions, secrets); absent: as they are. */
-  rewrite?(headers: readonly HttpHeader[], verdict: MitmVerdict): HttpHeader[];
-  /** Connects to the checked target addresses, never resolving again. */
-  connect(): Promise<Deno.TcpConn>;
+/**
+ * The part of the proxy's `MitmContext` (proxy/runtime.ts) this handler uses: all but the
+ * target (the handler is given it apart), with only the slot calls a tunnel makes.
+ */
+export type MitmTunnelContext = Omit<MitmContext, "target" | "slot"> & {
   /**
    * The connection's slot in the proxy's one timeout mechanism
    * (proxy/connection_slot.ts): the tunnel arms its handshake and head
    * deadlines and its idle watch there, notes activity, and is closed with it.
    */
   readonly slot: TunnelSlot;
-}
+};
 
 /** The part of the proxy's `ConnectionSlot` a tunnel uses. */
 export interface TunnelSlot {
